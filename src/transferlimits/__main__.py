@@ -1,0 +1,3 @@
+from transferlimits.cli import main
+
+raise SystemExit(main())

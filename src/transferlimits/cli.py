@@ -1,0 +1,65 @@
+"""The one command-line interface: ``python -m transferlimits <command> --help``.
+
+Each sub-command lives next to the code it drives; a module that provides a command defines
+``add_arguments(parser)`` and ``main(args) -> int``. This file only wires them together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+__all__ = ["main", "COMMANDS"]
+
+#: command name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("transferlimits.runner.cli_run", "run the study grid (Snakemake + papermill) for a profile"),
+    "status": ("transferlimits.runner.cli_status", "show which runs are fresh, stale or missing"),
+    "book": ("transferlimits.runner.cli_book", "build the Jupyter Book from the executed notebooks"),
+    "pretrain": ("transferlimits.training.pretrain", "pre-train one encoder with one objective"),
+    "data": ("transferlimits.data.cohort", "build a profile's cohort (phantoms, splits, manifest)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m transferlimits",
+        description=(
+            "transferlimits: a reproducible study of why vision foundation models transfer unevenly "
+            "(ProFound vs ProViCNet on prostate MRI). Run `python -m transferlimits run --profile smoke` "
+            "for the CPU smoke study, then `python -m transferlimits book` to build the book."
+        ),
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as exc:  # a command whose module is missing still shows in --help
+            p = sub.add_parser(name, help=f"{help_text} (unavailable: {exc})")
+            p.set_defaults(_unavailable=str(exc))
+            continue
+        p = sub.add_parser(name, help=help_text, description=(mod.__doc__ or help_text).strip())
+        p.formatter_class = argparse.RawDescriptionHelpFormatter
+        mod.add_arguments(p)
+        p.set_defaults(_main=mod.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 0
+    if getattr(args, "_unavailable", None):
+        print(f"error: command {args.command!r} is unavailable: {args._unavailable}", file=sys.stderr)
+        return 2
+    try:
+        return int(args._main(args) or 0)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished runs are kept, re-run the same command to resume.", file=sys.stderr)
+        return 130

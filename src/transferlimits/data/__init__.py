@@ -1,0 +1,1 @@
+"""data layer of transferlimits (see the module docstrings)."""

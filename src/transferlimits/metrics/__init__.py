@@ -1,0 +1,1 @@
+"""metrics layer of transferlimits (see the module docstrings)."""

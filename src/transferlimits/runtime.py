@@ -1,0 +1,169 @@
+"""Run-time helpers shared by every layer: device choice, seeding, atomic writes, provenance.
+
+Library code never calls ``.cuda()``: callers pass a :class:`torch.device`, usually from
+:func:`resolve_device`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "resolve_device",
+    "seed_everything",
+    "atomic_write_json",
+    "atomic_write_bytes",
+    "atomic_save_torch",
+    "software_versions",
+    "hardware_info",
+    "git_commit",
+    "set_threads",
+]
+
+
+def resolve_device(spec: str | None = "auto"):
+    """``"auto"`` -> cuda if available else cpu; otherwise ``torch.device(spec)``."""
+    import torch
+
+    if spec in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(spec)
+
+
+def set_threads(n: int) -> None:
+    """Set torch intra-op threads (0 leaves torch's default)."""
+    import torch
+
+    if n and n > 0:
+        torch.set_num_threads(int(n))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA) for deterministic CPU runs."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: a temp file in the same folder, fsync, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Serialise ``obj`` to JSON (NaN written as null-safe ``NaN``) and write it atomically."""
+    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default, allow_nan=True)
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_save_torch(path: str | os.PathLike, obj: Any) -> Path:
+    """``torch.save`` to a temp file, then rename: an interrupted save never leaves a torn checkpoint."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of python and the key packages (for provenance)."""
+    out = {"python": platform.python_version()}
+    for name in ("torch", "monai", "numpy", "scipy", "pandas", "sklearn", "SimpleITK", "nibabel"):
+        try:
+            mod = __import__(name)
+            out[name] = str(getattr(mod, "__version__", getattr(mod, "Version", lambda: "?")))
+        except Exception:  # pragma: no cover - optional package missing
+            continue
+    try:
+        import transferlimits
+
+        out["transferlimits"] = transferlimits.__version__
+    except Exception:  # pragma: no cover
+        pass
+    return out
+
+
+def hardware_info(device: Any = None) -> dict[str, Any]:
+    """CPU model, core count, and the GPU name when ``device`` is a CUDA device."""
+    info: dict[str, Any] = {
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+    }
+    try:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+        if device is not None and str(device).startswith("cuda") and torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    except Exception:  # pragma: no cover
+        pass
+    info["device"] = str(device) if device is not None else "cpu"
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def git_commit(root: str | os.PathLike | None = None) -> str:
+    """Short commit of the checkout (``"unknown"`` outside git); ``-dirty`` when tracked files changed."""
+    from transferlimits import paths
+
+    cwd = str(root or paths.ROOT)
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True
+        ).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except Exception:
+        return "unknown"

@@ -1,0 +1,1 @@
+"""training layer of transferlimits (see the module docstrings)."""
