@@ -137,6 +137,7 @@ class Profile:
     data_source: str = "phantom"  # "phantom" or "picai"
     tasks: tuple[str, ...] = TASKS
     models: tuple[str, ...] = MODELS
+    control_tasks: tuple[str, ...] = TASKS  # tasks of the 2x2 objective x architecture control (H6)
     device: str = "auto"  # "auto" picks cuda when present, else cpu
     num_threads: int = 0  # torch intra-op threads per run; 0 = torch default
 
@@ -161,6 +162,7 @@ _SMOKE = Profile(
     finetune=FinetuneRecipe(epochs=4, batch_size=4, lr=2e-3),
     measure=MeasureConfig(n_permutations=200, n_bootstrap=200, token_samples=256),
     seeds=(0,),
+    control_tasks=("classification", "super_resolution"),
     num_threads=1,
 )
 
