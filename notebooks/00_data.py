@@ -1,0 +1,79 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Data: the phantom cohort and the real exams
+# The cohort of a profile: phantom exams synthesised on the PI-CAI label geometry (or the user's PI-CAI
+# images for the `picai` profile), patient-level splits, and a manifest. The two shipped real PI-CAI exams
+# calibrate and check the phantoms. `transferlimits.data.cohort.build_cohort` does the work and caches it.
+
+# %%
+import os
+import time
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown
+from myst_nb import glue
+
+from transferlimits.config import get_profile
+from transferlimits.data.calibration import calibration_table
+from transferlimits.data.cohort import build_cohort
+from transferlimits.figures import data as fig_data
+from transferlimits.runner.provenance import glue_provenance
+
+t0 = time.time()
+
+# %% tags=["parameters"]
+profile = "smoke"  # smoke | reference | picai
+data_path = ""  # picai profile: the PI-CAI public images folder (empty: the profile default)
+
+# %%
+prof = get_profile(profile)
+workers = int(os.environ.get("TRANSFERLIMITS_THREADS", "1"))
+cohort = build_cohort(prof, workers=workers, images_root=data_path or None)
+real = cohort.real_cases()
+sizes = {split: len(cohort.cases(split)) for split in ("pretrain", "train", "val", "test")}
+for split, n in sizes.items():
+    glue(f"n_{split}", n, display=False)
+glue("n_real", len(real), display=False)
+glue("grid_shape", Markdown(" × ".join(map(str, prof.grid.shape))), display=False)
+pd.Series(sizes, name="patients").to_frame()
+
+# %% [markdown]
+# ## Phantom vs real
+# Mid-gland slices of a real exam and a phantom on the same grid (T2W, high-b DWI, ADC).
+
+# %%
+phantoms = cohort.cases("test")
+fig = fig_data.plot_phantom_vs_real(real[0], phantoms[0])
+glue("fig_phantom_vs_real", fig)
+plt.close(fig)
+
+# %% [markdown]
+# ## Calibration: per-zone intensity statistics
+# Normalised intensities per zone (peripheral zone, transition zone, lesion, background) of the real exams
+# and of the phantoms.
+
+# %%
+table = calibration_table(real, phantoms[: max(4, len(real))])
+glue("calibration_rows", len(table), display=False)
+table
+
+# %%
+fig = fig_data.plot_zone_histograms(real + phantoms[:4])
+glue("fig_zone_histograms", fig)
+plt.close(fig)
+
+# %%
+glue_provenance(profile, t0);

@@ -1,0 +1,71 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# Pre-training of one encoder with one self-supervised objective on the profile's pre-training pool
+# (`transferlimits.training.pretrain.pretrain`): the native pairs are ProFound + FCMAE and
+# ProViCNet + contrastive; the swapped pairs (ProFound + contrastive, ProViCNet + MAE) feed the
+# objective x architecture control. The run resumes from its last checkpoint and is skipped when a
+# finished run with the same settings exists.
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from myst_nb import glue
+
+from transferlimits.config import get_profile
+from transferlimits.runner.provenance import glue_provenance
+from transferlimits.runtime import resolve_device
+from transferlimits.training.pretrain import pretrain
+
+t0 = time.time()
+
+# %% tags=["parameters"]
+model = "profound"  # "profound" or "provicnet"
+objective = "fcmae"  # fcmae | contrastive (profound); contrastive | mae (provicnet)
+profile = "smoke"  # smoke | reference | picai
+seed = 0  # initialisation / sampling seed
+out_dir = ""  # output folder (empty: paths.pretrain_dir(profile, model, objective))
+device = "auto"  # torch device spec
+
+# %%
+prof = get_profile(profile)
+dev = resolve_device(device if device != "auto" else prof.device)
+result = pretrain(model, objective, prof, device=dev, seed=seed, out_dir=out_dir or None)
+curve = pd.DataFrame(result.curve)
+print(f"encoder: {result.encoder_path}")
+
+# %% [markdown]
+# ## Loss curve and throughput
+
+# %%
+fig, ax = plt.subplots(figsize=(6, 3.2))
+if len(curve):
+    ax.plot(curve["step"], curve["loss"], lw=1.2)
+ax.set_xlabel("step")
+ax.set_ylabel(f"{objective} loss")
+ax.set_title(f"{model} pre-trained with {objective}")
+fig.tight_layout()
+glue("fig_pretrain_loss", fig)
+plt.close(fig)
+steps = int(len(curve))
+wall = float(curve["wall_s"].iloc[-1]) if steps and "wall_s" in curve else float("nan")
+glue("pretrain_steps", steps, display=False)
+glue("pretrain_final_loss", float(curve["loss"].iloc[-1]) if steps else float("nan"), display=False)
+glue("pretrain_steps_per_s", steps / wall if wall and wall > 0 else float("nan"), display=False)
+pd.Series({k: v for k, v in result.summary.items() if isinstance(v, (int, float, str))}, dtype=object).to_frame("value")
+
+# %%
+glue_provenance(profile, t0, dev);

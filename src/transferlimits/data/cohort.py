@@ -1,0 +1,229 @@
+"""Build a profile's cohort: select cases, split by patient, synthesise and cache phantoms, write a manifest.
+
+``python -m transferlimits data --profile smoke`` builds (or reuses) ``results/<profile>/data/``::
+
+    splits.json       patient-level splits (pretrain / train / val / test)
+    manifest.json     case ids per split, generator version, grid, seed, sha256 of every cached case
+    cases/<id>.npz    one phantom per case on the profile grid (see transferlimits.data.cache)
+    real/<id>.npz     the two real exams resampled onto the profile grid (crop centred on the gland)
+
+Cases come from the geometry pack (``data_source="phantom"``): all patients are stratified by PI-RADS
+class and the first ``sum(profile.splits)`` patients of the seeded order are used. With
+``data_source="picai"`` the cases are the user's PI-CAI images (``--data``, ``--labels``), each loaded
+with :class:`~transferlimits.data.picai.PicaiDataset` and resampled onto the profile grid. A cached case is
+reused when it loads and its generator version, grid and seed match. Torch datasets of the tasks are in
+:mod:`transferlimits.data.datasets` (re-exported here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from transferlimits import paths
+from transferlimits.config import GridSpec, Profile, get_profile
+from transferlimits.data.cache import read_case, read_case_meta, write_case
+from transferlimits.data.case import MRCase
+from transferlimits.data.splits import SPLIT_NAMES, make_splits, patient_id, write_splits
+from transferlimits.data.tasks import pirads_class
+from transferlimits.data.tissues import GENERATOR_VERSION
+from transferlimits.runtime import atomic_write_json
+
+__all__ = ["Cohort", "build_cohort", "add_arguments", "main", "task_dataset", "pretrain_dataset"]
+
+
+def _profile(profile: Profile | str) -> Profile:
+    return get_profile(profile) if isinstance(profile, str) else profile
+
+
+def _grid_dict(grid: GridSpec) -> dict[str, list]:
+    return {"shape": list(grid.shape), "spacing": [float(s) for s in grid.spacing]}
+
+
+class Cohort:
+    """A built cohort on disk: splits, cached cases, the real exams on the same grid."""
+
+    def __init__(self, profile: Profile, root: Path, manifest: dict[str, Any]) -> None:
+        self.profile, self.root, self.manifest = profile, Path(root), manifest
+
+    @classmethod
+    def load(cls, profile: Profile | str) -> "Cohort":
+        """Open the cohort of ``profile`` (ValueError if it has not been built)."""
+        prof = _profile(profile)
+        root = paths.data_dir(prof.name)
+        mpath = root / "manifest.json"
+        if not mpath.is_file():
+            raise ValueError(f"{mpath}: no cohort manifest; build it with `python -m transferlimits data --profile {prof.name}`")
+        return cls(prof, root, json.loads(mpath.read_text()))
+
+    @property
+    def splits(self) -> dict[str, list[str]]:
+        return {n: list(self.manifest["splits"][n]) for n in SPLIT_NAMES}
+
+    def case_ids(self, split: str) -> list[str]:
+        """Case ids of ``split`` (one of pretrain, train, val, test; ``real`` for the real exams)."""
+        if split == "real":
+            return sorted(self.manifest["real_cases"])
+        if split not in SPLIT_NAMES:
+            raise ValueError(f"unknown split {split!r}; valid: {list(SPLIT_NAMES) + ['real']}")
+        return list(self.manifest["splits"][split])
+
+    def case(self, case_id: str) -> MRCase:
+        """Load one cached case (phantom or real) by id."""
+        entry = self.manifest["cases"].get(case_id) or self.manifest["real_cases"].get(case_id)
+        if entry is None:
+            raise ValueError(f"case {case_id!r} is not in the cohort of profile {self.profile.name!r}")
+        return read_case(self.root / entry["file"])
+
+    def cases(self, split: str) -> list[MRCase]:
+        """All cases of ``split`` (loaded from the cache)."""
+        return [self.case(c) for c in self.case_ids(split)]
+
+    def real_cases(self) -> list[MRCase]:
+        """The real exams resampled onto the profile grid (external test of the restoration tasks)."""
+        return self.cases("real")
+
+
+@functools.lru_cache(maxsize=2)
+def _pack(pack_path: str):
+    """The geometry pack, opened once per process."""
+    from transferlimits.data.geometry import load_geometry_pack
+
+    return load_geometry_pack(pack_path)
+
+
+def _phantom_job(args: tuple) -> tuple[str, str]:
+    """Synthesise one case into ``path`` (worker of :func:`build_cohort`); returns (case_id, sha256)."""
+    pack_path, case_id, grid, seed, path, meta = args
+    from transferlimits.data.phantom import synthesize
+
+    geom = _pack(pack_path).case(case_id)
+    return case_id, write_case(synthesize(geom, grid, seed), path, meta)
+
+
+def _valid(path: Path, meta: dict) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        return read_case_meta(path) == json.loads(json.dumps(meta))
+    except ValueError:
+        return False
+
+
+def _select_phantom(prof: Profile, seed: int) -> tuple[dict[str, list[str]], Path]:
+    pack_path = paths.GEOMETRY_PACK
+    try:
+        pack = _pack(str(pack_path))
+    except FileNotFoundError as exc:
+        raise ValueError(f"{exc}; the phantom cohort needs the geometry pack") from exc
+    clin = pack.clinical
+    ids = [c for c in pack.case_ids if "gland_ml" not in clin.columns or clin.loc[c, "gland_ml"] > 0]
+    strata = [pirads_class(pack.clinical_dict(c).get("pirads")) for c in ids]
+    return make_splits(ids, strata, prof.splits, seed=seed), pack_path
+
+
+def build_cohort(profile: Profile | str, seed: int = 0, progress: bool = True, workers: int = 1,
+                 images_root: str | None = None, labels_root: str | None = None) -> Cohort:
+    """Build (or refresh) the cohort of ``profile`` on disk and return it.
+
+    Args:
+        profile: a :class:`Profile` or its name.
+        seed: split and phantom seed (default 0).
+        progress: show a tqdm bar (default True).
+        workers: processes for phantom synthesis (default 1).
+        images_root, labels_root: PI-CAI image folder and picai_labels checkout (``data_source="picai"``
+            only; labels default to the shipped subset).
+
+    Raises:
+        ValueError: missing geometry pack / image folder, or too few patients for the split sizes.
+    """
+    from tqdm.auto import tqdm
+
+    from transferlimits.data.picai import PicaiDataset
+    from transferlimits.data.regrid import case_to_grid
+
+    prof = _profile(profile)
+    root = paths.data_dir(prof.name)
+    (root / "cases").mkdir(parents=True, exist_ok=True)
+    meta = {"generator_version": GENERATOR_VERSION, "grid": _grid_dict(prof.grid), "seed": int(seed),
+            "data_source": prof.data_source}
+    shas: dict[str, str] = {}
+    if prof.data_source == "phantom":
+        splits, pack_path = _select_phantom(prof, seed)
+        todo = []
+        for cid in sorted(c for s in splits.values() for c in s):
+            path = root / "cases" / f"{cid}.npz"
+            if not _valid(path, meta):
+                todo.append((str(pack_path), cid, prof.grid, int(seed), path, meta))
+        bar = tqdm(total=len(todo), desc=f"phantoms ({prof.name})", disable=not progress)
+        if workers > 1 and len(todo) > 1:
+            with ProcessPoolExecutor(max_workers=workers) as ex:
+                for cid, sha in ex.map(_phantom_job, todo, chunksize=4):
+                    shas[cid] = sha
+                    bar.update()
+        else:
+            for job in todo:
+                cid, sha = _phantom_job(job)
+                shas[cid] = sha
+                bar.update()
+        bar.close()
+    else:
+        if images_root is None:
+            raise ValueError("profile data_source='picai' needs images_root (--data): a PI-CAI public-image folder")
+        ds = PicaiDataset(images_root, labels_root or paths.PICAI_LABELS)
+        strata = [pirads_class(ds.clinical(c).get("pirads")) for c in ds.case_ids]
+        splits = make_splits(ds.case_ids, strata, prof.splits, seed=seed)
+        for cid in tqdm(sorted(c for s in splits.values() for c in s), desc="PI-CAI cases", disable=not progress):
+            path = root / "cases" / f"{cid}.npz"
+            if not _valid(path, meta):
+                write_case(case_to_grid(ds.load_case(cid), prof.grid), path, meta)
+    from transferlimits.data.cache import sha256_file
+
+    cases = {}
+    for split, ids in splits.items():
+        for cid in ids:
+            f = Path("cases") / f"{cid}.npz"
+            cases[cid] = {"split": split, "file": str(f), "sha256": shas.get(cid) or sha256_file(root / f)}
+    real = {}
+    real_ds = PicaiDataset(paths.REAL_CASES, paths.PICAI_LABELS)
+    rmeta = dict(meta, source="real")
+    for cid in real_ds.case_ids:
+        f = Path("real") / f"{cid}.npz"
+        if not _valid(root / f, rmeta):
+            write_case(case_to_grid(real_ds.load_case(cid), prof.grid), root / f, rmeta)
+        real[cid] = {"file": str(f), "sha256": sha256_file(root / f)}
+    write_splits(splits, root / "splits.json", {"seed": int(seed), "sizes": dataclasses.asdict(prof.splits)})
+    manifest = {**meta, "profile": prof.name, "splits": splits, "patients": {
+        s: len({patient_id(c) for c in ids}) for s, ids in splits.items()}, "cases": cases, "real_cases": real}
+    atomic_write_json(root / "manifest.json", manifest)
+    return Cohort(prof, root, manifest)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="smoke", help="profile name (smoke, reference, picai); default smoke")
+    parser.add_argument("--seed", type=int, default=0, help="split and phantom seed (default 0)")
+    parser.add_argument("--workers", type=int, default=1, help="processes for phantom synthesis (default 1)")
+    parser.add_argument("--data", default=None, help="PI-CAI public-image folder (profile picai only)")
+    parser.add_argument("--labels", default=None, help="picai_labels checkout (profile picai; default shipped subset)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def main(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    cohort = build_cohort(args.profile, seed=args.seed, progress=not args.no_progress, workers=args.workers,
+                          images_root=args.data, labels_root=args.labels)
+    print(f"cohort of profile {cohort.profile.name!r} in {cohort.root} ({time.perf_counter() - t0:.1f} s)")
+    print(f"grid {cohort.manifest['grid']}, generator {cohort.manifest['generator_version']}, seed {args.seed}")
+    for split in SPLIT_NAMES:
+        print(f"  {split:9s} {len(cohort.case_ids(split)):5d} cases, {cohort.manifest['patients'][split]:5d} patients")
+    print(f"  real      {len(cohort.case_ids('real')):5d} exams (external test of the restoration tasks)")
+    return 0
+
+
+from transferlimits.data.datasets import pretrain_dataset, task_dataset  # noqa: E402  (re-export)

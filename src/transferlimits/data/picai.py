@@ -1,0 +1,263 @@
+"""Real exams: the PI-CAI public-image layout joined with a ``picai_labels`` checkout.
+
+Images (PI-CAI public archive layout)::
+
+    <images_root>/<patient_id>/<patient_id>_<study_id>_{t2w,adc,hbv}.mha
+
+Labels: a ``picai_labels`` checkout (layout, marksheet parsing and the mask-geometry rules live in
+:mod:`transferlimits.data.picai_labels`; re-exported here).
+
+Cases load lazily, one at a time, so the same code serves the 2 shipped cases and all 1500.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from transferlimits import paths
+from transferlimits.data.case import MRCase
+from transferlimits.data.io import DataError, Volume, read_volume, resample_to
+from transferlimits.data.picai_labels import (
+    GLAND_DIR,
+    MARKSHEET,
+    ZONE_DIR,
+    clinical_from_row,
+    lesion_mask_path,
+    mask_on_grid,
+    read_marksheet,
+)
+
+__all__ = [
+    "PicaiDataset",
+    "mask_on_grid",
+    "load_real_cases",
+    "load_dicom_exam",
+    "read_marksheet",
+    "clinical_from_row",
+    "lesion_mask_path",
+    "body_mask",
+    "IMAGE_SEQUENCES",
+]
+
+IMAGE_SEQUENCES: tuple[str, ...] = ("t2w", "adc", "hbv")
+#: Body mask threshold as a fraction of the T2W 99th percentile, and in-plane smoothing (see :func:`body_mask`).
+BODY_THRESHOLD_FRACTION = 0.05
+BODY_SMOOTHING_MM = 2.0
+
+
+def body_mask(
+    t2w: np.ndarray,
+    spacing: tuple[float, float, float],
+    fraction: float = BODY_THRESHOLD_FRACTION,
+    sigma_mm: float = BODY_SMOOTHING_MM,
+) -> np.ndarray:
+    """uint8 [D, H, W] body mask from a T2W volume.
+
+    Rule: the T2W smoothed in-plane (Gaussian, ``sigma_mm``), thresholded at ``fraction`` x the 99th
+    percentile of the raw T2W, the largest 3D connected component kept (6-connectivity), then holes
+    filled slice by slice (axial; closes rectal air and other dark structures inside the outline).
+    Smoothing keeps dark muscle and fascia from punching holes that open onto the image border.
+
+    Args:
+        t2w: [D, H, W] T2W intensities.
+        spacing: (z, y, x) voxel size in mm.
+        fraction: threshold fraction of the 99th percentile (default 0.05).
+        sigma_mm: in-plane Gaussian smoothing in mm (default 2.0).
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    if sigma_mm < 0:
+        raise ValueError(f"sigma_mm must be >= 0, got {sigma_mm}")
+    sigma = [0.0, sigma_mm / float(spacing[1]), sigma_mm / float(spacing[2])]
+    smooth = ndimage.gaussian_filter(np.asarray(t2w, np.float32), sigma)
+    fg = smooth > fraction * float(np.percentile(t2w, 99))
+    labels, n = ndimage.label(fg)
+    if n == 0:
+        return np.zeros(t2w.shape, np.uint8)
+    sizes = np.bincount(labels.ravel())[1:]
+    body = labels == (1 + int(np.argmax(sizes)))
+    body = np.stack([ndimage.binary_fill_holes(s) for s in body])
+    return body.astype(np.uint8)
+
+
+class PicaiDataset:
+    """Cases of a PI-CAI public-image folder with their picai_labels masks and marksheet rows.
+
+    Args:
+        images_root: folder in the PI-CAI layout ``<patient>/<patient>_<study>_<seq>.mha``.
+        labels_root: a picai_labels checkout (or a subset with the same relative paths).
+        gland_source: whole-gland mask folder under ``anatomical_delineations/whole_gland/AI``
+            (default ``"Bosma22b"``).
+        zone_source: zonal mask folder under ``anatomical_delineations/zonal_pz_tz/AI``
+            (default ``"HeviAI23"``).
+    """
+
+    def __init__(
+        self,
+        images_root: str | os.PathLike,
+        labels_root: str | os.PathLike,
+        gland_source: str = "Bosma22b",
+        zone_source: str = "HeviAI23",
+    ) -> None:
+        self.images_root = Path(images_root)
+        self.labels_root = Path(labels_root)
+        if not self.images_root.is_dir():
+            raise DataError(f"{self.images_root}: images folder not found")
+        if not self.labels_root.is_dir():
+            raise DataError(f"{self.labels_root}: picai_labels folder not found")
+        self.gland_dir = self._source_dir(GLAND_DIR, gland_source, "gland_source")
+        self.zone_dir = self._source_dir(ZONE_DIR, zone_source, "zone_source")
+
+    def _source_dir(self, parent: str, source: str, arg: str) -> Path:
+        folder = self.labels_root / parent / source
+        if not folder.is_dir():
+            base = self.labels_root / parent
+            valid = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+            raise ValueError(f"{arg}={source!r}: {folder} not found; valid: {valid}")
+        return folder
+
+    @cached_property
+    def case_ids(self) -> list[str]:
+        """Sorted case ids that have all of t2w, adc and hbv."""
+        ids = []
+        for t2w in self.images_root.glob("*/*_t2w.mha"):
+            case_id = t2w.name[: -len("_t2w.mha")]
+            if all((t2w.parent / f"{case_id}_{seq}.mha").is_file() for seq in IMAGE_SEQUENCES):
+                ids.append(case_id)
+        return sorted(ids)
+
+    @cached_property
+    def marksheet(self) -> pd.DataFrame:
+        return read_marksheet(self.labels_root)
+
+    def __len__(self) -> int:
+        return len(self.case_ids)
+
+    def image_path(self, case_id: str, seq: str) -> Path:
+        patient = case_id.split("_")[0]
+        return self.images_root / patient / f"{case_id}_{seq}.mha"
+
+    def _check_id(self, case_id: str) -> None:
+        if case_id not in self.case_ids:
+            raise DataError(
+                f"unknown case id {case_id!r} in {self.images_root}; {len(self.case_ids)} valid, e.g. "
+                f"{self.case_ids[:5]}"
+            )
+
+    def _mask(self, path: Path, t2w: Volume) -> np.ndarray:
+        """Read a mask and put it on the T2W grid (see :func:`mask_on_grid`)."""
+        return mask_on_grid(read_volume(path), t2w)[0]
+
+    def clinical(self, case_id: str) -> dict[str, Any]:
+        """Marksheet fields of one case (see :func:`clinical_from_row`)."""
+        if case_id not in self.marksheet.index:
+            raise DataError(f"case {case_id}: no row in {self.labels_root / MARKSHEET}")
+        return clinical_from_row(self.marksheet.loc[case_id])
+
+    def load_case(self, case_id: str) -> MRCase:
+        """Load one case on its native T2W grid (ADC/hbv resampled linearly, masks checked).
+
+        Returns:
+            :class:`MRCase` with float32 t2w/adc/hbv [D, H, W]; zones 1 PZ, 2 TZ, 3 gland without
+            zone; lesion 2 where the csPCa mask > 0; ``extra["lesion_isup"]`` the ISUP map (0, 2..5; 1 =
+            csPCa of unknown grade for Pooch25 binary masks); ``source="real"``.
+
+        Raises:
+            DataError: unknown id, missing/corrupt file, or a mask whose geometry differs from the T2W.
+        """
+        self._check_id(case_id)
+        t2w = read_volume(self.image_path(case_id, "t2w"))
+        seqs = {"t2w": t2w.array.astype(np.float32)}
+        for seq in ("adc", "hbv"):
+            seqs[seq] = resample_to(read_volume(self.image_path(case_id, seq)), t2w, "linear").array
+        gland = self._mask(self.gland_dir / f"{case_id}.nii.gz", t2w) > 0
+        zone_map = self._mask(self.zone_dir / f"{case_id}.nii.gz", t2w)
+        zones = np.zeros(t2w.shape, np.uint8)
+        zones[gland] = 3
+        zones[zone_map == 1] = 1
+        zones[zone_map == 2] = 2
+        lesion_path, kind = lesion_mask_path(self.labels_root, case_id)
+        raw = np.rint(self._mask(lesion_path, t2w)).astype(np.int64)
+        isup = np.clip(raw, 0, 5).astype(np.uint8) if kind == "isup" else (raw > 0).astype(np.uint8)
+        lesion = np.where(raw > 0, 2, 0).astype(np.uint8)
+        return MRCase(
+            case_id=case_id,
+            t2w=seqs["t2w"],
+            hbv=seqs["hbv"],
+            adc=seqs["adc"],
+            zones=zones,
+            lesion=lesion,
+            body=body_mask(seqs["t2w"], t2w.spacing_zyx),
+            spacing=t2w.spacing_zyx,
+            clinical=self.clinical(case_id),
+            source="real",
+            extra={"lesion_isup": isup, "lesion_kind": kind, "lesion_path": str(lesion_path),
+                   "t2w_geometry": {"spacing": t2w.spacing, "origin": t2w.origin, "direction": t2w.direction}},
+        )
+
+
+def load_real_cases() -> list[MRCase]:
+    """The two shipped real cases (``paths.REAL_CASES`` + ``paths.PICAI_LABELS``), sorted by id."""
+    ds = PicaiDataset(paths.REAL_CASES, paths.PICAI_LABELS)
+    return [ds.load_case(cid) for cid in ds.case_ids]
+
+
+def _series_kind(description: str) -> str | None:
+    d = description.lower()
+    if "adc" in d:
+        return "adc"
+    if "bval" in d:
+        return "hbv"
+    if "t2" in d and "tra" in d:
+        return "t2w"
+    return None
+
+
+def load_dicom_exam(folder: str | os.PathLike = paths.DICOM_0218) -> dict[str, Volume]:
+    """Read an exam stored as one DICOM series per sub-folder (e.g. ProstateX-0218).
+
+    Series are recognised by SeriesDescription: ``*ADC*`` -> adc, ``*BVAL*`` (scanner-calculated
+    high b) -> hbv, ``*t2*tra*`` -> t2w. ADC and hbv are resampled (linear) onto the T2W grid.
+
+    Args:
+        folder: exam folder (default ``paths.DICOM_0218``).
+
+    Returns:
+        ``{"t2w", "adc", "hbv"}`` -> float32 :class:`Volume` on the T2W grid.
+    """
+    import SimpleITK as sitk
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: DICOM exam folder not found")
+    found: dict[str, Volume] = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        files = sorted(sub.glob("*.dcm")) or sorted(p for p in sub.iterdir() if p.is_file())
+        if not files:
+            continue
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(files[0]))
+        try:
+            reader.ReadImageInformation()
+        except RuntimeError as exc:
+            raise DataError(f"{files[0]}: unreadable DICOM file: {exc}") from exc
+        desc = reader.GetMetaData("0008|103e") if reader.HasMetaDataKey("0008|103e") else sub.name
+        kind = _series_kind(desc)
+        if kind is not None and kind not in found:
+            found[kind] = read_volume(sub)
+    missing = [s for s in IMAGE_SEQUENCES if s not in found]
+    if missing:
+        raise DataError(f"{folder}: no DICOM series recognised as {missing} (found {sorted(found)})")
+    t2w = found["t2w"]
+    t2w = Volume(t2w.array.astype(np.float32), t2w.spacing, t2w.origin, t2w.direction, t2w.path)
+    out = {"t2w": t2w}
+    for seq in ("adc", "hbv"):
+        out[seq] = resample_to(found[seq], t2w, "linear")
+    return out

@@ -1,0 +1,121 @@
+"""Encoder views of a :class:`~transferlimits.data.tasks.TaskSample`: 3D crops (profound), 2.5D stacks (provicnet).
+
+Both views carry the SAME target ``y`` on the 3D (D, H, W) grid (or the case label), so both models are
+trained and evaluated at the volume level; a 2.5D model's per-slice outputs are re-stacked to 3D before
+the loss/metric. Regression targets are divided by a per-case reference ``scale`` = the 99th percentile
+of the target inside the body mask (fallback: whole volume), so metrics are comparable across cases and
+both models; ``scale`` is kept in the item so predictions can be mapped back to physical units.
+
+Input normalisation follows each upstream model:
+
+* profound: per-channel z-score over the non-zero voxels (:func:`normalise_channel`); channels given as
+  ``""`` in the task spec are zero;
+* provicnet: z-score inside the gland mask (fallback body, then whole volume), axial slices resized
+  bilinearly to ``slice_size`` and stacked as 3 adjacent slices (i-1, i, i+1; windows at the edges
+  shifted inward), with the slice position tokens ``pos = (slice index, slice count)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from transferlimits.data.tasks import TaskSample, TaskSpec
+
+__all__ = ["normalise_channel", "target_scale", "target_tensor", "profound_view", "provicnet_view",
+           "slice_triplets"]
+
+
+def normalise_channel(x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """z-score of ``x`` over ``mask`` (default: the non-zero voxels); an empty/constant input gives zeros."""
+    x = np.asarray(x, np.float32)
+    sel = (x != 0) if mask is None else (np.asarray(mask) > 0)
+    if not sel.any():
+        return np.zeros_like(x)
+    vals = x[sel]
+    std = float(vals.std())
+    if std < 1e-8:
+        return np.zeros_like(x)
+    return ((x - float(vals.mean())) / std).astype(np.float32)
+
+
+def target_scale(sample: TaskSample, spec: TaskSpec) -> float:
+    """Per-case reference scale of the target (1.0 unless ``spec.kind == "regression"``)."""
+    if spec.kind != "regression":
+        return 1.0
+    t = np.asarray(sample.target, np.float32)
+    body = sample.masks.get("body")
+    vals = t[body > 0] if body is not None and (body > 0).any() else t.ravel()
+    scale = float(np.percentile(vals, 99)) if vals.size else 1.0
+    return scale if scale > 1e-6 else 1.0
+
+
+def target_tensor(sample: TaskSample, spec: TaskSpec, scale: float) -> torch.Tensor:
+    """``y`` of both views: int64 class / label map, float32 scaled volume or scalar."""
+    if spec.kind == "classification":
+        return torch.tensor(int(sample.target), dtype=torch.int64)
+    if spec.kind == "segmentation":
+        return torch.from_numpy(np.asarray(sample.target, np.int64))
+    if spec.kind == "scalar_regression":
+        return torch.tensor(float(sample.target), dtype=torch.float32)
+    return torch.from_numpy(np.asarray(sample.target, np.float32) / np.float32(scale))
+
+
+def _common(sample: TaskSample, spec: TaskSpec) -> dict:
+    scale = target_scale(sample, spec)
+    return {
+        "y": target_tensor(sample, spec, scale),
+        "masks": {k: torch.from_numpy(np.asarray(v, np.uint8)) for k, v in sample.masks.items()},
+        "case_id": sample.case_id,
+        "scale": float(scale),
+    }
+
+
+def _input(sample: TaskSample, name: str) -> np.ndarray:
+    if name not in sample.inputs:
+        raise ValueError(f"case {sample.case_id}: input {name!r} missing; available: {sorted(sample.inputs)}")
+    return sample.inputs[name]
+
+
+def profound_view(sample: TaskSample, spec: TaskSpec) -> dict:
+    """3D view: ``x`` float32 [3, D, H, W] in ProFound channel order, ``y``, ``masks``, ``case_id``, ``scale``."""
+    shape = next(iter(sample.inputs.values())).shape
+    chans = [normalise_channel(_input(sample, n)) if n else np.zeros(shape, np.float32)
+             for n in spec.profound_inputs]
+    return {"x": torch.from_numpy(np.stack(chans)), **_common(sample, spec)}
+
+
+def slice_triplets(depth: int) -> np.ndarray:
+    """[D, 3] indices (i-1, i, i+1) per slice; windows at the edges are shifted inward (clamped if D < 3)."""
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
+    centre = np.clip(np.arange(depth), 1, max(depth - 2, 1))
+    return np.clip(centre[:, None] + np.array([-1, 0, 1])[None, :], 0, depth - 1)
+
+
+def provicnet_view(sample: TaskSample, spec: TaskSpec, slice_size: int) -> dict:
+    """2.5D view: ``x`` float32 [D, 3, S, S], ``pos`` float32 [D, 2] (slice index, slice count), ``y`` (3D).
+
+    Args:
+        sample: the task sample.
+        spec: its task (``spec.provicnet_input`` names the sequence).
+        slice_size: S, output height and width in pixels (e.g. 448 for ViT-S/14 at the reference size).
+    """
+    if int(slice_size) < 1:
+        raise ValueError(f"slice_size must be a positive int, got {slice_size}")
+    vol = np.asarray(_input(sample, spec.provicnet_input), np.float32)
+    mask = None
+    for name in ("gland", "body"):
+        m = sample.masks.get(name)
+        if m is not None and (np.asarray(m) > 0).sum() > 1:
+            mask = m
+            break
+    vol = normalise_channel(vol, mask if mask is not None else np.ones(vol.shape, bool))
+    t = torch.from_numpy(vol)[:, None]  # [D, 1, H, W]
+    t = F.interpolate(t, size=(int(slice_size), int(slice_size)), mode="bilinear", align_corners=False)[:, 0]
+    idx = torch.from_numpy(slice_triplets(vol.shape[0]))
+    x = t[idx]  # [D, 3, S, S]
+    d = vol.shape[0]
+    pos = torch.stack([torch.arange(d, dtype=torch.float32), torch.full((d,), float(d))], dim=1)
+    return {"x": x.contiguous(), "pos": pos, **_common(sample, spec)}

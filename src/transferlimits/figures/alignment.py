@@ -1,0 +1,229 @@
+"""Tables and plots of the final chapter (alignment vs performance) and of the 2x2 control.
+
+Everything here reads ``metrics.json`` dicts (see :mod:`transferlimits.study`); nothing trains.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "PAPER_RPG",
+    "load_points",
+    "point_table",
+    "sensitivity_table",
+    "predictor_table",
+    "correlation_row",
+    "plot_alignment",
+    "control_table",
+    "plot_control",
+]
+
+#: RPG (%) the paper reports, as recovered from a secondary AI-written summary (ownyourai), NOT from the
+#: paper's own tables: treat them as indicative.
+PAPER_RPG = pd.DataFrame(
+    [
+        ("profound", "distortion_correction", 20.72),
+        ("profound", "super_resolution", 15.91),
+        ("provicnet", "segmentation", 21.23),
+        ("provicnet", "classification", 8.99),
+    ],
+    columns=["model", "task", "rpg_paper"],
+).assign(source="secondary AI-written summary (ownyourai), not the paper's tables")
+
+_NAN = float("nan")
+
+
+def load_points(results_root: str | Path, objective: str = "native") -> list[dict]:
+    """All valid ``metrics.json`` under ``<results_root>/runs`` of one objective kind, sorted by folder.
+
+    Args:
+        results_root: ``paths.results_dir(profile)``.
+        objective: ``"native"`` or ``"swapped"`` (default ``"native"``).
+    """
+    from transferlimits.study import load_metrics
+
+    if objective not in ("native", "swapped"):
+        raise ValueError(f"objective must be 'native' or 'swapped', got {objective!r}")
+    out = []
+    for path in sorted(Path(results_root).glob("runs/*/metrics.json")):
+        m = load_metrics(path)
+        if m["objective"] == objective:
+            out.append(m)
+    return out
+
+
+def _num(x: Any) -> float:
+    try:
+        return float(x) if x is not None else _NAN
+    except (TypeError, ValueError):
+        return _NAN
+
+
+def _probe(trans: dict) -> float:
+    lp = trans.get("linear_probe") or {}
+    for key in ("auroc", "r2", "accuracy"):
+        if key in lp:
+            return _num(lp[key])
+    return _NAN
+
+
+def point_table(
+    points: Iterable[dict],
+    init: str = "pretrained",
+    pooling: str = "pooled",
+    layer: str = "embedding",
+    multiplier: str | None = None,
+    fraction: str = "0.9",
+) -> pd.DataFrame:
+    """One row per point: label, task, model, seed, rpg, mmd2, cka, epochs_ratio, logme, linear_probe.
+
+    Args:
+        points: metrics dicts.
+        init: ``"pretrained"`` or ``"scratch"`` alignment (default ``"pretrained"``).
+        pooling: ``"pooled"`` (per image) or ``"tokens"`` (token/voxel samples) (default ``"pooled"``).
+        layer: layer name (default ``"embedding"``, the encoder's pooled output).
+        multiplier: bandwidth multiplier key of ``mmd2_multi`` (e.g. ``"2.0"``); None = median bandwidth.
+        fraction: convergence fraction key (default ``"0.9"``).
+    """
+    if pooling not in ("pooled", "tokens"):
+        raise ValueError(f"pooling must be 'pooled' or 'tokens', got {pooling!r}")
+    rows = []
+    for m in points:
+        entry = (m["alignment"].get(init) or {}).get(pooling, {}).get(layer) or {}
+        mmd2 = entry.get("mmd2") if multiplier is None else (entry.get("mmd2_multi") or {}).get(multiplier)
+        conv = m.get("convergence", {}).get(fraction, {})
+        rows.append({
+            "label": f"{m['task']}/{m['model']}/s{m['seed']}", "task": m["task"], "model": m["model"],
+            "seed": int(m["seed"]), "objective": m.get("objective_name", ""), "rpg": _num(m.get("rpg_primary")),
+            "mmd2": _num(mmd2), "cka": _num(entry.get("cka")), "epochs_ratio": _num(conv.get("epochs_ratio")),
+            "logme": _num(m.get("transferability", {}).get("logme")),
+            "linear_probe": _probe(m.get("transferability", {})),
+        })
+    return pd.DataFrame(rows, columns=["label", "task", "model", "seed", "objective", "rpg", "mmd2", "cka",
+                                       "epochs_ratio", "logme", "linear_probe"])
+
+
+def correlation_row(x: Sequence[float], y: Sequence[float], n_perm: int = 200, n_boot: int = 200) -> dict:
+    """``correlate`` reduced to the columns the book shows: n, r, r CI, p, rho, rho CI, p, max LOO change."""
+    from transferlimits.metrics.stats import correlate
+
+    c = correlate(np.asarray(x, float), np.asarray(y, float), n_boot=n_boot, n_perm=n_perm)
+    return {
+        "n": int(c["n"]), "pearson_r": c["pearson_r"], "pearson_ci": tuple(np.round(c["pearson_ci"], 3)),
+        "pearson_p": c["pearson_p_perm"], "spearman_rho": c["spearman_rho"],
+        "spearman_ci": tuple(np.round(c["spearman_ci"], 3)), "spearman_p": c["spearman_p_perm"],
+        "max_loo_change": c["max_loo_change"],
+    }
+
+
+def _layers(points: Sequence[dict], pooling: str) -> list[str]:
+    names: list[str] = []
+    for m in points:
+        for name in (m["alignment"].get("pretrained") or {}).get(pooling, {}):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def sensitivity_table(points: Sequence[dict], y: str = "rpg", n_perm: int = 200, n_boot: int = 200) -> pd.DataFrame:
+    """Correlation of MMD² with ``y`` under every analysis choice: bandwidth, layer, pooling, seed.
+
+    Args:
+        points: native metrics dicts.
+        y: ``"rpg"`` or ``"epochs_ratio"`` (default ``"rpg"``).
+        n_perm, n_boot: permutation and bootstrap sizes (default 200).
+    """
+    if y not in ("rpg", "epochs_ratio"):
+        raise ValueError(f"y must be 'rpg' or 'epochs_ratio', got {y!r}")
+    rows = []
+
+    def add(axis: str, choice: str, df: pd.DataFrame) -> None:
+        rows.append({"axis": axis, "choice": choice, **correlation_row(df["mmd2"], df[y], n_perm, n_boot)})
+
+    base = point_table(points)
+    add("baseline", "embedding, pooled, median bandwidth", base)
+    mults = sorted({k for m in points for k in ((m["alignment"].get("pretrained") or {}).get("pooled", {})
+                    .get("embedding", {}).get("mmd2_multi") or {}) if k not in ("sum", "median_bandwidth")},
+                   key=lambda k: float(k) if k.replace(".", "", 1).isdigit() else math.inf)
+    for k in mults + ["sum"]:
+        add("bandwidth", f"x{k}" if k != "sum" else "sum over bandwidths", point_table(points, multiplier=k))
+    for pooling in ("pooled", "tokens"):
+        for layer in _layers(points, pooling):
+            if pooling == "pooled" and layer == "embedding":
+                continue
+            add("layer/pooling", f"{layer} ({pooling})", point_table(points, pooling=pooling, layer=layer))
+    for seed in sorted(base["seed"].unique()):
+        add("seed", f"seed {seed} only", base[base["seed"] == seed])
+    return pd.DataFrame(rows)
+
+
+def predictor_table(df: pd.DataFrame, n_perm: int = 200, n_boot: int = 200) -> pd.DataFrame:
+    """Pre-hoc (LogME, linear probe: frozen features) vs post-hoc (MMD², CKA) predictors of RPG."""
+    rows = []
+    for col, when in (("logme", "pre-hoc"), ("linear_probe", "pre-hoc"), ("mmd2", "post-hoc"), ("cka", "post-hoc")):
+        rows.append({"predictor": col, "when": when, **correlation_row(df[col], df["rpg"], n_perm, n_boot)})
+    return pd.DataFrame(rows)
+
+
+def _scatter(ax, df: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str) -> None:
+    colors = {"profound": "tab:blue", "provicnet": "tab:orange"}
+    for model, sub in df.groupby("model"):
+        ax.scatter(sub[x], sub[y], s=36, color=colors.get(model, "tab:gray"), label=model, zorder=3)
+    for _, row in df.iterrows():
+        if np.isfinite(row[x]) and np.isfinite(row[y]):
+            ax.annotate(row["label"], (row[x], row[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.axhline(0 if y == "rpg" else 1, color="0.7", lw=0.8, zorder=1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+
+
+def plot_alignment(df: pd.DataFrame, stats_rpg: dict | None = None, stats_conv: dict | None = None):
+    """Two panels: MMD² vs RPG and MMD² vs convergence ratio, every point labelled task/model/seed.
+
+    Returns:
+        The matplotlib ``Figure``.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    _scatter(axes[0], df, "mmd2", "rpg", "MMD² (pretrained vs fine-tuned, embedding)", "RPG vs scratch (%)")
+    _scatter(axes[1], df, "mmd2", "epochs_ratio", "MMD² (pretrained vs fine-tuned, embedding)",
+             "epochs to 90 % (pretrained / scratch)")
+    for ax, st in zip(axes, (stats_rpg, stats_conv)):
+        if st:
+            ax.set_title(f"n={st['n']}, Pearson r={st['pearson_r']:.2f} (p={st['pearson_p']:.2f}), "
+                         f"Spearman ρ={st['spearman_rho']:.2f}", fontsize=9)
+    return fig
+
+
+def control_table(native: Sequence[dict], swapped: Sequence[dict]) -> pd.DataFrame:
+    """The 2x2 objective x architecture control: RPG and MMD² per (task, model, objective kind)."""
+    df = pd.concat([point_table(native).assign(kind="native"), point_table(swapped).assign(kind="swapped")])
+    tasks = set(point_table(swapped)["task"])
+    return df[df["task"].isin(tasks)].sort_values(["task", "model", "kind"]).reset_index(drop=True)
+
+
+def plot_control(table: pd.DataFrame):
+    """Bars of RPG per task for the four (architecture, objective) pairs."""
+    import matplotlib.pyplot as plt
+
+    tasks = sorted(table["task"].unique())
+    pairs = list(table.groupby(["model", "objective"]).groups)
+    fig, ax = plt.subplots(figsize=(max(5, 2.4 * len(tasks)), 3.6), constrained_layout=True)
+    width = 0.8 / max(1, len(pairs))
+    for i, (model, obj) in enumerate(pairs):
+        sub = table[(table["model"] == model) & (table["objective"] == obj)].groupby("task")["rpg"].mean()
+        xs = np.arange(len(tasks)) + i * width
+        ax.bar(xs, [sub.get(t, np.nan) for t in tasks], width, label=f"{model} + {obj}")
+    ax.set_xticks(np.arange(len(tasks)) + width * (len(pairs) - 1) / 2, tasks)
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.set_ylabel("RPG vs scratch (%)")
+    ax.legend(fontsize=8)
+    return fig

@@ -1,0 +1,129 @@
+"""Figures of one study point, drawn from its ``metrics.json`` / ``examples.npz`` (schema in ``study``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["plot_learning_curves", "plot_layer_alignment", "plot_examples", "INIT_STYLE"]
+
+#: colour and label per fine-tuning init, shared by every figure.
+INIT_STYLE: dict[str, tuple[str, str]] = {
+    "pretrained": ("tab:blue", "pretrained"),
+    "scratch": ("tab:orange", "scratch"),
+    "linear_probe": ("tab:green", "linear probe (frozen)"),
+}
+
+
+def _title(metrics: dict) -> str:
+    return f"{metrics['task']} / {metrics['model']} (seed {metrics['seed']}, {metrics['profile']})"
+
+
+def plot_learning_curves(metrics: dict):
+    """Validation primary metric and train loss per epoch for pretrained, scratch and linear probe.
+
+    Args:
+        metrics: a metrics dict (``study.load_metrics``).
+
+    Returns:
+        The matplotlib ``Figure`` (two panels).
+    """
+    import matplotlib.pyplot as plt
+
+    fig, (ax_val, ax_loss) = plt.subplots(1, 2, figsize=(9, 3.4), constrained_layout=True)
+    primary = metrics["task_spec"]["primary_metric"]
+    for init, run in metrics["runs"].items():
+        colour, label = INIT_STYLE.get(init, ("tab:gray", init))
+        ep = [r["epoch"] for r in run["curve"]]
+        ax_val.plot(ep, [r["val_metric"] for r in run["curve"]], "o-", color=colour, label=label)
+        ax_loss.plot(ep, [r["train_loss"] for r in run["curve"]], "o-", color=colour, label=label)
+        if run.get("best_epoch"):
+            ax_val.axvline(run["best_epoch"], color=colour, lw=0.8, ls=":")
+    ax_val.set(xlabel="epoch", ylabel=f"validation {primary}", title="validation (dotted: best epoch)")
+    ax_loss.set(xlabel="epoch", ylabel="train loss", title="training loss")
+    ax_val.legend(fontsize=8)
+    fig.suptitle(_title(metrics), fontsize=10)
+    return fig
+
+
+def plot_layer_alignment(metrics: dict, kind: str = "pooled"):
+    """MMD² (median bandwidth, with subset CI) and linear CKA per layer, pretrained vs fine-tuned encoder.
+
+    Args:
+        metrics: a metrics dict.
+        kind: ``"pooled"`` (one row per image; default) or ``"tokens"`` (CKA is not defined there).
+
+    Returns:
+        The matplotlib ``Figure``.
+
+    Raises:
+        ValueError: ``kind`` not in ("pooled", "tokens").
+    """
+    import matplotlib.pyplot as plt
+
+    if kind not in ("pooled", "tokens"):
+        raise ValueError(f"kind must be 'pooled' or 'tokens', got {kind!r}")
+    fig, (ax_m, ax_c) = plt.subplots(1, 2, figsize=(9, 3.4), constrained_layout=True)
+    for init, block in metrics["alignment"].items():
+        colour, label = INIT_STYLE.get(init, ("tab:gray", init))
+        layers = list(block[kind])
+        x = np.arange(len(layers))
+        mmd = np.array([block[kind][l]["mmd2"] for l in layers], float)
+        ci = np.array([block[kind][l]["ci"] for l in layers], float).reshape(-1, 2)
+        err = np.abs(np.stack([mmd - ci[:, 0], ci[:, 1] - mmd]))
+        err = np.where(np.isfinite(err), err, 0.0)
+        ax_m.errorbar(x, mmd, yerr=err, fmt="o-", color=colour, capsize=3, label=f"{label} → fine-tuned")
+        cka = [block[kind][l].get("cka", np.nan) for l in layers]
+        ax_c.plot(x, cka, "o-", color=colour, label=f"{label} → fine-tuned")
+        for ax in (ax_m, ax_c):
+            ax.set_xticks(x, layers, rotation=30, fontsize=8)
+    ax_m.axhline(0, color="k", lw=0.5)
+    ax_m.set(ylabel="MMD² (median bandwidth)", title=f"MMD² per layer ({kind})")
+    ax_c.set(ylabel="linear CKA", title="CKA per layer", ylim=(0, 1.05))
+    ax_m.legend(fontsize=8)
+    fig.suptitle(_title(metrics), fontsize=10)
+    return fig
+
+
+def plot_examples(examples_npz: str | Path | dict[str, Any], spec: Any, max_cases: int = 2):
+    """Mid-slice input / target / predictions of each init for a few test cases (dense tasks), or the
+    predicted class probabilities against the label (classification).
+
+    Args:
+        examples_npz: path of ``examples.npz`` (or its loaded dict).
+        spec: the TaskSpec (or the metrics ``task_spec`` dict); uses ``kind``.
+        max_cases: rows to draw (default 2).
+
+    Returns:
+        The matplotlib ``Figure``.
+    """
+    import matplotlib.pyplot as plt
+
+    ex = dict(np.load(examples_npz)) if not isinstance(examples_npz, dict) else examples_npz
+    kind = spec["kind"] if isinstance(spec, dict) else spec.kind
+    inits = [i for i in INIT_STYLE if f"pred_{i}" in ex or f"probs_{i}" in ex]
+    if kind == "classification":
+        fig, axes = plt.subplots(1, len(inits), figsize=(3.2 * len(inits), 3), constrained_layout=True, squeeze=False)
+        labels = ex["labels"]
+        for ax, init in zip(axes[0], inits):
+            probs = ex[f"probs_{init}"]
+            im = ax.imshow(probs, aspect="auto", cmap="viridis", vmin=0, vmax=1)
+            ax.scatter(labels, np.arange(len(labels)), marker="x", color="r", s=12, label="label")
+            ax.set(title=INIT_STYLE[init][1], xlabel="class", ylabel="test case")
+        fig.colorbar(im, ax=axes[0].tolist(), label="probability")
+        return fig
+    cols = ["input", "target"] + [f"pred_{i}" for i in inits]
+    n = min(max_cases, len(ex["target"]))
+    fig, axes = plt.subplots(n, len(cols), figsize=(2.3 * len(cols), 2.4 * n), constrained_layout=True, squeeze=False)
+    for r in range(n):
+        lo, hi = np.percentile(ex["target"][r], [1, 99]) if kind != "segmentation" else (0.0, 1.0)
+        for c, key in enumerate(cols):
+            img = ex[key][r]
+            rng = (None, None) if key == "input" else (lo, hi)
+            axes[r, c].imshow(img, cmap="gray", vmin=rng[0], vmax=rng[1])
+            axes[r, c].set_axis_off()
+            if r == 0:
+                axes[r, c].set_title(key.replace("pred_", "").replace("_", " "), fontsize=9)
+    return fig

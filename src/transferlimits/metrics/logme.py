@@ -1,0 +1,136 @@
+"""Transferability of frozen features: LogME (You et al., ICML 2021) and a linear-probe score.
+
+LogME models a target column y ``[n]`` as y = F w + ε with prior w ~ N(0, α⁻¹ I) and noise ε ~ N(0, β⁻¹ I)
+on features F ``[n, d]`` and maximises the marginal likelihood (evidence) over α, β with MacKay's fixed point.
+With F = U S Vᵀ (thin SVD, σ_i = s_i², z = Uᵀy) every quantity is a sum over the r = min(n, d) singular
+directions:
+
+    γ = Σ β σ_i / (α + β σ_i)
+    ‖m‖² = Σ (β s_i z_i / (α + β σ_i))²,   ‖F m − y‖² = Σ (α z_i / (α + β σ_i))² + ‖y‖² − ‖z‖²
+    α ← γ / ‖m‖²,   β ← (n − γ) / ‖F m − y‖²                       (iterated to a relative change < tol)
+    log p(y | F) = n/2 log β + d/2 log α − n/2 log 2π − β/2 ‖F m − y‖² − α/2 ‖m‖² − 1/2 Σ_d log(α + β σ_i)
+
+(σ_i = 0 for the d − r null directions). LogME is the log evidence divided by n, averaged over the
+one-hot class columns (classification) or the target columns (regression). Higher is better.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["logme", "linear_probe_score"]
+
+
+def _fit_evidence(
+    s2: np.ndarray, z: np.ndarray, y_sq: float, n: int, d: int, max_iter: int, tol: float
+) -> tuple[float, float, float]:
+    """Fixed point for one target column; returns (log evidence / n, alpha, beta)."""
+    alpha, beta = 1.0, 1.0
+    z2 = z * z
+    for _ in range(max_iter):
+        denom = alpha + beta * s2
+        gamma = float(np.sum(beta * s2 / denom))
+        m_sq = float(np.sum(beta**2 * s2 * z2 / denom**2))
+        res = float(np.sum(alpha**2 * z2 / denom**2)) + max(y_sq - float(z2.sum()), 0.0)
+        new_alpha = gamma / max(m_sq, 1e-300)
+        new_beta = (n - gamma) / max(res, 1e-300)
+        done = abs(new_alpha - alpha) / alpha < tol and abs(new_beta - beta) / beta < tol
+        alpha, beta = new_alpha, new_beta
+        if done:
+            break
+    denom = alpha + beta * s2
+    m_sq = float(np.sum(beta**2 * s2 * z2 / denom**2))
+    res = float(np.sum(alpha**2 * z2 / denom**2)) + max(y_sq - float(z2.sum()), 0.0)
+    log_det = float(np.sum(np.log(denom))) + (d - s2.size) * np.log(alpha)
+    evidence = (
+        n / 2 * np.log(beta) + d / 2 * np.log(alpha) - n / 2 * np.log(2 * np.pi)
+        - beta / 2 * res - alpha / 2 * m_sq - 0.5 * log_det
+    )
+    return float(evidence / n), alpha, beta
+
+
+def _targets_matrix(targets, regression: bool, n: int) -> np.ndarray:
+    t = np.asarray(targets.detach().cpu() if hasattr(targets, "detach") else targets)
+    if t.shape[0] != n:
+        raise ValueError(f"targets must have one entry per feature row ({n}), got shape {t.shape}")
+    if regression:
+        t = t.astype(np.float64)
+        return t[:, None] if t.ndim == 1 else t
+    if t.ndim != 1 or not np.all(np.equal(np.mod(t, 1), 0)):
+        raise ValueError(
+            "classification targets must be a 1-D array of integer labels; pass regression=True for floats"
+        )
+    classes = np.unique(t)
+    if classes.size < 2:
+        raise ValueError(f"classification needs at least 2 classes, got {classes.tolist()}")
+    return (t[:, None] == classes[None, :]).astype(np.float64)
+
+
+def logme(features, targets, regression: bool = False, max_iter: int = 100, tol: float = 1e-3) -> float:
+    """LogME score of frozen features for a task (You et al., ICML 2021).
+
+    Args:
+        features: ``[n, d]`` float features (NumPy or torch).
+        targets: ``[n]`` integer class labels (classification), or ``[n]`` / ``[n, k]`` floats with
+            ``regression=True`` (each column scored separately, then averaged; not standardised).
+        regression: treat targets as real-valued (default False).
+        max_iter: fixed-point iterations at most (default 100). tol: relative change to stop (default 1e-3).
+
+    Returns:
+        Mean log evidence per sample over the target columns (higher = more transferable).
+    """
+    f = np.asarray(features.detach().cpu() if hasattr(features, "detach") else features, dtype=np.float64)
+    if f.ndim != 2:
+        raise ValueError(f"features must be 2-D [n, d], got shape {f.shape}")
+    if not np.isfinite(f).all():
+        raise ValueError("features must be finite")
+    n, d = f.shape
+    y = _targets_matrix(targets, regression, n)
+    u, s, _ = np.linalg.svd(f, full_matrices=False)
+    s2 = s * s
+    scores = [
+        _fit_evidence(s2, u.T @ y[:, k], float(y[:, k] @ y[:, k]), n, d, max_iter, tol)[0]
+        for k in range(y.shape[1])
+    ]
+    return float(np.mean(scores))
+
+
+def linear_probe_score(features, targets, regression: bool = False, seed: int = 0, cv: int = 3) -> dict:
+    """Cross-validated linear probe on frozen features (scikit-learn).
+
+    Classification: ``StandardScaler`` + ``LogisticRegression(max_iter=2000)`` with stratified ``cv``-fold
+    splits (shuffled with ``seed``); reports mean accuracy and mean AUROC (binary; one-vs-rest macro for
+    more classes). Regression: ``StandardScaler`` + ``RidgeCV`` (alphas 10⁻³…10³) with shuffled K-fold,
+    mean R² (averaged over target columns).
+
+    Args:
+        features: ``[n, d]``. targets: ``[n]`` int labels, or ``[n]`` / ``[n, k]`` floats with ``regression``.
+        regression: default False. seed: fold shuffling seed (default 0). cv: folds (default 3, ≥ 2).
+
+    Returns:
+        ``{"accuracy", "auroc"}`` or ``{"r2"}`` (floats), plus ``"cv"``.
+    """
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if cv < 2:
+        raise ValueError(f"cv must be >= 2, got {cv}")
+    f = np.asarray(features.detach().cpu() if hasattr(features, "detach") else features, dtype=np.float64)
+    t = np.asarray(targets.detach().cpu() if hasattr(targets, "detach") else targets)
+    if f.ndim != 2 or t.shape[0] != f.shape[0]:
+        raise ValueError(f"need features [n, d] and targets [n, ...] with equal n, got {f.shape} and {t.shape}")
+    if regression:
+        model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
+        folds = KFold(cv, shuffle=True, random_state=seed)
+        out = cross_validate(model, f, t.astype(np.float64), cv=folds, scoring="r2")
+        return {"r2": float(np.mean(out["test_score"])), "cv": cv}
+    n_classes = np.unique(t).size
+    if n_classes < 2:
+        raise ValueError(f"classification needs at least 2 classes, got {n_classes}")
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    folds = StratifiedKFold(cv, shuffle=True, random_state=seed)
+    auroc = "roc_auc" if n_classes == 2 else "roc_auc_ovr"
+    out = cross_validate(model, f, t, cv=folds, scoring={"accuracy": "accuracy", "auroc": auroc})
+    return {"accuracy": float(np.mean(out["test_accuracy"])), "auroc": float(np.mean(out["test_auroc"])), "cv": cv}

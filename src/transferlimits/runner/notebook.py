@@ -1,0 +1,177 @@
+"""Execute ONE notebook template with papermill: the unit of work of every Snakemake rule.
+
+Usage (what the Snakefile runs)::
+
+    python -m transferlimits.runner.notebook TEMPLATE OUTPUT [-p NAME VALUE ...] [--threads N] [--log FILE]
+
+* the kernel is named explicitly (``python3``, the venv's ipykernel), never taken from metadata;
+* parameters are validated against the template's ``parameters`` cell (unknown name -> error that
+  lists the valid ones; values coerced to the default's type);
+* the environment is hermetic: Jupyter, IPython, matplotlib and XDG caches live under the results
+  folder, torch/BLAS threads are set to the job's cores;
+* the executed notebook is written atomically; on failure the process exits 1, names the notebook and
+  the failing cell, and keeps the partially executed notebook as ``<name>.failed.ipynb``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from transferlimits.runner.params import read_template, validate_parameters
+
+__all__ = ["NotebookFailed", "hermetic_env", "execute", "main"]
+
+KERNEL = "python3"
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook cell raised; ``failed_path`` is the kept partial notebook."""
+
+    def __init__(self, message: str, failed_path: Path, cell_index: int | None):
+        super().__init__(message)
+        self.failed_path = failed_path
+        self.cell_index = cell_index
+
+
+def runtime_root() -> Path:
+    """Folder for the hermetic Jupyter/IPython/matplotlib state (under the results tree)."""
+    from transferlimits import paths
+
+    base = Path(os.environ.get("TRANSFERLIMITS_RESULTS", paths.ROOT / "results"))
+    return base / ".runtime"
+
+
+def hermetic_env(threads: int = 0, root: Path | None = None) -> dict[str, str]:
+    """Environment variables that keep a kernel away from the home folder.
+
+    Args:
+        threads: torch/BLAS threads for the kernel (0 = leave unset). Default 0.
+        root: folder for the state; default :func:`runtime_root`.
+    """
+    root = Path(root or runtime_root())
+    env = {
+        "JUPYTER_DATA_DIR": str(root / "jupyter_data"),
+        "JUPYTER_CONFIG_DIR": str(root / "jupyter_config"),
+        "IPYTHONDIR": str(root / "ipython"),
+        "MPLCONFIGDIR": str(root / "matplotlib"),
+        "XDG_CACHE_HOME": str(root / "cache"),
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+    }
+    for key in ("JUPYTER_DATA_DIR", "JUPYTER_CONFIG_DIR", "IPYTHONDIR", "MPLCONFIGDIR", "XDG_CACHE_HOME"):
+        Path(env[key]).mkdir(parents=True, exist_ok=True)
+    if threads and threads > 0:
+        for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TRANSFERLIMITS_THREADS"):
+            env[key] = str(int(threads))
+    return env
+
+
+def execute(
+    template: str | Path,
+    output: str | Path,
+    parameters: Mapping[str, Any] | None = None,
+    threads: int = 0,
+    cwd: str | Path | None = None,
+    log_output: bool = True,
+    title: str | None = None,
+) -> Path:
+    """Execute ``template`` with ``parameters`` and write the executed notebook to ``output``.
+
+    Args:
+        template: jupytext percent ``.py`` (or ``.ipynb``) with a cell tagged ``parameters``.
+        output: path of the executed ``.ipynb`` (written atomically).
+        parameters: ``{name: value}``, validated against the template. Default none.
+        threads: cores of this job (torch/BLAS threads). Default 0 (library default).
+        cwd: working directory of the kernel. Default the repository root.
+        log_output: stream cell outputs (tqdm progress) to stderr. Default True.
+        title: a ``# title`` markdown cell inserted first (the page title in the book). Default none.
+
+    Raises:
+        ValueError: bad template or parameters.
+        NotebookFailed: a cell raised; the partial notebook is kept as ``<name>.failed.ipynb``.
+    """
+    import nbformat
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    from transferlimits import paths
+
+    template, output = Path(template), Path(output)
+    if output.suffix != ".ipynb":
+        raise ValueError(f"output must be an .ipynb path, got {str(output)!r}")
+    nb = read_template(template)
+    params = validate_parameters(template, dict(parameters or {}))
+    if title:
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"# {title}"))
+    nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3", "language": "python"}
+    os.environ.update(hermetic_env(threads))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f".{output.stem}.partial.ipynb")
+    failed = output.with_name(f"{output.stem}.failed.ipynb")
+    failed.unlink(missing_ok=True)
+    t0 = time.time()
+    try:
+        papermill.execute_notebook(
+            nb,
+            str(partial),
+            parameters=params,
+            kernel_name=KERNEL,
+            cwd=str(cwd or paths.ROOT),
+            log_output=log_output,
+            progress_bar=False,
+            request_save_on_cell_execute=True,
+        )
+    except PapermillExecutionError as exc:
+        index = getattr(exc, "cell_index", None)
+        if partial.exists():
+            os.replace(partial, failed)
+        first = next((ln for ln in (exc.source or "").splitlines() if ln.strip()), "")
+        where = f"cell {index} (execution count {exc.exec_count}, {first[:80]!r})"
+        raise NotebookFailed(
+            f"notebook {str(template)!r} failed in {where}: "
+            f"{exc.ename}: {exc.evalue}\n  partial notebook kept: {failed}",
+            failed,
+            index,
+        ) from None
+    except BaseException:
+        if partial.exists():
+            os.replace(partial, failed)
+        raise
+    os.replace(partial, output)
+    print(f"[notebook] {template.name} -> {output} in {time.time() - t0:.1f} s", file=sys.stderr)
+    return output
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m transferlimits.runner.notebook", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("template", help="notebook template (jupytext percent .py)")
+    p.add_argument("output", help="executed notebook (.ipynb)")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="a parameter of the template's parameters cell (repeatable)")
+    p.add_argument("--threads", type=int, default=0, help="torch/BLAS threads of this job (default: unset)")
+    p.add_argument("--title", default=None, help="page title inserted as the first cell (default: none)")
+    p.add_argument("--cwd", default=None, help="kernel working directory (default: repository root)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    try:
+        execute(args.template, args.output, dict(args.parameter), threads=args.threads, cwd=args.cwd,
+                title=args.title)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except NotebookFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Parameters of a notebook template: read the ``parameters`` cell, validate and coerce values.
+
+papermill only *warns* about a parameter the notebook does not define; a mistyped name would then
+silently run the template's default. Here every name is checked against the template's parameters
+cell, and string values from a command line are coerced to the type of the default.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any, Mapping
+
+__all__ = ["read_template", "template_parameters", "validate_parameters", "coerce_value"]
+
+
+def read_template(path: str | Path):
+    """Read a notebook template (jupytext percent ``.py`` or ``.ipynb``) as an nbformat NotebookNode.
+
+    Raises:
+        ValueError: the file does not exist or has no cell tagged ``parameters``.
+    """
+    import jupytext
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"notebook template {str(path)!r} does not exist")
+    nb = jupytext.read(path)
+    if _parameters_cell(nb) is None:
+        raise ValueError(f"notebook template {str(path)!r} has no cell tagged 'parameters'")
+    return nb
+
+
+def _parameters_cell(nb) -> Any:
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            return cell
+    return None
+
+
+def template_parameters(path_or_nb: Any) -> dict[str, Any]:
+    """Names and default values of the template's parameters cell (simple assignments only).
+
+    Args:
+        path_or_nb: a template path or an already read NotebookNode.
+
+    Returns:
+        ``{name: default}`` in cell order; defaults are evaluated as Python literals.
+    """
+    nb = read_template(path_or_nb) if isinstance(path_or_nb, (str, Path)) else path_or_nb
+    cell = _parameters_cell(nb)
+    if cell is None:
+        raise ValueError("notebook has no cell tagged 'parameters'")
+    out: dict[str, Any] = {}
+    for node in ast.parse(cell.source).body:
+        target, value = None, None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            target, value = node.targets[0].id, node.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            target, value = node.target.id, node.value
+        if target is None:
+            continue
+        try:
+            out[target] = ast.literal_eval(value)
+        except ValueError:
+            out[target] = None  # a non-literal default: accept any value
+    return out
+
+
+def coerce_value(name: str, value: Any, default: Any) -> Any:
+    """Coerce ``value`` (often a command-line string) to the type of ``default``.
+
+    Raises:
+        ValueError: the value cannot represent the default's type (message names both).
+    """
+    if default is None or not isinstance(value, str):
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise ValueError(f"parameter {name!r} expects a bool, got {value!r}")
+        if isinstance(default, (int, float)) and not isinstance(default, bool) and isinstance(value, bool):
+            raise ValueError(f"parameter {name!r} expects a number, got {value!r}")
+        return value
+    if isinstance(default, bool):
+        low = value.strip().lower()
+        if low in ("true", "1", "yes"):
+            return True
+        if low in ("false", "0", "no"):
+            return False
+        raise ValueError(f"parameter {name!r} expects a bool (true/false), got {value!r}")
+    if isinstance(default, int):
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f"parameter {name!r} expects an int, got {value!r}") from None
+    if isinstance(default, float):
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"parameter {name!r} expects a float, got {value!r}") from None
+    if isinstance(default, (list, tuple, dict)):
+        try:
+            parsed = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            raise ValueError(f"parameter {name!r} expects a {type(default).__name__}, got {value!r}") from None
+        return parsed
+    return value
+
+
+def validate_parameters(template: Any, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """Check every name against the template's parameters cell and coerce the values.
+
+    Args:
+        template: template path or NotebookNode.
+        parameters: ``{name: value}``; string values are coerced to the default's type.
+
+    Returns:
+        The coerced parameters.
+
+    Raises:
+        ValueError: an unknown name (the message lists the valid ones) or a value of the wrong type.
+    """
+    defaults = template_parameters(template)
+    where = f" of {str(template)!r}" if isinstance(template, (str, Path)) else ""
+    unknown = [k for k in parameters if k not in defaults]
+    if unknown:
+        raise ValueError(
+            f"unknown notebook parameter(s) {unknown}{where}; valid: {sorted(defaults)}"
+        )
+    return {k: coerce_value(k, v, defaults[k]) for k, v in parameters.items()}

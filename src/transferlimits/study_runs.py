@@ -1,0 +1,141 @@
+"""Data, encoders and the three fine-tuning runs of one study point (used by :mod:`transferlimits.study`)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from transferlimits.config import Profile
+from transferlimits.training.finetune import FinetuneResult, finetune
+
+__all__ = ["load_cohort", "load_data", "load_encoders", "scratch_encoder", "finetune_all", "rpg_table", "run_record"]
+
+
+def load_cohort(profile: Profile) -> Any:
+    """The profile's cohort from disk; built (or refreshed) when missing or built for another grid/splits."""
+    from transferlimits.data import cohort as cohort_mod
+
+    try:
+        cohort = cohort_mod.Cohort.load(profile)
+        grid = {"shape": list(profile.grid.shape), "spacing": [float(s) for s in profile.grid.spacing]}
+        sizes = {"train": profile.splits.train, "val": profile.splits.val, "test": profile.splits.test}
+        if cohort.manifest.get("grid") == grid and all(
+                len(cohort.case_ids(k)) == n for k, n in sizes.items()):
+            return cohort
+    except (FileNotFoundError, OSError, ValueError, KeyError):
+        pass
+    return cohort_mod.build_cohort(profile, progress=False)
+
+
+def load_data(profile: Profile, task: str, model: str, seed: int) -> tuple[Any, dict[str, Any]]:
+    """``(TaskSpec, {split: Dataset})`` with train/val/test, + ``real`` for label-free (restoration) tasks."""
+    from transferlimits.data.cohort import task_dataset
+    from transferlimits.data.tasks import get_task
+
+    spec = get_task(task)
+    cohort = load_cohort(profile)
+    data = {split: task_dataset(cohort, task, split, model, seed) for split in ("train", "val", "test")}
+    if not spec.uses_labels:
+        real = task_dataset(cohort, task, "real", model, seed)
+        if len(real):
+            data["real"] = real
+    return spec, data
+
+
+def scratch_encoder(profile: Profile, model: str, seed: int) -> nn.Module:
+    """A freshly initialised encoder of the profile's size; the same seed gives identical weights."""
+    from transferlimits.models.registry import encoder_for_profile
+
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        return encoder_for_profile(model, profile)
+    finally:
+        torch.random.set_rng_state(state)
+
+
+def load_encoders(profile: Profile, model: str, pretrained: Path, seed: int,
+                  device: torch.device) -> tuple[nn.Module, nn.Module]:
+    """``(pretrained encoder, scratch encoder)``, both in eval mode on ``device``.
+
+    Raises:
+        FileNotFoundError: ``pretrained`` does not exist (the message names the pre-training command).
+        ValueError: the checkpoint holds another model than ``model``.
+    """
+    from transferlimits.config import NATIVE_OBJECTIVE
+    from transferlimits.training.pretrain import load_pretrained_encoder
+
+    if not Path(pretrained).exists():
+        raise FileNotFoundError(
+            f"no pre-trained encoder at {pretrained}; run `python -m transferlimits pretrain --model {model} "
+            f"--profile {profile.name}` first (add --objective for the swapped control; native: "
+            f"{NATIVE_OBJECTIVE[model]})"
+        )
+    enc, meta = load_pretrained_encoder(pretrained, device)
+    if meta.get("model", model) != model:
+        raise ValueError(f"{pretrained} holds a {meta.get('model')!r} encoder, not {model!r}")
+    return enc.eval(), scratch_encoder(profile, model, seed).to(device).eval()
+
+
+def run_record(res: FinetuneResult) -> dict[str, Any]:
+    """The JSON record of one fine-tuning run (schema in :mod:`transferlimits.study`)."""
+    return {"test": res.test_scores, "per_case": res.per_case, "curve": res.curve, "best_epoch": int(res.best_epoch),
+            "best_val": float(res.best_val), "train_seconds": float(res.train_seconds), "extra": res.extra_scores,
+            "reused_from": None}
+
+
+def finetune_all(spec: Any, model: str, pre_encoder: nn.Module, scr_encoder: nn.Module, data: dict[str, Any],
+                 profile: Profile, device: torch.device, seed: int, progress: bool, width: int | None,
+                 reuse_scratch_from: str | Path | None = None
+                 ) -> tuple[dict[str, dict], dict[str, FinetuneResult], dict[str, float]]:
+    """Fine-tune pretrained, scratch (unless reused) and linear_probe with one recipe.
+
+    Returns:
+        ``(records, results, seconds)`` keyed by init; a reused scratch run has a record but no result.
+    """
+    extra = {"real": data["real"]} if "real" in data else None
+    spacing = tuple(float(s) for s in profile.grid.spacing)
+    records: dict[str, dict] = {}
+    results: dict[str, FinetuneResult] = {}
+    seconds: dict[str, float] = {}
+    inits = {"pretrained": pre_encoder, "scratch": scr_encoder, "linear_probe": pre_encoder}
+    for init, enc in inits.items():
+        if init == "scratch" and reuse_scratch_from is not None:
+            src = Path(reuse_scratch_from)
+            src = src / "metrics.json" if src.is_dir() else src
+            rec = copy.deepcopy(json.loads(src.read_text())["runs"]["scratch"])
+            rec["reused_from"] = str(src)
+            records[init], seconds[init] = rec, 0.0
+            continue
+        res = finetune(spec, model, enc, init, data["train"], data["val"], data["test"], profile.finetune, device,
+                       seed=seed, progress=progress, extra_test=extra, width=width, spacing=spacing)
+        results[init], records[init], seconds[init] = res, run_record(res), float(res.train_seconds)
+    return records, results, seconds
+
+
+def rpg_table(records: dict[str, dict], spec: Any) -> dict[str, dict[str, float]]:
+    """RPG (percent) of the pretrained run vs scratch and vs linear probe, for every test metric."""
+    from transferlimits.metrics.tasks import METRIC_DIRECTION
+    from transferlimits.metrics.transfer import rpg
+
+    out: dict[str, dict[str, float]] = {}
+    pre = records["pretrained"]["test"]
+    for base in ("scratch", "linear_probe"):
+        ref = records[base]["test"]
+        table = {}
+        for metric, value in pre.items():
+            if metric not in ref:
+                continue
+            directions = {"rmse": False, "pearson_r": True, **METRIC_DIRECTION}
+            higher = bool(spec.higher_is_better) if metric == spec.primary_metric else directions.get(metric, True)
+            try:
+                table[metric] = float(rpg(float(value), float(ref[metric]), higher))
+            except (ValueError, ZeroDivisionError):
+                table[metric] = float("nan")
+        out[f"vs_{base}"] = table
+    return out

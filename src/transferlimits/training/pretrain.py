@@ -1,0 +1,350 @@
+"""Pre-train one encoder with one objective on the profile's pre-training pool.
+
+The four (backbone, objective) pairs of the study: ``profound/fcmae`` and ``provicnet/contrastive``
+(native), ``profound/contrastive`` and ``provicnet/mae`` (swapped, the 2x2 control of STUDY H6).
+All share one recipe per profile: AdamW, per-iteration linear warmup + half-cycle cosine, a NaN/inf
+guard, an atomic checkpoint every ``checkpoint_every`` steps and resume after an interruption
+(same step, optimizer and RNG state, so a resumed CPU run reproduces an uninterrupted one exactly).
+bf16 autocast and channels-last are used only on CUDA.
+
+Outputs in ``results/<profile>/pretrain/<model>__<objective>/``: ``encoder.pt`` (encoder weights and
+metadata), ``curve.json`` (per-step loss, lr, wall seconds, objective statistics), ``pretrain.json``
+(summary and provenance) and, while running, ``checkpoint_last.pt``. A finished run whose settings
+match is returned without work. The phantom cohort is built on first use; for ``--profile picai`` build
+it first with ``python -m transferlimits data --profile picai --data <images>``.
+
+Example::
+
+    python -m transferlimits pretrain --model profound --profile smoke
+    python -m transferlimits pretrain --model provicnet --objective mae --steps 100 --device cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from transferlimits import paths
+from transferlimits.config import MODELS, NATIVE_OBJECTIVE, OBJECTIVES, Profile, get_profile, profile_to_dict
+from transferlimits.runtime import (
+    atomic_save_torch,
+    atomic_write_json,
+    git_commit,
+    hardware_info,
+    resolve_device,
+    seed_everything,
+    set_threads,
+    software_versions,
+)
+from transferlimits.training.loop import (
+    Checkpointer,
+    Timer,
+    autocast_context,
+    check_finite,
+    maybe_channels_last,
+    generator_states,
+    param_groups,
+    restore_generators,
+    restore_rng,
+    seed_generators,
+    set_lr,
+    warmup_cosine_lr,
+)
+from transferlimits.training.pretrain_data import build_pretrain_loader, forward_objective
+
+__all__ = ["PretrainResult", "pretrain", "load_pretrained_encoder", "pretrain_settings", "add_arguments", "main"]
+
+#: objectives each backbone supports (native first)
+VALID_PAIRS: dict[str, tuple[str, ...]] = {"profound": ("fcmae", "contrastive"), "provicnet": ("contrastive", "mae")}
+
+
+@dataclass
+class PretrainResult:
+    """What :func:`pretrain` returns.
+
+    Attributes:
+        encoder_path: ``encoder.pt`` of the finished run, or ``None`` when stopped early (``stop_after``).
+        curve: one dict per completed step: ``step``, ``loss``, ``lr``, ``wall_s`` (+ objective stats).
+        summary: the content of ``pretrain.json`` (or the partial state when stopped early).
+    """
+
+    encoder_path: Path | None
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _check_pair(model: str, objective: str) -> None:
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; valid: {list(MODELS)}")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; valid: {list(OBJECTIVES)}")
+    if objective not in VALID_PAIRS[model]:
+        raise ValueError(f"objective {objective!r} is not defined for {model!r}; valid: {list(VALID_PAIRS[model])}")
+
+
+def pretrain_settings(model: str, objective: str, profile: Profile, seed: int, steps: int) -> dict[str, Any]:
+    """The settings that define a pre-training run (a finished run is reused only if they match)."""
+    rec = profile.pretrain
+    settings = {
+        "model": model,
+        "objective": objective,
+        "size": profile.encoder_sizes[model],
+        "img_size": profile.slice_size if model == "provicnet" else None,
+        "grid": profile.grid.shape,
+        "spacing": profile.grid.spacing,
+        "pool_patients": profile.splits.pretrain,
+        "data_source": profile.data_source,
+        "seed": int(seed),
+        "steps": int(steps),
+        "batch_size": rec.batch_size,
+        "lr": rec.lr,
+        "betas": rec.betas,
+        "weight_decay": rec.weight_decay,
+        "warmup_steps": rec.warmup_steps,
+        "mask_ratio": rec.mask_ratio,
+        "contrastive_alpha": rec.contrastive_alpha,
+    }
+    return json.loads(json.dumps(settings))  # tuples -> lists: compares equal after a JSON round trip
+
+
+def _build_modules(model: str, objective: str, profile: Profile) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(encoder, objective module wrapping it), built from :mod:`transferlimits.models`."""
+    from transferlimits.models import build_encoder, build_objective
+
+    kwargs = {"img_size": profile.slice_size} if model == "provicnet" else {}
+    encoder = build_encoder(model, profile.encoder_sizes[model], **kwargs)
+    module = build_objective(model, objective, encoder, profile)
+    return encoder, module
+
+
+def _stats(output: Any) -> dict[str, float]:
+    """Scalar statistics an objective returns next to its loss (a dict in the output tuple)."""
+    if not isinstance(output, (tuple, list)):
+        return {}
+    out: dict[str, float] = {}
+    for item in output[1:]:
+        if isinstance(item, dict):
+            for k, v in item.items():
+                if isinstance(v, (int, float)) or (isinstance(v, torch.Tensor) and v.numel() == 1):
+                    out[str(k)] = float(v)
+    return out
+
+
+def _try_reuse(out: Path, settings: dict[str, Any]) -> PretrainResult | None:
+    path = out / "encoder.pt"
+    if not (path.exists() and (out / "curve.json").exists() and (out / "pretrain.json").exists()):
+        return None
+    meta = torch.load(path, map_location="cpu", weights_only=True)
+    if meta.get("settings") != settings:
+        return None
+    curve = json.loads((out / "curve.json").read_text())
+    summary = json.loads((out / "pretrain.json").read_text())
+    return PretrainResult(path, curve, summary)
+
+
+def _mean(values: list[float]) -> float:
+    return float(sum(values) / len(values)) if values else float("nan")
+
+
+def pretrain(
+    model: str,
+    objective: str,
+    profile: Profile,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    out_dir: str | Path | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    max_steps: int | None = None,
+    stop_after: int | None = None,
+) -> PretrainResult:
+    """Pre-train ``model`` with ``objective`` on ``profile``'s pre-training pool.
+
+    Args:
+        model: ``"profound"`` or ``"provicnet"``.
+        objective: ``"fcmae"``/``"contrastive"`` (profound) or ``"contrastive"``/``"mae"`` (provicnet).
+        profile: the :class:`~transferlimits.config.Profile` (recipe in ``profile.pretrain``).
+        device: torch device or spec; ``None`` uses ``profile.device`` (``"auto"`` -> cuda if present).
+        seed: seed of initialisation, sampling and masking (default 0).
+        out_dir: output folder; default ``paths.pretrain_dir(profile.name, model, objective)``.
+        resume: continue from ``checkpoint_last.pt`` when its settings match (default True).
+        progress: show a tqdm bar with loss and lr (default True).
+        max_steps: number of steps instead of ``profile.pretrain.steps`` (default None).
+        stop_after: stop after completing and checkpointing this step (simulated interruption;
+            the result then has ``encoder_path=None``). Default None.
+
+    Returns:
+        :class:`PretrainResult` with the ``encoder.pt`` path, the per-step curve and the summary.
+
+    Raises:
+        ValueError: unknown model/objective, or a non-positive step count.
+        NonFiniteLossError: the loss became NaN/inf (the message names the step and the run).
+    """
+    _check_pair(model, objective)
+    steps = int(profile.pretrain.steps if max_steps is None else max_steps)
+    if steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {steps}")
+    if stop_after is not None and not 1 <= stop_after <= steps:
+        raise ValueError(f"stop_after must be in [1, {steps}], got {stop_after}")
+    rec = profile.pretrain
+    out = Path(out_dir) if out_dir is not None else paths.pretrain_dir(profile.name, model, objective)
+    settings = pretrain_settings(model, objective, profile, seed, steps)
+    reused = _try_reuse(out, settings)
+    if reused is not None:
+        return reused
+
+    device = resolve_device(device if device is not None else profile.device)
+    set_threads(profile.num_threads)
+    seed_everything(seed)
+    ndim = 5 if model == "profound" else 4
+    encoder, module = _build_modules(model, objective, profile)
+    seed_generators(module, seed)  # an objective's own generator (pair shuffling) follows the run seed
+    module = maybe_channels_last(module.to(device), device, ndim)
+    optimizer = torch.optim.AdamW(param_groups(module, rec.weight_decay), lr=rec.lr, betas=tuple(rec.betas))
+    ckpt = Checkpointer(out, rec.checkpoint_every)
+    start, curve = 0, []
+    state = ckpt.load_latest() if resume else None
+    if state is not None and state.get("settings") != settings:
+        warnings.warn(f"{ckpt.path} was written with other settings; starting over", stacklevel=2)
+        state = None
+    if state is not None:
+        module.load_state_dict(state["module"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, curve = int(state["step"]), list(state["curve"])
+        restore_generators(module, state.get("generators", {}))
+        restore_rng(state)
+    prior_wall = curve[-1]["wall_s"] if curve else 0.0
+
+    loader, n_pool = build_pretrain_loader(profile, model, rec.batch_size, seed, start, steps, device)
+    where = f"pretraining {model}/{objective}"
+    timer = Timer(device)
+    module.train()
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=steps, initial=start, desc=f"pretrain {model}/{objective}", disable=not progress, leave=False)
+    last_saved = start
+    for step, batch in zip(range(start, steps), loader):
+        lr = warmup_cosine_lr(step, steps, rec.warmup_steps, rec.lr)
+        set_lr(optimizer, lr)
+        with timer.section():
+            with autocast_context(device):
+                output = forward_objective(module, model, objective, batch, device, ndim)
+            loss = output[0] if isinstance(output, (tuple, list)) else output
+            value = check_finite(loss, step=step, where=where)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        curve.append({"step": step, "loss": value, "lr": lr, "wall_s": prior_wall + timer.elapsed(), **_stats(output)})
+        bar.set_postfix(loss=f"{value:.4f}", lr=f"{lr:.2e}")
+        bar.update(1)
+        done = step + 1
+        if ckpt.due(done) or done == stop_after:
+            ckpt.save(done, {"module": module.state_dict(), "optimizer": optimizer.state_dict(),
+                             "curve": curve, "settings": settings, "generators": generator_states(module)})
+            last_saved = done
+        if done == stop_after:
+            bar.close()
+            return PretrainResult(None, curve, {"interrupted": True, "step": done, "checkpoint": str(ckpt.path)})
+    bar.close()
+    if len(curve) != steps:  # the loader ran dry: impossible with the infinite sampler
+        raise RuntimeError(f"{where} stopped at step {len(curve)} of {steps}; saved step {last_saved}")
+
+    ran, elapsed = steps - start, max(timer.elapsed(), 1e-9)
+    tenth = max(1, steps // 10)
+    losses = [r["loss"] for r in curve]
+    summary = {
+        "model": model,
+        "objective": objective,
+        "profile": profile.name,
+        "steps": steps,
+        "resumed_from_step": start,
+        "first_loss": _mean(losses[:tenth]),
+        "last_loss": _mean(losses[-tenth:]),
+        "samples_per_s": ran * rec.batch_size / elapsed,  # this call, data loading included
+        "seconds_per_step": elapsed / ran if ran else float("nan"),
+        "wall_seconds": prior_wall + elapsed,  # all calls (a resumed run adds up)
+        "step_seconds_this_call": timer.wall,  # forward/backward/update sections only
+        "device_seconds_this_call": timer.device_seconds,
+        "pool_items": n_pool,
+        "encoder_params": sum(p.numel() for p in encoder.parameters()),
+        "objective_params": sum(p.numel() for p in module.parameters()),
+        "device": str(device),
+        "hardware": hardware_info(device),
+        "software": software_versions(),
+        "git_commit": git_commit(),
+        "settings": settings,
+    }
+    encoder_state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
+    meta = {"model": model, "size": profile.encoder_sizes[model], "objective": objective,
+            "img_size": settings["img_size"], "profile": profile_to_dict(profile), "steps": steps,
+            "seed": int(seed), "settings": settings}
+    meta = json.loads(json.dumps(meta))  # plain types only: loadable with weights_only=True
+    atomic_write_json(out / "curve.json", curve)
+    atomic_write_json(out / "pretrain.json", summary)
+    path = atomic_save_torch(out / "encoder.pt", {"state_dict": encoder_state, **meta})
+    ckpt.remove()
+    return PretrainResult(path, curve, summary)
+
+
+def load_pretrained_encoder(path_or_dir: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+    """Rebuild an encoder from a pre-training run's ``encoder.pt`` (or its folder).
+
+    Args:
+        path_or_dir: ``encoder.pt`` or the folder holding it.
+        device: where to put the encoder (default ``"cpu"``).
+
+    Returns:
+        ``(encoder in eval mode, meta)``; ``meta`` holds ``model``, ``size``, ``objective``,
+        ``img_size``, ``profile``, ``steps``, ``seed``, ``settings`` (no weights).
+
+    Raises:
+        FileNotFoundError: no ``encoder.pt`` there.
+    """
+    from transferlimits.models import build_encoder
+
+    path = Path(path_or_dir)
+    if path.is_dir():
+        path = path / "encoder.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"no pre-trained encoder at {path}; run `python -m transferlimits pretrain` first")
+    meta = torch.load(path, map_location="cpu", weights_only=True)
+    kwargs = {"img_size": meta["img_size"]} if meta["model"] == "provicnet" else {}
+    encoder = build_encoder(meta["model"], meta["size"], **kwargs)
+    encoder.load_state_dict(meta.pop("state_dict"), strict=True)
+    return encoder.to(device).eval(), meta
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """CLI options of ``python -m transferlimits pretrain``."""
+    parser.add_argument("--model", required=True, help=f"encoder to pre-train, one of {list(MODELS)}")
+    parser.add_argument("--objective", default=None,
+                        help="pre-training objective; default the model's native one "
+                        f"({', '.join(f'{m}: {o}' for m, o in NATIVE_OBJECTIVE.items())}); the swapped "
+                        "controls are profound: contrastive and provicnet: mae")
+    parser.add_argument("--profile", default="smoke", help="profile name: smoke, reference or picai (default smoke)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of init, sampling and masking (default 0)")
+    parser.add_argument("--device", default="auto", help="'auto' (cuda if present, else cpu), 'cpu', 'cuda:0' ...")
+    parser.add_argument("--steps", type=int, default=None, help="number of steps (default: the profile's recipe)")
+    parser.add_argument("--out", default=None, help="output folder (default results/<profile>/pretrain/<model>__<objective>)")
+    parser.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint_last.pt and start over")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run :func:`pretrain` from parsed CLI arguments; prints the outputs. Returns 0."""
+    if args.model not in MODELS:
+        raise ValueError(f"unknown model {args.model!r}; valid: {list(MODELS)}")
+    objective = args.objective or NATIVE_OBJECTIVE[args.model]
+    profile = get_profile(args.profile)
+    result = pretrain(args.model, objective, profile, device=args.device, seed=args.seed, out_dir=args.out,
+                      resume=not args.no_resume, progress=not args.no_progress, max_steps=args.steps)
+    s = result.summary
+    print(f"{args.model}/{objective}: {s['steps']} steps, loss {s['first_loss']:.4f} -> {s['last_loss']:.4f}, "
+          f"{s['samples_per_s']:.2f} samples/s on {s['device']}; encoder: {result.encoder_path}")
+    return 0

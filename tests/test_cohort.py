@@ -1,0 +1,122 @@
+"""Cohort build + reload on a tiny profile, the task/pre-training datasets, and the CLI hook."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from _geometry_factory import ellipsoid_geometry
+from transferlimits import paths
+from transferlimits.config import get_profile
+from transferlimits.data import cohort as cohort_mod
+from transferlimits.data.splits import patient_id
+
+torch.set_num_threads(1)
+
+
+class FakePack:
+    """Stands in for the geometry pack: 14 hand-made cases of 12 patients (two with two studies)."""
+
+    def __init__(self):
+        self.geoms = {}
+        for i in range(14):
+            pat = 20000 + min(i, 11)
+            cid = f"{pat}_{1000000 + i}"
+            pirads = [None, 2, 3, 4, 5][i % 5]
+            lesion = pirads is not None and pirads >= 4 and i % 2 == 0
+            self.geoms[cid] = ellipsoid_geometry(cid, pirads=pirads, isup=3 if lesion else 0, lesion=lesion,
+                                                 shape=(12, 48, 48), spacing=(3.0, 1.5, 1.5))
+        self.case_ids = sorted(self.geoms)
+        self.clinical = pd.DataFrame({"gland_ml": [30.0] * 14}, index=self.case_ids)
+
+    def clinical_dict(self, cid):
+        return self.geoms[cid].clinical
+
+    def case(self, cid):
+        return self.geoms[cid]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TRANSFERLIMITS_RESULTS", str(tmp_path_factory.mktemp("results")))
+        fake = FakePack()
+        mp.setattr(cohort_mod, "_pack", lambda path: fake)
+        yield get_profile("smoke", splits={"pretrain": 3, "train": 3, "val": 2, "test": 2},
+                          grid={"shape": (8, 32, 32), "spacing": (3.0, 2.0, 2.0)}, slice_size=28)
+
+
+def test_build_reload_and_cache(tiny):
+    built = cohort_mod.build_cohort(tiny, seed=0, progress=False)
+    root = paths.data_dir(tiny.name)
+    assert (root / "splits.json").is_file() and (root / "manifest.json").is_file()
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["grid"] == {"shape": [8, 32, 32], "spacing": [3.0, 2.0, 2.0]}
+    assert manifest["patients"] == {"pretrain": 3, "train": 3, "val": 2, "test": 2}
+    pats = [{patient_id(c) for c in built.case_ids(s)} for s in ("pretrain", "train", "val", "test")]
+    assert sum(len(p) for p in pats) == len(set().union(*pats))  # disjoint by patient
+    loaded = cohort_mod.Cohort.load(tiny)
+    assert loaded.splits == built.splits
+    case = loaded.cases("train")[0]
+    assert case.shape == (8, 32, 32) and case.t2w.dtype == np.float32 and case.source == "phantom"
+    real = loaded.real_cases()
+    assert len(real) == 2 and all(r.source == "real" and r.shape == (8, 32, 32) for r in real)
+    # a second build reuses the cache (files untouched, same hashes)
+    f = root / manifest["cases"][case.case_id]["file"]
+    mtime = f.stat().st_mtime_ns
+    again = cohort_mod.build_cohort(tiny, seed=0, progress=False)
+    assert f.stat().st_mtime_ns == mtime and again.manifest["cases"] == manifest["cases"]
+    # a corrupt cache file is rebuilt
+    f.write_bytes(b"torn")
+    cohort_mod.build_cohort(tiny, seed=0, progress=False)
+    assert loaded.case(case.case_id).shape == (8, 32, 32)
+    with pytest.raises(ValueError, match="unknown split"):
+        loaded.case_ids("holdout")
+
+
+def test_task_and_pretrain_datasets(tiny):
+    c = cohort_mod.build_cohort(tiny, seed=0, progress=False)
+    for model in ("profound", "provicnet"):
+        ds = cohort_mod.task_dataset(c, "segmentation", "test", model)
+        item = ds[0]
+        assert item["y"].shape == (8, 32, 32)
+        assert item["x"].shape == ((3, 8, 32, 32) if model == "profound" else (8, 3, 28, 28))
+        assert ("pos" in item) == (model == "provicnet")
+    sr_real = cohort_mod.task_dataset(c, "distortion_correction", "real", "profound", seed=1)
+    a, b = sr_real[0], sr_real[0]
+    assert len(sr_real) == 2 and torch.equal(a["x"], b["x"])  # degradation seeded per (case, seed)
+    assert not torch.equal(a["x"], cohort_mod.task_dataset(c, "distortion_correction", "real", "profound", seed=2)[0]["x"])
+    batch = next(iter(torch.utils.data.DataLoader(cohort_mod.task_dataset(c, "classification", "train", "profound"),
+                                                  batch_size=2)))
+    assert batch["x"].shape == (2, 3, 8, 32, 32) and batch["y"].dtype == torch.int64
+    with pytest.raises(ValueError, match="uses labels"):
+        cohort_mod.task_dataset(c, "classification", "real", "profound")
+    with pytest.raises(ValueError, match="unknown model"):
+        cohort_mod.task_dataset(c, "classification", "train", "resnet")
+    pf = cohort_mod.pretrain_dataset(c, "profound")
+    assert len(pf) == len(c.case_ids("pretrain")) + 2
+    it = pf[0]
+    assert it["x"].shape == (3, 8, 32, 32) and it["labels"].shape == (8, 32, 32) and it["labels"].max() <= 3
+    pv = cohort_mod.pretrain_dataset(c, "provicnet", include_real=False)
+    assert len(pv) == 8 * len(c.case_ids("pretrain"))
+    it = pv[7]
+    assert it["x"].shape == (3, 28, 28) and it["pos"].tolist() == [7.0, 8.0] and it["labels"].shape == (28, 28)
+
+
+def test_cli_hook_and_missing_inputs(tiny, capsys, monkeypatch):
+    parser = argparse.ArgumentParser()
+    cohort_mod.add_arguments(parser)
+    args = parser.parse_args(["--profile", "smoke", "--no-progress"])
+    assert args.profile == "smoke" and args.seed == 0
+    with pytest.raises(ValueError, match="no cohort manifest"):
+        cohort_mod.Cohort.load("reference")
+    with pytest.raises(ValueError, match="images_root"):
+        cohort_mod.build_cohort(get_profile("picai"), progress=False)
+    monkeypatch.setattr(cohort_mod, "_pack", lambda path: (_ for _ in ()).throw(FileNotFoundError("no pack")))
+    with pytest.raises(ValueError, match="geometry pack"):
+        cohort_mod.build_cohort(tiny, progress=False)

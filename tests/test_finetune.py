@@ -1,0 +1,122 @@
+"""Fine-tuning loop: init modes, lr scales, NaN guard, determinism, augmentation (tiny CPU sizes)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from transferlimits.config import FinetuneRecipe, get_profile
+from transferlimits.data.tasks import get_task
+from transferlimits.models.registry import build_encoder
+from transferlimits.study_runs import scratch_encoder
+from transferlimits.training.augment import augment_batch
+from transferlimits.training.finetune import backbone_lr_scales, finetune
+from transferlimits.training.loop import NonFiniteLossError
+
+from _finetune_data import SLICE, TinyTaskDataset, tiny_splits
+
+torch.set_num_threads(1)
+
+RECIPE = FinetuneRecipe(epochs=2, batch_size=4, lr=2e-3)
+
+
+def _encoder(model: str):
+    torch.manual_seed(0)
+    return build_encoder(model, "test", **({"img_size": SLICE} if model == "provicnet" else {}))
+
+
+def _run(task: str, model: str, init: str = "pretrained", recipe: FinetuneRecipe = RECIPE, encoder=None, **kw):
+    spec = get_task(task)
+    data = tiny_splits(spec.kind, model)
+    enc = encoder if encoder is not None else _encoder(model)
+    return finetune(spec, model, enc, init, data["train"], data["val"], data["test"], recipe, "cpu",
+                    progress=False, width=8, spacing=(3.0, 3.0, 3.0), **kw)
+
+
+@pytest.mark.parametrize("model", ["profound", "provicnet"])
+def test_linear_probe_leaves_encoder_unchanged_and_head_trains(model):
+    enc = _encoder(model)
+    before = {k: v.clone() for k, v in enc.state_dict().items()}
+    res = _run("classification", model, "linear_probe", encoder=enc)
+    after = res.model.encoder.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not any(p.requires_grad for p in res.model.encoder.parameters())
+    head = res.model.head[0].weight
+    assert len(res.curve) == 2 and res.best_epoch in (1, 2)
+    assert "auroc_ge4" in res.test_scores and len(res.per_case) == 6
+    assert head.requires_grad
+
+
+def test_pretrained_run_changes_encoder_but_not_the_callers_copy():
+    enc = _encoder("profound")
+    before = {k: v.clone() for k, v in enc.state_dict().items()}
+    res = _run("segmentation", "profound", encoder=enc)
+    assert all(torch.equal(before[k], v) for k, v in enc.state_dict().items())  # input not modified
+    assert any(not torch.equal(before[k], v) for k, v in res.model.encoder.state_dict().items())
+    assert {"dice", "hd95"} <= set(res.test_scores) and res.examples["pred"].shape == (2, 32, 32)
+
+
+def test_cpu_runs_are_deterministic():
+    a = _run("super_resolution", "provicnet")
+    b = _run("super_resolution", "provicnet")
+    assert [r["train_loss"] for r in a.curve] == [r["train_loss"] for r in b.curve]
+    assert a.test_scores == b.test_scores
+    assert "real" in _run("super_resolution", "provicnet", extra_test={"real": TinyTaskDataset(2, "regression", "provicnet", 3)}).extra_scores
+
+
+@pytest.mark.parametrize("model", ["profound", "provicnet"])
+def test_scratch_same_seed_gives_identical_init(model):
+    prof = get_profile("smoke", encoder_sizes={"profound": "test", "provicnet": "test"}, slice_size=SLICE)
+    a, b, c = (scratch_encoder(prof, model, s) for s in (7, 7, 8))
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+    assert any(not torch.equal(v, c.state_dict()[k]) for k, v in a.state_dict().items() if v.dtype.is_floating_point and v.std() > 0)
+
+
+def test_nan_loss_raises_clear_error():
+    spec = get_task("classification")
+    bad = TinyTaskDataset(8, "classification", "profound", nan=True)
+    ok = TinyTaskDataset(4, "classification", "profound", 1)
+    with pytest.raises(NonFiniteLossError, match=r"step 0 of fine-tuning classification/profound \(init=scratch, epoch 1\)"):
+        finetune(spec, "profound", _encoder("profound"), "scratch", bad, ok, ok, RECIPE, "cpu", progress=False)
+
+
+def test_backbone_lr_scales():
+    from transferlimits.models.heads import build_task_model
+
+    spec = get_task("classification")
+    pro = build_task_model("profound", _encoder("profound"), spec)
+    scales = backbone_lr_scales(pro, "profound", RECIPE)
+    n = pro.encoder.num_layers
+    assert scales["encoder.downsample_layers.0.0.weight"] == pytest.approx(0.75 ** (n + 1))
+    assert scales["encoder.norm.weight"] == pytest.approx(1.0)
+    assert not any(k.startswith("head.") for k in scales)
+    vit = build_task_model("provicnet", _encoder("provicnet"), spec)
+    assert set(backbone_lr_scales(vit, "provicnet", RECIPE).values()) == {0.05}
+
+
+def test_bad_init_and_empty_train_set():
+    with pytest.raises(ValueError, match="unknown init 'frozen'"):
+        _run("classification", "profound", "frozen")
+    spec = get_task("classification")
+    ok = TinyTaskDataset(4, "classification", "profound")
+    with pytest.raises(ValueError, match="empty"):
+        finetune(spec, "profound", _encoder("profound"), "scratch", TinyTaskDataset(0, "classification", "profound"),
+                 ok, ok, RECIPE, "cpu", progress=False)
+
+
+def test_augment_flips_input_target_and_masks_together():
+    x = torch.arange(2 * 3 * 2 * 2 * 4, dtype=torch.float32).reshape(2, 3, 2, 2, 4)
+    y = torch.arange(2 * 2 * 2 * 4).reshape(2, 2, 2, 4)
+    batch = {"x": x, "y": y, "masks": {"body": y.clone()}}
+    out = augment_batch(batch, torch.Generator().manual_seed(0), dense_target=True, flip_p=1.0, scale=0.0, shift=0.0)
+    assert torch.equal(out["x"], x.flip(-1)) and torch.equal(out["y"], y.flip(-1))
+    assert torch.equal(out["masks"]["body"], y.flip(-1)) and torch.equal(batch["x"], x)  # input untouched
+    out = augment_batch(batch, torch.Generator().manual_seed(0), dense_target=True, flip_p=0.0, scale=0.1, shift=0.1)
+    assert torch.equal(out["y"], y) and not torch.equal(out["x"], x)
+    ratio = out["x"] / x.clamp_min(1)
+    assert float((out["x"] - x).abs().max()) <= 0.1 * float(x.max()) + 0.1 + 1e-5 and ratio.numel()
+    a = augment_batch(batch, torch.Generator().manual_seed(3), dense_target=True)
+    b = augment_batch(batch, torch.Generator().manual_seed(3), dense_target=True)
+    assert torch.equal(a["x"], b["x"])
+    with pytest.raises(ValueError, match="flip_p"):
+        augment_batch(batch, torch.Generator(), dense_target=True, flip_p=2.0)
