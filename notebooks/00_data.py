@@ -23,11 +23,11 @@ import time
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import Markdown
+from IPython.display import HTML
 from myst_nb import glue
 
 from transferlimits.config import get_profile
-from transferlimits.data.calibration import calibration_table
+from transferlimits.data.calibration import calibration_table, phantom_of_real
 from transferlimits.data.cohort import build_cohort
 from transferlimits.figures import data as fig_data
 from transferlimits.runner.provenance import glue_provenance
@@ -47,31 +47,32 @@ sizes = {split: len(cohort.cases(split)) for split in ("pretrain", "train", "val
 for split, n in sizes.items():
     glue(f"n_{split}", n, display=False)
 glue("n_real", len(real), display=False)
-glue("grid_shape", Markdown(" × ".join(map(str, prof.grid.shape))), display=False)
-pd.Series(sizes, name="patients").to_frame()
+glue("grid_shape", HTML(" × ".join(map(str, prof.grid.shape))), display=False)
+pd.Series(sizes, name="cases").to_frame()
 
 # %% [markdown]
 # ## Phantom vs real
-# Mid-gland slices of a real exam and a phantom on the same grid (T2W, high-b DWI, ADC).
+# Mid-gland slices of a real exam and of the phantom synthesised on that exam's own label geometry, on the
+# profile's grid (T2W, ADC, high-b DWI, and the zone and lesion contours).
 
 # %%
-phantoms = cohort.cases("test")
-fig = fig_data.plot_phantom_vs_real(real[0], phantoms[0])
+twins = [phantom_of_real(case, prof.grid) for case in real]  # phantoms on the real exams' own geometry
+fig = fig_data.plot_phantom_vs_real(twins[0], real[0])
 glue("fig_phantom_vs_real", fig)
 plt.close(fig)
 
 # %% [markdown]
 # ## Calibration: per-zone intensity statistics
-# Normalised intensities per zone (peripheral zone, transition zone, lesion, background) of the real exams
-# and of the phantoms.
+# Normalised intensities per zone (peripheral zone, transition zone, lesion, outside the gland) of the real
+# exams and of their phantom twins (like-for-like: same anatomy, same labels).
 
 # %%
-table = calibration_table(real, phantoms[: max(4, len(real))])
+table = calibration_table(real, twins)
 glue("calibration_rows", len(table), display=False)
 table
 
 # %%
-fig = fig_data.plot_zone_histograms(real + phantoms[:4])
+fig = fig_data.plot_zone_histograms(real, twins)
 glue("fig_zone_histograms", fig)
 plt.close(fig)
 

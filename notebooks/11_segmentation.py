@@ -26,7 +26,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import Markdown
+from IPython.display import HTML
 from myst_nb import glue
 
 from transferlimits.config import get_profile
@@ -69,7 +69,7 @@ primary = spec["primary_metric"]
 
 # %%
 scores = pd.DataFrame({init: run["test"] for init, run in metrics["runs"].items()}).T
-glue("primary_metric", Markdown(f"`{primary}`"), display=False)
+glue("primary_metric", HTML(f"<code>{primary}</code>"), display=False)
 for init in scores.index:
     glue(f"test_{init}", float(scores.loc[init, primary]), display=False)
 scores

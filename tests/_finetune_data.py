@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
-
 import torch.nn.functional as F
+from torch.utils.data import Dataset
 
 GRID = (16, 32, 32)
 SLICE = 28
@@ -64,9 +63,12 @@ class TinyTaskDataset(Dataset):
         return self.items[i]
 
 
-def tiny_splits(kind: str, model: str, n_train: int = 8, n_val: int = 4, n_test: int = 6, real: bool = False):
-    data = {"train": TinyTaskDataset(n_train, kind, model, 0), "val": TinyTaskDataset(n_val, kind, model, 1),
-            "test": TinyTaskDataset(n_test, kind, model, 2)}
+def tiny_splits(kind: str, model: str, n_train: int = 8, n_val: int = 4, n_test: int = 6, real: bool = False,
+                grid=GRID, slice_size: int = SLICE):
+    """train/val/test (+ 2 ``real`` cases) stand-in datasets."""
+    kw = {"grid": grid, "slice_size": slice_size}
+    data = {"train": TinyTaskDataset(n_train, kind, model, 0, **kw), "val": TinyTaskDataset(n_val, kind, model, 1, **kw),
+            "test": TinyTaskDataset(n_test, kind, model, 2, **kw)}
     if real:
-        data["real"] = TinyTaskDataset(2, kind, model, 3)
+        data["real"] = TinyTaskDataset(2, kind, model, 3, **kw)
     return data

@@ -120,3 +120,13 @@ def test_cli_hook_and_missing_inputs(tiny, capsys, monkeypatch):
     monkeypatch.setattr(cohort_mod, "_pack", lambda path: (_ for _ in ()).throw(FileNotFoundError("no pack")))
     with pytest.raises(ValueError, match="geometry pack"):
         cohort_mod.build_cohort(tiny, progress=False)
+
+
+def test_picai_data_source_on_the_shipped_exams(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSFERLIMITS_RESULTS", str(tmp_path / "results"))
+    prof = get_profile("picai", splits={"pretrain": 0, "train": 1, "val": 0, "test": 1},
+                       grid={"shape": (8, 32, 32), "spacing": (3.0, 2.0, 2.0)}, slice_size=28)
+    c = cohort_mod.build_cohort(prof, progress=False, images_root=str(paths.REAL_CASES))
+    assert sorted(c.case_ids("train") + c.case_ids("test")) == ["10795_1000811", "11373_1001396"]
+    case = c.cases("test")[0]
+    assert case.source == "real" and case.shape == (8, 32, 32) and case.zones.any()

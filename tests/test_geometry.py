@@ -47,7 +47,9 @@ def test_pack_table_matches_marksheet_facts(pack):
     assert df["center"].value_counts().to_dict() == {"RUMC": 800, "PCNN": 350, "ZGT": 350}
     assert ((df["isup"] >= 2) == df["cspca"]).all()
     assert set(df["lesion_kind"]) == {"isup", "binary"} and int((df["lesion_kind"] == "binary").sum()) == 205
-    assert df["gland_in_pack"].min() > 0.9  # the pack grid holds (almost) every gland
+    # the pack grid holds (almost) every gland; the one exception is upstream's known faulty AI gland
+    assert df["gland_in_pack"].median() > 0.99
+    assert list(df.index[df["gland_in_pack"] < 0.9]) == ["11050_1001070"]
     row = df.loc[POS]
     assert (row["pirads"], row["isup"], row["age"], row["psa"], row["volume"]) == (4, 3, 63, 13.0, 52.0)
     np.testing.assert_allclose([row["orig_spacing_z"], row["orig_spacing_y"]], [3.0, 0.5], atol=1e-5)
@@ -73,14 +75,13 @@ def test_case_decode(pack):
     np.testing.assert_allclose(centre, (np.asarray(pack.shape) - 1) / 2, atol=2.0)
 
 
-def test_pack_lesion_codes_and_pirads_none(pack):
+def test_pack_lesion_codes(pack):
     df = pack.clinical
     binary_case = df.index[df["lesion_kind"] == "binary"][0]
     assert set(np.unique(pack.case(binary_case).lesions)) == {0, 1}
     negative = df.index[~df["cspca"]][0]
     assert not pack.case(negative).lesions.any()
-    no_pirads = df.index[df["pirads"] == 0]
-    assert len(no_pirads) > 0 and pack.clinical_dict(no_pirads[0])["pirads"] is None
+    assert df["pirads"].between(1, 5).all()  # every marksheet case has at least one PI-RADS score
 
 
 def test_unknown_case_and_missing_pack(pack, tmp_path):

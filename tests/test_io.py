@@ -174,3 +174,14 @@ def test_volume_rejects_bad_arrays():
         Volume(np.zeros((2, 2, 2)), (1, 1, 1), (0, 0, 0), (1, 0, 0))
     with pytest.raises(DataError, match="3D scalar"):
         Volume.from_sitk(sitk.Image([4, 4], sitk.sitkUInt8))
+
+
+def test_single_dicom_file_reads_its_own_series(tmp_path):
+    for src in (DICOM_T2W, DICOM_ADC):
+        for f in src.glob("*.dcm"):
+            shutil.copy(f, tmp_path / f"{src.name[:2]}_{f.name}")
+    assert read_volume(tmp_path / "9._1-05.dcm").shape == (20, 130, 160)
+    bad = tmp_path / "broken.dcm"
+    bad.write_bytes(b"not dicom")
+    with pytest.raises(DataError, match="broken.dcm"):
+        read_volume(bad)

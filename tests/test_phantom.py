@@ -7,11 +7,10 @@ import pytest
 import torch
 
 from _geometry_factory import ellipsoid_geometry
-from transferlimits.config import GridSpec, get_profile
-from transferlimits.data.calibration import ZONES, calibration_table, phantom_of_real, zone_stats
+from transferlimits.config import GridSpec
+from transferlimits.data.calibration import ZONES, calibration_table, zone_stats
 from transferlimits.data.degrade import epi_distortion, through_plane_degrade, undistort
 from transferlimits.data.phantom import synthesize
-from transferlimits.data.regrid import case_to_grid
 
 torch.set_num_threads(1)
 GRID = GridSpec((16, 64, 64), (3.0, 1.5, 1.5))
@@ -79,13 +78,15 @@ def test_bad_grid_raises(geom):
 
 
 @pytest.fixture(scope="module")
-def calibration():
-    from transferlimits.data.picai import load_real_cases
+def calibration_cases():
+    from transferlimits.data.calibration import calibration_pairs
 
-    real_native = load_real_cases()
-    real = [case_to_grid(c, GRID) for c in real_native]
-    phantoms = [phantom_of_real(c, GRID, seed) for c in real_native for seed in (0, 1)]
-    return calibration_table(real, phantoms)
+    return calibration_pairs(GRID, seeds=(0, 1))
+
+
+@pytest.fixture(scope="module")
+def calibration(calibration_cases):
+    return calibration_table(*calibration_cases)
 
 
 def test_calibration_adc_within_tolerance(calibration):
@@ -100,14 +101,12 @@ def test_calibration_adc_within_tolerance(calibration):
     assert set(calibration["zone"]) == set(ZONES)
 
 
-def test_calibration_check_can_fail(calibration):
-    """Negative control: a phantom with ADC scaled by 1.5 fails the same tolerance."""
-    from transferlimits.data.picai import load_real_cases
+def test_calibration_check_can_fail(calibration_cases):
+    """Negative control: phantoms with ADC scaled by 1.5 fail the same tolerance."""
+    import dataclasses
 
-    real = [case_to_grid(c, GRID) for c in load_real_cases()]
-    bad = [phantom_of_real(c, GRID, 0) for c in load_real_cases()]
-    for c in bad:
-        c.adc = c.adc * 1.5
+    real, phantoms = calibration_cases
+    bad = [dataclasses.replace(c, adc=c.adc * 1.5) for c in phantoms]
     t = calibration_table(real, bad).set_index(["zone", "sequence"])
     assert abs(t.loc[("PZ", "adc"), "ratio"] - 1) > ADC_TOLERANCE
     with pytest.raises(ValueError, match="need >= 1"):
@@ -146,3 +145,20 @@ def test_epi_distortion_and_inverse(geom):
         epi_distortion(img, case.spacing, np.random.default_rng(0), mask=np.zeros((2, 2, 2), bool))
     with pytest.raises(ValueError, match="max_shift_mm"):
         epi_distortion(img, case.spacing, np.random.default_rng(0), max_shift_mm=-1)
+
+
+def test_data_figures_render(geom):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from transferlimits.figures.data import mid_gland_slice, plot_phantom_vs_real, plot_zone_histograms
+
+    a, b = synthesize(geom, GRID, 0), synthesize(geom, GRID, 1)
+    b.source = "real"
+    fig = plot_phantom_vs_real(a, b)
+    assert isinstance(fig, Figure) and len(fig.axes) >= 8
+    assert (a.lesion[mid_gland_slice(a)] > 0).any()  # the shown slice has the lesion
+    fig2 = plot_zone_histograms([b], [a], zones=("PZ", "lesion"))
+    assert len(fig2.axes) == 6

@@ -20,8 +20,8 @@ torch.set_num_threads(1)
 PAIRS = [("profound", "fcmae"), ("profound", "contrastive"), ("provicnet", "contrastive"), ("provicnet", "mae")]
 
 
-def tiny_profile(steps: int = 30, lr: float = 2e-3, **pretrain_overrides) -> Profile:
-    """Smoke profile shrunk to test sizes: 16x32x32 volumes, 28 px slices, 4-item pool."""
+def tiny_profile(steps: int = 30, lr: float = 2e-3, pool: int = 2, **pretrain_overrides) -> Profile:
+    """Smoke profile shrunk to test sizes: 16x32x32 volumes, 28 px slices, ``pool`` pre-training patients."""
     recipe = {"steps": steps, "batch_size": 2, "warmup_steps": 3, "checkpoint_every": 5, "lr": lr}
     recipe.update(pretrain_overrides)
     return get_profile(
@@ -29,7 +29,7 @@ def tiny_profile(steps: int = 30, lr: float = 2e-3, **pretrain_overrides) -> Pro
         grid={"shape": (16, 32, 32), "spacing": (3.0, 3.0, 3.0)},
         slice_size=28,
         encoder_sizes={"profound": "test", "provicnet": "test"},
-        splits={"pretrain": 2, "train": 2, "val": 1, "test": 1},
+        splits={"pretrain": pool, "train": 1, "val": 1, "test": 1},
         pretrain=recipe,
         num_threads=1,
     )
@@ -57,7 +57,8 @@ class SyntheticPool(Dataset):
             lesion = sum((a - c - 0.15) ** 2 for a, c in zip(axes, centre)) < 0.06
             labels = gland.long()
             labels[lesion & gland] = 2 + i % 2
-            x = torch.stack([torch.exp(-r2 * k) for k in (1.0, 2.0, 4.0)]) + 0.05 * torch.randn(3, *shape, generator=gen)
+            x = torch.stack([torch.exp(-r2 * k) for k in (1.0, 2.0, 4.0)])
+            x = x + 0.05 * torch.randn(3, *shape, generator=gen)
             x = x + labels.float()[None] * 0.3
             if model == "profound":
                 self.items.append({"x": x.float(), "labels": labels})
@@ -193,3 +194,24 @@ def test_cli_runs_and_rejects_unknown_model(synthetic_pool, capsys):
     assert json.loads((out / "pretrain.json").read_text())["objective"] == "contrastive"  # native default
     assert cli_main(["pretrain", "--model", "vgg"]) == 2
     assert "unknown model 'vgg'" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def phantom_results(tmp_path_factory):
+    """A tiny phantom cohort built from the geometry pack (skipped when the pack is not built)."""
+    from transferlimits import paths
+
+    if not paths.GEOMETRY_PACK.exists():
+        pytest.skip(f"geometry pack missing: {paths.GEOMETRY_PACK}")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TRANSFERLIMITS_RESULTS", str(tmp_path_factory.mktemp("phantom") / "results"))
+        yield
+
+
+@pytest.mark.parametrize("model,objective", PAIRS)
+def test_loss_decreases_on_phantom_pool(phantom_results, model, objective):
+    prof = tiny_profile(steps=24, pool=3)
+    result = pretrain(model, objective, prof, device="cpu", progress=False)
+    losses = _losses(result)
+    assert result.summary["pool_items"] == (3 + 2) * (1 if model == "profound" else prof.grid.shape[0])
+    assert sum(losses[-5:]) / 5 < 0.95 * sum(losses[:5]) / 5, losses

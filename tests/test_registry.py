@@ -78,8 +78,9 @@ def test_load_pretrained_profound(tmp_path):
 def test_load_pretrained_provicnet(tmp_path):
     prof = get_profile("smoke")
     obj = build_objective("provicnet", "contrastive", build_encoder("provicnet", "test", img_size=28), prof)
-    sd = {(k[len("encoder."):] if k.startswith("encoder.") else k): v for k, v in obj.state_dict().items()
-          if not k.startswith("dice_ce.")}  # loss buffers are not in the released files
+    sd = dict(obj.encoder.state_dict())  # upstream layout: backbone.*, axis_*, head.*, CL_Head.*
+    sd.update({f"head.{k}": v for k, v in obj.head.state_dict().items()})
+    sd.update({f"CL_Head.{k}": v for k, v in obj.CL_Head.state_dict().items()})
     torch.save(sd, tmp_path / "T2_best.pth")
     enc, extras = load_pretrained("provicnet", tmp_path / "T2_best.pth", size="test", img_size=28, return_extras=True)
     torch.testing.assert_close(enc.axis_pos.weight, obj.encoder.axis_pos.weight)

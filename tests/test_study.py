@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 
 import numpy as np
 import pytest
@@ -21,16 +20,19 @@ from transferlimits.config import TASKS, get_profile
 from transferlimits.data.tasks import get_task
 from transferlimits.runtime import atomic_save_torch
 
-from _finetune_data import SLICE, tiny_splits
+from _finetune_data import tiny_splits
 
 torch.set_num_threads(1)
 
 
+GRID, SLICE = (16, 16, 16), 14  # the smallest sizes both encoders accept (stride 16; one 14-px patch)
+
+
 def tiny_profile():
     return get_profile(
-        "smoke", grid={"shape": (16, 32, 32), "spacing": (3.0, 3.0, 3.0)}, slice_size=SLICE,
+        "smoke", grid={"shape": GRID, "spacing": (3.0, 6.0, 6.0)}, slice_size=SLICE,
         encoder_sizes={"profound": "test", "provicnet": "test"},
-        splits={"pretrain": 4, "train": 8, "val": 4, "test": 6},
+        splits={"pretrain": 4, "train": 8, "val": 4, "test": 6},  # matches tiny_splits
         finetune={"epochs": 2, "batch_size": 4},
         measure={"n_permutations": 19, "n_bootstrap": 5, "token_samples": 24},
     )
@@ -43,7 +45,7 @@ def env(tmp_path, monkeypatch):
 
     def fake_load_data(profile, task, model, seed):
         spec = get_task(task)
-        return spec, tiny_splits(spec.kind, model, real=not spec.uses_labels)
+        return spec, tiny_splits(spec.kind, model, real=not spec.uses_labels, grid=GRID, slice_size=SLICE)
 
     monkeypatch.setattr(study_runs, "load_data", fake_load_data)
     encoders = {}

@@ -42,7 +42,7 @@ class FeatureSet:
 
 def iter_items(loader_or_dataset: Iterable[Any]) -> Iterator[dict[str, Any]]:
     """Yield single items from a map-style dataset (``len`` + ``[]``) or from a DataLoader's collated
-    batches (split along the batch axis; a DataLoader is recognised by its ``dataset`` attribute)."""
+    batches (a ``torch.utils.data.DataLoader``, split back along the batch axis)."""
     if isinstance(loader_or_dataset, torch.utils.data.DataLoader):
         for batch in loader_or_dataset:
             n = len(batch["x"])

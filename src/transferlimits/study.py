@@ -10,7 +10,8 @@ metrics.json schema (``SCHEMA_VERSION = 1``; NaN is written as ``NaN``)::
     task, model      str; seed int; profile str (the profile name)
     objective        "native" | "swapped"; objective_name str ("fcmae", "contrastive", "mae")
     settings         dict: what defines the run (resume key): task, model, seed, objective(_name),
-                     pretrained (path), width, profile (config.profile_to_dict)
+                     pretrained (path), pretrained_sha256, width, reuse_scratch_from, profile
+                     (config.profile_to_dict)
     task_spec        dict: kind, primary_metric, higher_is_better (bool), metrics (list of str)
     n_cases          dict split -> int (train, val, test, + real for restoration tasks)
     runs             dict init -> run, init in pretrained | scratch | linear_probe; a run holds
@@ -40,8 +41,10 @@ metrics.json schema (``SCHEMA_VERSION = 1``; NaN is written as ``NaN``)::
                      target intensity inside the body mask; scalar_regression the target.
     provenance       dict: software (dict), hardware (dict), git_commit str, created (ISO UTC), timings
                      {total_s, finetune_s {init -> s}, measure_s}
-    examples         str: file name of the examples npz next to metrics.json (input/target/<init> mid
-                     slices for dense tasks; probs_<init>/labels for classification)
+    examples         str: file name of the examples npz next to metrics.json: dense tasks ``input``,
+                     ``target``, ``pred_<init>`` [k, H, W] on one axial slice per case (segmentation: the
+                     largest-lesion slice, else the mid slice; provicnet input at slice size), ``case_ids``;
+                     classification ``probs_<init>`` [n, 4], ``labels`` [n], ``case_ids``
 """
 
 from __future__ import annotations
@@ -158,6 +161,19 @@ def point_dir(profile: str, task: str, model: str, seed: int, objective: str = "
     return base if objective == "native" else base.with_name(base.name + "__swapped")
 
 
+def _sha256(path: Path) -> str | None:
+    """SHA-256 of a file (None when missing): a re-trained encoder invalidates finished points."""
+    import hashlib
+
+    if not path.is_file():
+        return None
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=str))
 
@@ -211,7 +227,8 @@ def run_point(
     if width is None and prof.name == "smoke":
         width = 32
     settings = _jsonable({"task": task, "model": model, "seed": seed, "objective": objective,
-                          "objective_name": obj_name, "pretrained": str(pretrained), "width": width,
+                          "objective_name": obj_name, "pretrained": str(pretrained),
+                          "pretrained_sha256": _sha256(pretrained), "width": width,
                           "reuse_scratch_from": None if reuse_scratch_from is None else str(reuse_scratch_from),
                           "profile": profile_to_dict(prof)})
     done = out / "metrics.json"

@@ -77,6 +77,8 @@ def measure_alignment(before: nn.Module, after: nn.Module, test_ds, profile: Pro
     fb = extract_features(after, test_ds, device, token_samples=k, seed=seed)
     pooled = {"embedding": compare_features(fa.pooled, fb.pooled, profile, seed, paired=True)}
     for name in fa.layers:
+        if name in ("pooled", "embedding"):  # the encoder's pooled output is already "embedding"
+            continue
         pooled[name] = compare_features(fa.layers[name], fb.layers[name], profile, seed, paired=True)
     tokens = {name: compare_features(fa.tokens[name], fb.tokens[name], profile, seed, paired=False)
               for name in fa.tokens if name in fb.tokens}

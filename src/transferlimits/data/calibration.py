@@ -20,7 +20,8 @@ import pandas as pd
 
 from transferlimits.data.case import MRCase
 
-__all__ = ["ZONES", "zone_masks", "zone_stats", "calibration_table", "phantom_of_real"]
+__all__ = ["ZONES", "zone_masks", "normalised", "zone_stats", "calibration_table", "phantom_of_real",
+           "calibration_pairs"]
 
 ZONES: tuple[str, ...] = ("PZ", "TZ", "lesion", "indolent", "other_gland", "outside")
 _SEQS = ("t2w", "adc", "hbv")
@@ -130,3 +131,13 @@ def phantom_of_real(case: MRCase, grid, seed: int = 0) -> MRCase:
     lesions = np.asarray(isup if isup is not None else np.where(case.lesion == 2, 1, 0), dtype=np.uint8)
     geom = CaseGeometry(case.case_id, case.zones.astype(np.uint8), lesions, tuple(case.spacing), dict(case.clinical))
     return synthesize(geom, grid, seed)
+
+
+def calibration_pairs(grid, seeds=(0, 1)) -> tuple[list[MRCase], list[MRCase]]:
+    """The shipped real exams on ``grid`` and their phantoms (one per seed), for :func:`calibration_table`
+    and :func:`transferlimits.figures.data.plot_phantom_vs_real`."""
+    from transferlimits.data.picai import load_real_cases
+    from transferlimits.data.regrid import case_to_grid
+
+    native = load_real_cases()
+    return [case_to_grid(c, grid) for c in native], [phantom_of_real(c, grid, s) for c in native for s in seeds]

@@ -89,14 +89,17 @@ class GeometryPack:
     def __init__(self, path: str | os.PathLike = paths.GEOMETRY_PACK) -> None:
         self.path = Path(path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"{self.path}: geometry pack not found (build it with scripts/build_geometry_pack.py)")
+            raise FileNotFoundError(
+                f"{self.path}: geometry pack not found (build it with scripts/build_geometry_pack.py)"
+            )
         with zipfile.ZipFile(self.path) as zf:
             self.meta: dict[str, Any] = json.loads(str(_load_npy(zf, "meta.json.npy").reshape(-1)[0]))
             self._columns = {
                 n[len("table/") : -len(".npy")]: _load_npy(zf, n) for n in zf.namelist() if n.startswith("table/")
             }
         self.shape: tuple[int, int, int] = tuple(self.meta["shape"])  # type: ignore[assignment]
-        self.spacing: tuple[float, float, float] = tuple(float(s) for s in self.meta["spacing"])  # type: ignore[assignment]
+        spacing = tuple(float(s) for s in self.meta["spacing"])
+        self.spacing: tuple[float, float, float] = spacing  # type: ignore[assignment]
         self._case_ids = [str(c) for c in self._columns["case_id"]]
         self._index = {cid: i for i, cid in enumerate(self._case_ids)}
 

@@ -149,6 +149,16 @@ def _read_dicom_series(folder: Path, series_uid: str | None) -> Volume:
     return Volume.from_sitk(img, folder)
 
 
+def _dicom_series_uid(path: Path) -> str | None:
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise DataError(f"{path}: unreadable DICOM file: {_short(exc)}") from exc
+    return reader.GetMetaData("0020|000e").strip() if reader.HasMetaDataKey("0020|000e") else None
+
+
 def _short(exc: Exception) -> str:
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
     return lines[-1] if lines else type(exc).__name__
@@ -204,7 +214,9 @@ def read_volume(path: str | os.PathLike, series_uid: str | None = None) -> Volum
     suffix = _suffix(path)
     if suffix not in VOLUME_SUFFIXES and suffix != ".dcm":
         raise DataError(f"{path}: unsupported file type {suffix!r}; valid: {list(VOLUME_SUFFIXES)} or a DICOM folder")
-    if suffix == ".dcm":
+    if suffix == ".dcm":  # the whole series this file belongs to
+        if series_uid is None:
+            series_uid = _dicom_series_uid(path)
         return _read_dicom_series(path.parent, series_uid)
     try:
         img = sitk.ReadImage(str(path))

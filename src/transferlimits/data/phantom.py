@@ -124,7 +124,8 @@ def synthesize(geom: CaseGeometry, grid: GridSpec, seed: int) -> MRCase:
     # texture and lesion contrast
     f1, f2 = smooth_field(grid, 3.0, rng), smooth_field(grid, 8.0, rng)
     field = 0.6 * f1 + 0.8 * f2
-    t2_rel = t2_rel * np.exp(tex * field) * (1.0 - t2_drop)
+    homogeneous = 1.0 - 0.8 * np.clip(t2_drop / 0.15, 0.0, 1.0)  # dense tumour: less texture
+    t2_rel = t2_rel * np.exp(tex * homogeneous * field) * (1.0 - t2_drop)
     s0 = hbv_rel * np.exp(B_VALUE * 1e-6 * adc)  # S0 at the nominal ADC of the tissue
     adc = adc * (1.0 + 0.12 * (0.5 * field + 0.87 * smooth_field(grid, 5.0, rng))) * (1.0 - adc_drop)
 

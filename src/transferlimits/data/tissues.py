@@ -5,7 +5,9 @@ ADC (10^-6 mm^2/s), a nominal high-b intensity (relative to the gland median of 
 amplitude of its multiplicative T2W texture. Values were read off the real exams' per-zone statistics
 (``transferlimits.data.calibration.zone_stats`` on ``11373_1001396`` and ``10795_1000811``: PZ T2W
 1.43-1.64 x gland median, TZ 0.72-0.92, PZ ADC 1424-1634, TZ ADC 1247-1260, the ISUP-3 lesion 1157, hbv
-PZ ~ TZ ~ gland median) and from textbook pelvic MRI contrast for tissues outside the gland (urine very
+PZ ~ TZ ~ gland median), then adjusted by hand so that the phantoms of the two real geometries match the
+real exams' per-zone means on the smoke grid (``calibration_table``; partial volume and the low-resolution
+DWI shift the nominal values) and from textbook pelvic MRI contrast for tissues outside the gland (urine very
 bright on T2W with ADC ~ 2900; fat bright on T2W and suppressed on DWI; muscle dark). They were tuned
 toward the real exams only, never toward the paper's results.
 
@@ -53,13 +55,13 @@ class Tissue:
 #: Tissue table; index order is the tissue label used inside the generator.
 TISSUES: dict[str, Tissue] = {
     "air": Tissue(0.0, 0.0, 0.0, 0.0),
-    "fat": Tissue(2.2, 450.0, 0.25, 0.10),
+    "fat": Tissue(2.0, 450.0, 0.25, 0.10),
     "muscle": Tissue(0.7, 1450.0, 0.45, 0.10),
     "urine": Tissue(4.0, 2900.0, 0.15, 0.03),
     "rectal_wall": Tissue(0.75, 1250.0, 0.9, 0.12),
     "rectal_air": Tissue(0.02, 300.0, 0.05, 0.0),
     "bone": Tissue(1.3, 550.0, 0.2, 0.15),
-    "pz": Tissue(1.85, 1620.0, 0.95, 0.38),
+    "pz": Tissue(1.85, 1680.0, 0.95, 0.38),
     "tz": Tissue(0.82, 1265.0, 1.05, 0.35),
     "gland_other": Tissue(0.95, 1260.0, 0.78, 0.40),
 }

@@ -20,9 +20,12 @@ _ZONE_COLOURS = {"PZ": "tab:cyan", "TZ": "tab:orange", "lesion": "red", "indolen
 
 
 def mid_gland_slice(case: MRCase) -> int:
-    """Axial slice with the most gland voxels (lesion voxels weigh 20x, so a lesion shows when present)."""
-    w = (case.zones > 0).sum(axis=(1, 2)) + 20 * (case.lesion > 0).sum(axis=(1, 2))
-    return int(np.argmax(w)) if w.any() else case.shape[0] // 2
+    """Axial slice with the largest gland area among slices that show a lesion (any slice if none)."""
+    area = (case.zones > 0).sum(axis=(1, 2)).astype(float)
+    has_lesion = (case.lesion > 0).any(axis=(1, 2))
+    if has_lesion.any():
+        area = np.where(has_lesion, area, -1.0)
+    return int(np.argmax(area)) if area.max() > 0 else case.shape[0] // 2
 
 
 def _show(ax, img, title, cmap="gray", vmin=None, vmax=None, units=""):
@@ -41,11 +44,16 @@ def plot_phantom_vs_real(phantom: MRCase, real: MRCase, slice_index: tuple[int, 
 
     Args:
         phantom, real: the two cases (ideally on the same grid, e.g. the phantom of the real geometry).
-        slice_index: (phantom slice, real slice); default :func:`mid_gland_slice` of each.
+        slice_index: (phantom slice, real slice); default :func:`mid_gland_slice` of the real exam for
+            both rows when the phantom is of the same case on the same grid, else of each case.
     """
     fig, axes = plt.subplots(2, 4, figsize=(13, 6.4), constrained_layout=True)
+    same_anatomy = phantom.shape == real.shape and phantom.case_id == real.case_id
     for row, case in enumerate((phantom, real)):
-        k = slice_index[row] if slice_index else mid_gland_slice(case)
+        if slice_index:
+            k = slice_index[row]
+        else:  # the phantom of a real geometry: show the same slice (the real exam's) in both rows
+            k = mid_gland_slice(real) if same_anatomy else mid_gland_slice(case)
         gland = case.zones > 0
         t2_ref = float(np.median(case.t2w[gland])) if gland.any() else float(np.median(case.t2w))
         label = f"{case.source}: {case.case_id} (slice {k})"

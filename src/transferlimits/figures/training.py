@@ -81,14 +81,16 @@ def plot_layer_alignment(metrics: dict, kind: str = "pooled"):
             ax.set_xticks(x, layers, rotation=30, fontsize=8)
     ax_m.axhline(0, color="k", lw=0.5)
     ax_m.set(ylabel="MMD² (median bandwidth)", title=f"MMD² per layer ({kind})")
-    ax_c.set(ylabel="linear CKA", title="CKA per layer", ylim=(0, 1.05))
+    ax_c.set(ylabel="linear CKA", ylim=(0, 1.05),
+             title="CKA per layer" if kind == "pooled" else "CKA is computed on pooled features only")
     ax_m.legend(fontsize=8)
     fig.suptitle(_title(metrics), fontsize=10)
     return fig
 
 
 def plot_examples(examples_npz: str | Path | dict[str, Any], spec: Any, max_cases: int = 2):
-    """Mid-slice input / target / predictions of each init for a few test cases (dense tasks), or the
+    """Input / target / predictions of each init on one axial slice (segmentation: the slice with the largest
+    lesion area; otherwise the mid slice) for a few test cases (dense tasks), or the
     predicted class probabilities against the label (classification).
 
     Args:

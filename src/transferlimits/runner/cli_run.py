@@ -133,6 +133,9 @@ def snakemake_for(args: argparse.Namespace, dry_run: bool | None = None, extra: 
 
 
 def main(args: argparse.Namespace) -> int:
+    import time
+
+    t0 = time.time()
     cmd = snakemake_for(args)
     print("[run] " + " ".join(cmd[2:]), file=sys.stderr, flush=True)
     rc = subprocess.call(cmd, cwd=paths.ROOT)
@@ -141,6 +144,11 @@ def main(args: argparse.Namespace) -> int:
         print(f"[run] snakemake failed (exit {rc}); notebook logs in {logs}, partial notebooks "
               f"(*.failed.ipynb) in {paths.generated_dir(args.profile)}", file=sys.stderr)
     elif not args.dry_run:
-        print(f"[run] done: executed notebooks in {paths.generated_dir(args.profile)}; "
+        times = wf.notebook_timings(args.profile)
+        if times:
+            top = sorted(times.items(), key=lambda kv: -kv[1])[:5]
+            print(f"[run] notebook seconds (sum {sum(times.values()):.0f} s over {len(times)} notebooks; slowest: "
+                  + ", ".join(f"{k} {v:.0f}" for k, v in top) + ")", file=sys.stderr)
+        print(f"[run] done in {time.time() - t0:.0f} s: executed notebooks in {paths.generated_dir(args.profile)}; "
               f"build the book with `python -m transferlimits book --profile {args.profile}`", file=sys.stderr)
     return rc

@@ -42,7 +42,7 @@ def summary(args: argparse.Namespace) -> list[tuple[str, str]]:
     ns = argparse.Namespace(profile=args.profile, only=args.only, force=False, data=None, weights=[], cores=1,
                             dry_run=False, task_module=args.task_module, task_notebook=args.task_notebook,
                             param=[], gpu=0, snakemake_profile=None, snakemake_args="")
-    cmd = snakemake_for(ns, extra=["--summary", "--quiet", "all"])
+    cmd = snakemake_for(ns, extra=["--summary", "--nolock", "all"])
     proc = subprocess.run(cmd, cwd=paths.ROOT, capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(f"snakemake --summary failed:\n{proc.stderr[-3000:]}")

@@ -1,7 +1,8 @@
 """The provenance block every executed notebook glues: profile, hardware, commit, date, wall time.
 
 Chapters show it in an admonition through cross-document glue, e.g.
-``{glue:md}`../generated/current/30_alignment.ipynb::prov_block``.
+``{glue}`../generated/current/30_alignment.ipynb::prov_profile``` (the keys hold ``text/html``, which
+myst-nb pastes inline across documents).
 """
 
 from __future__ import annotations
@@ -51,12 +52,16 @@ def glue_provenance(profile: str, t0: float, device: Any = None, display: bool =
         profile: profile name. t0: notebook start time. device: torch device (default None).
         display: also show the block in the notebook (default True).
     """
-    from IPython.display import Markdown
+    from html import escape
+
+    from IPython.display import HTML, Markdown
     from myst_nb import glue
 
     prov = provenance(profile, t0, device)
     for key in ("profile", "hardware", "device", "commit", "date"):
-        glue(f"prov_{key}", Markdown(f"`{prov[key]}`" if key == "commit" else str(prov[key])), display=False)
+        # HTML, not Markdown: cross-document {glue} pastes text/html inline (myst-nb 1.4 has no cross-doc glue:md)
+        tag = "code" if key in ("commit", "profile") else "span"
+        glue(f"prov_{key}", HTML(f"<{tag}>{escape(str(prov[key]))}</{tag}>"), display=False)
     glue("prov_wall_s", float(prov["wall_s"]), display=False)
     block = (f"**Provenance** — profile `{prov['profile']}` · hardware {prov['hardware']} · device "
              f"`{prov['device']}` · commit `{prov['commit']}` · {prov['date']} · notebook wall time "

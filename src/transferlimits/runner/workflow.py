@@ -219,3 +219,15 @@ def write_config(path: str | Path, config: Mapping[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(dict(config), sort_keys=True))
     return path
+
+
+def notebook_timings(profile: str) -> dict[str, float]:
+    """Seconds per executed notebook of the last runs, parsed from ``results/<profile>/logs/*.log``."""
+    import re
+
+    out: dict[str, float] = {}
+    for log in sorted((paths.results_dir(profile) / "logs").glob("*.log")):
+        m = re.search(r"\[notebook\] \S+ -> (\S+) in ([0-9.]+) s", log.read_text(errors="replace"))
+        if m:
+            out[Path(m.group(1)).stem] = float(m.group(2))
+    return out

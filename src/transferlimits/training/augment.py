@@ -32,8 +32,9 @@ def augment_batch(batch: dict, generator: torch.Generator, dense_target: bool, f
     """Augment one collated batch (returns a new dict; the input is not modified).
 
     Args:
-        batch: ``{"x": [B, 3, D, H, W] or [B, D, 3, S, S], "y": [B, ...], "masks": {name: [B, D, H, W]}, ...}``.
-            The W axis is the last axis of every array.
+        batch: ``{"x": [B, 3, D, H, W] or [B, D, 3, S, S] (with ``"pos"``), "y": [B, ...], "masks": {name:
+            [B, D, H, W]}, ...}``. The W axis is the last axis of every array; a batch with ``"pos"`` is a
+            slice stack (channels on axis 2).
         generator: CPU ``torch.Generator`` that draws the random numbers.
         dense_target: True when ``y`` is a volume that must be flipped with ``x``.
         flip_p: probability of the left-right flip per case (default 0.5).
@@ -49,7 +50,7 @@ def augment_batch(batch: dict, generator: torch.Generator, dense_target: bool, f
     x = batch["x"]
     b = x.shape[0]
     flip = torch.rand(b, generator=generator) < flip_p
-    channel_axis = 1 if x.ndim == 5 and x.shape[1] == 3 else 2  # volume [B,3,...] or slices [B,D,3,...]
+    channel_axis = 2 if batch.get("pos") is not None else 1  # slices [B, D, 3, S, S] / volume [B, 3, D, H, W]
     shape = [b] + [1] * (x.ndim - 1)
     shape[channel_axis] = 3
     s = 1.0 + (torch.rand(shape, generator=generator) * 2 - 1) * scale

@@ -27,8 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from transferlimits.config import FinetuneRecipe
@@ -212,7 +211,8 @@ def finetune(
                 loss.backward()
                 optimizer.step()
                 step += 1
-            val_scores, _, _, val_loss = evaluate(model, val_ds, spec, device, bs, spacing, n_examples=0)
+            val_scores, _, _, val_loss = evaluate(model, val_ds, spec, device, bs, spacing, n_examples=0,
+                                                   fast=True)
         val_metric = _primary(val_scores, spec)
         curve.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
                       "val_metric": val_metric, "lr": lr, "wall_s": timer.wall, "device_s": timer.device_seconds})

@@ -155,12 +155,15 @@ def maybe_channels_last(obj: Any, device: torch.device | str, ndim: int) -> Any:
         device: the run's device.
         ndim: rank of the activations (4 for 2D, 5 for 3D convolutions).
     """
-    if torch.device(device).type != "cuda":
-        return obj
-    if isinstance(obj, torch.Tensor) and obj.ndim != ndim:
-        return obj
     fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(ndim)
-    return obj if fmt is None else obj.to(memory_format=fmt)
+    if torch.device(device).type != "cuda" or fmt is None:
+        return obj
+    if isinstance(obj, torch.Tensor):
+        return obj.contiguous(memory_format=fmt) if obj.ndim == ndim else obj
+    for tensor in list(obj.parameters()) + list(obj.buffers()):  # only the weights of rank ``ndim``
+        if tensor.ndim == ndim:
+            tensor.data = tensor.data.contiguous(memory_format=fmt)
+    return obj
 
 
 def rng_state() -> dict[str, Any]:

@@ -292,7 +292,9 @@ def pretrain(
     return PretrainResult(path, curve, summary)
 
 
-def load_pretrained_encoder(path_or_dir: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+def load_pretrained_encoder(
+    path_or_dir: str | Path, device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild an encoder from a pre-training run's ``encoder.pt`` (or its folder).
 
     Args:
@@ -331,7 +333,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of init, sampling and masking (default 0)")
     parser.add_argument("--device", default="auto", help="'auto' (cuda if present, else cpu), 'cpu', 'cuda:0' ...")
     parser.add_argument("--steps", type=int, default=None, help="number of steps (default: the profile's recipe)")
-    parser.add_argument("--out", default=None, help="output folder (default results/<profile>/pretrain/<model>__<objective>)")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default results/<profile>/pretrain/<model>__<objective>)")
     parser.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint_last.pt and start over")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 

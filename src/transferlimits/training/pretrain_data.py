@@ -71,7 +71,8 @@ def load_pretrain_pool(profile: Profile, model: str) -> Dataset:
     cohort = None
     if (paths.data_dir(profile.name) / "manifest.json").is_file():
         cohort = cohort_mod.Cohort.load(profile)
-        if cohort.manifest.get("grid") != grid or cohort.manifest.get("data_source", profile.data_source) != profile.data_source:
+        source = cohort.manifest.get("data_source", profile.data_source)
+        if cohort.manifest.get("grid") != grid or source != profile.data_source:
             cohort = None
     if cohort is None:
         cohort = cohort_mod.build_cohort(profile)

@@ -88,13 +88,19 @@ def _scalar_scores(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
     return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err**2).mean())), "pearson_r": r}
 
 
-def _mid(a: np.ndarray) -> np.ndarray:
-    return a[a.shape[0] // 2]
+def _skip(fn, metric: str, spec: Any, fast: bool) -> dict[str, bool]:
+    """``{metric: False}`` when ``fast`` (per-epoch validation), the metric is not the primary one and the
+    scoring function accepts such a switch (e.g. ``restoration_scores(..., ssim=False)``); else ``{}``."""
+    import inspect
+
+    if fast and spec.primary_metric != metric and metric in inspect.signature(fn).parameters:
+        return {metric: False}
+    return {}
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, ds, spec: Any, device: torch.device, batch_size: int = 4,
-             spacing: Sequence[float] | None = None, n_examples: int = 0
+             spacing: Sequence[float] | None = None, n_examples: int = 0, fast: bool = False
              ) -> tuple[dict[str, float], list[dict[str, Any]], dict[str, np.ndarray], float]:
     """Score ``model`` on a dataset.
 
@@ -102,7 +108,9 @@ def evaluate(model: nn.Module, ds, spec: Any, device: torch.device, batch_size: 
         model: task model (put in eval mode here). ds: task dataset. spec: TaskSpec. device: torch device.
         batch_size: inference batch size (default 4).
         spacing: (z, y, x) mm for distance metrics (default: the item's ``spacing`` or 1 mm).
-        n_examples: cases whose mid-slice input/target/prediction go into ``examples`` (default 0).
+        n_examples: cases whose input/target/prediction slice goes into ``examples`` (default 0).
+        fast: skip expensive secondary metrics (SSIM, HD95) when the metric functions offer a switch
+            (per-epoch validation only needs the primary metric). Default False.
 
     Returns:
         ``(aggregated scores, per-case score dicts, examples, mean loss)``.
@@ -137,16 +145,18 @@ def evaluate(model: nn.Module, ds, spec: Any, device: torch.device, batch_size: 
         for i, cid in enumerate(case_ids):
             if spec.kind == "segmentation":
                 sp = spacing or (batch["spacing"][i].tolist() if "spacing" in batch else (1.0, 1.0, 1.0))
-                s = mt.segmentation_scores(vol[i], y[i], tuple(sp))
+                s = mt.segmentation_scores(vol[i], y[i], tuple(sp), **_skip(mt.segmentation_scores, "hd95", spec, fast))
             else:
-                s = mt.restoration_scores(vol[i], y[i], {k: m[i] for k, m in masks.items()})
+                s = mt.restoration_scores(vol[i], y[i], {k: m[i] for k, m in masks.items()},
+                                          **_skip(mt.restoration_scores, "ssim", spec, fast))
             per_case.append({"case_id": str(cid), **{k: float(v) for k, v in s.items()}})
             if len(ex["pred"]) < n_examples:
+                area = (y[i] > 0).reshape(y[i].shape[0], -1).sum(1)
+                k = int(area.argmax()) if spec.kind == "segmentation" and area.any() else y[i].shape[0] // 2
                 x = batch["x"][i].float().cpu().numpy()
-                x_mid = _mid(x[0]) if x.shape[0] == 3 else x[x.shape[0] // 2, 1]  # volume / slice stack
-                ex["input"].append(x_mid)
-                ex["target"].append(_mid(y[i]).astype(np.float32))
-                ex["pred"].append(_mid(vol[i]).astype(np.float32))
+                ex["input"].append(x[0, k] if x.shape[0] == 3 else x[k, 1])  # volume [3,D,H,W] / stack [D,3,S,S]
+                ex["target"].append(y[i][k].astype(np.float32))
+                ex["pred"].append(vol[i][k].astype(np.float32))
     n = max(1, len(ids))
     mean_loss = float(np.sum(losses) / n)
     if spec.kind == "classification":
