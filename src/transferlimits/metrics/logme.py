@@ -32,8 +32,10 @@ def _fit_evidence(
         gamma = float(np.sum(beta * s2 / denom))
         m_sq = float(np.sum(beta**2 * s2 * z2 / denom**2))
         res = float(np.sum(alpha**2 * z2 / denom**2)) + max(y_sq - float(z2.sum()), 0.0)
-        new_alpha = gamma / max(m_sq, 1e-300)
-        new_beta = (n - gamma) / max(res, 1e-300)
+        # Clamp to a finite positive range: with (near-)uninformative features gamma -> 0 and the
+        # unclamped update would drive alpha to 0 (and the next relative-change test to 0/0).
+        new_alpha = float(np.clip(gamma / max(m_sq, 1e-300), 1e-12, 1e12))
+        new_beta = float(np.clip((n - gamma) / max(res, 1e-300), 1e-12, 1e12))
         done = abs(new_alpha - alpha) / alpha < tol and abs(new_beta - beta) / beta < tol
         alpha, beta = new_alpha, new_beta
         if done:

@@ -108,7 +108,9 @@ def _hd95(pred: np.ndarray, target: np.ndarray, spacing: Sequence[float]) -> flo
     return float(hd.item())
 
 
-def _case_segmentation(pred: np.ndarray, target: np.ndarray, spacing: Sequence[float]) -> dict[str, float]:
+def _case_segmentation(
+    pred: np.ndarray, target: np.ndarray, spacing: Sequence[float], hd95: bool = True
+) -> dict[str, float]:
     inter, p_sum, t_sum = np.logical_and(pred, target).sum(), pred.sum(), target.sum()
     if t_sum == 0:
         dice, dice_all = float("nan"), 1.0 if p_sum == 0 else 0.0
@@ -120,10 +122,12 @@ def _case_segmentation(pred: np.ndarray, target: np.ndarray, spacing: Sequence[f
     else:
         hit = np.unique(components[pred & (components > 0)])
         sens = float(hit.size / n_comp)
-    return {"dice": dice, "dice_all": dice_all, "hd95": _hd95(pred, target, spacing), "lesion_sensitivity": sens}
+    return {"dice": dice, "dice_all": dice_all, "hd95": _hd95(pred, target, spacing) if hd95 else float("nan"), "lesion_sensitivity": sens}
 
 
-def segmentation_scores(prob, target, spacing: Sequence[float], threshold: float = 0.5) -> dict[str, float]:
+def segmentation_scores(
+    prob, target, spacing: Sequence[float], threshold: float = 0.5, hd95: bool = True
+) -> dict[str, float]:
     """Lesion segmentation scores of one case ``[D, H, W]`` or a batch ``[B, D, H, W]``.
 
     Args:
@@ -132,6 +136,7 @@ def segmentation_scores(prob, target, spacing: Sequence[float], threshold: float
         target: true mask, same shape (non-zero = lesion).
         spacing: voxel spacing (z, y, x) in mm, used by HD95.
         threshold: binarisation threshold (default 0.5).
+        hd95: compute HD95 (default True); ``False`` skips it (NaN) for fast per-epoch validation.
 
     Returns:
         For one case ``{"dice", "dice_all", "hd95", "lesion_sensitivity"}`` (conventions in the module
@@ -145,8 +150,8 @@ def segmentation_scores(prob, target, spacing: Sequence[float], threshold: float
         raise ValueError(f"spacing must be three positive (z, y, x) values, got {spacing!r}")
     pred, tgt = p >= threshold, t > 0
     if p.ndim == 3:
-        return _case_segmentation(pred, tgt, spacing)
-    cases = [_case_segmentation(pred[b], tgt[b], spacing) for b in range(p.shape[0])]
+        return _case_segmentation(pred, tgt, spacing, hd95)
+    cases = [_case_segmentation(pred[b], tgt[b], spacing, hd95) for b in range(p.shape[0])]
     out = aggregate(cases)
     out["n_cases"] = len(cases)
     out["n_cases_with_lesion"] = int(sum(bool(tgt[b].any()) for b in range(p.shape[0])))
@@ -179,7 +184,9 @@ def _ssim(pred: np.ndarray, target: np.ndarray, data_range: float) -> float:
     return float(metric(as_t(pred), as_t(target)).mean().item())
 
 
-def restoration_scores(pred, target, masks: Mapping[str, object], data_range: float | None = None) -> dict[str, float]:
+def restoration_scores(
+    pred, target, masks: Mapping[str, object], data_range: float | None = None, ssim: bool = True
+) -> dict[str, float]:
     """Image restoration scores of one volume.
 
     Args:
@@ -187,6 +194,7 @@ def restoration_scores(pred, target, masks: Mapping[str, object], data_range: fl
         masks: ``{"body": [D, H, W], "gland": [D, H, W]}`` (non-zero = inside); ``body`` is required,
             ``gland`` optional (its metrics are then omitted).
         data_range: R of PSNR/SSIM (default None = max − min of the target inside the body mask).
+        ssim: compute SSIM (default True); ``False`` skips it (NaN) for fast per-epoch validation.
 
     Returns:
         ``{"psnr", "ssim", "nmse", "mae"}`` (body mask; SSIM on the whole volume) and ``"psnr_gland",
@@ -205,7 +213,7 @@ def restoration_scores(pred, target, masks: Mapping[str, object], data_range: fl
     if not data_range > 0:
         raise ValueError(f"data_range must be > 0, got {data_range} (constant target: pass data_range)")
     out = _masked_errors(p, t, body, data_range)
-    out["ssim"] = _ssim(p, t, data_range)
+    out["ssim"] = _ssim(p, t, data_range) if ssim else float("nan")
     if "gland" in masks and masks["gland"] is not None:
         gland = _np(masks["gland"]) > 0
         out.update({f"{k}_gland": v for k, v in _masked_errors(p, t, gland, data_range).items()})

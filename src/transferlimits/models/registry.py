@@ -118,6 +118,12 @@ def _objective_kwargs(model_name: str, objective: str, profile_or_kwargs: Any) -
     if objective == "mae":
         return {"mask_ratio": prof.pretrain.mask_ratio, "decoder_dim": _MAE2D_DECODER.get(size, 64)}
     kw: dict[str, Any] = {"alpha": prof.pretrain.contrastive_alpha}
+    if model_name == "profound":
+        # Pairs are mined on the stride-4 (stage-1) grid, not stage 4: a stage-4 cell is 16^3 voxels
+        # (16x8x8 mm at the reference grid) and no csPCa lesion fills 62/64 of one, so the pair term was
+        # always zero there (measured on the real lesion of 11373_1001396: max 19.7 % cancer per cell).
+        # A stage-1 cell has 4^3 = 64 voxels, the same count as ProViCNet's 8x8-pixel label cells.
+        kw["pair_stage"] = 0
     if not reference:
         kw["cl_dims"] = _SMALL_CL_DIMS
         kw["head_mid"] = (32, 16) if model_name == "provicnet" else 16
