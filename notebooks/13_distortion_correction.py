@@ -105,10 +105,9 @@ plt.close(fig)
 
 # %%
 run_folder = Path(out_dir) if out_dir else point_dir(profile, task, model, seed, objective)
-if spec["kind"] != "scalar_regression":  # a scalar target has no image to show: see the test scores above
-    fig = fig_training.plot_examples(run_folder / metrics["examples"], spec)
-    glue("fig_examples", fig)
-    plt.close(fig)
+fig = fig_training.plot_examples(run_folder / metrics["examples"], spec)
+glue("fig_examples", fig)
+plt.close(fig)
 
 # %%
 glue_provenance(profile, t0, dev);

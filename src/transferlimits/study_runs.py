@@ -17,19 +17,10 @@ __all__ = ["load_cohort", "load_data", "load_encoders", "scratch_encoder", "fine
 
 
 def load_cohort(profile: Profile) -> Any:
-    """The profile's cohort from disk; built (or refreshed) when missing or built for another grid/splits."""
-    from transferlimits.data import cohort as cohort_mod
+    """The profile's cohort from disk; built only when missing or stale (see ``cohort.open_cohort``)."""
+    from transferlimits.data.cohort import open_cohort
 
-    try:
-        cohort = cohort_mod.Cohort.load(profile)
-        grid = {"shape": list(profile.grid.shape), "spacing": [float(s) for s in profile.grid.spacing]}
-        sizes = {"train": profile.splits.train, "val": profile.splits.val, "test": profile.splits.test}
-        if cohort.manifest.get("grid") == grid and all(
-                len(cohort.case_ids(k)) == n for k, n in sizes.items()):
-            return cohort
-    except (FileNotFoundError, OSError, ValueError, KeyError):
-        pass
-    return cohort_mod.build_cohort(profile, progress=False)
+    return open_cohort(profile)
 
 
 def load_data(profile: Profile, task: str, model: str, seed: int) -> tuple[Any, dict[str, Any]]:

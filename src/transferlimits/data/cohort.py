@@ -199,10 +199,38 @@ def build_cohort(profile: Profile | str, seed: int = 0, progress: bool = True, w
             write_case(case_to_grid(real_ds.load_case(cid), prof.grid), root / f, rmeta)
         real[cid] = {"file": str(f), "sha256": sha256_file(root / f)}
     write_splits(splits, root / "splits.json", {"seed": int(seed), "sizes": dataclasses.asdict(prof.splits)})
-    manifest = {**meta, "profile": prof.name, "splits": splits, "patients": {
+    manifest = {**meta, "profile": prof.name, "split_sizes": dataclasses.asdict(prof.splits), "splits": splits,
+                "patients": {
         s: len({patient_id(c) for c in ids}) for s, ids in splits.items()}, "cases": cases, "real_cases": real}
     atomic_write_json(root / "manifest.json", manifest)
     return Cohort(prof, root, manifest)
+
+
+def open_cohort(profile: Profile | str, seed: int = 0) -> Cohort:
+    """The profile's cohort as built on disk, building it only when it is missing or stale.
+
+    Stale means: another generator version, grid, seed, data source or split sizes than ``profile`` asks
+    for. Unlike :func:`build_cohort` this does not touch the files of a current cohort, so parallel
+    runs (Snakemake jobs) can open it at the same time.
+
+    Raises:
+        ValueError: a ``picai`` cohort that was not built yet (it needs ``--data``).
+    """
+    prof = _profile(profile)
+    want = {"generator_version": GENERATOR_VERSION, "grid": _grid_dict(prof.grid), "seed": int(seed),
+            "data_source": prof.data_source, "split_sizes": dataclasses.asdict(prof.splits)}
+    try:
+        cohort = Cohort.load(prof)
+        if all(cohort.manifest.get(k) == v for k, v in want.items()):
+            return cohort
+    except (FileNotFoundError, OSError, ValueError, KeyError):
+        pass
+    if prof.data_source == "picai":
+        raise ValueError(
+            f"the {prof.name!r} cohort is missing or stale; build it first with "
+            f"`python -m transferlimits data --profile {prof.name} --data <PI-CAI image folder>`"
+        )
+    return build_cohort(prof, seed=seed, progress=False)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

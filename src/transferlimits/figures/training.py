@@ -116,6 +116,15 @@ def plot_examples(examples_npz: str | Path | dict[str, Any], spec: Any, max_case
             ax.set(title=INIT_STYLE[init][1], xlabel="class", ylabel="test case")
         fig.colorbar(im, ax=axes[0].tolist(), label="probability")
         return fig
+    if kind == "scalar_regression":  # one value per case: predicted vs true, one panel per init
+        fig, axes = plt.subplots(1, len(inits), figsize=(3.2 * len(inits), 3), constrained_layout=True, squeeze=False)
+        t = np.asarray(ex["target"], dtype=float)
+        for ax, init in zip(axes[0], inits):
+            ax.scatter(t, np.asarray(ex[f"pred_{init}"], dtype=float), s=12, color=INIT_STYLE[init][0])
+            lo, hi = float(t.min()), float(t.max())
+            ax.plot([lo, hi], [lo, hi], color="0.5", lw=1, ls="--")
+            ax.set(title=INIT_STYLE[init][1], xlabel="target", ylabel="prediction")
+        return fig
     cols = ["input", "target"] + [f"pred_{i}" for i in inits]
     n = min(max_cases, len(ex["target"]))
     fig, axes = plt.subplots(n, len(cols), figsize=(2.3 * len(cols), 2.4 * n), constrained_layout=True, squeeze=False)

@@ -61,21 +61,11 @@ class StepBatchSampler(Sampler[list[int]]):
 def load_pretrain_pool(profile: Profile, model: str) -> Dataset:
     """The pre-training pool of ``profile`` in ``model``'s view (items: dicts ``x``, ``pos``, ``labels``).
 
-    Opens the built cohort (``Cohort.load``); builds it (``build_cohort``) when it is missing or was
-    built on another grid.
+    Opens the built cohort, building it only when it is missing or stale (``cohort.open_cohort``).
     """
-    from transferlimits import paths
     from transferlimits.data import cohort as cohort_mod
 
-    grid = {"shape": list(profile.grid.shape), "spacing": [float(s) for s in profile.grid.spacing]}
-    cohort = None
-    if (paths.data_dir(profile.name) / "manifest.json").is_file():
-        cohort = cohort_mod.Cohort.load(profile)
-        source = cohort.manifest.get("data_source", profile.data_source)
-        if cohort.manifest.get("grid") != grid or source != profile.data_source:
-            cohort = None
-    if cohort is None:
-        cohort = cohort_mod.build_cohort(profile)
+    cohort = cohort_mod.open_cohort(profile)
     return cohort_mod.pretrain_dataset(cohort, model, profile.slice_size)
 
 

@@ -169,7 +169,8 @@ def evaluate(model: nn.Module, ds, spec: Any, device: torch.device, batch_size: 
     if spec.kind == "scalar_regression":
         p, t = np.concatenate(preds), np.concatenate(targets)
         per_case = [{"case_id": str(c), "pred": float(a), "target": float(b)} for c, a, b in zip(ids, p, t)]
-        return _scalar_scores(p, t), per_case, {}, mean_loss
+        examples = {"pred": p.astype(np.float32), "target": t.astype(np.float32), "case_ids": np.asarray(ids)}
+        return _scalar_scores(p, t), per_case, (examples if n_examples else {}), mean_loss
     agg = mt.aggregate([{k: v for k, v in d.items() if k != "case_id"} for d in per_case])
     examples = {k: np.stack(v) for k, v in ex.items() if v}
     if examples:
