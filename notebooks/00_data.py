@@ -43,7 +43,7 @@ prof = get_profile(profile)
 workers = int(os.environ.get("TRANSFERLIMITS_THREADS", "1"))
 cohort = build_cohort(prof, workers=workers, images_root=data_path or None)
 real = cohort.real_cases()
-sizes = {split: len(cohort.cases(split)) for split in ("pretrain", "train", "val", "test")}
+sizes = {split: len(cohort.case_ids(split)) for split in ("pretrain", "train", "val", "test")}
 for split, n in sizes.items():
     glue(f"n_{split}", n, display=False)
 glue("n_real", len(real), display=False)
@@ -69,6 +69,11 @@ plt.close(fig)
 # %%
 table = calibration_table(real, twins)
 glue("calibration_rows", len(table), display=False)
+glue("calibration_table", table.round(3), display=False)
+adc = table[table.sequence == "adc"].set_index("zone")
+for zone in ("PZ", "TZ", "lesion"):
+    glue(f"adc_{zone}_real", float(adc.loc[zone, "real_mean"]), display=False)
+    glue(f"adc_{zone}_phantom", float(adc.loc[zone, "phantom_mean"]), display=False)
 table
 
 # %%

@@ -67,10 +67,39 @@ def load_encoders(profile: Profile, model: str, pretrained: Path, seed: int,
             f"--profile {profile.name}` first (add --objective for the swapped control; native: "
             f"{NATIVE_OBJECTIVE[model]})"
         )
-    enc, meta = load_pretrained_encoder(pretrained, device)
+    if _is_own_encoder_file(pretrained):
+        enc, meta = load_pretrained_encoder(pretrained, device)
+    else:  # released weights (ProFound-alpha, ProViCNet T2_best.pth ...): strict loaders in models/
+        enc, meta = _load_released(profile, model, Path(pretrained)), {"model": model, "released": str(pretrained)}
+        enc = enc.to(device)
     if meta.get("model", model) != model:
         raise ValueError(f"{pretrained} holds a {meta.get('model')!r} encoder, not {model!r}")
     return enc.eval(), scratch_encoder(profile, model, seed).to(device).eval()
+
+
+def _is_own_encoder_file(path: Path) -> bool:
+    """True for an ``encoder.pt`` written by :func:`transferlimits.training.pretrain.pretrain`."""
+    path = Path(path)
+    if path.is_dir():
+        return True
+    try:
+        obj = torch.load(path, map_location="meta", weights_only=True)
+    except Exception:  # pickled objects (ProFound) or foreign formats: not ours
+        return False
+    return isinstance(obj, dict) and "state_dict" in obj and "model" in obj and "size" in obj
+
+
+def _load_released(profile: Profile, model: str, path: Path) -> nn.Module:
+    """Released weights by path, strict key matching. ProFound checkpoints pickle an argparse.Namespace:
+    set ``TRANSFERLIMITS_ALLOW_PICKLE=1`` to opt in to reading it (only for files you trust)."""
+    import os
+
+    from transferlimits.models import load_pretrained
+
+    if model == "profound":
+        allow = os.environ.get("TRANSFERLIMITS_ALLOW_PICKLE", "") == "1"
+        return load_pretrained("profound", path, size=profile.encoder_sizes[model], allow_pickle=allow)
+    return load_pretrained("provicnet", path, size=profile.encoder_sizes[model], img_size=profile.slice_size)
 
 
 def run_record(res: FinetuneResult) -> dict[str, Any]:
