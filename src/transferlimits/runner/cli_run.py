@@ -132,13 +132,60 @@ def snakemake_for(args: argparse.Namespace, dry_run: bool | None = None, extra: 
     )
 
 
+_RUN_PID = paths.ROOT / ".snakemake" / "transferlimits-run.pid"
+
+
+def _pid_alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _claim_checkout(cmd: list[str]) -> None:
+    """One grid run per checkout: refuse while another is alive; clear the locks a killed run left behind."""
+    import os
+
+    if _RUN_PID.exists():
+        try:
+            pid = int(_RUN_PID.read_text().strip() or 0)
+        except ValueError:
+            pid = 0
+        if pid and pid != os.getpid() and _pid_alive(pid):
+            raise ValueError(f"another `transferlimits run` (pid {pid}) is running in this checkout; wait for it or stop it")
+    locks = paths.ROOT / ".snakemake" / "locks"
+    if locks.is_dir() and any(locks.iterdir()):
+        print("[run] removing stale Snakemake locks left by an interrupted run", file=sys.stderr)
+        subprocess.run([*cmd, "--unlock"], cwd=paths.ROOT, capture_output=True)
+    _RUN_PID.parent.mkdir(parents=True, exist_ok=True)
+    _RUN_PID.write_text(str(os.getpid()))
+
+
 def main(args: argparse.Namespace) -> int:
     import time
 
     t0 = time.time()
     cmd = snakemake_for(args)
+    if not args.dry_run:
+        _claim_checkout(cmd)
     print("[run] " + " ".join(cmd[2:]), file=sys.stderr, flush=True)
-    rc = subprocess.call(cmd, cwd=paths.ROOT)
+    proc = subprocess.Popen(cmd, cwd=paths.ROOT)
+    try:
+        rc = proc.wait()
+    except KeyboardInterrupt:
+        # Snakemake got the same SIGINT: let it stop its jobs and release its locks (killing it would leave
+        # stale locks behind); finished runs stay, and the next `run` resumes with --rerun-incomplete.
+        try:
+            proc.wait(timeout=120)
+        except (KeyboardInterrupt, subprocess.TimeoutExpired):
+            proc.kill()
+        raise
+    finally:
+        if not args.dry_run:
+            _RUN_PID.unlink(missing_ok=True)
     if rc:
         logs = paths.results_dir(args.profile) / "logs"
         print(f"[run] snakemake failed (exit {rc}); notebook logs in {logs}, partial notebooks "
