@@ -51,7 +51,8 @@ def measure(model: str, task: str, profile) -> dict[str, float]:
     with torch.device("meta"):
         enc = build_encoder(model, profile.encoder_sizes[model], **({"img_size": profile.slice_size}
                                                                      if model == "provicnet" else {}))
-        net = build_task_model(model, enc, get_task(task), out_size=profile.grid.shape)
+        net = build_task_model(model, enc, get_task(task), width=profile.finetune.decoder_width,
+                               out_size=profile.grid.shape)
         inputs = _inputs(model, profile, 2)  # batch 2: BatchNorm needs > 1 value per channel in training
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:

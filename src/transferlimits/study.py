@@ -205,7 +205,7 @@ def run_point(
         progress: tqdm bars (default True).
         reuse_scratch_from: a finished point's folder/metrics.json whose scratch run is reused (the swapped
             control shares the native run's scratch baseline). Default None.
-        width: decoder width of dense heads; default 32 for the smoke profile, else the published widths.
+        width: decoder width of dense heads; default ``profile.finetune.decoder_width`` (None = published).
 
     Raises:
         ValueError: unknown model or objective kind.
@@ -224,8 +224,8 @@ def run_point(
     if pretrained is None:
         pretrained = paths.pretrain_dir(prof.name, model, obj_name) / "encoder.pt"
     pretrained = Path(pretrained)
-    if width is None and prof.name == "smoke":
-        width = 32
+    if width is None:
+        width = prof.finetune.decoder_width
     settings = _jsonable({"task": task, "model": model, "seed": seed, "objective": objective,
                           "objective_name": obj_name, "pretrained": str(pretrained),
                           "pretrained_sha256": _sha256(pretrained), "width": width,
