@@ -34,6 +34,8 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
+	$(PY) benchmarks/bench_phantom.py
+	$(PY) benchmarks/estimate_reference.py
 	$(PY) benchmarks/bench_mmd.py
 	$(PY) benchmarks/bench_encoders.py
 
