@@ -19,8 +19,9 @@ Usage::
     python benchmarks/estimate_reference.py                 # H100, MFU 0.3
     python benchmarks/estimate_reference.py --mfu 0.2 --peak-tflops 989 --profile reference
 
-The ProViCNet volume is D slices of S x S pixels, each a ViT forward pass: at the reference grid
-(D = 64, S = 448) one volume costs 64 ViT-S/14 passes, which dominates the budget.
+The ProViCNet volume is D' 2.5D stacks of S x S pixels, each a ViT forward pass: at the reference grid
+(D = 64 slices of 1 mm, stacks every 3rd slice as in ProViCNet's native 3 mm volumes, S = 448) one volume
+costs 21 ViT-S/14 passes, which dominates the budget.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from transferlimits.config import get_profile
 from transferlimits.data.tasks import get_task
+from transferlimits.data.views import slice_centres
 from transferlimits.models import build_encoder
 from transferlimits.models.heads import build_task_model
 
@@ -42,6 +44,7 @@ def _inputs(model: str, profile, batch: int):
     if model == "profound":
         return (torch.empty(batch, 3, d, h, w),)
     s = profile.slice_size
+    d = len(slice_centres(d, profile.provicnet_slice_step))  # stacks per volume
     pos = torch.zeros(batch, d, 2)
     return (torch.empty(batch, d, 3, s, s), pos)
 
@@ -52,7 +55,7 @@ def measure(model: str, task: str, profile) -> dict[str, float]:
         enc = build_encoder(model, profile.encoder_sizes[model], **({"img_size": profile.slice_size}
                                                                      if model == "provicnet" else {}))
         net = build_task_model(model, enc, get_task(task), width=profile.finetune.decoder_width,
-                               out_size=profile.grid.shape)
+                               out_size=profile.grid.shape, slice_step=profile.provicnet_slice_step)
         inputs = _inputs(model, profile, 2)  # batch 2: BatchNorm needs > 1 value per channel in training
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
@@ -87,8 +90,8 @@ def estimate(profile_name: str, peak_tflops: float, mfu: float) -> dict:
     per = {(m, t): measure(m, t, prof) for m in prof.models for t in prof.tasks}
     for m in prof.models:
         enc_fwd = per[(m, prof.tasks[0])]["gflop_encoder"] * 1e9
-        if m == "provicnet":  # pre-training samples are single 2.5D slices, not volumes
-            enc_fwd /= prof.grid.shape[0]
+        if m == "provicnet":  # pre-training samples are single 2.5D stacks, not volumes
+            enc_fwd /= len(slice_centres(prof.grid.shape[0], prof.provicnet_slice_step))
         flops = 2 * prof.pretrain.steps * prof.pretrain.batch_size * 3 * enc_fwd  # native + swapped
         rows.append({"phase": f"pretrain {m} (2 objectives)", "pflop": flops / 1e15, "gpu_min": flops / rate / 60})
         total += flops

@@ -103,3 +103,37 @@ def test_bad_arguments():
     vit, x, pos = _inputs("provicnet")
     with pytest.raises(ValueError, match="pos"):
         build_task_model("provicnet", vit, _spec("classification", 4))(x, None)
+
+
+def test_slice_step_stacks_map_back_onto_every_slice():
+    """Reference profile: stacks centred on every 3rd slice (ProViCNet's native 3 mm on a 1 mm grid).
+    The head's per-stack outputs must land on their centre slices and be interpolated in between."""
+    import torch
+
+    from transferlimits.data.views import slice_centres, slice_triplets
+    from transferlimits.models.heads import slices_to_grid
+
+    assert slice_centres(9, 3).tolist() == [1, 4, 7]
+    trip = slice_triplets(9, 3)
+    assert trip.tolist() == [[0, 3, 6], [1, 4, 7], [2, 5, 8]]  # edge windows shifted inward
+    assert slice_triplets(9, 1).shape == (9, 3)
+    out = torch.tensor([10.0, 40.0, 70.0]).view(1, 1, 3, 1, 1)  # values at centres 1, 4, 7
+    grid = slices_to_grid(out, 9, 3).flatten().tolist()
+    assert grid[1] == 10.0 and grid[4] == 40.0 and grid[7] == 70.0
+    assert grid[2] == 20.0 and grid[0] == 10.0 and grid[8] == 70.0  # linear in between, constant outside
+
+
+def test_slice_dense_model_with_step_returns_the_full_depth():
+    import torch
+
+    from transferlimits.data.tasks import get_task
+    from transferlimits.models import build_encoder
+    from transferlimits.models.heads import build_task_model
+
+    torch.manual_seed(0)
+    enc = build_encoder("provicnet", "test", img_size=28)
+    net = build_task_model("provicnet", enc, get_task("super_resolution"), width=8, out_size=(9, 16, 16),
+                           slice_step=3).eval()
+    x, pos = torch.randn(2, 3, 3, 28, 28), torch.zeros(2, 3, 2)
+    with torch.no_grad():
+        assert net(x, pos).shape == (2, 1, 9, 16, 16)

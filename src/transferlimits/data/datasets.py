@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from transferlimits.config import MODELS
 from transferlimits.data.case import MRCase
 from transferlimits.data.tasks import get_task
-from transferlimits.data.views import normalise_channel, profound_view, provicnet_view
+from transferlimits.data.views import normalise_channel, profound_view, provicnet_view, slice_centres, slice_triplets
 
 __all__ = ["TaskDataset", "PretrainDataset", "task_dataset", "pretrain_dataset", "four_class_labels"]
 
@@ -66,6 +66,7 @@ class TaskDataset(Dataset):
         self.case_ids = cohort.case_ids(split)
         self.model_name, self.seed = model_name, int(seed)
         self.slice_size = int(slice_size or cohort.profile.slice_size)
+        self.slice_step = int(getattr(cohort.profile, "provicnet_slice_step", 1))
         self._src = _CaseSource(cohort, _cache_size(cohort))
         # The degradation is a pure function of (case, task, seed), so the view of each case is made once and
         # reused every epoch (the EPI field and the resampling dominated the smoke fine-tuning time).
@@ -88,7 +89,7 @@ class TaskDataset(Dataset):
         sample = self.spec.make_sample(self._src.load(cid), self.rng(cid))
         if self.model_name == "profound":
             return profound_view(sample, self.spec)
-        return provicnet_view(sample, self.spec, self.slice_size)
+        return provicnet_view(sample, self.spec, self.slice_size, self.slice_step)
 
 
 def task_dataset(cohort, task_name: str, split: str, model_name: str, seed: int = 0,
@@ -109,8 +110,9 @@ class PretrainDataset(Dataset):
         self.case_ids = cohort.case_ids("pretrain") + (cohort.case_ids("real") if include_real else [])
         self._src = _CaseSource(cohort, _cache_size(cohort))
         depth = int(cohort.profile.grid.shape[0])
+        self.slice_step = int(getattr(cohort.profile, "provicnet_slice_step", 1))
         self.index = ([(c, None) for c in self.case_ids] if model_name == "profound"
-                      else [(c, k) for c in self.case_ids for k in range(depth)])
+                      else [(c, j) for c in self.case_ids for j in range(len(slice_centres(depth, self.slice_step)))])
         self._prepared = lru_cache(maxsize=_cache_size(cohort))(self._prepare)
 
     def __len__(self) -> int:
@@ -135,10 +137,10 @@ class PretrainDataset(Dataset):
         if k is None:
             return {"x": x, "labels": labels, "case_id": cid}
         d = x.shape[0]
-        centre = int(np.clip(k, 1, max(d - 2, 1)))
-        idx = np.clip([centre - 1, centre, centre + 1], 0, d - 1)
-        pos = torch.tensor([float(k), float(d)], dtype=torch.float32)
-        return {"x": x[idx].contiguous(), "pos": pos, "labels": labels[k], "case_id": cid}
+        trip = slice_triplets(d, self.slice_step)  # [D', 3] (edge windows shifted inward)
+        centre = int(slice_centres(d, self.slice_step)[k])  # the slice stack k stands for
+        pos = torch.tensor([float(k), float(len(trip))], dtype=torch.float32)
+        return {"x": x[trip[k]].contiguous(), "pos": pos, "labels": labels[centre], "case_id": cid}
 
 
 def pretrain_dataset(cohort, model_name: str, slice_size: int | None = None, include_real: bool = True) -> PretrainDataset:

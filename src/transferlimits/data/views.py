@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from transferlimits.data.tasks import TaskSample, TaskSpec
 
 __all__ = ["normalise_channel", "target_scale", "target_tensor", "profound_view", "provicnet_view",
-           "slice_triplets"]
+           "slice_triplets", "slice_centres"]
 
 
 def normalise_channel(x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
@@ -86,21 +86,36 @@ def profound_view(sample: TaskSample, spec: TaskSpec) -> dict:
     return {"x": torch.from_numpy(np.stack(chans)), **_common(sample, spec)}
 
 
-def slice_triplets(depth: int) -> np.ndarray:
-    """[D, 3] indices (i-1, i, i+1) per slice; windows at the edges are shifted inward (clamped if D < 3)."""
-    if depth < 1:
-        raise ValueError(f"depth must be >= 1, got {depth}")
-    centre = np.clip(np.arange(depth), 1, max(depth - 2, 1))
-    return np.clip(centre[:, None] + np.array([-1, 0, 1])[None, :], 0, depth - 1)
+def slice_centres(depth: int, step: int = 1) -> np.ndarray:
+    """Centre slices of the 2.5D stacks: every slice (``step`` 1) or ``step//2, step//2 + step, ...``."""
+    if depth < 1 or step < 1:
+        raise ValueError(f"depth and step must be >= 1, got depth={depth}, step={step}")
+    return np.arange(depth) if step == 1 else np.arange(min(step // 2, depth - 1), depth, step)
 
 
-def provicnet_view(sample: TaskSample, spec: TaskSpec, slice_size: int) -> dict:
-    """2.5D view: ``x`` float32 [D, 3, S, S], ``pos`` float32 [D, 2] (slice index, slice count), ``y`` (3D).
+def slice_triplets(depth: int, step: int = 1) -> np.ndarray:
+    """[D', 3] indices (c-step, c, c+step) per centre slice c (see :func:`slice_centres`; D' = D for step 1).
+
+    Windows at the edges are shifted inward (clamped if the volume is too thin).
+    """
+    centre = slice_centres(depth, step)
+    if step == 1:
+        centre = np.clip(centre, 1, max(depth - 2, 1))
+    else:
+        centre = np.clip(centre, min(step, depth - 1), max(depth - 1 - step, 0))
+    return np.clip(centre[:, None] + np.array([-step, 0, step])[None, :], 0, depth - 1)
+
+
+def provicnet_view(sample: TaskSample, spec: TaskSpec, slice_size: int, slice_step: int = 1) -> dict:
+    """2.5D view: ``x`` float32 [D', 3, S, S], ``pos`` float32 [D', 2] (slice index, slice count), ``y`` (3D).
 
     Args:
         sample: the task sample.
         spec: its task (``spec.provicnet_input`` names the sequence).
         slice_size: S, output height and width in pixels (e.g. 448 for ViT-S/14 at the reference size).
+        slice_step: k; stacks are centred on every k-th slice with neighbours k slices away, so
+            D' = ceil((D - k // 2) / k) (default 1: every slice, D' = D). The dense head re-samples its D'
+            slices back onto the D-slice grid of ``y``.
     """
     if int(slice_size) < 1:
         raise ValueError(f"slice_size must be a positive int, got {slice_size}")
@@ -114,8 +129,8 @@ def provicnet_view(sample: TaskSample, spec: TaskSpec, slice_size: int) -> dict:
     vol = normalise_channel(vol, mask if mask is not None else np.ones(vol.shape, bool))
     t = torch.from_numpy(vol)[:, None]  # [D, 1, H, W]
     t = F.interpolate(t, size=(int(slice_size), int(slice_size)), mode="bilinear", align_corners=False)[:, 0]
-    idx = torch.from_numpy(slice_triplets(vol.shape[0]))
-    x = t[idx]  # [D, 3, S, S]
-    d = vol.shape[0]
+    idx = torch.from_numpy(slice_triplets(vol.shape[0], int(slice_step)))
+    x = t[idx]  # [D', 3, S, S]
+    d = idx.shape[0]
     pos = torch.stack([torch.arange(d, dtype=torch.float32), torch.full((d,), float(d))], dim=1)
     return {"x": x.contiguous(), "pos": pos, **_common(sample, spec)}

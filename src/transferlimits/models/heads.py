@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -123,18 +124,23 @@ class SliceDenseModel(nn.Module):
         mid: widths of the head's two hidden convs (default (128, 64), upstream).
         out_size: (H, W) of the target grid; each slice's [8h, 8w] output is resized to it bilinearly.
             Default None keeps 8h x 8w.
+        out_depth: D of the target grid when the stacks are centred on every ``slice_step``-th slice
+            (``data.views.slice_centres``): the D' slice outputs are interpolated linearly along z onto the
+            D slices. Default None: one output slice per stack.
+        slice_step: the step of the stack centres (default 1).
 
-    ``forward(x [B, D, 3, S, S], pos [B, D, 2])`` -> [B, out_channels, D, H, W].
+    ``forward(x [B, D', 3, S, S], pos [B, D', 2])`` -> [B, out_channels, D, H, W].
     """
 
     def __init__(self, encoder: nn.Module, out_channels: int, mid: tuple[int, int] = (128, 64),
-                 out_size: Sequence[int] | None = None) -> None:
+                 out_size: Sequence[int] | None = None, out_depth: int | None = None, slice_step: int = 1) -> None:
         super().__init__()
         if not _is_slices(encoder):
             raise ValueError("SliceDenseModel needs a slice encoder (input_kind == 'slices')")
         self.encoder = encoder
         self.head = SegmentationConvHead(encoder.out_dim, out_channels, mid=tuple(mid))
         self.out_size = None if out_size is None else tuple(int(s) for s in out_size)
+        self.out_depth, self.slice_step = (None if out_depth is None else int(out_depth)), int(slice_step)
 
     def forward(self, x: Tensor, pos: Tensor | None = None) -> Tensor:
         b, d = x.shape[:2]
@@ -144,11 +150,26 @@ class SliceDenseModel(nn.Module):
         out = self.head(tokens, grid)  # [B*D, C, 8h, 8w]
         if self.out_size is not None and tuple(out.shape[-2:]) != self.out_size:
             out = F.interpolate(out, size=self.out_size, mode="bilinear", align_corners=False)
-        return out.reshape(b, d, *out.shape[1:]).transpose(1, 2).contiguous()
+        out = out.reshape(b, d, *out.shape[1:]).transpose(1, 2)  # [B, C, D', H, W]
+        if self.out_depth is not None and self.out_depth != d:
+            out = slices_to_grid(out, self.out_depth, self.slice_step)
+        return out.contiguous()
+
+
+def slices_to_grid(out: Tensor, depth: int, step: int) -> Tensor:
+    """Linear interpolation along z of per-stack outputs [B, C, D', H, W] centred on slices
+    ``step // 2 + k * step`` onto all ``depth`` slices (constant beyond the first and last centre)."""
+    n = out.shape[2]
+    z = torch.arange(depth, dtype=torch.float32, device=out.device)
+    u = ((z - min(step // 2, depth - 1)) / step).clamp(0, n - 1)
+    lo = u.floor().long().clamp(max=n - 1)
+    hi = (lo + 1).clamp(max=n - 1)
+    w = (u - lo.float()).view(1, 1, -1, 1, 1).to(out.dtype)
+    return out[:, :, lo] * (1 - w) + out[:, :, hi] * w
 
 
 def build_task_model(model_name: str, encoder: nn.Module, task_spec: Any, width: int | None = None,
-                     out_size: Sequence[int] | None = None) -> nn.Module:
+                     out_size: Sequence[int] | None = None, slice_step: int = 1) -> nn.Module:
     """The task model for one (encoder, task).
 
     Args:
@@ -161,6 +182,8 @@ def build_task_model(model_name: str, encoder: nn.Module, task_spec: Any, width:
             ``(width, width // 2)``.
         out_size: (D, H, W) target grid for dense tasks (the slice model resizes each slice to (H, W));
             the UperNet always returns the input size. Default None.
+        slice_step: provicnet only: the step of the 2.5D stack centres (``Profile.provicnet_slice_step``);
+            with ``out_size`` the slice outputs are interpolated back onto the D slices. Default 1.
 
     Raises:
         ValueError: unknown model name or task kind (the message lists the valid ones).
@@ -185,4 +208,5 @@ def build_task_model(model_name: str, encoder: nn.Module, task_spec: Any, width:
         return UperNet3D(encoder, out_ch, width=int(width), aux_channels=max(int(width) // 2, 1))
     mid = (128, 64) if width is None else (int(width), max(int(width) // 2, 1))
     hw = None if out_size is None else tuple(out_size)[-2:]
-    return SliceDenseModel(encoder, out_ch, mid=mid, out_size=hw)
+    depth = None if out_size is None or slice_step == 1 else int(tuple(out_size)[0])
+    return SliceDenseModel(encoder, out_ch, mid=mid, out_size=hw, out_depth=depth, slice_step=slice_step)

@@ -163,7 +163,8 @@ def finetune(
     encoder = copy.deepcopy(encoder)
     dense = is_dense(spec)
     out_size = tuple(np.shape(train_ds[0]["y"]))[-3:] if dense else None
-    model = build_task_model(model_name, encoder, spec, width=width, out_size=out_size)
+    model = build_task_model(model_name, encoder, spec, width=width, out_size=out_size,
+                             slice_step=int(getattr(train_ds, "slice_step", 1)))
     frozen = init == "linear_probe"
     if frozen:
         for p in model.encoder.parameters():
