@@ -88,14 +88,9 @@ def _scalar_scores(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
     return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err**2).mean())), "pearson_r": r}
 
 
-def _skip(fn, metric: str, spec: Any, fast: bool) -> dict[str, bool]:
-    """``{metric: False}`` when ``fast`` (per-epoch validation), the metric is not the primary one and the
-    scoring function accepts such a switch (e.g. ``restoration_scores(..., ssim=False)``); else ``{}``."""
-    import inspect
-
-    if fast and spec.primary_metric != metric and metric in inspect.signature(fn).parameters:
-        return {metric: False}
-    return {}
+def _wanted(metric: str, spec: Any, fast: bool) -> bool:
+    """Compute an expensive secondary metric (SSIM, HD95)? Not in fast per-epoch validation, unless primary."""
+    return not fast or spec.primary_metric == metric
 
 
 @torch.no_grad()
@@ -145,10 +140,10 @@ def evaluate(model: nn.Module, ds, spec: Any, device: torch.device, batch_size: 
         for i, cid in enumerate(case_ids):
             if spec.kind == "segmentation":
                 sp = spacing or (batch["spacing"][i].tolist() if "spacing" in batch else (1.0, 1.0, 1.0))
-                s = mt.segmentation_scores(vol[i], y[i], tuple(sp), **_skip(mt.segmentation_scores, "hd95", spec, fast))
+                s = mt.segmentation_scores(vol[i], y[i], tuple(sp), hd95=_wanted("hd95", spec, fast))
             else:
                 s = mt.restoration_scores(vol[i], y[i], {k: m[i] for k, m in masks.items()},
-                                          **_skip(mt.restoration_scores, "ssim", spec, fast))
+                                          ssim=_wanted("ssim", spec, fast))
             per_case.append({"case_id": str(cid), **{k: float(v) for k, v in s.items()}})
             if len(ex["pred"]) < n_examples:
                 area = (y[i] > 0).reshape(y[i].shape[0], -1).sum(1)
