@@ -19,6 +19,7 @@
 # finished run with the same settings exists.
 
 # %%
+import importlib
 import time
 
 import matplotlib.pyplot as plt
@@ -33,14 +34,17 @@ from transferlimits.training.pretrain import pretrain
 t0 = time.time()
 
 # %% tags=["parameters"]
-model = "profound"  # "profound" or "provicnet"
+model = "profound"  # a registered model (transferlimits.models): profound, provicnet, ...
 objective = "fcmae"  # fcmae | contrastive (profound); contrastive | mae (provicnet)
 profile = "smoke"  # smoke | reference | picai
 seed = 0  # initialisation / sampling seed
 out_dir = ""  # output folder (empty: paths.pretrain_dir(profile, model, objective))
 device = "auto"  # torch device spec
+model_modules = ""  # comma-separated modules that register extra foundation models (the extension point)
 
 # %%
+for name in filter(None, model_modules.split(",")):
+    importlib.import_module(name)
 prof = get_profile(profile)
 dev = resolve_device(device if device != "auto" else prof.device)
 result = pretrain(model, objective, prof, device=dev, seed=seed, out_dir=out_dir or None)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from transferlimits.features import extract_features
+from transferlimits.study.features import extract_features
 from transferlimits.models import build_encoder
 
 torch.set_num_threads(1)

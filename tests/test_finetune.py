@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from transferlimits.config import FinetuneRecipe, get_profile
-from transferlimits.data.tasks import get_task
 from transferlimits.models.registry import build_encoder
-from transferlimits.study_runs import scratch_encoder
+from transferlimits.study.runs import scratch_encoder
+from transferlimits.tasks import get_task
 from transferlimits.training.augment import augment_batch
 from transferlimits.training.finetune import backbone_lr_scales, finetune
 from transferlimits.training.loop import NonFiniteLossError
@@ -25,12 +27,13 @@ def _encoder(model: str):
     return build_encoder(model, "test", **({"img_size": SLICE} if model == "provicnet" else {}))
 
 
-def _run(task: str, model: str, init: str = "pretrained", recipe: FinetuneRecipe = RECIPE, encoder=None, **kw):
+def _run(task: str, model: str, init: str = "pretrained", recipe: FinetuneRecipe = RECIPE, encoder=None,
+         extra: dict | None = None):
     spec = get_task(task)
-    data = tiny_splits(spec.kind, model)
+    data = {**tiny_splits(spec.kind, model), **(extra or {})}
     enc = encoder if encoder is not None else _encoder(model)
-    return finetune(spec, model, enc, init, data["train"], data["val"], data["test"], recipe, "cpu",
-                    progress=False, width=8, spacing=(3.0, 3.0, 3.0), **kw)
+    return finetune(spec, model, enc, init, data, replace(recipe, decoder_width=8), "cpu", progress=False,
+                    spacing=(3.0, 3.0, 3.0))
 
 
 @pytest.mark.parametrize("model", ["profound", "provicnet"])
@@ -61,7 +64,7 @@ def test_cpu_runs_are_deterministic():
     b = _run("super_resolution", "provicnet")
     assert [r["train_loss"] for r in a.curve] == [r["train_loss"] for r in b.curve]
     assert a.test_scores == b.test_scores
-    assert "real" in _run("super_resolution", "provicnet", extra_test={"real": TinyTaskDataset(2, "regression", "provicnet", 3)}).extra_scores
+    assert "real" in _run("super_resolution", "provicnet", extra={"real": TinyTaskDataset(2, "regression", "provicnet", 3)}).extra_scores
 
 
 @pytest.mark.parametrize("model", ["profound", "provicnet"])
@@ -77,7 +80,8 @@ def test_nan_loss_raises_clear_error():
     bad = TinyTaskDataset(8, "classification", "profound", nan=True)
     ok = TinyTaskDataset(4, "classification", "profound", 1)
     with pytest.raises(NonFiniteLossError, match=r"step 0 of fine-tuning classification/profound \(init=scratch, epoch 1\)"):
-        finetune(spec, "profound", _encoder("profound"), "scratch", bad, ok, ok, RECIPE, "cpu", progress=False)
+        finetune(spec, "profound", _encoder("profound"), "scratch", {"train": bad, "val": ok, "test": ok}, RECIPE,
+                 "cpu", progress=False)
 
 
 def test_backbone_lr_scales():
@@ -100,8 +104,12 @@ def test_bad_init_and_empty_train_set():
     spec = get_task("classification")
     ok = TinyTaskDataset(4, "classification", "profound")
     with pytest.raises(ValueError, match="empty"):
-        finetune(spec, "profound", _encoder("profound"), "scratch", TinyTaskDataset(0, "classification", "profound"),
-                 ok, ok, RECIPE, "cpu", progress=False)
+        finetune(spec, "profound", _encoder("profound"), "scratch",
+                 {"train": TinyTaskDataset(0, "classification", "profound"), "val": ok, "test": ok}, RECIPE, "cpu",
+                 progress=False)
+    with pytest.raises(ValueError, match="lacks split"):
+        finetune(spec, "profound", _encoder("profound"), "scratch", {"train": ok, "val": ok}, RECIPE, "cpu",
+                 progress=False)
 
 
 def test_augment_flips_input_target_and_masks_together():

@@ -1,7 +1,7 @@
 """Adapting the study to a new task, as the appendix describes it (the extension point of the runner).
 
 1. write a module that calls ``register_task(TaskSpec(...))`` (here: gland volume, kind scalar_regression);
-2. copy a chapter's notebook template and change its ``task`` default;
+2. copy the one task template (``notebooks/10_task.py``) and change its ``task`` default;
 3. ``python -m transferlimits run --task-module MODULE --task-notebook TASK=TEMPLATE --only task=TASK,model=M``.
 The new point's metrics.json must exist and the alignment notebook must include it.
 """
@@ -22,7 +22,7 @@ TASK_MODULE = '''
 """A new downstream task: gland volume (mL) from T2W, registered through the extension point."""
 import numpy as np
 
-from transferlimits.data.tasks import TASK_REGISTRY, TaskSample, TaskSpec, register_task
+from transferlimits.tasks import TASK_REGISTRY, TaskSample, TaskSpec, register_task
 
 
 def make_volume(case, rng):
@@ -33,8 +33,8 @@ def make_volume(case, rng):
 
 if "gland_volume" not in TASK_REGISTRY:
     register_task(TaskSpec(name="gland_volume", kind="scalar_regression", out_channels=1, primary_metric="mae",
-                           higher_is_better=False, metrics=("mae", "rmse"), profound_inputs=("t2w", "", ""),
-                           provicnet_input="t2w", uses_labels=True, make_sample=make_volume,
+                           higher_is_better=False, metrics=("mae", "rmse"), channel_inputs=("t2w", "", ""),
+                           single_input="t2w", uses_labels=True, make_sample=make_volume,
                            description="T2W -> whole-gland volume (mL)."))
 '''
 
@@ -44,7 +44,7 @@ def test_new_task_runs_and_reaches_the_alignment(smoke_study, tmp_path):
     pkg.mkdir()
     (pkg / "gland_volume_task.py").write_text(TASK_MODULE)
     template = pkg / "15_gland_volume.py"
-    text = (REPO / "notebooks" / "10_classification.py").read_text()
+    text = (REPO / "notebooks" / "10_task.py").read_text()
     text, n = re.subn(r'^task = "classification"', 'task = "gland_volume"', text, flags=re.M)
     assert n == 1, "the task template's parameters cell changed: update the appendix"
     template.write_text(text)

@@ -77,11 +77,14 @@ def test_unknown_case_id_lists_valid_ids():
         ds.load_case("99999_1")
 
 
-def test_incomplete_case_is_not_discovered(tmp_path):
+def test_incomplete_case_is_reported_or_skipped_on_request(tmp_path):
     (tmp_path / "11373").mkdir()
     for seq in ("t2w", "adc"):  # no hbv
         (tmp_path / "11373" / f"{POS}_{seq}.mha").symlink_to(paths.REAL_CASES / "11373" / f"{POS}_{seq}.mha")
-    assert PicaiDataset(tmp_path, paths.PICAI_LABELS).case_ids == []
+    with pytest.raises(DataError, match=f"1 case\\(s\\) lack a sequence: {POS} \\(no hbv\\).*skip_incomplete"):
+        PicaiDataset(tmp_path, paths.PICAI_LABELS)
+    ds = PicaiDataset(tmp_path, paths.PICAI_LABELS, skip_incomplete=True)
+    assert ds.case_ids == [] and ds.skipped == {POS: ["hbv"]}
 
 
 def test_bad_roots_and_sources(tmp_path):

@@ -29,7 +29,7 @@ def test_build_encoder(name, size, dim):
 
 
 def test_bad_names():
-    with pytest.raises(ValueError, match=r"unknown encoder 'resnet'.*profound.*provicnet"):
+    with pytest.raises(ValueError, match=r"unknown model 'resnet'.*profound.*provicnet"):
         build_encoder("resnet", "tiny")
     with pytest.raises(ValueError, match="unknown profound size"):
         build_encoder("profound", "vits14")
@@ -38,7 +38,7 @@ def test_bad_names():
     enc = build_encoder("profound", "test")
     with pytest.raises(ValueError, match=r"unknown objective 'mae' for 'profound'; valid: \['fcmae', 'contrastive'\]"):
         build_objective("profound", "mae", enc)
-    with pytest.raises(ValueError, match="unknown encoder"):
+    with pytest.raises(ValueError, match="unknown model 'unet'"):
         build_objective("unet", "fcmae", enc)
 
 

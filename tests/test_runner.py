@@ -17,7 +17,7 @@ from transferlimits.runner.cli_run import build_config, parse_pairs
 from transferlimits.runner.params import coerce_value, template_parameters, validate_parameters
 
 REPO = Path(__file__).resolve().parents[1]
-TASK_TEMPLATE = REPO / "notebooks" / "10_classification.py"
+TASK_TEMPLATE = REPO / "notebooks" / "10_task.py"
 
 TINY = '''# ---
 # jupyter:
@@ -141,8 +141,8 @@ def test_only_and_pairs_reject_bad_items():
         wf.parse_only("segmentation")
     with pytest.raises(ValueError, match="valid: \\['classification'"):
         wf.build_grid("smoke", wf.parse_only("task=segmentaton"))
-    with pytest.raises(ValueError, match="no notebook template for task 'nope'"):
-        wf.task_template("nope")
+    with pytest.raises(ValueError, match="notebook template for task 'nope' does not exist"):
+        wf.task_template("nope", {"nope": "/no/such/template.py"})
     with pytest.raises(ValueError, match="not NAME=VALUE"):
         parse_pairs(["profound"], "--weights")
 

@@ -1,6 +1,7 @@
 """One study point end to end -> schema-valid metrics.json, for every task and both encoders (tiny sizes).
 
-The cohort is replaced by tiny stand-in datasets (``_finetune_data``) and the pre-trained encoder by a
+The cohort is replaced by tiny stand-in datasets (``_finetune_data``, passed to ``run_point`` as its
+``load_data`` collaborator) and the pre-trained encoder by a
 randomly initialised one saved in the ``encoder.pt`` format of ``training.pretrain``, so these tests do
 not depend on the geometry pack or on a pre-training run; the last test uses the real cohort when the
 geometry pack is present.
@@ -9,15 +10,17 @@ geometry pack is present.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 
 import numpy as np
 import pytest
 import torch
 
-from transferlimits import paths, study, study_runs
+from transferlimits import paths, study
 from transferlimits.config import TASKS, get_profile
-from transferlimits.data.tasks import get_task
+from transferlimits.study import runs as study_runs
+from transferlimits.tasks import get_task
 from transferlimits.runtime import atomic_save_torch
 
 from _finetune_data import tiny_splits
@@ -38,16 +41,19 @@ def tiny_profile():
     )
 
 
+def fake_load_data(profile, task, model, seed):
+    spec = get_task(task)
+    return spec, tiny_splits(spec.kind, model, real=not spec.uses_labels, grid=GRID, slice_size=SLICE)
+
+
+#: run_point on the stand-in data
+run_point = functools.partial(study.run_point, load_data=fake_load_data)
+
+
 @pytest.fixture()
 def env(tmp_path, monkeypatch):
     monkeypatch.setenv("TRANSFERLIMITS_RESULTS", str(tmp_path))
     prof = tiny_profile()
-
-    def fake_load_data(profile, task, model, seed):
-        spec = get_task(task)
-        return spec, tiny_splits(spec.kind, model, real=not spec.uses_labels, grid=GRID, slice_size=SLICE)
-
-    monkeypatch.setattr(study_runs, "load_data", fake_load_data)
     encoders = {}
     for model in ("profound", "provicnet"):
         enc = study_runs.scratch_encoder(prof, model, seed=123)
@@ -63,7 +69,7 @@ def env(tmp_path, monkeypatch):
 def test_run_point_writes_valid_metrics(env, task, model):
     prof, encoders, tmp = env
     out = tmp / "runs" / f"{task}__{model}"
-    d = study.run_point(task, model, prof, seed=0, out_dir=out, pretrained=encoders[model], progress=False)
+    d = run_point(task, model, prof, seed=0, out_dir=out, pretrained=encoders[model], progress=False)
     on_disk = study.load_metrics(out)  # validates
     assert on_disk["task"] == task and on_disk["model"] == model and on_disk["schema_version"] == 1
     spec = get_task(task)
@@ -79,29 +85,28 @@ def test_run_point_writes_valid_metrics(env, task, model):
     assert ("pred_pretrained" in ex) != (spec.kind == "classification")
 
 
-def test_resume_returns_existing_metrics_without_work(env, monkeypatch):
+def test_resume_returns_existing_metrics_without_work(env):
     prof, encoders, tmp = env
     out = tmp / "resume"
-    first = study.run_point("classification", "profound", prof, out_dir=out, pretrained=encoders["profound"],
+    first = run_point("classification", "profound", prof, out_dir=out, pretrained=encoders["profound"],
                             progress=False)
     mtime = (out / "metrics.json").stat().st_mtime_ns
 
     def boom(*a, **k):
         raise AssertionError("a finished point must not be recomputed")
 
-    monkeypatch.setattr(study_runs, "finetune_all", boom)
-    again = study.run_point("classification", "profound", prof, out_dir=out, pretrained=encoders["profound"],
-                            progress=False)
+    again = run_point("classification", "profound", prof, out_dir=out, pretrained=encoders["profound"],
+                      progress=False, finetune_all=boom)
     assert again == json.loads((out / "metrics.json").read_text()) and again["runs"] == first["runs"]
     assert (out / "metrics.json").stat().st_mtime_ns == mtime
 
 
 def test_swapped_control_reuses_scratch_and_uses_sibling_folder(env):
     prof, encoders, tmp = env
-    native = study.run_point("super_resolution", "provicnet", prof, pretrained=encoders["provicnet"], progress=False)
+    native = run_point("super_resolution", "provicnet", prof, pretrained=encoders["provicnet"], progress=False)
     native_dir = paths.run_dir(prof.name, "super_resolution", "provicnet", 0)
     assert (native_dir / "metrics.json").exists()
-    swapped = study.run_point("super_resolution", "provicnet", prof, objective="swapped",
+    swapped = run_point("super_resolution", "provicnet", prof, objective="swapped",
                               pretrained=encoders["provicnet"], progress=False, reuse_scratch_from=native_dir)
     assert (native_dir.with_name(native_dir.name + "__swapped") / "metrics.json").exists()
     assert swapped["objective"] == "swapped" and swapped["objective_name"] == "mae"
@@ -112,16 +117,16 @@ def test_swapped_control_reuses_scratch_and_uses_sibling_folder(env):
 def test_bad_arguments_and_missing_encoder(env):
     prof, encoders, tmp = env
     with pytest.raises(ValueError, match="unknown objective"):
-        study.run_point("classification", "profound", prof, objective="both", pretrained=encoders["profound"])
+        run_point("classification", "profound", prof, objective="both", pretrained=encoders["profound"])
     with pytest.raises(ValueError, match="unknown model"):
-        study.run_point("classification", "resnet", prof)
+        run_point("classification", "resnet", prof)
     with pytest.raises(FileNotFoundError, match="python -m transferlimits pretrain --model profound"):
-        study.run_point("classification", "profound", prof, progress=False)
+        run_point("classification", "profound", prof, progress=False)
 
 
 def test_validate_metrics_rejects_broken_dicts(env):
     prof, encoders, tmp = env
-    good = study.run_point("classification", "provicnet", prof, out_dir=tmp / "v", pretrained=encoders["provicnet"],
+    good = run_point("classification", "provicnet", prof, out_dir=tmp / "v", pretrained=encoders["provicnet"],
                            progress=False)
     study.validate_metrics(good)
     for path, value, msg in [

@@ -9,10 +9,10 @@ import torch
 from _geometry_factory import ellipsoid_geometry
 from transferlimits.config import TASKS, GridSpec
 from transferlimits.data.phantom import synthesize
-from transferlimits.data.tasks import (
+from transferlimits.tasks import (
     TASK_REGISTRY, TaskSample, TaskSpec, get_task, pirads_class, register_task,
 )
-from transferlimits.data.views import normalise_channel, profound_view, provicnet_view, slice_triplets
+from transferlimits.data.views import normalise_channel, channel_view, stack_view, slice_triplets
 
 torch.set_num_threads(1)
 GRID = GridSpec((12, 48, 48), (3.0, 2.0, 2.0))
@@ -37,8 +37,8 @@ def test_registry_holds_the_five_tasks():
 def test_pair_shapes_both_views(case, task):
     spec = get_task(task)
     sample = spec.make_sample(case, np.random.default_rng(0))
-    a = profound_view(sample, spec)
-    b = provicnet_view(sample, spec, S)
+    a = channel_view(sample, spec)
+    b = stack_view(sample, spec, S)
     d, h, w = GRID.shape
     assert a["x"].shape == (3, d, h, w) and a["x"].dtype == torch.float32
     assert b["x"].shape == (d, 3, S, S) and b["pos"].shape == (d, 2)
@@ -50,7 +50,7 @@ def test_pair_shapes_both_views(case, task):
     if spec.kind == "regression":
         body = a["masks"]["body"] > 0
         assert np.percentile(a["y"][body].numpy(), 99) == pytest.approx(1.0, rel=1e-3)
-    for i, name in enumerate(spec.profound_inputs):  # "" channels are zero
+    for i, name in enumerate(spec.channel_inputs):  # "" channels are zero
         assert (a["x"][i] == 0).all() == (name == "")
     assert set(a["masks"]) == {"body", "gland"}
 
@@ -80,7 +80,7 @@ def test_view_helpers():
     assert z[x != 0].mean() == pytest.approx(0, abs=1e-5) and z[x != 0].std() == pytest.approx(1, abs=1e-4)
     assert (normalise_channel(np.zeros((2, 2, 2))) == 0).all()
     with pytest.raises(ValueError, match="slice_size"):
-        provicnet_view(TaskSample({"t2w": x}, x, {}, "c"), get_task("modality_translation"), 0)
+        stack_view(TaskSample({"t2w": x}, x, {}, "c"), get_task("modality_translation"), 0)
 
 
 def test_register_new_scalar_regression_task(case):
@@ -97,7 +97,7 @@ def test_register_new_scalar_regression_task(case):
         register_task(spec, overwrite=True)
         s = get_task("gland_volume_test")
         sample = s.make_sample(case, np.random.default_rng(0))
-        a, b = profound_view(sample, s), provicnet_view(sample, s, S)
+        a, b = channel_view(sample, s), stack_view(sample, s, S)
         assert a["y"].dtype == torch.float32 and a["y"].shape == () and a["y"].item() > 5
         assert torch.equal(a["y"], b["y"]) and a["scale"] == 1.0
     finally:

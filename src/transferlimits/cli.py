@@ -1,7 +1,8 @@
 """The one command-line interface: ``python -m transferlimits <command> --help``.
 
-Each sub-command lives next to the code it drives; a module that provides a command defines
-``add_arguments(parser)`` and ``main(args) -> int``. This file only wires them together.
+Each sub-command is a module ``transferlimits.runner.cli_<command>`` that defines ``add_arguments(parser)``
+and ``main(args) -> int`` and calls the library; no library module holds CLI code. This file only wires
+them together.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("transferlimits.runner.cli_run", "run the study grid (Snakemake + papermill) for a profile"),
     "status": ("transferlimits.runner.cli_status", "show which runs are fresh, stale or missing"),
     "book": ("transferlimits.runner.cli_book", "build the Jupyter Book from the executed notebooks"),
-    "pretrain": ("transferlimits.training.pretrain", "pre-train one encoder with one objective"),
-    "data": ("transferlimits.data.cohort", "build a profile's cohort (phantoms, splits, manifest)"),
+    "pretrain": ("transferlimits.runner.cli_pretrain", "pre-train one encoder with one objective"),
+    "data": ("transferlimits.runner.cli_data", "build a profile's cohort (phantoms, splits, manifest)"),
 }
 
 

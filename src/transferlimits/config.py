@@ -1,8 +1,10 @@
 """Profiles of the study as typed, frozen dataclasses: one :class:`Profile` flows everywhere.
 
-Three profiles exist (STUDY §6):
+Four profiles exist (STUDY §6):
 
 * ``smoke`` - CPU, tiny models, a few minutes: CI and a new user's first run.
+* ``cpu`` - two CPU cores, under an hour: small encoders, 100 test cases, three seeds, full-resolution dense
+  heads; sized so every point can beat its trivial baseline (``benchmarks/estimate_cpu.py``).
 * ``reference`` - one GPU, the published model sizes (ConvNeXt-V2-Tiny, ViT-S/14 at 448 px), the
   phantom cohort at the ProFound grid, three seeds: the numbers the book is about.
 * ``picai`` - the user's own PI-CAI images (``--data``) and released weights (``--weights``).
@@ -17,12 +19,20 @@ Unknown profile names or override keys raise :class:`ValueError` listing the val
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+
+from transferlimits.config_ranges import FIELD_RANGES, Range, check_ranges as _check_ranges
+
+from transferlimits.tasks.registry import TASK_REGISTRY
 
 __all__ = [
     "GridSpec",
     "SplitSizes",
+    "SplitFractions",
+    "Range",
+    "FIELD_RANGES",
     "PretrainRecipe",
     "FinetuneRecipe",
     "MeasureConfig",
@@ -35,21 +45,38 @@ __all__ = [
     "profile_to_dict",
 ]
 
-#: The two foundation encoders (STUDY §2).
-MODELS: tuple[str, ...] = ("profound", "provicnet")
-#: The pre-training objectives; the native pairs are (profound, fcmae) and (provicnet, contrastive),
-#: the swapped ones (profound, contrastive) and (provicnet, mae) form the 2x2 control (H6).
-OBJECTIVES: tuple[str, ...] = ("fcmae", "contrastive", "mae")
-NATIVE_OBJECTIVE: dict[str, str] = {"profound": "fcmae", "provicnet": "contrastive"}
-SWAPPED_OBJECTIVE: dict[str, str] = {"profound": "contrastive", "provicnet": "mae"}
-#: The five downstream tasks (STUDY §4). New tasks register in ``transferlimits.data.tasks``.
-TASKS: tuple[str, ...] = (
-    "classification",
-    "segmentation",
-    "super_resolution",
-    "distortion_correction",
-    "modality_translation",
-)
+#: The foundation models the built-in profiles study (STUDY §2); each is a registered adapter in
+#: :mod:`transferlimits.models` (``models/adapters/``). This is data, like ``encoder_sizes``.
+STUDY_MODELS: tuple[str, ...] = ("profound", "provicnet")
+
+
+def _model_axis() -> dict[str, Any]:
+    """``MODELS``, ``OBJECTIVES``, ``NATIVE_OBJECTIVE``, ``SWAPPED_OBJECTIVE`` derived from the model registry.
+
+    Imported on first use: the model adapters import data modules that import this one. Importing the
+    registry imports :mod:`transferlimits.models`, which registers the study's adapters.
+    """
+    from transferlimits.models.registry import MODEL_REGISTRY, model_names
+
+    adapters = [MODEL_REGISTRY[m] for m in model_names()]
+    return {
+        "MODELS": model_names(),
+        "OBJECTIVES": tuple(dict.fromkeys(o for a in adapters for o in a.objectives)),
+        "NATIVE_OBJECTIVE": {a.name: a.native_objective for a in adapters},
+        "SWAPPED_OBJECTIVE": {a.name: a.swapped_objective for a in adapters},
+    }
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy, registry-derived module attributes: ``MODELS`` (registered model names), ``OBJECTIVES`` (their
+    objectives, in order), ``NATIVE_OBJECTIVE`` / ``SWAPPED_OBJECTIVE`` (model -> objective; the native and
+    swapped pairs form the 2x2 control, H6). Read at access time, so models registered later appear."""
+    if name in ("MODELS", "OBJECTIVES", "NATIVE_OBJECTIVE", "SWAPPED_OBJECTIVE"):
+        return _model_axis()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: The five downstream tasks (STUDY §4): the tasks registered by :mod:`transferlimits.tasks.registry`.
+#: Tasks added later by ``register_task`` (a ``--task-module``) join the grid through the runner.
+TASKS: tuple[str, ...] = tuple(TASK_REGISTRY)
 
 
 @dataclass(frozen=True)
@@ -79,6 +106,33 @@ class SplitSizes:
     val: int
     test: int
 
+    def __post_init__(self) -> None:
+        _check_ranges(self)
+
+
+@dataclass(frozen=True)
+class SplitFractions:
+    """Split sizes as fractions of the usable patients, each with a minimum number of patients.
+
+    Used where the cohort size is the user's (``picai``: however many cases ``--data`` holds);
+    :func:`transferlimits.data.splits.resolve_split_sizes` turns them into :class:`SplitSizes`.
+    """
+
+    pretrain: float
+    train: float
+    val: float
+    test: float
+    min_pretrain: int = 4
+    min_train: int = 4
+    min_val: int = 2
+    min_test: int = 4
+
+    def __post_init__(self) -> None:
+        _check_ranges(self)
+        total = self.pretrain + self.train + self.val + self.test
+        if total > 1.0 + 1e-9:
+            raise ValueError(f"SplitFractions add up to {total:g} > 1 (pretrain + train + val + test)")
+
 
 @dataclass(frozen=True)
 class PretrainRecipe:
@@ -93,6 +147,22 @@ class PretrainRecipe:
     checkpoint_every: int = 50
     mask_ratio: float = 0.6
     contrastive_alpha: float = 0.05
+    # pair-mining rules of the contrastive objective, as cancer fractions of a token cell (62/64 and 2/64
+    # upstream); small grids have coarse cells that lesions rarely fill, so the cpu profile lowers the anchor rule
+    anchor_frac: float = 62 / 64
+    neg_frac: float = 2 / 64
+    # ProFound encoder: stem + first N stages in channels_last_3d (CPU speed-up, same maths); 0 = off
+    channels_last_stages: int = 0
+
+    def __post_init__(self) -> None:
+        _check_ranges(self)
+        if not 0.0 <= self.neg_frac < self.anchor_frac <= 1.0:
+            raise ValueError(f"PretrainRecipe: need 0 <= neg_frac < anchor_frac <= 1, got neg_frac={self.neg_frac}, "
+                             f"anchor_frac={self.anchor_frac}")
+        if not 0 <= self.channels_last_stages <= 4:
+            raise ValueError(f"PretrainRecipe.channels_last_stages={self.channels_last_stages} must be in 0..4")
+        if len(self.betas) != 2:
+            raise ValueError(f"PretrainRecipe.betas={self.betas!r} is invalid: expected two numbers in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -108,6 +178,18 @@ class FinetuneRecipe:
     backbone_lr_scale: float = 0.05  # provicnet: backbone lr = 0.05 x head lr (upstream)
     augment: bool = True
     decoder_width: int | None = None  # dense-head width; None = published (UperNet 512, ProViCNet head 128/64)
+    # dense heads: full-resolution skip from the input, and (regression) a residual output gain*input + correction
+    # (models/fullres.py; deviations from the published heads, off = published)
+    full_res_skip: bool = False
+    residual: bool = False
+    channels_last_stages: int = 0  # ProFound encoder: stem + first N stages channels-last (speed only)
+
+    def __post_init__(self) -> None:
+        _check_ranges(self)
+        if self.residual and not self.full_res_skip:
+            raise ValueError("FinetuneRecipe.residual=True needs full_res_skip=True")
+        if not 0 <= self.channels_last_stages <= 4:
+            raise ValueError(f"FinetuneRecipe.channels_last_stages={self.channels_last_stages} must be in 0..4")
 
 
 @dataclass(frozen=True)
@@ -120,6 +202,9 @@ class MeasureConfig:
     token_samples: int = 512  # token/voxel-level samples per layer for token-level MMD
     fractions: tuple[float, ...] = (0.9, 0.95)
 
+    def __post_init__(self) -> None:
+        _check_ranges(self)
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -130,14 +215,14 @@ class Profile:
     grid: GridSpec  # profound 3D crop grid; phantoms are synthesised on it
     slice_size: int  # provicnet 2.5D input size in pixels (multiple of 14)
     encoder_sizes: Mapping[str, str]  # model name -> size name in transferlimits.models
-    splits: SplitSizes
+    splits: SplitSizes | SplitFractions  # fractions: resolved on the usable patients (picai)
     pretrain: PretrainRecipe
     finetune: FinetuneRecipe
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     seeds: tuple[int, ...] = (0,)
     data_source: str = "phantom"  # "phantom" or "picai"
     tasks: tuple[str, ...] = TASKS
-    models: tuple[str, ...] = MODELS
+    models: tuple[str, ...] = STUDY_MODELS  # registered model names (checked by get_profile)
     control_tasks: tuple[str, ...] = TASKS  # tasks of the 2x2 objective x architecture control (H6)
     device: str = "auto"  # "auto" picks cuda when present, else cpu
     num_threads: int = 0  # torch intra-op threads per run; 0 = torch default
@@ -146,15 +231,21 @@ class Profile:
     provicnet_slice_step: int = 1
 
     def __post_init__(self) -> None:
+        _check_ranges(self)
+        for name, kind in (("grid", GridSpec), ("splits", (SplitSizes, SplitFractions)),
+                           ("pretrain", PretrainRecipe), ("finetune", FinetuneRecipe), ("measure", MeasureConfig)):
+            if not isinstance(getattr(self, name), kind):
+                want = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+                raise ValueError(f"Profile.{name} must be a {want} (or a mapping of its fields), got "
+                                 f"{getattr(self, name)!r}")
         if self.slice_size % 14:
             raise ValueError(f"slice_size must be a multiple of the ViT patch (14), got {self.slice_size}")
         if self.provicnet_slice_step < 1:
             raise ValueError(f"provicnet_slice_step must be >= 1, got {self.provicnet_slice_step}")
         if self.data_source not in ("phantom", "picai"):
             raise ValueError(f"data_source must be 'phantom' or 'picai', got {self.data_source!r}")
-        unknown = set(self.models) - set(MODELS)
-        if unknown:
-            raise ValueError(f"unknown model(s) {sorted(unknown)}; valid: {list(MODELS)}")
+        if not self.models or not all(isinstance(m, str) and m for m in self.models):
+            raise ValueError(f"Profile.models must be a non-empty tuple of model names, got {self.models!r}")
 
 
 _SMOKE = Profile(
@@ -169,6 +260,27 @@ _SMOKE = Profile(
     measure=MeasureConfig(n_permutations=200, n_bootstrap=200, token_samples=256),
     seeds=(0,),
     control_tasks=("classification", "super_resolution"),
+    num_threads=1,
+)
+
+_CPU = Profile(
+    name="cpu",
+    description=(
+        "Two CPU cores, under an hour: small encoders sized by benchmarks/estimate_cpu.py, 100 test cases per "
+        "task, three seeds, the 2x2 control on every task, full-resolution dense heads; results that can beat "
+        "the trivial baselines (scripts/check_cpu_profile.py)."
+    ),
+    grid=GridSpec(shape=(16, 64, 64), spacing=(3.0, 1.5, 1.5)),
+    slice_size=112,  # 8 x 8 ViT tokens per slice; 112 px = 2 x the 56 px of smoke, down-sampled to the 64 px grid
+    encoder_sizes={"profound": "cpu", "provicnet": "cpu"},
+    splits=SplitSizes(pretrain=300, train=96, val=24, test=100),
+    pretrain=PretrainRecipe(steps=400, batch_size=8, lr=1e-3, warmup_steps=20, checkpoint_every=100,
+                            anchor_frac=0.5, neg_frac=2 / 64, channels_last_stages=2),
+    finetune=FinetuneRecipe(epochs=8, batch_size=4, lr=2e-3, decoder_width=32, full_res_skip=True,
+                            residual=True, channels_last_stages=2),
+    measure=MeasureConfig(n_permutations=200, n_bootstrap=200, token_samples=512),
+    seeds=(0, 1, 2),
+    control_tasks=TASKS,
     num_threads=1,
 )
 
@@ -200,9 +312,12 @@ _PICAI = dataclasses.replace(
         "(--weights); reference sizes."
     ),
     data_source="picai",
+    # every usable patient of the user's folder, in the reference proportions (600/160/40/200), with
+    # minimums per split (data.splits.resolve_split_sizes); exact sizes: get_profile("picai", splits={...ints})
+    splits=SplitFractions(pretrain=0.6, train=0.16, val=0.04, test=0.2),
 )
 
-PROFILES: dict[str, Profile] = {p.name: p for p in (_SMOKE, _REFERENCE, _PICAI)}
+PROFILES: dict[str, Profile] = {p.name: p for p in (_SMOKE, _CPU, _REFERENCE, _PICAI)}
 
 
 def _apply(obj: Any, overrides: Mapping[str, Any], where: str) -> Any:
@@ -217,27 +332,69 @@ def _apply(obj: Any, overrides: Mapping[str, Any], where: str) -> Any:
         elif isinstance(current, tuple) and isinstance(value, list):
             value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
         changes[key] = value
-    return dataclasses.replace(obj, **changes)
+    try:
+        return dataclasses.replace(obj, **changes)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: {err}") from None
+
+
+def _splits_override(current: Any, value: Mapping[str, Any]) -> SplitSizes | SplitFractions:
+    """A ``splits`` mapping: all-int values give exact :class:`SplitSizes`, numbers with a fraction
+    :class:`SplitFractions` (merged into ``current`` when it has the same type)."""
+    names = ("pretrain", "train", "val", "test")
+    sizes = {k: v for k, v in value.items() if k in names}
+    exact = all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in sizes.values())
+    exact = exact and not any(k.startswith("min_") for k in value)
+    cls = SplitSizes if exact else SplitFractions
+    if isinstance(current, cls):
+        return _apply(current, value, "profile.splits")
+    missing = [n for n in names if n not in value]
+    if missing:
+        raise ValueError(
+            f"profile.splits: switching to {cls.__name__} needs all of {list(names)}; missing {missing} "
+            "(ints = patients per split, fractions in [0, 1] = shares of the usable patients)")
+    valid = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(value) - valid)
+    if unknown:
+        raise ValueError(f"unknown profile.splits field {unknown[0]!r}; valid: {sorted(valid)}")
+    try:
+        return cls(**value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"profile.splits: {err}") from None
 
 
 def get_profile(name: str, **overrides: Any) -> Profile:
     """Return the profile ``name`` with optional (nested) overrides.
 
     Args:
-        name: one of ``smoke``, ``reference``, ``picai``.
+        name: one of ``smoke``, ``cpu``, ``reference``, ``picai``.
         **overrides: field overrides; nested dataclasses take a mapping, e.g.
             ``finetune={"epochs": 2}``, ``grid={"shape": (16, 32, 32), "spacing": (3, 2, 2)}``.
 
     Raises:
-        ValueError: unknown profile or override key (the message lists the valid ones).
+        ValueError: unknown profile or override key (the message lists the valid ones), or a value of
+            the wrong type or out of range (the message names the field and its range, see
+            :data:`FIELD_RANGES`).
     """
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; valid: {sorted(PROFILES)}")
     prof = PROFILES[name]
+    if isinstance(overrides.get("splits"), Mapping):
+        overrides = dict(overrides, splits=_splits_override(prof.splits, overrides["splits"]))
     if "grid" in overrides and isinstance(overrides["grid"], Mapping):
         g = dict(dataclasses.asdict(prof.grid), **overrides["grid"])
         overrides = dict(overrides, grid=GridSpec(tuple(g["shape"]), tuple(g["spacing"])))
-    return _apply(prof, overrides, "profile") if overrides else prof
+    prof = _apply(prof, overrides, "profile") if overrides else prof
+    _check_models(prof)
+    return prof
+
+
+def _check_models(prof: Profile) -> None:
+    """ValueError naming the models of ``prof`` that are not registered (``transferlimits.models``)."""
+    registered = __getattr__("MODELS")
+    unknown = sorted(set(prof.models) - set(registered))
+    if unknown:
+        raise ValueError(f"profile {prof.name!r}: unknown model(s) {unknown}; valid: {list(registered)}")
 
 
 def profile_to_dict(profile: Profile) -> dict[str, Any]:

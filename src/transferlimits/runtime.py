@@ -1,7 +1,10 @@
-"""Run-time helpers shared by every layer: device choice, seeding, atomic writes, provenance.
+"""Run-time helpers shared by every layer: device choice, seeding, atomic writes, checked torch loads,
+provenance.
 
 Library code never calls ``.cuda()``: callers pass a :class:`torch.device`, usually from
-:func:`resolve_device`.
+:func:`resolve_device`. Files written here get the mode the user's umask gives a new file (not the
+0600 of a temp file), and :func:`load_torch_file` turns a zero-byte, truncated or pickled checkpoint
+into one :class:`CheckpointError` naming the file.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import json
 import os
 import platform
 import random
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -23,11 +27,24 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_bytes",
     "atomic_save_torch",
+    "load_torch_file",
+    "CheckpointError",
+    "PICKLE_HINT_API",
+    "PICKLE_HINT_ENV",
     "software_versions",
     "hardware_info",
     "git_commit",
     "set_threads",
 ]
+
+
+#: How to opt in to pickled globals, worded for where the user is (pass as ``hint``).
+PICKLE_HINT_API = "pass allow_pickle=True (only for files you trust)"
+PICKLE_HINT_ENV = "set the environment variable TRANSFERLIMITS_ALLOW_PICKLE=1 (only for files you trust)"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read (empty, truncated, corrupt, pickled) or does not match the model."""
 
 
 def resolve_device(spec: str | None = "auto"):
@@ -56,12 +73,30 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where ``/proc`` allows (thread-safe on Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: a temp file in the same folder, fsync, then rename."""
+    """Write ``data`` to ``path`` atomically: a temp file in the same folder, fsync, then rename.
+
+    The file gets mode ``0o666 & ~umask`` like one made by ``open(path, "w")`` (``mkstemp`` alone
+    would leave 0600).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -102,6 +137,55 @@ def atomic_save_torch(path: str | os.PathLike, obj: Any) -> Path:
     buf = io.BytesIO()
     torch.save(obj, buf)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_torch_file(
+    path: str | os.PathLike, map_location: Any = "cpu", safe_globals: tuple = (), hint: str = PICKLE_HINT_API,
+    what: str = "checkpoint",
+) -> Any:
+    """``torch.load(weights_only=True)`` with one clear error per failure, each naming the file.
+
+    Args:
+        path: the file.
+        map_location: as ``torch.load`` (default ``"cpu"``).
+        safe_globals: extra globals the weights-only unpickler may build (e.g. ``argparse.Namespace``).
+        hint: how the user opts in to pickled objects where they are (:data:`PICKLE_HINT_API` from Python,
+            :data:`PICKLE_HINT_ENV` through the CLI / runner); used in the refusal message.
+        what: what the file is, for the messages (default ``"checkpoint"``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: zero bytes, truncated/corrupt, or pickled objects beyond ``safe_globals``.
+    """
+    import pickle
+    import zipfile
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"{path}: empty {what} file (0 bytes): an interrupted copy or save? re-create it")
+    try:
+        with torch.serialization.safe_globals(list(safe_globals)):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+        if found:
+            raise CheckpointError(
+                f"{path}: the {what} holds a pickled Python object ({found.group(1)}), refused by "
+                f"torch.load(weights_only=True); to read it anyway {hint}"
+            ) from err
+        raise CheckpointError(f"{path}: truncated or corrupt {what} ({size} bytes): not a torch file") from err
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError) as err:
+        raise CheckpointError(f"{path}: truncated or corrupt {what} ({size} bytes): {_first_line(err)}") from err
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def software_versions() -> dict[str, str]:

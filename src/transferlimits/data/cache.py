@@ -4,6 +4,10 @@ Images are stored as float16 (relative precision 5e-4, far below the phantom noi
 cache, which matters at the reference grid), masks as uint8, and the metadata (clinical fields, spacing,
 generator version, seed, grid) as a JSON string. Files are written atomically (temp file + rename), so an
 interrupted build never leaves a torn case; :func:`read_case` raises ``ValueError`` for an unreadable one.
+
+A cached case is keyed by its content: :func:`inputs_digest` hashes every source file (SHA-256, cached
+per process by path, size and mtime) and every label value the case was made from; the digest goes into
+the case's ``meta``, so a changed mask, image or marksheet value rebuilds exactly that case.
 """
 
 from __future__ import annotations
@@ -13,14 +17,14 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
 from transferlimits.data.case import MRCase
 from transferlimits.runtime import atomic_write_bytes
 
-__all__ = ["write_case", "read_case", "read_case_meta", "sha256_file"]
+__all__ = ["write_case", "read_case", "read_case_meta", "sha256_file", "sha256_file_cached", "inputs_digest"]
 
 _IMAGES = ("t2w", "hbv", "adc")
 _MASKS = ("zones", "lesion", "body")
@@ -88,4 +92,40 @@ def sha256_file(path: str | os.PathLike) -> str:
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
+    return h.hexdigest()
+
+
+_SHA_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def sha256_file_cached(path: str | os.PathLike) -> str:
+    """:func:`sha256_file`, remembered for this process by (resolved path, size, mtime_ns)."""
+    path = Path(path).resolve()
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _SHA_CACHE:
+        _SHA_CACHE[key] = sha256_file(path)
+    return _SHA_CACHE[key]
+
+
+def inputs_digest(files: Mapping[str, str | os.PathLike] | None = None, values: Any = None,
+                  arrays: Mapping[str, np.ndarray] | None = None) -> str:
+    """SHA-256 (hex) of what a cached case was made from.
+
+    Args:
+        files: ``{role: path}`` of source files (hashed by content; the path itself does not count).
+        values: JSON-able label values (e.g. the case's marksheet row, clinical fields).
+        arrays: ``{name: array}`` hashed by dtype, shape and bytes (e.g. a geometry-pack entry).
+
+    Raises:
+        FileNotFoundError: a listed file is missing.
+    """
+    h = hashlib.sha256()
+    for role, path in sorted((files or {}).items()):
+        h.update(f"file:{role}:{sha256_file_cached(path)}\n".encode())
+    h.update(("values:" + json.dumps(_jsonable(values), sort_keys=True) + "\n").encode())
+    for name, arr in sorted((arrays or {}).items()):
+        arr = np.ascontiguousarray(arr)
+        h.update(f"array:{name}:{arr.dtype.str}:{arr.shape}:".encode())
+        h.update(arr.tobytes())
     return h.hexdigest()

@@ -11,31 +11,31 @@ Cases come from the geometry pack (``data_source="phantom"``): all patients are 
 class and the first ``sum(profile.splits)`` patients of the seeded order are used. With
 ``data_source="picai"`` the cases are the user's PI-CAI images (``--data``, ``--labels``), each loaded
 with :class:`~transferlimits.data.picai.PicaiDataset` and resampled onto the profile grid. A cached case is
-reused when it loads and its generator version, grid and seed match. Torch datasets of the tasks are in
+reused when it loads and its generator version, grid, seed and input digest (SHA-256 of every source
+file and label value it was made from) match; otherwise exactly that case is rebuilt. Torch datasets of the tasks are in
 :mod:`transferlimits.data.datasets` (re-exported here).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import json
-import time
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from transferlimits import paths
 from transferlimits.config import GridSpec, Profile, get_profile
-from transferlimits.data.cache import read_case, read_case_meta, write_case
+from transferlimits.data.cache import inputs_digest, read_case, read_case_meta, write_case
 from transferlimits.data.case import MRCase
-from transferlimits.data.splits import SPLIT_NAMES, make_splits, patient_id, write_splits
-from transferlimits.data.tasks import pirads_class
+from transferlimits.data.splits import SPLIT_NAMES, make_splits, patient_id, resolve_split_sizes, write_splits
+from transferlimits.tasks.registry import pirads_class
 from transferlimits.data.tissues import GENERATOR_VERSION
 from transferlimits.runtime import atomic_write_json
 
-__all__ = ["Cohort", "build_cohort", "add_arguments", "main", "task_dataset", "pretrain_dataset"]
+__all__ = ["Cohort", "build_cohort", "task_dataset", "pretrain_dataset"]
 
 
 def _profile(profile: Profile | str) -> Profile:
@@ -116,6 +116,36 @@ def _valid(path: Path, meta: dict) -> bool:
         return False
 
 
+def _phantom_digest(pack_path: str, case_id: str) -> str:
+    """Content key of a phantom: its geometry-pack entry (label maps, spacing, clinical values)."""
+    geom = _pack(pack_path).case(case_id)
+    return inputs_digest(values={"clinical": geom.clinical, "spacing": list(geom.spacing)},
+                         arrays={"zones": geom.zones, "lesions": geom.lesions})
+
+
+def _picai_digest(ds: Any, case_id: str) -> str:
+    """Content key of a real exam: SHA-256 of its image and mask files and its marksheet row."""
+    return inputs_digest(ds.input_files(case_id), ds.marksheet_row(case_id))
+
+
+def _report_changes(root: Path, splits: dict[str, list[str]], rebuilt: list[str]) -> None:
+    """Print the cases rebuilt because an input changed, and cases that moved split since the last build."""
+    old = root / "manifest.json"
+    try:
+        before = json.loads(old.read_text())["splits"] if old.is_file() else None
+    except (ValueError, KeyError):
+        before = None
+    if rebuilt and before is not None:
+        print(f"cohort: {len(rebuilt)} case(s) (re)built because they or their inputs changed: {rebuilt[:10]}"
+              f"{' ...' if len(rebuilt) > 10 else ''}", file=sys.stderr)
+    if before:
+        was = {c: s for s, ids in before.items() for c in ids}
+        moved = sorted(c for s, ids in splits.items() for c in ids if was.get(c, s) != s)
+        if moved:
+            print(f"cohort: {len(moved)} case(s) changed split since the last build (labels or case list "
+                  f"changed, so the strata did): {moved[:10]}", file=sys.stderr)
+
+
 def _select_phantom(prof: Profile, seed: int) -> tuple[dict[str, list[str]], Path]:
     pack_path = paths.GEOMETRY_PACK
     try:
@@ -129,7 +159,8 @@ def _select_phantom(prof: Profile, seed: int) -> tuple[dict[str, list[str]], Pat
 
 
 def build_cohort(profile: Profile | str, seed: int = 0, progress: bool = True, workers: int = 1,
-                 images_root: str | None = None, labels_root: str | None = None) -> Cohort:
+                 images_root: str | None = None, labels_root: str | None = None,
+                 skip_incomplete: bool = False) -> Cohort:
     """Build (or refresh) the cohort of ``profile`` on disk and return it.
 
     Args:
@@ -139,9 +170,15 @@ def build_cohort(profile: Profile | str, seed: int = 0, progress: bool = True, w
         workers: processes for phantom synthesis (default 1).
         images_root, labels_root: PI-CAI image folder and picai_labels checkout (``data_source="picai"``
             only; labels default to the shipped subset).
+        skip_incomplete: leave out PI-CAI cases that lack a sequence (their count and ids are printed)
+            instead of raising (default False).
+
+    A cached case is reused only when its generator version, grid, seed AND the digest of its inputs
+    (:func:`~transferlimits.data.cache.inputs_digest`) match; any other case is rebuilt and listed.
 
     Raises:
-        ValueError: missing geometry pack / image folder, or too few patients for the split sizes.
+        ValueError: missing geometry pack / image folder, or too few patients for the split sizes;
+            DataError (a ValueError): incomplete or corrupt cases, malformed marksheet values.
     """
     from tqdm.auto import tqdm
 
@@ -154,13 +191,18 @@ def build_cohort(profile: Profile | str, seed: int = 0, progress: bool = True, w
     meta = {"generator_version": GENERATOR_VERSION, "grid": _grid_dict(prof.grid), "seed": int(seed),
             "data_source": prof.data_source}
     shas: dict[str, str] = {}
+    digests: dict[str, str] = {}
+    rebuilt: list[str] = []
     if prof.data_source == "phantom":
         splits, pack_path = _select_phantom(prof, seed)
         todo = []
         for cid in sorted(c for s in splits.values() for c in s):
             path = root / "cases" / f"{cid}.npz"
-            if not _valid(path, meta):
-                todo.append((str(pack_path), cid, prof.grid, int(seed), path, meta))
+            cmeta = dict(meta, inputs_sha256=_phantom_digest(str(pack_path), cid))
+            digests[cid] = cmeta["inputs_sha256"]
+            if not _valid(path, cmeta):
+                todo.append((str(pack_path), cid, prof.grid, int(seed), path, cmeta))
+                rebuilt.append(cid)
         bar = tqdm(total=len(todo), desc=f"phantoms ({prof.name})", disable=not progress)
         if workers > 1 and len(todo) > 1:
             with ProcessPoolExecutor(max_workers=workers) as ex:
@@ -176,28 +218,38 @@ def build_cohort(profile: Profile | str, seed: int = 0, progress: bool = True, w
     else:
         if images_root is None:
             raise ValueError("profile data_source='picai' needs images_root (--data): a PI-CAI public-image folder")
-        ds = PicaiDataset(images_root, labels_root or paths.PICAI_LABELS)
+        ds = PicaiDataset(images_root, labels_root or paths.PICAI_LABELS, skip_incomplete=skip_incomplete)
+        if ds.skipped:
+            print(f"cohort: skipped {len(ds.skipped)} incomplete case(s) of {images_root}: "
+                  + ", ".join(f"{c} (no {'/'.join(m)})" for c, m in ds.skipped.items()), file=sys.stderr)
         strata = [pirads_class(ds.clinical(c).get("pirads")) for c in ds.case_ids]
-        splits = make_splits(ds.case_ids, strata, prof.splits, seed=seed)
+        sizes = resolve_split_sizes(prof.splits, len({patient_id(c) for c in ds.case_ids}), str(images_root))
+        splits = make_splits(ds.case_ids, strata, sizes, seed=seed)
         for cid in tqdm(sorted(c for s in splits.values() for c in s), desc="PI-CAI cases", disable=not progress):
             path = root / "cases" / f"{cid}.npz"
-            if not _valid(path, meta):
-                write_case(case_to_grid(ds.load_case(cid), prof.grid), path, meta)
+            cmeta = dict(meta, inputs_sha256=_picai_digest(ds, cid))
+            digests[cid] = cmeta["inputs_sha256"]
+            if not _valid(path, cmeta):
+                write_case(case_to_grid(ds.load_case(cid), prof.grid), path, cmeta)
+                rebuilt.append(cid)
     from transferlimits.data.cache import sha256_file
 
     cases = {}
     for split, ids in splits.items():
         for cid in ids:
             f = Path("cases") / f"{cid}.npz"
-            cases[cid] = {"split": split, "file": str(f), "sha256": shas.get(cid) or sha256_file(root / f)}
+            cases[cid] = {"split": split, "file": str(f), "sha256": shas.get(cid) or sha256_file(root / f),
+                          "inputs_sha256": digests[cid]}
     real = {}
     real_ds = PicaiDataset(paths.REAL_CASES, paths.PICAI_LABELS)
-    rmeta = dict(meta, source="real")
     for cid in real_ds.case_ids:
         f = Path("real") / f"{cid}.npz"
+        rmeta = dict(meta, source="real", inputs_sha256=_picai_digest(real_ds, cid))
         if not _valid(root / f, rmeta):
             write_case(case_to_grid(real_ds.load_case(cid), prof.grid), root / f, rmeta)
-        real[cid] = {"file": str(f), "sha256": sha256_file(root / f)}
+            rebuilt.append(cid)
+        real[cid] = {"file": str(f), "sha256": sha256_file(root / f), "inputs_sha256": rmeta["inputs_sha256"]}
+    _report_changes(root, splits, rebuilt)
     write_splits(splits, root / "splits.json", {"seed": int(seed), "sizes": dataclasses.asdict(prof.splits)})
     manifest = {**meta, "profile": prof.name, "split_sizes": dataclasses.asdict(prof.splits), "splits": splits,
                 "patients": {
@@ -231,27 +283,6 @@ def open_cohort(profile: Profile | str, seed: int = 0) -> Cohort:
             f"`python -m transferlimits data --profile {prof.name} --data <PI-CAI image folder>`"
         )
     return build_cohort(prof, seed=seed, progress=False)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default="smoke", help="profile name (smoke, reference, picai); default smoke")
-    parser.add_argument("--seed", type=int, default=0, help="split and phantom seed (default 0)")
-    parser.add_argument("--workers", type=int, default=1, help="processes for phantom synthesis (default 1)")
-    parser.add_argument("--data", default=None, help="PI-CAI public-image folder (profile picai only)")
-    parser.add_argument("--labels", default=None, help="picai_labels checkout (profile picai; default shipped subset)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-
-
-def main(args: argparse.Namespace) -> int:
-    t0 = time.perf_counter()
-    cohort = build_cohort(args.profile, seed=args.seed, progress=not args.no_progress, workers=args.workers,
-                          images_root=args.data, labels_root=args.labels)
-    print(f"cohort of profile {cohort.profile.name!r} in {cohort.root} ({time.perf_counter() - t0:.1f} s)")
-    print(f"grid {cohort.manifest['grid']}, generator {cohort.manifest['generator_version']}, seed {args.seed}")
-    for split in SPLIT_NAMES:
-        print(f"  {split:9s} {len(cohort.case_ids(split)):5d} cases, {cohort.manifest['patients'][split]:5d} patients")
-    print(f"  real      {len(cohort.case_ids('real')):5d} exams (external test of the restoration tasks)")
-    return 0
 
 
 from transferlimits.data.datasets import pretrain_dataset, task_dataset  # noqa: E402  (re-export)

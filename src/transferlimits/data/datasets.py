@@ -1,13 +1,13 @@
 """Torch datasets over a built :class:`~transferlimits.data.cohort.Cohort`: task pairs and pre-training items.
 
 * :func:`task_dataset` - one item per case: the task's :class:`~transferlimits.data.tasks.TaskSample`
-  through the model's view (``profound``: x [3, D, H, W]; ``provicnet``: x [D, 3, S, S] + pos [D, 2]),
-  with y on the 3D grid for both. The task degradation (EPI field ...) is seeded per (case, task, seed),
-  so a case always gives the same pair for one seed.
-* :func:`pretrain_dataset` - the pre-training pool (+ the real exams by default): ``profound`` items are
-  whole crops x [3, D, H, W] (t2w, hbv, adc); ``provicnet`` items are 2.5D T2W slices x [3, S, S] with pos
-  [2], one item per slice of every case. ``labels`` is the 4-class map (0 background, 1 gland,
-  2 indolent / PI-RADS-only finding, 3 csPCa) on x's spatial grid.
+  through the model adapter's ``task_view`` (ProFound: x [3, D, H, W]; ProViCNet: x [D, 3, S, S] + pos
+  [D, 2]), with y on the 3D grid for all models. The task degradation (EPI field ...) is seeded per
+  (case, task, seed), so a case always gives the same pair for one seed.
+* :func:`pretrain_dataset` - the pre-training pool (+ the real exams by default) through the adapter's
+  ``pretrain_index`` / ``pretrain_prepare`` / ``pretrain_item`` (ProFound: whole crops x [3, D, H, W];
+  ProViCNet: 2.5D T2W stacks x [3, S, S] with pos [2], one item per stack of every case). ``labels`` is the
+  4-class map (0 background, 1 gland, 2 indolent / PI-RADS-only finding, 3 csPCa) on x's spatial grid.
 """
 
 from __future__ import annotations
@@ -17,20 +17,14 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from transferlimits.config import MODELS
 from transferlimits.data.case import MRCase
 from transferlimits.data.tasks import get_task
-from transferlimits.data.views import normalise_channel, profound_view, provicnet_view, slice_centres, slice_triplets
+from transferlimits.models.adapters.base import ViewSettings
+from transferlimits.models.registry import get_model
 
 __all__ = ["TaskDataset", "PretrainDataset", "task_dataset", "pretrain_dataset", "four_class_labels"]
-
-
-def _check_model(model_name: str) -> None:
-    if model_name not in MODELS:
-        raise ValueError(f"unknown model {model_name!r}; valid: {list(MODELS)}")
 
 
 def four_class_labels(case: MRCase) -> np.ndarray:
@@ -59,19 +53,23 @@ class TaskDataset(Dataset):
 
     def __init__(self, cohort, task_name: str, split: str, model_name: str, seed: int = 0,
                  slice_size: int | None = None) -> None:
-        _check_model(model_name)
+        self.adapter = get_model(model_name)
         self.spec = get_task(task_name)
         if split == "real" and self.spec.uses_labels:
             raise ValueError(f"split 'real' is only for tasks that need no labels; {task_name!r} uses labels")
         self.case_ids = cohort.case_ids(split)
         self.model_name, self.seed = model_name, int(seed)
-        self.slice_size = int(slice_size or cohort.profile.slice_size)
-        self.slice_step = int(getattr(cohort.profile, "provicnet_slice_step", 1))
+        self.settings = ViewSettings.from_profile(cohort.profile, slice_size)
         self._src = _CaseSource(cohort, _cache_size(cohort))
         # The degradation is a pure function of (case, task, seed), so the view of each case is made once and
         # reused every epoch (the EPI field and the resampling dominated the smoke fine-tuning time).
         # Items are collated into new tensors, so sharing them between epochs is safe.
         self._item = lru_cache(maxsize=_cache_size(cohort))(self._make_item)
+
+    @property
+    def slice_step(self) -> int:
+        """Step of the 2.5D stack centres (the dense head of a 2.5D model interpolates back onto D)."""
+        return self.settings.slice_step
 
     def __len__(self) -> int:
         return len(self.case_ids)
@@ -87,16 +85,14 @@ class TaskDataset(Dataset):
     def _make_item(self, i: int) -> dict:
         cid = self.case_ids[i]
         sample = self.spec.make_sample(self._src.load(cid), self.rng(cid))
-        if self.model_name == "profound":
-            return profound_view(sample, self.spec)
-        return provicnet_view(sample, self.spec, self.slice_size, self.slice_step)
+        return self.adapter.task_view(sample, self.spec, self.settings)
 
 
 def task_dataset(cohort, task_name: str, split: str, model_name: str, seed: int = 0,
                  slice_size: int | None = None) -> TaskDataset:
     """Dataset of ``task_name`` pairs on ``split`` (pretrain/train/val/test, or ``real`` for restoration
     tasks) in the view of ``model_name``; ``slice_size`` defaults to the profile's. Items: x, y, masks,
-    case_id, scale (+ pos for provicnet)."""
+    case_id, scale (+ pos for 2.5D models)."""
     return TaskDataset(cohort, task_name, split, model_name, seed, slice_size)
 
 
@@ -104,15 +100,13 @@ class PretrainDataset(Dataset):
     """Pre-training items (see :func:`pretrain_dataset`)."""
 
     def __init__(self, cohort, model_name: str, slice_size: int | None = None, include_real: bool = True) -> None:
-        _check_model(model_name)
+        self.adapter = get_model(model_name)
         self.model_name = model_name
-        self.slice_size = int(slice_size or cohort.profile.slice_size)
+        self.settings = ViewSettings.from_profile(cohort.profile, slice_size)
         self.case_ids = cohort.case_ids("pretrain") + (cohort.case_ids("real") if include_real else [])
         self._src = _CaseSource(cohort, _cache_size(cohort))
         depth = int(cohort.profile.grid.shape[0])
-        self.slice_step = int(getattr(cohort.profile, "provicnet_slice_step", 1))
-        self.index = ([(c, None) for c in self.case_ids] if model_name == "profound"
-                      else [(c, j) for c in self.case_ids for j in range(len(slice_centres(depth, self.slice_step)))])
+        self.index = self.adapter.pretrain_index(self.case_ids, depth, self.settings)
         self._prepared = lru_cache(maxsize=_cache_size(cohort))(self._prepare)
 
     def __len__(self) -> int:
@@ -120,27 +114,12 @@ class PretrainDataset(Dataset):
 
     def _prepare(self, case_id: str) -> tuple[torch.Tensor, torch.Tensor]:
         case = self._src.load(case_id)
-        labels = torch.from_numpy(four_class_labels(case))
-        if self.model_name == "profound":
-            x = np.stack([normalise_channel(case.sequence(s)) for s in ("t2w", "hbv", "adc")])
-            return torch.from_numpy(x), labels
-        mask = case.gland if case.gland.sum() > 1 else case.body
-        vol = torch.from_numpy(normalise_channel(case.t2w, mask))[:, None]
-        s = (self.slice_size, self.slice_size)
-        vol = F.interpolate(vol, size=s, mode="bilinear", align_corners=False)[:, 0]
-        lab = F.interpolate(labels[:, None].float(), size=s, mode="nearest")[:, 0].long()
-        return vol, lab
+        return self.adapter.pretrain_prepare(case, torch.from_numpy(four_class_labels(case)), self.settings)
 
     def __getitem__(self, i: int) -> dict:
-        cid, k = self.index[i]
+        cid, key = self.index[i]
         x, labels = self._prepared(cid)
-        if k is None:
-            return {"x": x, "labels": labels, "case_id": cid}
-        d = x.shape[0]
-        trip = slice_triplets(d, self.slice_step)  # [D', 3] (edge windows shifted inward)
-        centre = int(slice_centres(d, self.slice_step)[k])  # the slice stack k stands for
-        pos = torch.tensor([float(k), float(len(trip))], dtype=torch.float32)
-        return {"x": x[trip[k]].contiguous(), "pos": pos, "labels": labels[centre], "case_id": cid}
+        return self.adapter.pretrain_item(cid, key, x, labels, self.settings)
 
 
 def pretrain_dataset(cohort, model_name: str, slice_size: int | None = None, include_real: bool = True) -> PretrainDataset:

@@ -5,8 +5,12 @@ plus the physical geometry in ITK (x, y, z) order and LPS world coordinates (spa
 direction cosines, row-major). Bad input raises :class:`DataError` naming the file and the problem::
 
     t2w = read_volume("11373/11373_1001396_t2w.mha")
-    adc = resample_to(read_volume("11373/11373_1001396_adc.mha"), t2w)   # onto the T2W grid
+    adc = resample_to(read_volume("11373/11373_1001396_adc.mha"), t2w, min_overlap=MIN_OVERLAP)
     check_same_geometry(read_volume("mask.nii.gz"), t2w)                   # DataError if they differ
+
+Images with NaN/inf voxels, empty, truncated or corrupt files, and a sequence that covers less than
+``min_overlap`` of the grid it is resampled onto (an ADC whose origin is 500 mm off would otherwise
+become all zeros) are refused with the file named.
 """
 
 from __future__ import annotations
@@ -28,12 +32,18 @@ __all__ = [
     "resample_to",
     "check_same_geometry",
     "copy_geometry",
+    "overlap_fraction",
+    "check_finite",
     "VOLUME_SUFFIXES",
+    "MIN_OVERLAP",
 ]
 
 #: File suffixes :func:`read_volume` accepts (besides DICOM series folders).
 VOLUME_SUFFIXES: tuple[str, ...] = (".mha", ".mhd", ".nii", ".nii.gz", ".nrrd")
 INTERPOLATIONS: dict[str, int] = {"linear": sitk.sitkLinear, "nearest": sitk.sitkNearestNeighbor}
+#: Least fraction of the T2W grid a resampled sequence must cover (the shipped ADC/hbv cover 0.875;
+#: a sequence from another exam or with a wrong origin covers ~0).
+MIN_OVERLAP = 0.25
 
 
 class DataError(ValueError):
@@ -188,7 +198,8 @@ def read_nifti_nibabel(path: str | os.PathLike) -> Volume:
     affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(img.affine, dtype=np.float64)
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
     direction = affine[:3, :3] / spacing
-    return Volume(np.ascontiguousarray(data.transpose(2, 1, 0)), spacing, affine[:3, 3], direction.ravel(), path)
+    return check_finite(Volume(np.ascontiguousarray(data.transpose(2, 1, 0)), spacing, affine[:3, 3],
+                               direction.ravel(), path))
 
 
 def read_volume(path: str | os.PathLike, series_uid: str | None = None) -> Volume:
@@ -218,15 +229,41 @@ def read_volume(path: str | os.PathLike, series_uid: str | None = None) -> Volum
         if series_uid is None:
             series_uid = _dicom_series_uid(path)
         return _read_dicom_series(path.parent, series_uid)
+    size = path.stat().st_size
+    if size == 0:
+        raise DataError(f"{path}: empty image file (0 bytes): truncated copy?")
     try:
         img = sitk.ReadImage(str(path))
     except RuntimeError as exc:
-        raise DataError(f"{path}: unreadable or corrupt image file: {_short(exc)}") from exc
-    return Volume.from_sitk(img, path)
+        reason = _short(exc)
+        if "No such file" in reason or "Unable to determine ImageIO" in reason:  # ITK's words for a torn file
+            reason = "the header or the voxel data is incomplete"
+        raise DataError(f"{path}: truncated or corrupt image file ({size} bytes): {reason}") from exc
+    return check_finite(Volume.from_sitk(img, path))
+
+
+def check_finite(volume: Volume, what: str = "") -> Volume:
+    """Return ``volume`` if all voxels are finite, else raise :class:`DataError` naming the file (or
+    ``what``, e.g. a case id) and the number of NaN/inf voxels."""
+    arr = volume.array
+    if np.issubdtype(arr.dtype, np.floating):
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        if bad:
+            raise DataError(f"{what or volume.path}: {bad} of {arr.size} voxels are NaN or infinite")
+    return volume
+
+
+def overlap_fraction(volume: Volume, reference: Volume) -> float:
+    """Fraction of ``reference``'s voxels whose centres lie inside ``volume``'s field of view."""
+    ones = Volume(np.ones(volume.shape, np.uint8), volume.spacing, volume.origin, volume.direction, volume.path)
+    out = sitk.Resample(ones.to_sitk(), reference.to_sitk(), sitk.Transform(), sitk.sitkNearestNeighbor, 0.0,
+                        sitk.sitkUInt8)
+    return float(sitk.GetArrayViewFromImage(out).mean())
 
 
 def resample_to(
-    volume: Volume, reference: Volume, interpolation: str = "linear", default: float = 0.0
+    volume: Volume, reference: Volume, interpolation: str = "linear", default: float = 0.0,
+    min_overlap: float | None = None,
 ) -> Volume:
     """Resample ``volume`` onto the grid of ``reference`` (identity transform in world space).
 
@@ -235,12 +272,28 @@ def resample_to(
         reference: the image whose grid (shape, spacing, origin, direction) the result takes.
         interpolation: ``"linear"`` (result float32; images) or ``"nearest"`` (keeps the dtype; masks).
         default: value outside ``volume``'s field of view (default 0).
+        min_overlap: least fraction of ``reference``'s voxels ``volume`` must cover (e.g.
+            :data:`MIN_OVERLAP`); default None: no check.
 
     Returns:
         A :class:`Volume` on the reference grid, ``path`` = ``volume.path``.
+
+    Raises:
+        DataError: ``volume`` covers less than ``min_overlap`` of the reference grid (message: both files,
+            the fraction and the distance of the origins).
     """
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"unknown interpolation {interpolation!r}; valid: {sorted(INTERPOLATIONS)}")
+    if min_overlap is not None:
+        if not 0.0 <= float(min_overlap) <= 1.0:
+            raise ValueError(f"min_overlap must be in [0, 1], got {min_overlap}")
+        frac = overlap_fraction(volume, reference)
+        if frac < float(min_overlap) or frac == 0.0:
+            dist = float(np.linalg.norm(np.subtract(volume.origin, reference.origin)))
+            raise DataError(
+                f"{volume.path}: covers {frac:.1%} of the grid of {reference.path} (need >= {min_overlap:.0%}; "
+                f"origins {dist:.1f} mm apart): not the same exam, or a wrong origin/direction in its header"
+            )
     moving = volume.to_sitk()
     if interpolation == "linear":
         moving = sitk.Cast(moving, sitk.sitkFloat32)

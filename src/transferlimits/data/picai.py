@@ -23,7 +23,7 @@ from scipy import ndimage
 
 from transferlimits import paths
 from transferlimits.data.case import MRCase
-from transferlimits.data.io import DataError, Volume, read_volume, resample_to
+from transferlimits.data.io import MIN_OVERLAP, DataError, Volume, read_volume, resample_to
 from transferlimits.data.picai_labels import (
     GLAND_DIR,
     MARKSHEET,
@@ -97,6 +97,12 @@ class PicaiDataset:
             (default ``"Bosma22b"``).
         zone_source: zonal mask folder under ``anatomical_delineations/zonal_pz_tz/AI``
             (default ``"HeviAI23"``).
+        skip_incomplete: leave out cases that lack one of t2w/adc/hbv (listed in ``skipped``) instead
+            of raising (default False).
+
+    Raises:
+        DataError: a missing folder, or (unless ``skip_incomplete``) cases that lack a sequence: the
+            message gives their count, ids and missing sequences.
     """
 
     def __init__(
@@ -105,6 +111,7 @@ class PicaiDataset:
         labels_root: str | os.PathLike,
         gland_source: str = "Bosma22b",
         zone_source: str = "HeviAI23",
+        skip_incomplete: bool = False,
     ) -> None:
         self.images_root = Path(images_root)
         self.labels_root = Path(labels_root)
@@ -114,6 +121,8 @@ class PicaiDataset:
             raise DataError(f"{self.labels_root}: picai_labels folder not found")
         self.gland_dir = self._source_dir(GLAND_DIR, gland_source, "gland_source")
         self.zone_dir = self._source_dir(ZONE_DIR, zone_source, "zone_source")
+        self.skip_incomplete = bool(skip_incomplete)
+        self.case_ids, self.skipped = self._scan()
 
     def _source_dir(self, parent: str, source: str, arg: str) -> Path:
         folder = self.labels_root / parent / source
@@ -123,15 +132,22 @@ class PicaiDataset:
             raise ValueError(f"{arg}={source!r}: {folder} not found; valid: {valid}")
         return folder
 
-    @cached_property
-    def case_ids(self) -> list[str]:
-        """Sorted case ids that have all of t2w, adc and hbv."""
-        ids = []
-        for t2w in self.images_root.glob("*/*_t2w.mha"):
-            case_id = t2w.name[: -len("_t2w.mha")]
-            if all((t2w.parent / f"{case_id}_{seq}.mha").is_file() for seq in IMAGE_SEQUENCES):
-                ids.append(case_id)
-        return sorted(ids)
+    def _scan(self) -> tuple[list[str], dict[str, list[str]]]:
+        """(sorted complete case ids, {incomplete case id: missing sequences})."""
+        found: dict[str, set[str]] = {}
+        for seq in IMAGE_SEQUENCES:
+            for f in self.images_root.glob(f"*/*_{seq}.mha"):
+                found.setdefault(f.name[: -len(f"_{seq}.mha")], set()).add(seq)
+        incomplete = {c: [q for q in IMAGE_SEQUENCES if q not in have] for c, have in found.items()
+                      if len(have) < len(IMAGE_SEQUENCES)}
+        if incomplete and not self.skip_incomplete:
+            listed = ", ".join(f"{c} (no {'/'.join(m)})" for c, m in sorted(incomplete.items())[:10])
+            raise DataError(
+                f"{self.images_root}: {len(incomplete)} case(s) lack a sequence: {listed}"
+                f"{' ...' if len(incomplete) > 10 else ''}; add the files, or pass skip_incomplete=True "
+                "(CLI: --skip-incomplete) to leave these cases out"
+            )
+        return sorted(c for c in found if c not in incomplete), dict(sorted(incomplete.items()))
 
     @cached_property
     def marksheet(self) -> pd.DataFrame:
@@ -144,7 +160,27 @@ class PicaiDataset:
         patient = case_id.split("_")[0]
         return self.images_root / patient / f"{case_id}_{seq}.mha"
 
+    def input_files(self, case_id: str) -> dict[str, Path]:
+        """Every file :meth:`load_case` reads for ``case_id``: ``{"t2w", "adc", "hbv", "gland", "zones",
+        "lesion"}`` -> path (for content-keyed caching)."""
+        self._check_id(case_id)
+        files = {seq: self.image_path(case_id, seq) for seq in IMAGE_SEQUENCES}
+        files["gland"] = self.gland_dir / f"{case_id}.nii.gz"
+        files["zones"] = self.zone_dir / f"{case_id}.nii.gz"
+        files["lesion"] = lesion_mask_path(self.labels_root, case_id)[0]
+        return files
+
+    def marksheet_row(self, case_id: str) -> dict[str, str]:
+        """The case's raw marksheet values (column -> text), for content-keyed caching."""
+        if case_id not in self.marksheet.index:
+            raise DataError(f"case {case_id}: no row in {self.labels_root / MARKSHEET}")
+        row = self.marksheet.loc[case_id]
+        return {k: str(v) for k, v in row.items() if k != "_line"}
+
     def _check_id(self, case_id: str) -> None:
+        if case_id in self.skipped:
+            raise DataError(f"case {case_id} was left out (skip_incomplete=True): no {'/'.join(self.skipped[case_id])} "
+                            f"in {self.images_root}")
         if case_id not in self.case_ids:
             raise DataError(
                 f"unknown case id {case_id!r} in {self.images_root}; {len(self.case_ids)} valid, e.g. "
@@ -159,7 +195,7 @@ class PicaiDataset:
         """Marksheet fields of one case (see :func:`clinical_from_row`)."""
         if case_id not in self.marksheet.index:
             raise DataError(f"case {case_id}: no row in {self.labels_root / MARKSHEET}")
-        return clinical_from_row(self.marksheet.loc[case_id])
+        return clinical_from_row(self.marksheet.loc[case_id], where=self.marksheet.attrs.get("path", MARKSHEET))
 
     def load_case(self, case_id: str) -> MRCase:
         """Load one case on its native T2W grid (ADC/hbv resampled linearly, masks checked).
@@ -170,13 +206,15 @@ class PicaiDataset:
             csPCa of unknown grade for Pooch25 binary masks); ``source="real"``.
 
         Raises:
-            DataError: unknown id, missing/corrupt file, or a mask whose geometry differs from the T2W.
+            DataError: unknown or skipped id, missing/truncated/corrupt file, NaN/inf voxels, an ADC/hbv
+                covering less than ``MIN_OVERLAP`` of the T2W grid, or a mask whose geometry differs
+                from the T2W (each message names the file).
         """
         self._check_id(case_id)
         t2w = read_volume(self.image_path(case_id, "t2w"))
         seqs = {"t2w": t2w.array.astype(np.float32)}
         for seq in ("adc", "hbv"):
-            seqs[seq] = resample_to(read_volume(self.image_path(case_id, seq)), t2w, "linear").array
+            seqs[seq] = resample_to(read_volume(self.image_path(case_id, seq)), t2w, "linear", min_overlap=MIN_OVERLAP).array
         gland = self._mask(self.gland_dir / f"{case_id}.nii.gz", t2w) > 0
         zone_map = self._mask(self.zone_dir / f"{case_id}.nii.gz", t2w)
         zones = np.zeros(t2w.shape, np.uint8)
@@ -259,5 +297,5 @@ def load_dicom_exam(folder: str | os.PathLike = paths.DICOM_0218) -> dict[str, V
     t2w = Volume(t2w.array.astype(np.float32), t2w.spacing, t2w.origin, t2w.direction, t2w.path)
     out = {"t2w": t2w}
     for seq in ("adc", "hbv"):
-        out[seq] = resample_to(found[seq], t2w, "linear")
+        out[seq] = resample_to(found[seq], t2w, "linear", min_overlap=MIN_OVERLAP)
     return out

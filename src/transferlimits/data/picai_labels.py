@@ -40,37 +40,96 @@ LESION_DIRS: tuple[str, ...] = (
 MARKSHEET = "clinical_information/marksheet.csv"
 
 
+#: Marksheet texts that mean "not given" in a numeric column.
+MISSING = ("", "N/A", "NA", "NAN")
+
+
 def read_marksheet(labels_root: str | os.PathLike) -> pd.DataFrame:
-    """The PI-CAI marksheet as strings, indexed by ``case_id`` = ``<patient_id>_<study_id>``."""
+    """The PI-CAI marksheet as strings, indexed by ``case_id`` = ``<patient_id>_<study_id>``.
+
+    ``df.attrs["path"]`` is the file; column ``_line`` the CSV line number of each row (header = 1).
+
+    Raises:
+        DataError: no marksheet, a required column missing, or a case listed twice.
+    """
     path = Path(labels_root) / MARKSHEET
     if not path.is_file():
         raise DataError(f"{path}: marksheet not found (is {labels_root} a picai_labels checkout?)")
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    df.index = df["patient_id"] + "_" + df["study_id"]
+    need = ["patient_id", "study_id", "patient_age", "psa", "psad", "prostate_volume", "histopath_type",
+            "lesion_PIRADS", "case_ISUP", "case_csPCa", "center"]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise DataError(f"{path}: column(s) {missing} missing; found {list(df.columns)}")
+    df["_line"] = [str(i + 2) for i in range(len(df))]
+    df.index = df["patient_id"].str.strip() + "_" + df["study_id"].str.strip()
     df.index.name = "case_id"
+    dup = df.index[df.index.duplicated()].unique().tolist()
+    if dup:
+        raise DataError(f"{path}: case(s) listed more than once: {dup[:5]}")
+    df.attrs["path"] = str(path)
     return df
 
 
-def _number(text: str) -> float | None:
-    text = str(text).strip()
-    return float(text) if text and text.upper() != "N/A" else None
+def _where(row: pd.Series, where: str, column: str) -> str:
+    line = f" line {row['_line']}" if "_line" in row.index else ""
+    return f"{where}{line}, case {row.name}, column {column!r}"
 
 
-def clinical_from_row(row: pd.Series) -> dict[str, Any]:
+def _number(row: pd.Series, column: str, where: str) -> float | None:
+    text = str(row[column]).strip()
+    if text.upper() in MISSING:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise DataError(f"{_where(row, where, column)}: value {text!r} is not a number") from None
+    if not np.isfinite(value) or value < 0:
+        raise DataError(f"{_where(row, where, column)}: value {text!r} is not a finite number >= 0")
+    return value
+
+
+def _int_in(row: pd.Series, column: str, where: str, lo: int, hi: int) -> int:
+    text = str(row[column]).strip()
+    if not text.isdigit() or not lo <= int(text) <= hi:
+        raise DataError(f"{_where(row, where, column)}: value {text!r} is not an integer in {lo}..{hi}")
+    return int(text)
+
+
+def clinical_from_row(row: pd.Series, where: str = "marksheet") -> dict[str, Any]:
     """Marksheet row -> ``pirads`` (max of lesion_PIRADS, None if none/N/A), ``isup``, ``cspca``,
-    ``center``, ``age``, ``psa``, ``psad``, ``volume`` (mL), ``histopath_type`` (None = not given)."""
-    tokens = [t.strip() for t in str(row["lesion_PIRADS"]).split(",")]
-    pirads = [int(t) for t in tokens if t.isdigit()]
-    age = _number(row["patient_age"])
+    ``center``, ``age``, ``psa``, ``psad``, ``volume`` (mL), ``histopath_type`` (None = not given).
+
+    Args:
+        row: one marksheet row (``row.name`` = case id; ``_line`` its CSV line, if present).
+        where: the marksheet file, for messages (default ``"marksheet"``).
+
+    Raises:
+        DataError: a malformed value (the message names the file, line, case, column and value);
+            ``case_ISUP`` (0..5) and ``case_csPCa`` (YES/NO) are required.
+    """
+    pirads = []
+    for token in str(row["lesion_PIRADS"]).split(","):
+        token = token.strip()
+        if token.upper() in MISSING:
+            continue
+        if not token.isdigit() or not 1 <= int(token) <= 5:
+            raise DataError(f"{_where(row, where, 'lesion_PIRADS')}: value {row['lesion_PIRADS']!r} holds "
+                            f"{token!r}, not a PI-RADS score 1..5 or N/A")
+        pirads.append(int(token))
+    cspca = str(row["case_csPCa"]).strip().upper()
+    if cspca not in ("YES", "NO"):
+        raise DataError(f"{_where(row, where, 'case_csPCa')}: value {row['case_csPCa']!r} is not YES or NO")
+    age = _number(row, "patient_age", where)
     return {
         "pirads": max(pirads) if pirads else None,
-        "isup": int(row["case_ISUP"]),
-        "cspca": str(row["case_csPCa"]).strip().upper() == "YES",
+        "isup": _int_in(row, "case_ISUP", where, 0, 5),
+        "cspca": cspca == "YES",
         "center": str(row["center"]),
         "age": int(age) if age is not None else None,
-        "psa": _number(row["psa"]),
-        "psad": _number(row["psad"]),
-        "volume": _number(row["prostate_volume"]),
+        "psa": _number(row, "psa", where),
+        "psad": _number(row, "psad", where),
+        "volume": _number(row, "prostate_volume", where),
         "histopath_type": str(row["histopath_type"]) or None,
     }
 

@@ -5,6 +5,10 @@ split. Patients are stratified by the case PI-RADS class (a patient takes the ma
 each stratum patients are shuffled, then the strata are interleaved by rank so that every split gets
 about the cohort's class mix. Splits are filled in the order test, val, train, pretrain. The same task
 splits serve all tasks (``train``/``val``/``test``); ``pretrain`` never overlaps with them.
+
+Sizes are exact patient counts (:class:`~transferlimits.config.SplitSizes`: smoke, reference) or
+fractions of the usable patients with minimums (:class:`~transferlimits.config.SplitFractions`: picai),
+resolved by :func:`resolve_split_sizes`.
 """
 
 from __future__ import annotations
@@ -16,10 +20,10 @@ from typing import Sequence
 
 import numpy as np
 
-from transferlimits.config import SplitSizes
+from transferlimits.config import SplitFractions, SplitSizes
 from transferlimits.runtime import atomic_write_json
 
-__all__ = ["SPLIT_NAMES", "patient_id", "make_splits", "write_splits", "load_splits"]
+__all__ = ["SPLIT_NAMES", "patient_id", "resolve_split_sizes", "make_splits", "write_splits", "load_splits"]
 
 SPLIT_NAMES: tuple[str, ...] = ("pretrain", "train", "val", "test")
 
@@ -29,10 +33,45 @@ def patient_id(case_id: str) -> str:
     return str(case_id).split("_")[0]
 
 
+def resolve_split_sizes(sizes: SplitSizes | SplitFractions, n_patients: int, where: str = "") -> SplitSizes:
+    """Patients per split for ``n_patients`` usable patients.
+
+    Exact :class:`SplitSizes` are returned unchanged. :class:`SplitFractions` give
+    ``max(minimum, floor(fraction * n))`` per split; when the fractions add up to 1 the patients left by
+    rounding go to ``pretrain``.
+
+    Args:
+        sizes: exact sizes or fractions with minimums.
+        n_patients: number of usable patients.
+        where: where the patients come from (e.g. the images folder), for the message.
+
+    Raises:
+        ValueError: fewer patients than the minimums need (the message gives both numbers).
+    """
+    if isinstance(sizes, SplitSizes):
+        return sizes
+    frac = {n: float(getattr(sizes, n)) for n in SPLIT_NAMES}
+    mins = {n: int(getattr(sizes, f"min_{n}")) for n in SPLIT_NAMES}
+    need = sum(mins.values())
+    if n_patients < need:
+        src = f" in {where}" if where else ""
+        raise ValueError(
+            f"{n_patients} usable patient(s) found{src}, the split fractions need at least {need} "
+            f"(minimums {mins}); add cases, or give exact sizes, e.g. get_profile(..., splits="
+            "{'pretrain': 0, 'train': 1, 'val': 0, 'test': 1})")
+    out = {n: max(mins[n], int(np.floor(frac[n] * n_patients + 1e-9))) for n in SPLIT_NAMES}
+    while sum(out.values()) > n_patients:  # minimums pushed the total over: shrink the largest above its minimum
+        name = max((n for n in SPLIT_NAMES if out[n] > mins[n]), key=lambda n: out[n] - mins[n])
+        out[name] -= 1
+    if sum(frac.values()) >= 1.0 - 1e-9:
+        out["pretrain"] += n_patients - sum(out.values())
+    return SplitSizes(**out)
+
+
 def make_splits(
     case_ids: Sequence[str],
     strata: Sequence[int],
-    sizes: SplitSizes,
+    sizes: SplitSizes | SplitFractions,
     seed: int = 0,
     patient_ids: Sequence[str] | None = None,
 ) -> dict[str, list[str]]:
@@ -41,7 +80,8 @@ def make_splits(
     Args:
         case_ids: the candidate cases.
         strata: stratification key per case (e.g. PI-RADS class 0..3).
-        sizes: number of PATIENTS per split (``pretrain``, ``train``, ``val``, ``test``).
+        sizes: number of PATIENTS per split (``pretrain``, ``train``, ``val``, ``test``), or fractions
+            of the available patients with minimums (see :func:`resolve_split_sizes`).
         seed: fixes the shuffle (default 0).
         patient_ids: patient per case (default: :func:`patient_id` of the case id).
 
@@ -57,14 +97,15 @@ def make_splits(
     pids = [patient_id(c) for c in case_ids] if patient_ids is None else [str(p) for p in patient_ids]
     if len(pids) != len(case_ids):
         raise ValueError(f"patient_ids has {len(pids)} entries for {len(case_ids)} cases")
-    need = {n: int(getattr(sizes, n)) for n in SPLIT_NAMES}
-    if any(v < 0 for v in need.values()):
-        raise ValueError(f"split sizes must be >= 0, got {need}")
     by_patient: dict[str, list[str]] = {}
     stratum: dict[str, int] = {}
     for c, p, s in zip(case_ids, pids, strata):
         by_patient.setdefault(p, []).append(c)
         stratum[p] = max(stratum.get(p, int(s)), int(s))
+    sizes = resolve_split_sizes(sizes, len(by_patient))
+    need = {n: int(getattr(sizes, n)) for n in SPLIT_NAMES}
+    if any(v < 0 for v in need.values()):
+        raise ValueError(f"split sizes must be >= 0, got {need}")
     if sum(need.values()) > len(by_patient):
         raise ValueError(f"split sizes {need} need {sum(need.values())} patients, only {len(by_patient)} available")
     rng = np.random.default_rng(seed)

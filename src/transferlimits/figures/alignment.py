@@ -12,6 +12,9 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from transferlimits.models.adapters import PROFOUND, PROVICNET
+from transferlimits.models.registry import MODEL_REGISTRY
+
 __all__ = [
     "PAPER_RPG",
     "load_points",
@@ -28,10 +31,10 @@ __all__ = [
 #: paper's own tables: treat them as indicative.
 PAPER_RPG = pd.DataFrame(
     [
-        ("profound", "distortion_correction", 20.72),
-        ("profound", "super_resolution", 15.91),
-        ("provicnet", "segmentation", 21.23),
-        ("provicnet", "classification", 8.99),
+        (PROFOUND.name, "distortion_correction", 20.72),
+        (PROFOUND.name, "super_resolution", 15.91),
+        (PROVICNET.name, "segmentation", 21.23),
+        (PROVICNET.name, "classification", 8.99),
     ],
     columns=["model", "task", "rpg_paper"],
 ).assign(source="secondary AI-written summary (ownyourai), not the paper's tables")
@@ -172,9 +175,10 @@ def predictor_table(df: pd.DataFrame, n_perm: int = 200, n_boot: int = 200) -> p
 
 
 def _scatter(ax, df: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str) -> None:
-    colors = {"profound": "tab:blue", "provicnet": "tab:orange"}
     for model, sub in df.groupby("model"):
-        ax.scatter(sub[x], sub[y], s=36, color=colors.get(model, "tab:gray"), label=model, zorder=3)
+        adapter = MODEL_REGISTRY.get(model)  # a model registered only in its run's process is grey here
+        color = adapter.color if adapter is not None else "tab:gray"
+        ax.scatter(sub[x], sub[y], s=36, color=color, label=model, zorder=3)
     for _, row in df.iterrows():
         if np.isfinite(row[x]) and np.isfinite(row[y]):
             ax.annotate(row["label"], (row[x], row[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")

@@ -1,11 +1,14 @@
-"""Figures of one study point, drawn from its ``metrics.json`` / ``examples.npz`` (schema in ``study``)."""
+"""Figures of one study point, drawn from its ``metrics.json`` / ``examples.npz`` (schema in ``study.schema``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
+
+from transferlimits.tasks.kinds import get_kind
 
 __all__ = ["plot_learning_curves", "plot_layer_alignment", "plot_examples", "INIT_STYLE"]
 
@@ -30,8 +33,6 @@ def plot_learning_curves(metrics: dict):
     Returns:
         The matplotlib ``Figure`` (two panels).
     """
-    import matplotlib.pyplot as plt
-
     fig, (ax_val, ax_loss) = plt.subplots(1, 2, figsize=(9, 3.4), constrained_layout=True)
     primary = metrics["task_spec"]["primary_metric"]
     for init, run in metrics["runs"].items():
@@ -61,8 +62,6 @@ def plot_layer_alignment(metrics: dict, kind: str = "pooled"):
     Raises:
         ValueError: ``kind`` not in ("pooled", "tokens").
     """
-    import matplotlib.pyplot as plt
-
     if kind not in ("pooled", "tokens"):
         raise ValueError(f"kind must be 'pooled' or 'tokens', got {kind!r}")
     fig, (ax_m, ax_c) = plt.subplots(1, 2, figsize=(9, 3.4), constrained_layout=True)
@@ -89,9 +88,9 @@ def plot_layer_alignment(metrics: dict, kind: str = "pooled"):
 
 
 def plot_examples(examples_npz: str | Path | dict[str, Any], spec: Any, max_cases: int = 2):
-    """Input / target / predictions of each init on one axial slice (segmentation: the slice with the largest
-    lesion area; otherwise the mid slice) for a few test cases (dense tasks), or the
-    predicted class probabilities against the label (classification).
+    """The task kind's example figure (:meth:`TaskKind.plot_examples`): input / target / predictions of each
+    init on one axial slice for a few test cases (dense kinds), the predicted class probabilities against
+    the label (classification), or prediction against target (scalar regression).
 
     Args:
         examples_npz: path of ``examples.npz`` (or its loaded dict).
@@ -101,40 +100,7 @@ def plot_examples(examples_npz: str | Path | dict[str, Any], spec: Any, max_case
     Returns:
         The matplotlib ``Figure``.
     """
-    import matplotlib.pyplot as plt
-
     ex = dict(np.load(examples_npz)) if not isinstance(examples_npz, dict) else examples_npz
-    kind = spec["kind"] if isinstance(spec, dict) else spec.kind
-    inits = [i for i in INIT_STYLE if f"pred_{i}" in ex or f"probs_{i}" in ex]
-    if kind == "classification":
-        fig, axes = plt.subplots(1, len(inits), figsize=(3.2 * len(inits), 3), constrained_layout=True, squeeze=False)
-        labels = ex["labels"]
-        for ax, init in zip(axes[0], inits):
-            probs = ex[f"probs_{init}"]
-            im = ax.imshow(probs, aspect="auto", cmap="viridis", vmin=0, vmax=1)
-            ax.scatter(labels, np.arange(len(labels)), marker="x", color="r", s=12, label="label")
-            ax.set(title=INIT_STYLE[init][1], xlabel="class", ylabel="test case")
-        fig.colorbar(im, ax=axes[0].tolist(), label="probability")
-        return fig
-    if kind == "scalar_regression":  # one value per case: predicted vs true, one panel per init
-        fig, axes = plt.subplots(1, len(inits), figsize=(3.2 * len(inits), 3), constrained_layout=True, squeeze=False)
-        t = np.asarray(ex["target"], dtype=float)
-        for ax, init in zip(axes[0], inits):
-            ax.scatter(t, np.asarray(ex[f"pred_{init}"], dtype=float), s=12, color=INIT_STYLE[init][0])
-            lo, hi = float(t.min()), float(t.max())
-            ax.plot([lo, hi], [lo, hi], color="0.5", lw=1, ls="--")
-            ax.set(title=INIT_STYLE[init][1], xlabel="target", ylabel="prediction")
-        return fig
-    cols = ["input", "target"] + [f"pred_{i}" for i in inits]
-    n = min(max_cases, len(ex["target"]))
-    fig, axes = plt.subplots(n, len(cols), figsize=(2.3 * len(cols), 2.4 * n), constrained_layout=True, squeeze=False)
-    for r in range(n):
-        lo, hi = np.percentile(ex["target"][r], [1, 99]) if kind != "segmentation" else (0.0, 1.0)
-        for c, key in enumerate(cols):
-            img = ex[key][r]
-            rng = (None, None) if key == "input" else (lo, hi)
-            axes[r, c].imshow(img, cmap="gray", vmin=rng[0], vmax=rng[1])
-            axes[r, c].set_axis_off()
-            if r == 0:
-                axes[r, c].set_title(key.replace("pred_", "").replace("_", " "), fontsize=9)
-    return fig
+    kind = get_kind(spec["kind"] if isinstance(spec, dict) else spec.kind)
+    inits = {i: style for i, style in INIT_STYLE.items() if f"pred_{i}" in ex or f"probs_{i}" in ex}
+    return kind.plot_examples(ex, inits, max_cases, plt.subplots)

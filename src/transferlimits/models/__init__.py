@@ -1,9 +1,10 @@
-"""Encoders (``profound`` 3D ConvNeXt-V2, ``provicnet`` 2.5D ViT), pre-training objectives, heads and
-checkpoint loaders.
+"""Foundation models as registered adapters (ProFound 3D ConvNeXt-V2, ProViCNet 2.5D ViT), their
+pre-training objectives, heads and checkpoint loaders.
 
-Entry points::
+Importing this package registers the study's two models (``models.adapters``). Entry points::
 
-    from transferlimits.models import build_encoder, load_pretrained, build_objective
+    from transferlimits.models import get_model, build_encoder, load_pretrained, build_objective
+    adapter = get_model("profound")          # everything model-specific (see adapters/base.py)
     enc = build_encoder("profound", "tiny")
     enc = load_pretrained("provicnet", "T2_best.pth")
     out = enc.forward_features(x, pos)   # EncoderOutput(pooled, maps, tokens)
@@ -11,7 +12,18 @@ Entry points::
 
 from __future__ import annotations
 
-from .output import EncoderOutput
-from .registry import build_encoder, build_objective, encoder_for_profile, load_pretrained
+from transferlimits.models.output import EncoderOutput
+from transferlimits.models.registry import (
+    MODEL_REGISTRY,
+    build_encoder,
+    build_objective,
+    encoder_for_profile,
+    get_model,
+    load_pretrained,
+    model_names,
+    register_model,
+)
+from transferlimits.models import adapters  # noqa: E402,F401  (registers ProFound and ProViCNet)
 
-__all__ = ["EncoderOutput", "build_encoder", "build_objective", "encoder_for_profile", "load_pretrained"]
+__all__ = ["EncoderOutput", "MODEL_REGISTRY", "build_encoder", "build_objective", "encoder_for_profile",
+           "get_model", "load_pretrained", "model_names", "register_model", "adapters"]

@@ -18,7 +18,6 @@ The head keys are returned unchanged (full names, e.g. ``head.0.weight``) in ``h
 from __future__ import annotations
 
 import argparse
-import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,8 @@ from typing import Any, Mapping
 
 import torch
 from torch import Tensor
+
+from transferlimits.runtime import PICKLE_HINT_API, CheckpointError, load_torch_file
 
 from .convnext3d import ConvNeXtV2_3D
 
@@ -45,10 +46,6 @@ _DECODER_PREFIXES = ("proj.", "decoder.", "pred.")
 _HEAD_PREFIXES = ("head.", "hidden_norm.", "decode_head.", "auxiliary_head.")
 
 
-class CheckpointError(ValueError):
-    """A checkpoint cannot be read or does not match the model (the message names the keys)."""
-
-
 @dataclass
 class ProFoundCheckpoint:
     """The result of loading: the detected ``layout``, the dense encoder and head state dicts, the
@@ -63,32 +60,23 @@ class ProFoundCheckpoint:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def read_checkpoint(path: str | Path, allow_pickle: bool = False) -> Any:
-    """``torch.load`` on CPU with ``weights_only=True``.
+def read_checkpoint(path: str | Path, allow_pickle: bool = False, hint: str = PICKLE_HINT_API) -> Any:
+    """``torch.load`` on CPU with ``weights_only=True`` (see :func:`transferlimits.runtime.load_torch_file`).
 
     Args:
         path: checkpoint file.
         allow_pickle: also allow the ``argparse.Namespace`` that ProFound pickles under ``"args"``
             (still ``weights_only=True``, via ``torch.serialization.safe_globals``). Default False.
+        hint: how to opt in, worded for where the user is (default: the API argument
+            ``allow_pickle=True``; the CLI passes :data:`~transferlimits.runtime.PICKLE_HINT_ENV`).
 
     Raises:
         FileNotFoundError: no such file.
-        CheckpointError: the file needs more than plain tensors (suggests ``allow_pickle=True``).
+        CheckpointError: empty, truncated or corrupt file, or one that needs more than plain tensors
+            (the message names the file and the switch from ``hint``).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        if allow_pickle:
-            with torch.serialization.safe_globals([argparse.Namespace]):
-                return torch.load(path, map_location="cpu", weights_only=True)
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        hint = "" if allow_pickle else (
-            " ProFound checkpoints pickle an argparse.Namespace under 'args': pass allow_pickle=True "
-            "(only for files you trust)."
-        )
-        raise CheckpointError(f"{path}: weights-only load failed.{hint} torch said: {err}") from err
+    safe = (argparse.Namespace,) if allow_pickle else ()
+    return load_torch_file(path, safe_globals=safe, hint=hint)
 
 
 def _unwrap(obj: Any) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -270,7 +258,8 @@ def convert_profound_state(
 
 
 def load_profound_checkpoint(
-    path: str | Path, model: ConvNeXtV2_3D | None = None, allow_pickle: bool = False, strict: bool = True
+    path: str | Path, model: ConvNeXtV2_3D | None = None, allow_pickle: bool = False, strict: bool = True,
+    hint: str = PICKLE_HINT_API,
 ) -> ProFoundCheckpoint:
     """Read a ProFound checkpoint file and load its encoder weights.
 
@@ -279,6 +268,7 @@ def load_profound_checkpoint(
         model: encoder to load into; default: a new :class:`ConvNeXtV2_3D` of the size in the file.
         allow_pickle: allow the pickled ``argparse.Namespace`` of ProFound's files. Default False.
         strict: exact key matching. Default True.
+        hint: how to opt in to pickled objects, worded for the caller (see :func:`read_checkpoint`).
 
     Returns:
         :class:`ProFoundCheckpoint` whose ``encoder`` holds the loaded weights; ``head_state`` holds
@@ -287,7 +277,12 @@ def load_profound_checkpoint(
     Raises:
         FileNotFoundError, CheckpointError (see :func:`read_checkpoint`, :func:`convert_profound_state`).
     """
-    ckpt = convert_profound_state(read_checkpoint(path, allow_pickle=allow_pickle), model=model, strict=strict)
+    try:
+        ckpt = convert_profound_state(read_checkpoint(path, allow_pickle, hint), model=model, strict=strict)
+    except CheckpointError as err:
+        if str(path) in str(err):
+            raise
+        raise CheckpointError(f"{path}: {err}") from None
     if model is None:
         cfg = ckpt.config
         model = ConvNeXtV2_3D(cfg["in_chans"], cfg["depths"], cfg["dims"])

@@ -11,6 +11,9 @@ The files are bare ``state_dict()``s of upstream's ``ProViCNet_contrastive`` (``
   ``last_layer.parametrizations.weight.original0`` / ``original1``;
 - TRUS only: ``ChannelReducer.*`` -> ``extras["ChannelReducer"]`` (9 -> 3 slice reducer).
 
+Every tensor is checked, the heads included: the head widths are read from the file
+(:func:`provicnet_head_config`) and each head tensor must have the shape a head of those widths on this
+encoder has (e.g. ``head.segmentation_conv.1.weight`` (mid0, embed_dim, 3, 3)).
 ``extras["head"]`` and ``extras["CL_Head"]`` load into a :class:`~.contrastive.ProViCNetContrastive`
 built with :func:`provicnet_head_config` (``model.load_extras(extras)``). The mpMRI fusion file
 (``Stream_*``, ``FusionSegmentation.*``) is rejected: it is a fusion head, not an encoder.
@@ -24,6 +27,9 @@ from typing import Any
 
 import torch
 
+from transferlimits.runtime import CheckpointError, load_torch_file
+
+from .provicnet_heads import CLHead, SegmentationConvHead
 from .vit import ProViCNetEncoder, build_provicnet
 
 __all__ = ["load_provicnet_checkpoint", "load_provicnet_state_dict", "provicnet_head_config", "CheckpointError"]
@@ -40,8 +46,23 @@ _HEAD_KEYS = {f"segmentation_conv.{i}.{p}" for i in (1, 5, 9) for p in ("weight"
 _CL_KEYS = {f"mlp.{i}.{p}" for i in (0, 2, 4) for p in ("weight", "bias")} | set(_LEGACY_WN.values())
 
 
-class CheckpointError(ValueError):
-    """A checkpoint does not match the model: the message lists the offending keys."""
+def _head_mismatches(head: dict, cl: dict, embed_dim: int) -> list[tuple[str, tuple, tuple]]:
+    """(key, file shape, expected shape) of every head / CL_Head tensor that a head of the widths read
+    from the file, on an encoder of width ``embed_dim``, would not have (missing keys are not listed)."""
+    try:
+        cfg = provicnet_head_config({"head": head, "CL_Head": cl})
+    except CheckpointError:
+        return []  # a missing key: reported as missing
+    with torch.device("meta"):
+        refs = {"head": SegmentationConvHead(embed_dim, cfg["n_classes"], cfg["head_mid"]).state_dict(),
+                "CL_Head": CLHead(embed_dim, *cfg["cl_dims"]).state_dict()}
+    out = []
+    for prefix, got in (("head", head), ("CL_Head", cl)):
+        for key, val in got.items():
+            want = refs[prefix].get(key)
+            if want is not None and tuple(val.shape) != tuple(want.shape):
+                out.append((f"{prefix}.{key}", tuple(val.shape), tuple(want.shape)))
+    return out
 
 
 def _describe(missing, unexpected, mismatched) -> str:
@@ -108,6 +129,7 @@ def load_provicnet_state_dict(
         for k, v in enc_sd.items()
         if k in model_sd and v.shape != model_sd[k].shape
     ]
+    mismatched += _head_mismatches(head, cl, int(encoder.out_dim))
     missing += [f"head.{k}" for k in sorted(_HEAD_KEYS - head.keys())]
     missing += [f"CL_Head.{k}" for k in sorted(_CL_KEYS - cl.keys())]
     unexpected += [f"head.{k}" for k in head if k not in _HEAD_KEYS]
@@ -122,21 +144,31 @@ def load_provicnet_state_dict(
     return encoder, {"head": head, "CL_Head": cl, "ChannelReducer": reducer, "report": report}
 
 
+#: Refusal hint for a pickled file: the released ProViCNet files are plain state dicts.
+PLAIN_STATE_HINT = "re-save it as a plain state dict, as the released ProViCNet files are"
+
+
 def load_provicnet_checkpoint(
-    path: str | os.PathLike, size: str = "vits14", img_size: int = 448, strict: bool = True
+    path: str | os.PathLike, size: str = "vits14", img_size: int = 448, strict: bool = True,
+    hint: str = PLAIN_STATE_HINT,
 ) -> tuple[ProViCNetEncoder, dict[str, Any]]:
     """Load a released ProViCNet ``.pth`` file (``torch.load(weights_only=True)``, on the CPU).
 
     Args:
         path: file path (e.g. ``T2_best.pth``).
         size, img_size, strict: as :func:`load_provicnet_state_dict`.
+        hint: the end of the refusal message for a file holding pickled objects (ProViCNet has no
+            pickle opt-in; default: re-save it as a plain state dict).
 
     Returns:
         ``(encoder, extras)`` as :func:`load_provicnet_state_dict`.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: empty / truncated / pickled file, or keys and shapes (heads included) that do
+            not match (the message names the file, the keys and both shapes).
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"ProViCNet checkpoint not found: {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_torch_file(path, hint=hint, what="ProViCNet checkpoint")
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     try:

@@ -27,10 +27,12 @@ from .output import EncoderOutput
 
 __all__ = ["ConvNeXtV2_3D", "Block3D", "GRN3D", "LayerNormCF", "PROFOUND_SIZES", "build_profound"]
 
-#: Named sizes: ``test`` for unit tests, ``smoke`` for the CPU profile, ``tiny`` = ConvNeXt-V2-Tiny.
+#: Named sizes: ``test`` for unit tests, ``smoke`` for the smoke profile, ``cpu`` for the two-core ``cpu``
+#: profile (sized by ``benchmarks/estimate_cpu.py``), ``tiny`` = ConvNeXt-V2-Tiny.
 PROFOUND_SIZES: dict[str, dict[str, tuple[int, ...]]] = {
     "test": {"depths": (1, 1, 1, 1), "dims": (8, 16, 16, 32)},
     "smoke": {"depths": (1, 1, 2, 1), "dims": (16, 32, 64, 128)},
+    "cpu": {"depths": (1, 1, 3, 1), "dims": (16, 32, 64, 128)},
     "tiny": {"depths": (3, 3, 9, 3), "dims": (96, 192, 384, 768)},
 }
 #: Stride of each stage's output relative to the input (stem 4, then x2, x2, x1).
@@ -120,13 +122,19 @@ class ConvNeXtV2_3D(nn.Module):
         depths: blocks per stage, 4 ints. Default (3, 3, 9, 3) (Tiny).
         dims: channels per stage, 4 ints. Default (96, 192, 384, 768) (Tiny).
         drop_path_rate: maximum stochastic-depth rate, linearly increasing over blocks. Default 0.0.
+        channels_last_stages: run the stem and the first N stages (0..4) in the ``channels_last_3d`` memory
+            format (a CPU speed-up; the maths and the parameters are unchanged, outputs equal within fp32
+            rounding). oneDNN's depthwise 3D convolution backward falls back to im2col + GEMM in the default
+            layout; channels-last on the stem and stages 1-2 measured 2.09x on a ConvNeXt-V2-Tiny step, while
+            stage 3 gets slower in that layout (``benchmarks/bench_training.py``). Default 0 (off).
 
     Input ``x`` is [B, in_chans, D, H, W] with D, H, W multiples of 16. ``forward_features`` returns an
     :class:`EncoderOutput` with ``pooled = norm(GAP(stage4))`` [B, dims[3]] and ``maps`` = the four
     stage outputs [B, dims[i], D/s_i, H/s_i, W/s_i] with s = (4, 8, 16, 16).
 
     Raises:
-        ValueError: ``depths``/``dims`` not 4 positive ints, ``in_chans`` < 1, drop_path_rate outside [0, 1).
+        ValueError: ``depths``/``dims`` not 4 positive ints, ``in_chans`` < 1, drop_path_rate outside [0, 1),
+            ``channels_last_stages`` outside 0..4.
     """
 
     input_kind = "volume"
@@ -137,6 +145,7 @@ class ConvNeXtV2_3D(nn.Module):
         depths: Sequence[int] = (3, 3, 9, 3),
         dims: Sequence[int] = (96, 192, 384, 768),
         drop_path_rate: float = 0.0,
+        channels_last_stages: int = 0,
     ) -> None:
         super().__init__()
         depths, dims = tuple(int(d) for d in depths), tuple(int(d) for d in dims)
@@ -148,6 +157,9 @@ class ConvNeXtV2_3D(nn.Module):
             raise ValueError(f"in_chans must be >= 1, got {in_chans}")
         if not 0.0 <= drop_path_rate < 1.0:
             raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
+        if not 0 <= int(channels_last_stages) <= 4:
+            raise ValueError(f"channels_last_stages must be in 0..4, got {channels_last_stages}")
+        self.channels_last_stages = int(channels_last_stages)
         self.in_chans, self.depths, self.dims = in_chans, depths, dims
         stem = nn.Sequential(nn.Conv3d(in_chans, dims[0], kernel_size=4, stride=4), LayerNormCF(dims[0]))
         self.downsample_layers = nn.ModuleList([stem])
@@ -214,6 +226,10 @@ class ConvNeXtV2_3D(nn.Module):
         self._check_input(x)
         maps = []
         for i in range(4):
+            if i < self.channels_last_stages:
+                x = x.contiguous(memory_format=torch.channels_last_3d)
+            elif i == self.channels_last_stages and i > 0:
+                x = x.contiguous()
             x = self.downsample_layers[i](x)
             k = None
             if keep is not None:
@@ -236,11 +252,11 @@ class ConvNeXtV2_3D(nn.Module):
 
 
 def build_profound(size: str = "tiny", **kwargs) -> ConvNeXtV2_3D:
-    """Build the ``profound`` encoder of a named size (``test``, ``smoke``, ``tiny``).
+    """Build the ``profound`` encoder of a named size (``test``, ``smoke``, ``cpu``, ``tiny``).
 
     Args:
         size: key of :data:`PROFOUND_SIZES`. Default ``"tiny"``.
-        **kwargs: passed to :class:`ConvNeXtV2_3D` (``in_chans``, ``drop_path_rate``).
+        **kwargs: passed to :class:`ConvNeXtV2_3D` (``in_chans``, ``drop_path_rate``, ``channels_last_stages``).
 
     Raises:
         ValueError: unknown size (the message lists the valid ones).

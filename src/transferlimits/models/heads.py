@@ -1,7 +1,7 @@
-"""Task models: an encoder plus the head of one task kind (STUDY §4).
+"""Task models: an encoder plus the head of one task kind (STUDY §4); the model adapter supplies the heads.
 
 =================  ===============================  ===========================================
-task kind          ``profound`` (3D volume)         ``provicnet`` (2.5D slice stacks)
+task kind          ProFound (3D volume)             ProViCNet (2.5D slice stacks)
 =================  ===============================  ===========================================
 classification     :class:`Classifier` (ProFound    :class:`Classifier` on the per-slice CLS,
                    layout ``head.0..3``)             mean over the D slices of a volume
@@ -11,8 +11,13 @@ regression         :class:`UperNet3D`, 1 channel,   per slice, re-stacked into [
 scalar_regression  :class:`ScalarRegressor`         :class:`ScalarRegressor`
 =================  ===============================  ===========================================
 
-Inputs: ``profound`` takes ``x`` [B, 3, D, H, W]; ``provicnet`` takes ``x`` [B, D, 3, S, S] with
+Inputs: volume encoders take ``x`` [B, 3, D, H, W]; slice encoders take ``x`` [B, D, 3, S, S] with
 ``pos`` [B, D, 2] (slice index, slice count). Every model is called ``model(x, pos=None)``.
+
+Dense heads take two opt-in switches (``FinetuneRecipe.full_res_skip`` / ``residual``, on in the ``cpu``
+profile): a full-resolution skip from the input into a small refinement decoder, and a residual output
+``gain * input + bias + correction`` for restoration (:mod:`transferlimits.models.fullres`). Both are
+deviations from the published heads, which never see the input at full resolution.
 """
 
 from __future__ import annotations
@@ -23,8 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from transferlimits.models.fullres import FullResRefine, residual_source, resize_to
 from transferlimits.models.provicnet_heads import SegmentationConvHead
+from transferlimits.models.registry import get_model
 from transferlimits.models.upernet3d import UperNet3D
+from transferlimits.tasks.kinds import get_kind
 
 __all__ = [
     "encode_pooled",
@@ -33,10 +41,7 @@ __all__ = [
     "SliceDenseModel",
     "UperNet3D",
     "build_task_model",
-    "TASK_KINDS",
 ]
-
-TASK_KINDS = ("classification", "segmentation", "regression", "scalar_regression")
 
 
 def _is_slices(encoder: nn.Module) -> bool:
@@ -60,7 +65,7 @@ def encode_pooled(encoder: nn.Module, x: Tensor, pos: Tensor | None = None) -> T
     slices of each volume, averaged over the slices.
 
     Args:
-        encoder: a ``profound`` or ``provicnet`` encoder.
+        encoder: a volume or slice encoder (``input_kind``).
         x: [B, 3, D, H, W] (volume) or [B, D, 3, S, S] (slices).
         pos: [B, D, 2] for slice encoders; ignored otherwise. Default None.
     """
@@ -128,12 +133,17 @@ class SliceDenseModel(nn.Module):
             (``data.views.slice_centres``): the D' slice outputs are interpolated linearly along z onto the
             D slices. Default None: one output slice per stack.
         slice_step: the step of the stack centres (default 1).
+        full_res: refine each slice's output at the (H, W) output size from the input stack resized to it (a
+            full-resolution skip, :class:`~transferlimits.models.fullres.FullResRefine`; default False).
+        residual: also add ``gain * src + bias``, ``src`` the centre slices in target units (needs ``full_res``).
+        full_res_width: hidden width of the full-resolution convs (default 16).
 
     ``forward(x [B, D', 3, S, S], pos [B, D', 2])`` -> [B, out_channels, D, H, W].
     """
 
     def __init__(self, encoder: nn.Module, out_channels: int, mid: tuple[int, int] = (128, 64),
-                 out_size: Sequence[int] | None = None, out_depth: int | None = None, slice_step: int = 1) -> None:
+                 out_size: Sequence[int] | None = None, out_depth: int | None = None, slice_step: int = 1,
+                 full_res: bool = False, residual: bool = False, full_res_width: int = 16) -> None:
         super().__init__()
         if not _is_slices(encoder):
             raise ValueError("SliceDenseModel needs a slice encoder (input_kind == 'slices')")
@@ -141,6 +151,9 @@ class SliceDenseModel(nn.Module):
         self.head = SegmentationConvHead(encoder.out_dim, out_channels, mid=tuple(mid))
         self.out_size = None if out_size is None else tuple(int(s) for s in out_size)
         self.out_depth, self.slice_step = (None if out_depth is None else int(out_depth)), int(slice_step)
+        if residual and not full_res:
+            raise ValueError("SliceDenseModel: residual=True needs full_res=True")
+        self.full_res = FullResRefine(3, out_channels, out_channels, full_res_width, 2, residual) if full_res else None
 
     def forward(self, x: Tensor, pos: Tensor | None = None) -> Tensor:
         b, d = x.shape[:2]
@@ -150,6 +163,12 @@ class SliceDenseModel(nn.Module):
         out = self.head(tokens, grid)  # [B*D, C, 8h, 8w]
         if self.out_size is not None and tuple(out.shape[-2:]) != self.out_size:
             out = F.interpolate(out, size=self.out_size, mode="bilinear", align_corners=False)
+        if self.full_res is not None:
+            skip = resize_to(xs, tuple(out.shape[-2:]))  # [B*D', 3, H, W]
+            src = None
+            if self.full_res.residual:  # per case: all D' centre slices of a volume share one scale
+                src = residual_source(skip[:, 1].reshape(b, d, *skip.shape[-2:])).reshape(b * d, 1, *skip.shape[-2:])
+            out = self.full_res(out, skip, src)
         out = out.reshape(b, d, *out.shape[1:]).transpose(1, 2)  # [B, C, D', H, W]
         if self.out_depth is not None and self.out_depth != d:
             out = slices_to_grid(out, self.out_depth, self.slice_step)
@@ -169,44 +188,37 @@ def slices_to_grid(out: Tensor, depth: int, step: int) -> Tensor:
 
 
 def build_task_model(model_name: str, encoder: nn.Module, task_spec: Any, width: int | None = None,
-                     out_size: Sequence[int] | None = None, slice_step: int = 1) -> nn.Module:
-    """The task model for one (encoder, task).
+                     out_size: Sequence[int] | None = None, slice_step: int = 1, full_res: bool = False,
+                     residual: bool = False) -> nn.Module:
+    """The task model for one (encoder, task): the kind picks the head, the model adapter builds it.
 
     Args:
-        model_name: ``"profound"`` or ``"provicnet"``.
+        model_name: a registered model (``transferlimits.models.get_model``).
         encoder: the encoder instance (it becomes ``model.encoder``).
-        task_spec: a :class:`~transferlimits.data.tasks.TaskSpec` (uses ``kind``, ``out_channels``). Binary
+        task_spec: a :class:`~transferlimits.tasks.registry.TaskSpec` (uses ``kind``, ``out_channels``). Binary
             segmentation (``out_channels`` 1 or 2) gets ONE sigmoid logit channel.
         width: decoder width; None = the published widths (UperNet 512 / aux 256; slice head (128, 64)).
             Smaller values (e.g. 32) for smoke runs: UperNet ``width`` / aux ``width // 2``, slice head
             ``(width, width // 2)``.
         out_size: (D, H, W) target grid for dense tasks (the slice model resizes each slice to (H, W));
             the UperNet always returns the input size. Default None.
-        slice_step: provicnet only: the step of the 2.5D stack centres (``Profile.provicnet_slice_step``);
-            with ``out_size`` the slice outputs are interpolated back onto the D slices. Default 1.
+        slice_step: the step of 2.5D stack centres (``Profile.provicnet_slice_step``); with ``out_size`` the
+            slice outputs are interpolated back onto the D slices. Default 1.
+        full_res: dense heads get the full-resolution skip (:mod:`transferlimits.models.fullres`). Default False.
+        residual: dense heads of the regression kinds add the input in target units (needs ``full_res``; ignored
+            for segmentation). Default False.
 
     Raises:
         ValueError: unknown model name or task kind (the message lists the valid ones).
     """
-    if model_name not in ("profound", "provicnet"):
-        raise ValueError(f"unknown model {model_name!r}; valid: ['profound', 'provicnet']")
-    kind = task_spec.kind
-    if kind not in TASK_KINDS:
-        raise ValueError(f"unknown task kind {kind!r}; valid: {list(TASK_KINDS)}")
-    if kind == "classification":
-        return Classifier(encoder, int(task_spec.out_channels))
-    if kind == "scalar_regression":
-        return ScalarRegressor(encoder)
-    out_ch = int(task_spec.out_channels)
-    if kind == "segmentation":
-        if out_ch > 2:
-            raise ValueError(f"only binary segmentation is supported (out_channels 1 or 2), got {out_ch}")
-        out_ch = 1  # binary lesion mask: one sigmoid logit (ProFound's lesion model), DiceCELoss(sigmoid=True)
-    if model_name == "profound":
-        if width is None:
-            return UperNet3D(encoder, out_ch)
-        return UperNet3D(encoder, out_ch, width=int(width), aux_channels=max(int(width) // 2, 1))
-    mid = (128, 64) if width is None else (int(width), max(int(width) // 2, 1))
-    hw = None if out_size is None else tuple(out_size)[-2:]
-    depth = None if out_size is None or slice_step == 1 else int(tuple(out_size)[0])
-    return SliceDenseModel(encoder, out_ch, mid=mid, out_size=hw, out_depth=depth, slice_step=slice_step)
+    adapter = get_model(model_name)
+    kind = get_kind(task_spec.kind)  # ValueError listing the kinds; the kind picks head and channels
+    out_ch = kind.head_channels(task_spec)
+    if kind.head == "classifier":
+        return adapter.classification_head(encoder, out_ch)
+    if kind.head == "scalar":
+        return adapter.scalar_head(encoder)
+    extra: dict[str, bool] = {}
+    if full_res:  # passed only when on, so adapters without the switches keep working
+        extra = {"full_res": True, "residual": bool(residual and kind.regression)}
+    return adapter.dense_head(encoder, out_ch, width=width, out_size=out_size, slice_step=slice_step, **extra)

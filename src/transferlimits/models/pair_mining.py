@@ -25,7 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["cancer_cell_counts", "candidate_pairs", "mine_pairs", "patch_pair_loss", "CANCER_CLASSES"]
+__all__ = ["cancer_cell_counts", "candidate_pairs", "mine_pairs", "balanced_pair_count", "patch_pair_loss",
+           "CANCER_CLASSES"]
 
 #: 4-class label convention: 0 background, 1 normal gland, 2 indolent cancer, 3 csPCa.
 CANCER_CLASSES: tuple[int, int] = (2, 3)
@@ -170,6 +171,28 @@ def mine_pairs(
     neg = neg[torch.randperm(len(neg), generator=rng)[:n]]
     is_positive = torch.cat([torch.ones(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool)])
     return torch.cat([pos, neg]), is_positive
+
+
+def balanced_pair_count(
+    counts: torch.Tensor,
+    cell_voxels: int,
+    anchor_frac: float = 62 / 64,
+    neg_frac: float = 2 / 64,
+    max_pairs: int = 30,
+    distant_negative: bool = True,
+) -> int:
+    """Positive pairs :func:`mine_pairs` keeps for one count map: ``min(#pos, #neg, max_pairs)`` (no shuffling).
+
+    A pre-training step's contrastive term is active when some sample of its batch has a count > 0 (the
+    quantity ``contrastive_active_fraction`` reports); sizing a profile uses this without running a model.
+
+    Args:
+        counts, cell_voxels, anchor_frac, neg_frac, max_pairs, distant_negative: as :func:`mine_pairs`.
+    """
+    if max_pairs < 0:
+        raise ValueError(f"max_pairs must be >= 0, got {max_pairs}")
+    pos, neg = candidate_pairs(counts, cell_voxels, anchor_frac, neg_frac, distant_negative)
+    return int(min(len(pos), len(neg), max_pairs))
 
 
 def patch_pair_loss(

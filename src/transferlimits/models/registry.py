@@ -1,6 +1,8 @@
-"""Model registry: build an encoder by name and size, load released weights, wrap a pre-training objective.
+"""Model registry: the foundation models of the study by name, and name-based shortcuts to their adapters.
 
-Public entry points (re-exported by :mod:`transferlimits.models`)::
+Each foundation model is one :class:`~transferlimits.models.adapters.base.ModelAdapter` registered here with
+:func:`register_model`; the two of the study (``adapters/profound.py``, ``adapters/provicnet.py``) register
+when :mod:`transferlimits.models` is imported. Everything else asks :func:`get_model`::
 
     enc = build_encoder("profound", "tiny")                      # ConvNeXt-V2-Tiny 3D
     enc = build_encoder("provicnet", "vits14", img_size=448)     # ViT-S/14 + registers + slice tokens
@@ -8,157 +10,122 @@ Public entry points (re-exported by :mod:`transferlimits.models`)::
     obj = build_objective("profound", "fcmae", enc, get_profile("smoke"))
     loss, pred, mask = obj(x)
 
-Objectives: (profound, fcmae) -> :class:`~.fcmae.FCMAE`; (provicnet, mae) -> :class:`~.mae2d.MAE2D`;
-(provicnet, contrastive) -> ``ProViCNetContrastive``; (profound, contrastive) -> ``ConvNeXtContrastive``.
+This module imports nothing from the adapters (they import it), so it has no import cycle.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+if TYPE_CHECKING:  # annotations only: the adapters import this module
+    from torch import nn
 
-from .convnext3d import build_profound
+    from transferlimits.models.adapters.base import ModelAdapter
 
-__all__ = ["build_encoder", "encoder_for_profile", "load_pretrained", "build_objective", "ENCODERS", "OBJECTIVE_PAIRS"]
+__all__ = [
+    "MODEL_REGISTRY",
+    "register_model",
+    "get_model",
+    "model_names",
+    "build_encoder",
+    "encoder_for_profile",
+    "load_pretrained",
+    "build_objective",
+]
 
-ENCODERS: tuple[str, ...] = ("profound", "provicnet")
-OBJECTIVE_PAIRS: tuple[tuple[str, str], ...] = (
-    ("profound", "fcmae"),
-    ("profound", "contrastive"),
-    ("provicnet", "contrastive"),
-    ("provicnet", "mae"),
-)
-#: Decoder widths per encoder size: ProFound's FCMAE decoder is 512 wide; small ones for CPU sizes.
-_FCMAE_DECODER = {"tiny": 512, "smoke": 64, "test": 32}
-_MAE2D_DECODER = {"vits14": 256, "smoke": 64, "test": 32}
-#: CL_Head (hidden, bottleneck, out) and segmentation-head widths for the non-reference sizes.
-_SMALL_CL_DIMS = (128, 32, 512)
-
-
-def _check_name(name: str) -> None:
-    if name not in ENCODERS:
-        raise ValueError(f"unknown encoder {name!r}; valid: {list(ENCODERS)}")
+#: name -> adapter, in registration order (the study's two models first).
+MODEL_REGISTRY: dict[str, "ModelAdapter"] = {}
+_NAME = re.compile(r"^[a-z]+$")
+_REQUIRED = ("build_encoder", "build_objective", "load_released", "task_view", "pretrain_index",
+             "pretrain_prepare", "pretrain_item", "dense_head", "classification_head", "scalar_head", "lr_scales")
 
 
-def build_encoder(name: str, size: str, **kw: Any) -> nn.Module:
-    """Build a randomly initialised encoder.
+def register_model(adapter: "ModelAdapter", overwrite: bool = False) -> "ModelAdapter":
+    """Add ``adapter`` to :data:`MODEL_REGISTRY` and return it.
 
     Args:
-        name: ``"profound"`` or ``"provicnet"``.
-        size: profound: ``test``/``smoke``/``tiny``; provicnet: ``test``/``smoke``/``vits14``.
-        **kw: profound: ``in_chans``, ``drop_path_rate``; provicnet: ``img_size`` (default 448).
+        adapter: a :class:`~transferlimits.models.adapters.base.ModelAdapter` instance.
+        overwrite: replace an adapter of the same name (default False).
 
     Raises:
-        ValueError: unknown name or size (listing the valid ones).
+        ValueError: the name is not lower-case letters (it is a Snakemake wildcard), it has no objective,
+            a required method is missing, or the name is taken and not ``overwrite``.
     """
-    _check_name(name)
-    if name == "profound":
-        return build_profound(size, **kw)
-    from .vit import build_provicnet
-
-    return build_provicnet(size, **kw)
-
-
-def encoder_for_profile(name: str, profile: Any, **kw: Any) -> nn.Module:
-    """:func:`build_encoder` with the profile's size (and ``slice_size`` as provicnet ``img_size``)."""
-    _check_name(name)
-    if name == "provicnet":
-        kw.setdefault("img_size", profile.slice_size)
-    return build_encoder(name, profile.encoder_sizes[name], **kw)
+    name = getattr(adapter, "name", None)
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"model adapter name must be lower-case letters only, got {name!r}")
+    missing = [m for m in _REQUIRED if not callable(getattr(adapter, m, None))]
+    if missing:
+        raise ValueError(f"model adapter {name!r} lacks {missing}; subclass models.adapters.base.ModelAdapter")
+    if not getattr(adapter, "objectives", ()):
+        raise ValueError(f"model adapter {name!r} declares no pre-training objective")
+    if name in MODEL_REGISTRY and not overwrite:
+        raise ValueError(f"model {name!r} is already registered; pass overwrite=True to replace it")
+    MODEL_REGISTRY[name] = adapter
+    return adapter
 
 
-def load_pretrained(
-    name: str, path: str | Path, size: str | None = None, return_extras: bool = False, **kw: Any
-) -> nn.Module | tuple[nn.Module, Any]:
-    """Build an encoder and load released (or our own) weights into it, strictly.
+def get_model(name: str) -> "ModelAdapter":
+    """The adapter registered as ``name``.
+
+    Raises:
+        ValueError: unknown name (the message lists the registered ones).
+    """
+    if name not in MODEL_REGISTRY:
+        raise ValueError(f"unknown model {name!r}; valid: {list(MODEL_REGISTRY)}")
+    return MODEL_REGISTRY[name]
+
+
+def model_names() -> tuple[str, ...]:
+    """Registered model names, in registration order."""
+    return tuple(MODEL_REGISTRY)
+
+
+def build_encoder(name: str, size: str, **kw: Any) -> "nn.Module":
+    """A randomly initialised encoder of model ``name`` and ``size`` (see the adapter's ``build_encoder``).
+
+    Raises:
+        ValueError: unknown model or size (listing the valid ones).
+    """
+    return get_model(name).build_encoder(size, **kw)
+
+
+def encoder_for_profile(name: str, profile: Any, **kw: Any) -> "nn.Module":
+    """:func:`build_encoder` with the profile's size and view settings (e.g. ``slice_size`` as ``img_size``)."""
+    return get_model(name).encoder_for_profile(profile, **kw)
+
+
+def load_pretrained(name: str, path: str | Path, size: str | None = None, return_extras: bool = False,
+                    **kw: Any) -> "nn.Module | tuple[nn.Module, Any]":
+    """Build an encoder of model ``name`` and load released (or our own) weights into it, strictly.
 
     Args:
-        name: ``"profound"`` or ``"provicnet"``.
+        name: a registered model.
         path: checkpoint file.
-        size: encoder size; default: inferred from the file (profound) / ``"vits14"`` (provicnet).
-        return_extras: also return what the loader found besides the encoder (profound: the
-            :class:`~.checkpoints_profound.ProFoundCheckpoint` with layout and head state; provicnet: the
-            ``extras`` dict with ``head``, ``CL_Head``, ``ChannelReducer``). Default False.
-        **kw: profound: ``allow_pickle`` (default False), ``strict`` (default True), ``drop_path_rate``;
-            provicnet: ``img_size`` (default 448), ``strict`` (default True).
-
-    Returns:
-        The encoder with the checkpoint's weights (task heads are not built here); with
-        ``return_extras`` a tuple ``(encoder, extras)``.
+        size: encoder size; default: the adapter's (inferred from the file, or the published size).
+        return_extras: also return what the loader found besides the encoder. Default False.
+        **kw: loader options of the adapter (e.g. ``allow_pickle``, ``strict``, ``img_size``).
 
     Raises:
-        ValueError: unknown name; ``CheckpointError`` (a ValueError) for keys/shapes that do not match.
+        ValueError: unknown model; ``CheckpointError`` (a ValueError) for keys/shapes that do not match.
     """
-    _check_name(name)
-    if name == "profound":
-        from .checkpoints_profound import load_profound_checkpoint
-
-        loader_kw = {k: kw.pop(k) for k in ("allow_pickle", "strict") if k in kw}
-        model = build_profound(size, **kw) if size is not None else None
-        ckpt = load_profound_checkpoint(path, model=model, **loader_kw)
-        return (ckpt.encoder, ckpt) if return_extras else ckpt.encoder
-    from .checkpoints_provicnet import load_provicnet_checkpoint
-
-    encoder, extras = load_provicnet_checkpoint(path, size=size or "vits14", **kw)
-    return (encoder, extras) if return_extras else encoder
+    return get_model(name).load_released(path, size=size, return_extras=return_extras, **kw)
 
 
-def _objective_kwargs(model_name: str, objective: str, profile_or_kwargs: Any) -> dict[str, Any]:
-    if profile_or_kwargs is None:
-        return {}
-    if isinstance(profile_or_kwargs, Mapping):
-        return dict(profile_or_kwargs)
-    prof = profile_or_kwargs
-    size = prof.encoder_sizes[model_name]
-    reference = size in ("tiny", "vits14")
-    if objective == "fcmae":
-        return {"mask_ratio": prof.pretrain.mask_ratio, "decoder_dim": _FCMAE_DECODER.get(size, 64)}
-    if objective == "mae":
-        return {"mask_ratio": prof.pretrain.mask_ratio, "decoder_dim": _MAE2D_DECODER.get(size, 64)}
-    kw: dict[str, Any] = {"alpha": prof.pretrain.contrastive_alpha}
-    if model_name == "profound":
-        # Pairs are mined on the stride-4 (stage-1) grid, not stage 4: a stage-4 cell is 16^3 voxels
-        # (16x8x8 mm at the reference grid) and no csPCa lesion fills 62/64 of one, so the pair term was
-        # always zero there (measured on the real lesion of 11373_1001396: max 19.7 % cancer per cell).
-        # A stage-1 cell has 4^3 = 64 voxels, the same count as ProViCNet's 8x8-pixel label cells.
-        kw["pair_stage"] = 0
-    if not reference:
-        kw["cl_dims"] = _SMALL_CL_DIMS
-        kw["head_mid"] = (32, 16) if model_name == "provicnet" else 16
-    return kw
-
-
-def build_objective(model_name: str, objective: str, encoder: nn.Module, profile_or_kwargs: Any = None) -> nn.Module:
-    """Wrap ``encoder`` in its pre-training module.
+def build_objective(model_name: str, objective: str, encoder: "nn.Module", profile_or_kwargs: Any = None) -> "nn.Module":
+    """Wrap ``encoder`` in the pre-training module of ``objective`` for model ``model_name``.
 
     Args:
-        model_name: ``"profound"`` or ``"provicnet"``.
-        objective: ``"fcmae"`` (profound), ``"mae"`` (provicnet) or ``"contrastive"`` (both).
+        model_name: a registered model.
+        objective: one of the adapter's ``objectives``.
         encoder: the encoder to train (shared by reference, not copied).
-        profile_or_kwargs: a :class:`~transferlimits.config.Profile` (mask ratio, contrastive alpha and
-            decoder sizes follow it and its encoder size), a dict of constructor kwargs, or None
-            (the constructor defaults). Default None.
+        profile_or_kwargs: a ``Profile``, a dict of constructor kwargs, or None (constructor defaults).
 
     Raises:
-        ValueError: unknown model or objective, or a pair not in :data:`OBJECTIVE_PAIRS`.
+        ValueError: unknown model, or an objective the model does not support.
     """
-    _check_name(model_name)
-    if (model_name, objective) not in OBJECTIVE_PAIRS:
-        valid = [o for m, o in OBJECTIVE_PAIRS if m == model_name]
-        raise ValueError(f"unknown objective {objective!r} for {model_name!r}; valid: {valid}")
-    kw = _objective_kwargs(model_name, objective, profile_or_kwargs)
-    if objective == "fcmae":
-        from .fcmae import FCMAE
-
-        return FCMAE(encoder, **kw)
-    if objective == "mae":
-        from .mae2d import MAE2D
-
-        return MAE2D(encoder, **kw)
-    from .contrastive import ConvNeXtContrastive, ProViCNetContrastive
-
-    cls = ProViCNetContrastive if model_name == "provicnet" else ConvNeXtContrastive
-    return cls(encoder, **kw)
-
+    adapter = get_model(model_name)
+    adapter.check_objective(objective)
+    return adapter.build_objective(objective, encoder, profile_or_kwargs)

@@ -16,6 +16,10 @@ The parameter names follow ProFound's ``UperNet`` (itself the Hugging Face ``Upe
     auxiliary_head.classifier.{weight,bias}     1x1 Conv3d -> out_channels
 
 Every conv module is ``Conv3d(bias=False)`` -> channels-first LayerNorm -> GELU.
+
+With ``full_res=True`` (the ``cpu`` profile) the upsampled logits are refined at the input resolution from the
+input itself (``full_res.*``, :class:`~transferlimits.models.fullres.FullResRefine`), and with ``residual=True``
+the degraded input (in target units) is added: a deviation from ProFound's head, which predicts at stride 4.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from transferlimits.models.convnext3d import LayerNormCF
+from transferlimits.models.fullres import FullResRefine, residual_source
 
 __all__ = ["ConvModule3D", "UperNetHead3D", "FCNAuxHead3D", "UperNet3D"]
 
@@ -115,13 +120,19 @@ class UperNet3D(nn.Module):
         width: hidden width of the decoder (default 512; smaller for smoke runs).
         pool_scales: PPM scales (default (1, 2, 3, 6)); scales larger than the map are fine.
         aux_channels: width of the auxiliary head (default 256); 0 disables it.
+        full_res: refine the upsampled logits at the input resolution from the input (a full-resolution skip,
+            :class:`~transferlimits.models.fullres.FullResRefine`; default False = ProFound's head).
+        residual: also add ``gain * src + bias`` with ``src`` the input in target units (restoration; needs
+            ``full_res``; default False).
+        full_res_width: hidden width of the full-resolution convs (default 16).
 
     ``forward(x [B, 3, D, H, W], pos=None)`` returns logits [B, out_channels, D, H, W] (trilinear
     upsampling from stage-1 resolution); in training mode ``(main, aux)`` with ``aux`` at the input size.
     """
 
     def __init__(self, encoder: nn.Module, out_channels: int, width: int = 512,
-                 pool_scales: Sequence[int] = (1, 2, 3, 6), aux_channels: int = 256) -> None:
+                 pool_scales: Sequence[int] = (1, 2, 3, 6), aux_channels: int = 256, full_res: bool = False,
+                 residual: bool = False, full_res_width: int = 16) -> None:
         super().__init__()
         if out_channels < 1 or width < 1 or aux_channels < 0 or not pool_scales or min(pool_scales) < 1:
             raise ValueError(
@@ -135,12 +146,20 @@ class UperNet3D(nn.Module):
         self.hidden_norm = nn.ModuleList(LayerNormCF(d) for d in dims)
         self.decode_head = UperNetHead3D(dims, out_channels, width, pool_scales)
         self.auxiliary_head = FCNAuxHead3D(dims[2], out_channels, aux_channels) if aux_channels else None
+        if residual and not full_res:
+            raise ValueError("UperNet3D: residual=True needs full_res=True")
+        in_ch = int(getattr(encoder, "in_chans", 3))
+        self.full_res = (FullResRefine(in_ch, out_channels, out_channels, full_res_width, 3, residual)
+                         if full_res else None)
 
     def forward(self, x: Tensor, pos: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
         maps = self.encoder.forward_features(x).maps
         maps = [norm(m) for norm, m in zip(self.hidden_norm, maps)]
         size = x.shape[2:]
         main = _resize(self.decode_head(maps), size)
+        if self.full_res is not None:
+            src = residual_source(x.sum(dim=1))[:, None] if self.full_res.residual else None
+            main = self.full_res(main, x.contiguous(), src)
         if self.training and self.auxiliary_head is not None:
             return main, _resize(self.auxiliary_head(maps[2]), size)
         return main

@@ -22,10 +22,12 @@ from .output import EncoderOutput
 
 __all__ = ["DinoV2ViT", "ProViCNetEncoder", "PROVICNET_SIZES", "build_provicnet"]
 
-#: Encoder sizes: (embed_dim, depth, num_heads). ``vits14`` is DINOv2 ViT-S/14 (ProViCNet).
+#: Encoder sizes: (embed_dim, depth, num_heads). ``vits14`` is DINOv2 ViT-S/14 (ProViCNet); ``cpu`` is the
+#: two-core ``cpu`` profile's size (``benchmarks/estimate_cpu.py``).
 PROVICNET_SIZES: dict[str, dict[str, int]] = {
     "test": {"embed_dim": 24, "depth": 1, "num_heads": 2},
     "smoke": {"embed_dim": 48, "depth": 2, "num_heads": 2},
+    "cpu": {"embed_dim": 96, "depth": 4, "num_heads": 4},
     "vits14": {"embed_dim": 384, "depth": 12, "num_heads": 6},
 }
 
@@ -293,7 +295,7 @@ def build_provicnet(size: str = "vits14", img_size: int = 448) -> ProViCNetEncod
     """Build a :class:`ProViCNetEncoder` of a named size.
 
     Args:
-        size: one of ``PROVICNET_SIZES`` (``"test"``, ``"smoke"``, ``"vits14"``; default ``"vits14"``).
+        size: one of ``PROVICNET_SIZES`` (``"test"``, ``"smoke"``, ``"cpu"``, ``"vits14"``; default ``"vits14"``).
         img_size: slice size in pixels, a multiple of 14 (default 448).
     """
     if size not in PROVICNET_SIZES:

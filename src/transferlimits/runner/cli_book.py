@@ -21,6 +21,7 @@ from pathlib import Path
 
 from transferlimits import paths
 from transferlimits.config import PROFILES
+from transferlimits.runner.notebook import hermetic_env
 
 __all__ = ["add_arguments", "main", "stage_generated", "build_book", "CURRENT"]
 
@@ -57,8 +58,6 @@ def build_book(profile: str = "smoke", rebuild_all: bool = False) -> Path:
     Raises:
         RuntimeError: the build failed or warned (the message has the tail of its output).
     """
-    from transferlimits.runner.notebook import hermetic_env
-
     stage_generated(profile)
     exe = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(exe) if exe.exists() else "jupyter-book", "build", ".", "-W", "-n", "--keep-going"]

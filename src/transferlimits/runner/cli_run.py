@@ -13,6 +13,7 @@ Examples:
   python -m transferlimits run --profile smoke --param segmentation.finetune_epochs=2
   python -m transferlimits run --profile picai --data /data/picai --weights profound=/w/profound.pt
   python -m transferlimits run --profile smoke --task-module mytasks --task-notebook gland_volume=nb/15_gland_volume.py
+  python -m transferlimits run --profile smoke --model-module mymodel --only model=mymodel,task=segmentation
   python -m transferlimits run --profile reference --snakemake-profile workflow/profiles/slurm
 
 Environment: TRANSFERLIMITS_RESULTS moves results/; TRANSFERLIMITS_ROOT moves the whole tree
@@ -27,7 +28,8 @@ import sys
 from pathlib import Path
 
 from transferlimits import paths
-from transferlimits.config import MODELS, PROFILES
+from transferlimits.config import PROFILES
+from transferlimits.models.registry import model_names
 from transferlimits.runner import workflow as wf
 
 __all__ = ["add_arguments", "main", "build_config", "parse_pairs"]
@@ -42,12 +44,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, metavar="PATH",
                    help="PI-CAI public images folder (profile picai); passed to the data notebook")
     p.add_argument("--weights", nargs="+", default=[], metavar="NAME=PATH",
-                   help=f"released encoder weights per model ({', '.join(MODELS)}); such models skip pre-training")
+                   help=f"released encoder weights per model ({', '.join(model_names())}); such models skip "
+                        "pre-training")
     p.add_argument("--cores", type=int, default=2, help="cores Snakemake may use (default 2)")
     p.add_argument("--dry-run", "-n", action="store_true", help="only list the jobs that would run")
     p.add_argument("--task-module", action="append", default=[], metavar="MODULE",
                    help="import MODULE, which registers new tasks with transferlimits.data.tasks.register_task; "
                         "its tasks join the grid (repeatable)")
+    p.add_argument("--model-module", action="append", default=[], metavar="MODULE",
+                   help="import MODULE, which registers a foundation model with "
+                        "transferlimits.models.registry.register_model; its models join the grid (repeatable)")
     p.add_argument("--task-notebook", action="append", default=[], metavar="TASK=PATH",
                    help="notebook template of a task (default notebooks/NN_<task>.py) (repeatable)")
     p.add_argument("--param", action="append", default=[], metavar="TASK.NAME=VALUE",
@@ -76,10 +82,12 @@ def build_config(args: argparse.Namespace) -> dict:
     """The Snakemake config of one invocation, validated (grid, weights, per-task parameters)."""
     from transferlimits.runner.params import validate_parameters
 
+    model_modules = list(getattr(args, "model_module", []) or [])
+    wf.load_model_modules(model_modules)
     weights = parse_pairs(args.weights, "--weights")
-    bad = sorted(set(weights) - set(MODELS))
+    bad = sorted(set(weights) - set(model_names()))
     if bad:
-        raise ValueError(f"--weights model {bad[0]!r} is unknown; valid: {list(MODELS)}")
+        raise ValueError(f"--weights model {bad[0]!r} is unknown; valid: {list(model_names())}")
     for model, path in weights.items():
         if not Path(path).is_file():
             raise ValueError(f"--weights {model}={path}: file does not exist")
@@ -87,7 +95,7 @@ def build_config(args: argparse.Namespace) -> dict:
         raise ValueError(f"--data {args.data}: folder does not exist")
     only = wf.parse_only(args.only)
     notebooks = {k: str(Path(v).resolve()) for k, v in parse_pairs(args.task_notebook, "--task-notebook").items()}
-    grid = wf.build_grid(args.profile, only, args.task_module, notebooks, weights)
+    grid = wf.build_grid(args.profile, only, args.task_module, notebooks, weights, model_modules)
     task_params: dict[str, dict[str, str]] = {}
     for key, value in parse_pairs(args.param, "--param").items():
         task, sep, name = key.partition(".")
@@ -104,6 +112,7 @@ def build_config(args: argparse.Namespace) -> dict:
         "profile": args.profile,
         "only": {k: sorted(v) for k, v in only.items()},
         "task_modules": list(args.task_module),
+        "model_modules": model_modules,
         "task_notebooks": notebooks,
         "task_params": task_params,
         "weights": {k: str(Path(v).resolve()) for k, v in weights.items()},

@@ -14,6 +14,7 @@ from collections import Counter
 
 from transferlimits import paths
 from transferlimits.config import PROFILES
+from transferlimits.runner.cli_run import snakemake_for
 
 __all__ = ["add_arguments", "main", "summary", "classify"]
 
@@ -37,8 +38,6 @@ def classify(status: str, plan: str) -> str:
 
 def summary(args: argparse.Namespace) -> list[tuple[str, str]]:
     """``[(output file, fresh|stale|missing)]`` from ``snakemake --summary``."""
-    from transferlimits.runner.cli_run import snakemake_for
-
     ns = argparse.Namespace(profile=args.profile, only=args.only, force=False, data=None, weights=[], cores=1,
                             dry_run=False, task_module=args.task_module, task_notebook=args.task_notebook,
                             param=[], gpu=0, snakemake_profile=None, snakemake_args="")

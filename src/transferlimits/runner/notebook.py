@@ -22,6 +22,11 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
+import nbformat
+import papermill
+from papermill.exceptions import PapermillExecutionError
+
+from transferlimits import paths
 from transferlimits.runner.params import read_template, validate_parameters
 
 __all__ = ["NotebookFailed", "hermetic_env", "execute", "main"]
@@ -40,8 +45,6 @@ class NotebookFailed(RuntimeError):
 
 def runtime_root() -> Path:
     """Folder for the hermetic Jupyter/IPython/matplotlib state (under the results tree)."""
-    from transferlimits import paths
-
     base = Path(os.environ.get("TRANSFERLIMITS_RESULTS", paths.ROOT / "results"))
     return base / ".runtime"
 
@@ -94,11 +97,7 @@ def execute(
         ValueError: bad template or parameters.
         NotebookFailed: a cell raised; the partial notebook is kept as ``<name>.failed.ipynb``.
     """
-    import nbformat
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
 
-    from transferlimits import paths
 
     template, output = Path(template), Path(output)
     if output.suffix != ".ipynb":

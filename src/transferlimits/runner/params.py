@@ -2,7 +2,9 @@
 
 papermill only *warns* about a parameter the notebook does not define; a mistyped name would then
 silently run the template's default. Here every name is checked against the template's parameters
-cell, and string values from a command line are coerced to the type of the default.
+cell, string values from a command line are coerced to the type of the default, and the numbers of
+:data:`PARAMETER_RANGES` are checked against their range (``finetune_epochs=-3`` is refused, not run
+with the default and recorded as -3; ``finetune_epochs=0`` keeps meaning "the profile's epochs").
 """
 
 from __future__ import annotations
@@ -11,7 +13,20 @@ import ast
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["read_template", "template_parameters", "validate_parameters", "coerce_value"]
+from transferlimits.config_ranges import Range
+
+__all__ = ["read_template", "template_parameters", "validate_parameters", "coerce_value", "check_range",
+           "PARAMETER_RANGES", "PARAMETER_HELP"]
+
+#: Valid values of the numeric notebook parameters shared by the task templates, and what the edge
+#: values mean. A parameter not listed here is only type-checked.
+PARAMETER_RANGES: dict[str, tuple[Range, str]] = {
+    "finetune_epochs": (Range("int", 0), "0 = the profile's fine-tuning epochs"),
+    "seed": (Range("int", 0), ""),
+}
+#: One line for ``--help``: the ranges of :data:`PARAMETER_RANGES`.
+PARAMETER_HELP = "; ".join(
+    f"{name}: {rng.describe()}{' (' + note + ')' if note else ''}" for name, (rng, note) in PARAMETER_RANGES.items())
 
 
 def read_template(path: str | Path):
@@ -105,6 +120,20 @@ def coerce_value(name: str, value: Any, default: Any) -> Any:
     return value
 
 
+def check_range(name: str, value: Any) -> Any:
+    """Return ``value`` if ``name`` has no range in :data:`PARAMETER_RANGES` or ``value`` is within it.
+
+    Raises:
+        ValueError: out of range (the message names the parameter, the value and the valid range).
+    """
+    if name in PARAMETER_RANGES:
+        rng, note = PARAMETER_RANGES[name]
+        if not rng.ok(value):
+            raise ValueError(f"parameter {name!r}={value!r} is invalid: expected {rng.describe()}"
+                             f"{' (' + note + ')' if note else ''}")
+    return value
+
+
 def validate_parameters(template: Any, parameters: Mapping[str, Any]) -> dict[str, Any]:
     """Check every name against the template's parameters cell and coerce the values.
 
@@ -116,7 +145,8 @@ def validate_parameters(template: Any, parameters: Mapping[str, Any]) -> dict[st
         The coerced parameters.
 
     Raises:
-        ValueError: an unknown name (the message lists the valid ones) or a value of the wrong type.
+        ValueError: an unknown name (the message lists the valid ones), a value of the wrong type, or
+            one outside its range in :data:`PARAMETER_RANGES`.
     """
     defaults = template_parameters(template)
     where = f" of {str(template)!r}" if isinstance(template, (str, Path)) else ""
@@ -125,4 +155,4 @@ def validate_parameters(template: Any, parameters: Mapping[str, Any]) -> dict[st
         raise ValueError(
             f"unknown notebook parameter(s) {unknown}{where}; valid: {sorted(defaults)}"
         )
-    return {k: coerce_value(k, v, defaults[k]) for k, v in parameters.items()}
+    return {k: check_range(k, coerce_value(k, v, defaults[k])) for k, v in parameters.items()}

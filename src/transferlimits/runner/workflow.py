@@ -4,38 +4,54 @@ The Snakefile (``workflow/Snakefile``) asks :func:`build_grid` which jobs exist;
 :func:`snakemake_command` how to call Snakemake. Snakemake itself decides what is up to date.
 
 Extension point for new tasks: a Python module that calls
-``transferlimits.data.tasks.register_task(TaskSpec(...))`` is named with ``--task-module`` (importable
+``transferlimits.tasks.register_task(TaskSpec(...))`` is named with ``--task-module`` (importable
 from the working directory or ``PYTHONPATH``); every task it registers that the profile does not list
-joins the grid. Its notebook template is ``--task-notebook TASK=PATH`` or, by default, the file
-``notebooks/NN_<task>.py``.
+joins the grid. Every task runs the one template ``notebooks/10_task.py`` (:data:`TASK_TEMPLATE`) unless
+``--task-notebook TASK=PATH`` names another.
+
+Extension point for new foundation models: a module that calls
+``transferlimits.models.registry.register_model(adapter)`` is named with ``--model-module``; every model it
+registers that the profile does not list joins the grid (restrict it with ``--only model=NAME``).
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+import yaml
+
 from transferlimits import paths
-from transferlimits.config import NATIVE_OBJECTIVE, SWAPPED_OBJECTIVE, get_profile
+from transferlimits.config import get_profile
+from transferlimits.models.registry import MODEL_REGISTRY, get_model
+from transferlimits.tasks import registry as task_registry
 
 __all__ = [
     "ONLY_KEYS",
     "Grid",
     "parse_only",
     "load_task_modules",
+    "load_model_modules",
     "task_template",
     "build_grid",
     "executed_notebook",
     "metrics_path",
     "snakemake_command",
     "SNAKEFILE",
+    "TASK_TEMPLATE",
+    "CORE_SOURCES",
+    "RULE_SOURCES",
+    "rule_sources",
 ]
 
 SNAKEFILE: Path = paths.ROOT / "workflow" / "Snakefile"
+#: the notebook template of every task, executed once per (task, model, seed, objective).
+TASK_TEMPLATE: Path = paths.NOTEBOOKS / "10_task.py"
 ONLY_KEYS = ("task", "model", "seed")
 
 
@@ -58,6 +74,40 @@ class Grid:
     templates: Mapping[str, str] = field(default_factory=dict)
 
 
+#: Source files each Snakefile rule depends on, by concern (paths under ``src/transferlimits``; a folder
+#: means its ``*.py`` files, ``*.py`` the package's top-level modules: config, paths, runtime, cli). The core
+#: is needed by every rule: config derives ``TASKS`` from ``tasks/``, whose kinds score with ``metrics/``, and
+#: every rule runs a notebook through ``runner/``. An edit in ``figures/`` therefore re-runs only the rules
+#: whose notebooks plot with it; an edit in ``models/`` re-runs pre-training and the task runs.
+CORE_SOURCES: tuple[str, ...] = ("*.py", "tasks", "metrics", "runner/notebook.py", "runner/params.py",
+                                 "runner/provenance.py")
+RULE_SOURCES: dict[str, tuple[str, ...]] = {
+    "data": CORE_SOURCES + ("data", "figures/__init__.py", "figures/data.py"),
+    "pretrain": CORE_SOURCES + ("data", "models", "training"),
+    "task_run": CORE_SOURCES + ("data", "models", "training", "study", "figures/__init__.py", "figures/training.py"),
+    "control_run": CORE_SOURCES + ("data", "models", "training", "study", "figures/__init__.py",
+                                   "figures/training.py"),
+    "control": CORE_SOURCES + ("study", "figures"),
+    "alignment": CORE_SOURCES + ("study", "figures"),
+}
+
+
+def rule_sources(rule: str, root: Path | None = None) -> list[str]:
+    """Sorted source files of ``rule`` (see :data:`RULE_SOURCES`) under ``root`` (default the package).
+
+    Raises:
+        ValueError: an unknown rule (the message lists the known ones).
+    """
+    if rule not in RULE_SOURCES:
+        raise ValueError(f"unknown rule {rule!r}; valid: {sorted(RULE_SOURCES)}")
+    root = Path(root) if root is not None else paths.ROOT / "src" / "transferlimits"
+    files: set[Path] = set()
+    for entry in RULE_SOURCES[rule]:
+        target = root / entry
+        files |= set(target.rglob("*.py")) if target.is_dir() else set(root.glob(entry))
+    return sorted(str(f) for f in files)
+
+
 def parse_only(spec: str | None) -> dict[str, set[str]]:
     """Parse ``task=a,model=b,task=c`` into ``{"task": {"a","c"}, "model": {"b"}}``.
 
@@ -75,15 +125,12 @@ def parse_only(spec: str | None) -> dict[str, set[str]]:
     return out
 
 
-def load_task_modules(modules: Iterable[str]) -> list[str]:
-    """Import modules that register tasks; return the names of tasks they added (in order).
+def _import_modules(modules: Iterable[str], what: str) -> None:
+    """Import each named module (from the working directory or ``PYTHONPATH``).
 
     Raises:
-        ValueError: a module cannot be imported.
+        ValueError: a module cannot be imported (``what`` names the option).
     """
-    from transferlimits.data import tasks as task_registry
-
-    before = set(task_registry.TASK_REGISTRY)
     for name in modules:
         if not name:
             continue
@@ -92,26 +139,55 @@ def load_task_modules(modules: Iterable[str]) -> list[str]:
         try:
             importlib.import_module(name)
         except ImportError as exc:
-            raise ValueError(f"task module {name!r} cannot be imported: {exc}") from None
+            raise ValueError(f"{what} module {name!r} cannot be imported: {exc}") from None
+
+
+def load_task_modules(modules: Iterable[str]) -> list[str]:
+    """Import modules that register tasks; return the names of tasks they added (in order).
+
+    Raises:
+        ValueError: a module cannot be imported.
+    """
+    before = set(task_registry.TASK_REGISTRY)
+    _import_modules(modules, "task")
     return [t for t in task_registry.TASK_REGISTRY if t not in before]
 
 
-def task_template(task: str, task_notebooks: Mapping[str, str] | None = None) -> Path:
-    """Notebook template of ``task``: ``task_notebooks[task]`` or ``notebooks/NN_<task>.py``.
+#: model module name -> the models its import registered (so a second call returns them again)
+_MODEL_MODULES: dict[str, list[str]] = {}
+
+
+def load_model_modules(modules: Iterable[str]) -> list[str]:
+    """Import modules that register foundation models; return the names of the models they registered (in
+    order; the same names on every call).
 
     Raises:
-        ValueError: no template found (the message lists the templates that exist).
+        ValueError: a module cannot be imported.
+    """
+    out: list[str] = []
+    for name in filter(None, modules):
+        if name in sys.modules and name not in _MODEL_MODULES:  # imported before: its adapters' classes
+            _MODEL_MODULES[name] = [m for m, a in MODEL_REGISTRY.items() if type(a).__module__ == name]
+        if name not in _MODEL_MODULES:
+            before = set(MODEL_REGISTRY)
+            _import_modules([name], "model")
+            _MODEL_MODULES[name] = [m for m in MODEL_REGISTRY if m not in before]
+        out += [m for m in _MODEL_MODULES[name] if m not in out]
+    return out
+
+
+def task_template(task: str, task_notebooks: Mapping[str, str] | None = None) -> Path:
+    """Notebook template of ``task``: ``task_notebooks[task]`` or :data:`TASK_TEMPLATE`.
+
+    Raises:
+        ValueError: an override that does not exist.
     """
     if task_notebooks and task in task_notebooks:
         path = Path(task_notebooks[task]).resolve()
         if not path.is_file():
             raise ValueError(f"notebook template for task {task!r} does not exist: {path}")
         return path
-    found = sorted(paths.NOTEBOOKS.glob(f"[0-9][0-9]_{task}.py"))
-    if not found:
-        have = sorted(p.name for p in paths.NOTEBOOKS.glob("1[0-9]_*.py"))
-        raise ValueError(f"no notebook template for task {task!r}; pass --task-notebook {task}=PATH (have: {have})")
-    return found[0]
+    return TASK_TEMPLATE
 
 
 def build_grid(
@@ -120,6 +196,7 @@ def build_grid(
     task_modules: Sequence[str] = (),
     task_notebooks: Mapping[str, str] | None = None,
     weights: Mapping[str, str] | None = None,
+    model_modules: Sequence[str] = (),
 ) -> Grid:
     """All jobs of ``profile``: native runs, swapped control runs, pre-training, templates.
 
@@ -129,13 +206,16 @@ def build_grid(
         task_modules: modules that register extra tasks (the extension point). Default none.
         task_notebooks: task -> template path overrides. Default none.
         weights: model -> released encoder weights; such models skip pre-training and the control.
+        model_modules: modules that register extra foundation models (the extension point). Default none.
     """
     prof = get_profile(profile)
     only = dict(only or {})
     extra = load_task_modules(task_modules)
     tasks = list(prof.tasks) + [t for t in extra if t not in prof.tasks]
+    extra_models = load_model_modules(model_modules)
+    models = list(prof.models) + [m for m in extra_models if m not in prof.models]
     for key, values in only.items():
-        valid = {"task": tasks, "model": list(prof.models), "seed": [str(s) for s in prof.seeds]}[key]
+        valid = {"task": tasks, "model": models, "seed": [str(s) for s in prof.seeds]}[key]
         bad = sorted(set(values) - set(valid))
         if bad:
             raise ValueError(f"--only {key}={bad[0]} is not in profile {profile!r}; valid: {valid}")
@@ -146,13 +226,13 @@ def build_grid(
         )
 
     weights = dict(weights or {})
-    runs = tuple((t, m, s) for t in tasks for m in prof.models for s in prof.seeds if keep(t, m, s))
+    runs = tuple((t, m, s) for t in tasks for m in models for s in prof.seeds if keep(t, m, s))
     swapped = tuple(
-        (t, m, s) for t in prof.control_tasks for m in prof.models for s in prof.seeds
+        (t, m, s) for t in prof.control_tasks for m in models for s in prof.seeds
         if keep(t, m, s) and m not in weights and t in tasks
     )
-    pre = {(m, NATIVE_OBJECTIVE[m]) for _, m, _ in runs if m not in weights}
-    pre |= {(m, SWAPPED_OBJECTIVE[m]) for _, m, _ in swapped}
+    pre = {(m, get_model(m).native_objective) for _, m, _ in runs if m not in weights}
+    pre |= {(m, get_model(m).swapped_objective) for _, m, _ in swapped}
     templates = {t: str(task_template(t, task_notebooks)) for t in {r[0] for r in runs}}
     return Grid(profile, runs, swapped, tuple(sorted(pre)), templates)
 
@@ -213,8 +293,6 @@ def snakemake_command(
 
 def write_config(path: str | Path, config: Mapping[str, Any]) -> Path:
     """Write the run config as YAML (what ``--configfile`` reads)."""
-    import yaml
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(dict(config), sort_keys=True))
@@ -223,8 +301,6 @@ def write_config(path: str | Path, config: Mapping[str, Any]) -> Path:
 
 def notebook_timings(profile: str) -> dict[str, float]:
     """Seconds per executed notebook of the last runs, parsed from ``results/<profile>/logs/*.log``."""
-    import re
-
     out: dict[str, float] = {}
     for log in sorted((paths.results_dir(profile) / "logs").glob("*.log")):
         m = re.search(r"\[notebook\] \S+ -> (\S+) in ([0-9.]+) s", log.read_text(errors="replace"))

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from transferlimits.runtime import atomic_save_torch
+from transferlimits.runtime import atomic_save_torch, load_torch_file
 
 __all__ = [
     "warmup_cosine_lr",
@@ -75,21 +75,25 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
-def _no_decay(name: str, param: nn.Parameter) -> bool:
+def _no_decay(name: str, param: nn.Parameter, extra: tuple[str, ...] = ()) -> bool:
     leaf = name.rsplit(".", 1)[-1]
-    return param.ndim <= 1 or leaf.endswith("_token") or leaf in ("pos_embed", "axis_pos", "axis_max")
+    return param.ndim <= 1 or leaf.endswith("_token") or leaf == "pos_embed" or leaf in extra
 
 
 def param_groups(
-    model: nn.Module, weight_decay: float, lr_scales: dict[str, float] | None = None
+    model: nn.Module, weight_decay: float, lr_scales: dict[str, float] | None = None,
+    no_decay_names: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
-    """AdamW parameter groups: no weight decay on biases, norm weights (1-D params), ``*_token`` and
-    ``pos_embed``; every group carries an ``lr_scale`` (see :func:`set_lr`).
+    """AdamW parameter groups: no weight decay on biases, norm weights (1-D params), ``*_token``,
+    ``pos_embed`` and the model's own ``no_decay_names``; every group carries an ``lr_scale`` (see
+    :func:`set_lr`).
 
     Args:
         model: the module whose trainable (``requires_grad``) parameters are grouped.
         weight_decay: decay of the decayed groups (>= 0).
         lr_scales: optional ``{parameter name: lr multiplier}``; missing names get 1.0.
+        no_decay_names: parameter leaf names (the part after the last dot) exempt from decay, e.g. a model
+            adapter's ``no_decay_names``. Default none.
 
     Returns:
         A list of dicts ``{"params", "weight_decay", "lr_scale", "names"}``, one per distinct
@@ -109,7 +113,7 @@ def param_groups(
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        wd = 0.0 if _no_decay(name, param) else float(weight_decay)
+        wd = 0.0 if _no_decay(name, param, tuple(no_decay_names)) else float(weight_decay)
         scale = float(lr_scales.get(name, 1.0))
         group = groups.setdefault((wd, scale), {"params": [], "names": [], "weight_decay": wd, "lr_scale": scale})
         group["params"].append(param)
@@ -167,10 +171,13 @@ def maybe_channels_last(obj: Any, device: torch.device | str, ndim: int) -> Any:
 
 
 def rng_state() -> dict[str, Any]:
-    """Python, NumPy and torch (CPU, and CUDA when available) RNG states."""
+    """Python, NumPy and torch (CPU, and CUDA when available) RNG states, as plain types and tensors
+    only (a checkpoint holding them loads with ``weights_only=True``)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -182,7 +189,11 @@ def restore_rng(state: dict[str, Any]) -> None:
     """Restore the RNG states saved by :func:`rng_state` (accepts a checkpoint dict holding ``"rng"``)."""
     state = state.get("rng", state)
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    npst = state["numpy"]
+    if isinstance(npst, dict):
+        npst = (npst["name"], np.asarray(npst["keys"], np.uint32), npst["pos"], npst["has_gauss"],
+                npst["cached_gaussian"])
+    np.random.set_state(npst)
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -250,11 +261,14 @@ class Checkpointer:
         return atomic_save_torch(self.path, payload)
 
     def load_latest(self, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
-        """The last checkpoint's dict, or ``None`` when there is none. RNG states are not applied."""
+        """The last checkpoint's dict, or ``None`` when there is none. RNG states are not applied.
+
+        Read with ``weights_only=True``. Raises :class:`~transferlimits.runtime.CheckpointError` naming
+        the file when it is empty or truncated (delete it, or pass ``resume=False``, to start over).
+        """
         if not self.path.exists():
             return None
-        # weights_only=False: our own file holds python/numpy RNG tuples.
-        return torch.load(self.path, map_location=map_location, weights_only=False)
+        return load_torch_file(self.path, map_location=map_location, what="training checkpoint")
 
     def remove(self) -> None:
         """Delete the checkpoint (after the final outputs were written)."""

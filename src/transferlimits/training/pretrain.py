@@ -1,7 +1,8 @@
 """Pre-train one encoder with one objective on the profile's pre-training pool.
 
-The four (backbone, objective) pairs of the study: ``profound/fcmae`` and ``provicnet/contrastive``
-(native), ``profound/contrastive`` and ``provicnet/mae`` (swapped, the 2x2 control of STUDY H6).
+Each model adapter (``transferlimits.models.get_model``) names its objectives; the study's four pairs are
+``profound/fcmae`` and ``provicnet/contrastive`` (native), ``profound/contrastive`` and ``provicnet/mae``
+(swapped, the 2x2 control of STUDY H6).
 All share one recipe per profile: AdamW, per-iteration linear warmup + half-cycle cosine, a NaN/inf
 guard, an atomic checkpoint every ``checkpoint_every`` steps and resume after an interruption
 (same step, optimizer and RNG state, so a resumed CPU run reproduces an uninterrupted one exactly).
@@ -21,7 +22,6 @@ Example::
 
 from __future__ import annotations
 
-import argparse
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -29,39 +29,39 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from transferlimits import paths
-from transferlimits.config import MODELS, NATIVE_OBJECTIVE, OBJECTIVES, Profile, get_profile, profile_to_dict
+from transferlimits.config import Profile, profile_to_dict
+from transferlimits.models.registry import get_model, model_names
 from transferlimits.runtime import (
+    CheckpointError,
     atomic_save_torch,
     atomic_write_json,
     git_commit,
     hardware_info,
+    load_torch_file,
     resolve_device,
     seed_everything,
     set_threads,
     software_versions,
 )
+from transferlimits.training.engine import train_step
 from transferlimits.training.loop import (
     Checkpointer,
     Timer,
-    autocast_context,
-    check_finite,
     maybe_channels_last,
     generator_states,
     param_groups,
     restore_generators,
     restore_rng,
     seed_generators,
-    set_lr,
     warmup_cosine_lr,
 )
 from transferlimits.training.pretrain_data import build_pretrain_loader, forward_objective
 
-__all__ = ["PretrainResult", "pretrain", "load_pretrained_encoder", "pretrain_settings", "add_arguments", "main"]
+__all__ = ["PretrainResult", "pretrain", "load_pretrained_encoder", "pretrain_settings"]
 
-#: objectives each backbone supports (native first)
-VALID_PAIRS: dict[str, tuple[str, ...]] = {"profound": ("fcmae", "contrastive"), "provicnet": ("contrastive", "mae")}
 
 
 @dataclass
@@ -80,22 +80,24 @@ class PretrainResult:
 
 
 def _check_pair(model: str, objective: str) -> None:
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; valid: {list(MODELS)}")
-    if objective not in OBJECTIVES:
-        raise ValueError(f"unknown objective {objective!r}; valid: {list(OBJECTIVES)}")
-    if objective not in VALID_PAIRS[model]:
-        raise ValueError(f"objective {objective!r} is not defined for {model!r}; valid: {list(VALID_PAIRS[model])}")
+    """ValueError for an unknown model or an objective the model's adapter does not define."""
+    adapter = get_model(model)
+    known = list(dict.fromkeys(o for m in model_names() for o in get_model(m).objectives))
+    if objective not in known:
+        raise ValueError(f"unknown objective {objective!r}; valid: {known}")
+    if objective not in adapter.objectives:
+        raise ValueError(f"objective {objective!r} is not defined for {model!r}; valid: {list(adapter.objectives)}")
 
 
 def pretrain_settings(model: str, objective: str, profile: Profile, seed: int, steps: int) -> dict[str, Any]:
     """The settings that define a pre-training run (a finished run is reused only if they match)."""
     rec = profile.pretrain
+    adapter = get_model(model)
     settings = {
         "model": model,
         "objective": objective,
-        "size": profile.encoder_sizes[model],
-        "img_size": profile.slice_size if model == "provicnet" else None,
+        "size": adapter.size_for(profile),
+        "img_size": adapter.encoder_kwargs(profile).get("img_size"),
         "grid": profile.grid.shape,
         "spacing": profile.grid.spacing,
         "pool_patients": profile.splits.pretrain,
@@ -114,12 +116,10 @@ def pretrain_settings(model: str, objective: str, profile: Profile, seed: int, s
 
 
 def _build_modules(model: str, objective: str, profile: Profile) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """(encoder, objective module wrapping it), built from :mod:`transferlimits.models`."""
-    from transferlimits.models import build_encoder, build_objective
-
-    kwargs = {"img_size": profile.slice_size} if model == "provicnet" else {}
-    encoder = build_encoder(model, profile.encoder_sizes[model], **kwargs)
-    module = build_objective(model, objective, encoder, profile)
+    """(encoder, objective module wrapping it), built by the model's adapter."""
+    adapter = get_model(model)
+    encoder = adapter.encoder_for_profile(profile)
+    module = adapter.build_objective(objective, encoder, profile)
     return encoder, module
 
 
@@ -140,7 +140,11 @@ def _try_reuse(out: Path, settings: dict[str, Any]) -> PretrainResult | None:
     path = out / "encoder.pt"
     if not (path.exists() and (out / "curve.json").exists() and (out / "pretrain.json").exists()):
         return None
-    meta = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        meta = load_torch_file(path, what="pre-trained encoder")
+    except CheckpointError as err:
+        warnings.warn(f"{err}; pre-training again", stacklevel=2)
+        return None
     if meta.get("settings") != settings:
         return None
     curve = json.loads((out / "curve.json").read_text())
@@ -167,8 +171,9 @@ def pretrain(
     """Pre-train ``model`` with ``objective`` on ``profile``'s pre-training pool.
 
     Args:
-        model: ``"profound"`` or ``"provicnet"``.
-        objective: ``"fcmae"``/``"contrastive"`` (profound) or ``"contrastive"``/``"mae"`` (provicnet).
+        model: a registered model (``transferlimits.models.get_model``).
+        objective: one of the adapter's ``objectives`` (profound: fcmae / contrastive; provicnet: contrastive
+            / mae).
         profile: the :class:`~transferlimits.config.Profile` (recipe in ``profile.pretrain``).
         device: torch device or spec; ``None`` uses ``profile.device`` (``"auto"`` -> cuda if present).
         seed: seed of initialisation, sampling and masking (default 0).
@@ -202,11 +207,12 @@ def pretrain(
     device = resolve_device(device if device is not None else profile.device)
     set_threads(profile.num_threads)
     seed_everything(seed)
-    ndim = 5 if model == "profound" else 4
+    adapter = get_model(model)
+    ndim = adapter.pretrain_ndim
     encoder, module = _build_modules(model, objective, profile)
     seed_generators(module, seed)  # an objective's own generator (pair shuffling) follows the run seed
     module = maybe_channels_last(module.to(device), device, ndim)
-    optimizer = torch.optim.AdamW(param_groups(module, rec.weight_decay), lr=rec.lr, betas=tuple(rec.betas))
+    optimizer = torch.optim.AdamW(param_groups(module, rec.weight_decay, no_decay_names=adapter.no_decay_names), lr=rec.lr, betas=tuple(rec.betas))
     ckpt = Checkpointer(out, rec.checkpoint_every)
     start, curve = 0, []
     state = ckpt.load_latest() if resume else None
@@ -225,21 +231,14 @@ def pretrain(
     where = f"pretraining {model}/{objective}"
     timer = Timer(device)
     module.train()
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=steps, initial=start, desc=f"pretrain {model}/{objective}", disable=not progress, leave=False)
     last_saved = start
     for step, batch in zip(range(start, steps), loader):
         lr = warmup_cosine_lr(step, steps, rec.warmup_steps, rec.lr)
-        set_lr(optimizer, lr)
         with timer.section():
-            with autocast_context(device):
-                output = forward_objective(module, model, objective, batch, device, ndim)
-            loss = output[0] if isinstance(output, (tuple, list)) else output
-            value = check_finite(loss, step=step, where=where)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            value, output = train_step(
+                optimizer, lr, lambda: forward_objective(module, model, objective, batch, device, ndim),
+                lambda out: out[0] if isinstance(out, (tuple, list)) else out, device, step, where)
         curve.append({"step": step, "loss": value, "lr": lr, "wall_s": prior_wall + timer.elapsed(), **_stats(output)})
         bar.set_postfix(loss=f"{value:.4f}", lr=f"{lr:.2e}")
         bar.update(1)
@@ -281,7 +280,7 @@ def pretrain(
         "settings": settings,
     }
     encoder_state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
-    meta = {"model": model, "size": profile.encoder_sizes[model], "objective": objective,
+    meta = {"model": model, "size": settings["size"], "objective": objective,
             "img_size": settings["img_size"], "profile": profile_to_dict(profile), "steps": steps,
             "seed": int(seed), "settings": settings}
     meta = json.loads(json.dumps(meta))  # plain types only: loadable with weights_only=True
@@ -307,47 +306,15 @@ def load_pretrained_encoder(
 
     Raises:
         FileNotFoundError: no ``encoder.pt`` there.
+        CheckpointError: an empty, truncated or corrupt ``encoder.pt`` (the message names it).
     """
-    from transferlimits.models import build_encoder
-
     path = Path(path_or_dir)
     if path.is_dir():
         path = path / "encoder.pt"
     if not path.exists():
         raise FileNotFoundError(f"no pre-trained encoder at {path}; run `python -m transferlimits pretrain` first")
-    meta = torch.load(path, map_location="cpu", weights_only=True)
-    kwargs = {"img_size": meta["img_size"]} if meta["model"] == "provicnet" else {}
-    encoder = build_encoder(meta["model"], meta["size"], **kwargs)
+    meta = load_torch_file(path, what="pre-trained encoder")
+    adapter = get_model(meta["model"])
+    encoder = adapter.build_encoder(meta["size"], **adapter.encoder_kwargs_from_meta(meta))
     encoder.load_state_dict(meta.pop("state_dict"), strict=True)
     return encoder.to(device).eval(), meta
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """CLI options of ``python -m transferlimits pretrain``."""
-    parser.add_argument("--model", required=True, help=f"encoder to pre-train, one of {list(MODELS)}")
-    parser.add_argument("--objective", default=None,
-                        help="pre-training objective; default the model's native one "
-                        f"({', '.join(f'{m}: {o}' for m, o in NATIVE_OBJECTIVE.items())}); the swapped "
-                        "controls are profound: contrastive and provicnet: mae")
-    parser.add_argument("--profile", default="smoke", help="profile name: smoke, reference or picai (default smoke)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of init, sampling and masking (default 0)")
-    parser.add_argument("--device", default="auto", help="'auto' (cuda if present, else cpu), 'cpu', 'cuda:0' ...")
-    parser.add_argument("--steps", type=int, default=None, help="number of steps (default: the profile's recipe)")
-    parser.add_argument("--out", default=None,
-                        help="output folder (default results/<profile>/pretrain/<model>__<objective>)")
-    parser.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint_last.pt and start over")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-
-
-def main(args: argparse.Namespace) -> int:
-    """Run :func:`pretrain` from parsed CLI arguments; prints the outputs. Returns 0."""
-    if args.model not in MODELS:
-        raise ValueError(f"unknown model {args.model!r}; valid: {list(MODELS)}")
-    objective = args.objective or NATIVE_OBJECTIVE[args.model]
-    profile = get_profile(args.profile)
-    result = pretrain(args.model, objective, profile, device=args.device, seed=args.seed, out_dir=args.out,
-                      resume=not args.no_resume, progress=not args.no_progress, max_steps=args.steps)
-    s = result.summary
-    print(f"{args.model}/{objective}: {s['steps']} steps, loss {s['first_loss']:.4f} -> {s['last_loss']:.4f}, "
-          f"{s['samples_per_s']:.2f} samples/s on {s['device']}; encoder: {result.encoder_path}")
-    return 0

@@ -14,6 +14,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from transferlimits.config import Profile
+from transferlimits.data import cohort as cohort_mod
+from transferlimits.models.registry import get_model
 from transferlimits.training.loop import maybe_channels_last
 
 __all__ = ["StepBatchSampler", "load_pretrain_pool", "build_pretrain_loader", "forward_objective"]
@@ -63,8 +65,6 @@ def load_pretrain_pool(profile: Profile, model: str) -> Dataset:
 
     Opens the built cohort, building it only when it is missing or stale (``cohort.open_cohort``).
     """
-    from transferlimits.data import cohort as cohort_mod
-
     cohort = cohort_mod.open_cohort(profile)
     return cohort_mod.pretrain_dataset(cohort, model, profile.slice_size)
 
@@ -99,13 +99,13 @@ def forward_objective(
 ) -> Any:
     """Call an objective module with the arguments its contract expects.
 
-    ``fcmae``/``mae``: ``module(x[, pos])``; ``contrastive``: ``module(x[, pos], labels)``; ``pos`` is
-    passed for ``provicnet`` only. Returns the module's output (``loss`` first).
+    The model adapter's ``pretrain_keys`` come first (``x``, or ``x, pos`` for 2.5D models); ``contrastive``
+    adds ``labels``: ``module(x[, pos][, labels])``. Returns the module's output (``loss`` first).
 
     Raises:
         KeyError: the batch lacks a field the objective needs (named in the message).
     """
-    needed = ["x"] + (["pos"] if model == "provicnet" else []) + (["labels"] if objective == "contrastive" else [])
+    needed = list(get_model(model).pretrain_keys) + (["labels"] if objective == "contrastive" else [])
     missing = [k for k in needed if k not in batch]
     if missing:
         raise KeyError(f"pre-training batch lacks {missing} needed by {model}/{objective}; has {sorted(batch)}")

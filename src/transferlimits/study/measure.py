@@ -1,7 +1,7 @@
 """Feature-space measurements of one study point: MMD², CKA (post-hoc) and LogME / linear probe (pre-hoc).
 
-Used by :mod:`transferlimits.study`; the entries' layout is the ``alignment`` / ``transferability`` part
-of the metrics.json schema documented there.
+Used by :mod:`transferlimits.study.point`; the entries' layout is the ``alignment`` / ``transferability``
+part of the metrics.json schema (:mod:`transferlimits.study.schema`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,11 @@ import torch
 from torch import nn
 
 from transferlimits.config import Profile
+from transferlimits.metrics.cka import cka
+from transferlimits.metrics.logme import linear_probe_score, logme
+from transferlimits.metrics.mmd import mmd2_ci, mmd2_multi, mmd2_test
+from transferlimits.study.features import extract_features
+from transferlimits.tasks import get_kind
 
 __all__ = ["compare_features", "measure_alignment", "transferability", "case_targets"]
 
@@ -32,9 +37,6 @@ def compare_features(a: np.ndarray, b: np.ndarray, profile: Profile, seed: int, 
         seed: seed of permutations and subsets.
         paired: rows of ``a`` and ``b`` are the same images (adds linear CKA, biased and debiased).
     """
-    from transferlimits.metrics.cka import cka
-    from transferlimits.metrics.mmd import mmd2_ci, mmd2_multi, mmd2_test
-
     m = profile.measure
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     n, dim = int(a.shape[0]), int(a.shape[1])
@@ -70,8 +72,6 @@ def measure_alignment(before: nn.Module, after: nn.Module, test_ds, profile: Pro
         encoder's pooled output) and every map layer (global average per image); token layers hold
         ``profile.measure.token_samples`` token/voxel rows sampled at the same positions on both sides.
     """
-    from transferlimits.features import extract_features
-
     k = int(profile.measure.token_samples)
     fa = extract_features(before, test_ds, device, token_samples=k, seed=seed)
     fb = extract_features(after, test_ds, device, token_samples=k, seed=seed)
@@ -86,35 +86,15 @@ def measure_alignment(before: nn.Module, after: nn.Module, test_ds, profile: Pro
 
 
 def case_targets(ds, spec: Any) -> tuple[np.ndarray, bool, str]:
-    """Per-case targets for LogME/linear probe: ``(targets [n], regression, description)``."""
-    ys = []
-    for i in range(len(ds)):
-        item = ds[i]
-        y = np.asarray(item["y"])
-        if spec.kind == "classification":
-            ys.append(int(y))
-        elif spec.kind == "segmentation":
-            ys.append(int((y > 0).any()))
-        elif spec.kind == "scalar_regression":
-            ys.append(float(y))
-        else:
-            body = np.asarray(item["masks"]["body"]) > 0 if "body" in item.get("masks", {}) else np.ones(y.shape, bool)
-            ys.append(float(y[body].mean()) if body.any() else float(y.mean()))
-    desc = {
-        "classification": "case class label (PI-RADS class)",
-        "segmentation": "csPCa present (target mask non-empty), binary",
-        "scalar_regression": "the scalar target",
-        "regression": "mean target intensity inside the body mask (scaled units)",
-    }[spec.kind]
-    return np.asarray(ys), spec.kind in ("regression", "scalar_regression"), desc
+    """Per-case targets for LogME/linear probe: ``(targets [n], regression, description)`` (the task kind's)."""
+    kind = get_kind(spec.kind)
+    ys = [kind.case_target(ds[i]) for i in range(len(ds))]
+    return np.asarray(ys), kind.regression, kind.target_description
 
 
 def transferability(encoder: nn.Module, train_ds, spec: Any, profile: Profile, device: torch.device,
                     seed: int) -> dict[str, Any]:
     """LogME and a cross-validated linear probe on the FROZEN encoder's pooled train-split features."""
-    from transferlimits.features import extract_features
-    from transferlimits.metrics.logme import linear_probe_score, logme
-
     feats = extract_features(encoder, train_ds, device, token_samples=0, seed=seed).pooled
     y, regression, desc = case_targets(train_ds, spec)
     out: dict[str, Any] = {"target": desc, "regression": regression, "n": int(len(y)), "feature": "embedding"}

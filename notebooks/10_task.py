@@ -16,8 +16,9 @@
 # random initialisation (scratch) and a linear probe on the frozen features with one recipe, then measure
 # transfer: relative performance gain (RPG), convergence, and how far fine-tuning moved the features
 # (MMD² and CKA per layer). All the work happens in `transferlimits.study.run_point`, which writes
-# `metrics.json`; this notebook shows it. To adapt it to a new task, copy it and change the `task`
-# default (see the appendix).
+# `metrics.json`; this notebook shows it. It is the one template of every task: the workflow executes it
+# once per (task, model, seed, objective), so a task registered with `register_task` needs no notebook of
+# its own (see the appendix).
 
 # %%
 import importlib
@@ -38,8 +39,8 @@ from transferlimits.study import point_dir, run_point
 t0 = time.time()
 
 # %% tags=["parameters"]
-task = "segmentation"  # a registered task name
-model = "profound"  # "profound" or "provicnet"
+task = "classification"  # a registered task name
+model = "profound"  # a registered model (transferlimits.models): profound, provicnet, ...
 objective = "native"  # "native" or "swapped" (the objective x architecture control)
 profile = "smoke"  # smoke | reference | picai
 seed = 0  # fine-tuning seed
@@ -47,11 +48,12 @@ out_dir = ""  # folder of metrics.json (empty: transferlimits.study.point_dir)
 pretrained = ""  # encoder.pt of the pre-training run (empty: the profile's default)
 reuse_scratch_from = ""  # swapped control: the native run whose scratch baseline is reused
 task_modules = ""  # comma-separated modules that register extra tasks (the extension point)
+model_modules = ""  # comma-separated modules that register extra foundation models (the extension point)
 finetune_epochs = 0  # > 0 overrides the profile's fine-tuning epochs for this task
 device = "auto"  # torch device spec
 
 # %%
-for name in filter(None, task_modules.split(",")):
+for name in filter(None, task_modules.split(",") + model_modules.split(",")):
     importlib.import_module(name)
 prof = get_profile(profile, finetune={"epochs": finetune_epochs}) if finetune_epochs > 0 else get_profile(profile)
 dev = resolve_device(device if device != "auto" else prof.device)

@@ -1,4 +1,4 @@
-"""Data, encoders and the three fine-tuning runs of one study point (used by :mod:`transferlimits.study`)."""
+"""Data, encoders and the three fine-tuning runs of one study point (used by :mod:`transferlimits.study.point`)."""
 
 from __future__ import annotations
 
@@ -11,23 +11,23 @@ import torch
 from torch import nn
 
 from transferlimits.config import Profile
+from transferlimits.data.cohort import open_cohort, task_dataset
+from transferlimits.metrics.transfer import rpg
+from transferlimits.models.registry import encoder_for_profile, get_model
+from transferlimits.tasks import get_kind, get_task
 from transferlimits.training.finetune import FinetuneResult, finetune
+from transferlimits.training.pretrain import load_pretrained_encoder
 
 __all__ = ["load_cohort", "load_data", "load_encoders", "scratch_encoder", "finetune_all", "rpg_table", "run_record"]
 
 
 def load_cohort(profile: Profile) -> Any:
     """The profile's cohort from disk; built only when missing or stale (see ``cohort.open_cohort``)."""
-    from transferlimits.data.cohort import open_cohort
-
     return open_cohort(profile)
 
 
 def load_data(profile: Profile, task: str, model: str, seed: int) -> tuple[Any, dict[str, Any]]:
     """``(TaskSpec, {split: Dataset})`` with train/val/test, + ``real`` for label-free (restoration) tasks."""
-    from transferlimits.data.cohort import task_dataset
-    from transferlimits.data.tasks import get_task
-
     spec = get_task(task)
     cohort = load_cohort(profile)
     data = {split: task_dataset(cohort, task, split, model, seed) for split in ("train", "val", "test")}
@@ -40,8 +40,6 @@ def load_data(profile: Profile, task: str, model: str, seed: int) -> tuple[Any, 
 
 def scratch_encoder(profile: Profile, model: str, seed: int) -> nn.Module:
     """A freshly initialised encoder of the profile's size; the same seed gives identical weights."""
-    from transferlimits.models.registry import encoder_for_profile
-
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
@@ -58,14 +56,11 @@ def load_encoders(profile: Profile, model: str, pretrained: Path, seed: int,
         FileNotFoundError: ``pretrained`` does not exist (the message names the pre-training command).
         ValueError: the checkpoint holds another model than ``model``.
     """
-    from transferlimits.config import NATIVE_OBJECTIVE
-    from transferlimits.training.pretrain import load_pretrained_encoder
-
     if not Path(pretrained).exists():
         raise FileNotFoundError(
             f"no pre-trained encoder at {pretrained}; run `python -m transferlimits pretrain --model {model} "
             f"--profile {profile.name}` first (add --objective for the swapped control; native: "
-            f"{NATIVE_OBJECTIVE[model]})"
+            f"{get_model(model).native_objective})"
         )
     if _is_own_encoder_file(pretrained):
         enc, meta = load_pretrained_encoder(pretrained, device)
@@ -90,35 +85,28 @@ def _is_own_encoder_file(path: Path) -> bool:
 
 
 def _load_released(profile: Profile, model: str, path: Path) -> nn.Module:
-    """Released weights by path, strict key matching. ProFound checkpoints pickle an argparse.Namespace:
-    set ``TRANSFERLIMITS_ALLOW_PICKLE=1`` to opt in to reading it (only for files you trust)."""
-    import os
-
-    from transferlimits.models import load_pretrained
-
-    if model == "profound":
-        allow = os.environ.get("TRANSFERLIMITS_ALLOW_PICKLE", "") == "1"
-        return load_pretrained("profound", path, size=profile.encoder_sizes[model], allow_pickle=allow)
-    return load_pretrained("provicnet", path, size=profile.encoder_sizes[model], img_size=profile.slice_size)
+    """Released weights by path, strict key matching, through the model adapter (ProFound checkpoints pickle
+    an argparse.Namespace: set ``TRANSFERLIMITS_ALLOW_PICKLE=1`` to opt in to reading it, only for files you
+    trust)."""
+    return get_model(model).load_released_for_profile(profile, path)
 
 
 def run_record(res: FinetuneResult) -> dict[str, Any]:
-    """The JSON record of one fine-tuning run (schema in :mod:`transferlimits.study`)."""
+    """The JSON record of one fine-tuning run (schema in :mod:`transferlimits.study.schema`)."""
     return {"test": res.test_scores, "per_case": res.per_case, "curve": res.curve, "best_epoch": int(res.best_epoch),
             "best_val": float(res.best_val), "train_seconds": float(res.train_seconds), "extra": res.extra_scores,
             "reused_from": None}
 
 
 def finetune_all(spec: Any, model: str, pre_encoder: nn.Module, scr_encoder: nn.Module, data: dict[str, Any],
-                 profile: Profile, device: torch.device, seed: int, progress: bool, width: int | None,
+                 profile: Profile, device: torch.device, seed: int, progress: bool,
                  reuse_scratch_from: str | Path | None = None
                  ) -> tuple[dict[str, dict], dict[str, FinetuneResult], dict[str, float]]:
-    """Fine-tune pretrained, scratch (unless reused) and linear_probe with one recipe.
+    """Fine-tune pretrained, scratch (unless reused) and linear_probe with one recipe (``profile.finetune``).
 
     Returns:
         ``(records, results, seconds)`` keyed by init; a reused scratch run has a record but no result.
     """
-    extra = {"real": data["real"]} if "real" in data else None
     spacing = tuple(float(s) for s in profile.grid.spacing)
     records: dict[str, dict] = {}
     results: dict[str, FinetuneResult] = {}
@@ -132,17 +120,15 @@ def finetune_all(spec: Any, model: str, pre_encoder: nn.Module, scr_encoder: nn.
             rec["reused_from"] = str(src)
             records[init], seconds[init] = rec, 0.0
             continue
-        res = finetune(spec, model, enc, init, data["train"], data["val"], data["test"], profile.finetune, device,
-                       seed=seed, progress=progress, extra_test=extra, width=width, spacing=spacing)
+        res = finetune(spec, model, enc, init, data, profile.finetune, device, seed=seed, progress=progress,
+                       spacing=spacing)
         results[init], records[init], seconds[init] = res, run_record(res), float(res.train_seconds)
     return records, results, seconds
 
 
 def rpg_table(records: dict[str, dict], spec: Any) -> dict[str, dict[str, float]]:
     """RPG (percent) of the pretrained run vs scratch and vs linear probe, for every test metric."""
-    from transferlimits.metrics.tasks import METRIC_DIRECTION
-    from transferlimits.metrics.transfer import rpg
-
+    directions = get_kind(spec.kind).directions()
     out: dict[str, dict[str, float]] = {}
     pre = records["pretrained"]["test"]
     for base in ("scratch", "linear_probe"):
@@ -151,7 +137,6 @@ def rpg_table(records: dict[str, dict], spec: Any) -> dict[str, dict[str, float]
         for metric, value in pre.items():
             if metric not in ref:
                 continue
-            directions = {"rmse": False, "pearson_r": True, **METRIC_DIRECTION}
             higher = bool(spec.higher_is_better) if metric == spec.primary_metric else directions.get(metric, True)
             try:
                 table[metric] = float(rpg(float(value), float(ref[metric]), higher))

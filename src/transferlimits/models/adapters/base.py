@@ -1,0 +1,177 @@
+"""The model-adapter contract: one object per foundation model owns everything model-specific.
+
+A :class:`ModelAdapter` says how the rest of the package builds, loads, feeds, heads, optimises and names one
+foundation model. Adding a model to the study is one module that subclasses it and calls
+:func:`transferlimits.models.registry.register_model` once (see ``tests/toy_model.py``).
+
+The encoder contract every adapter's encoder keeps: ``forward_features(x, pos=None) -> EncoderOutput(pooled
+[B, C], maps list[[B, C_i, ...]], tokens [B, N, C] | None)`` and attributes ``out_dim``, ``map_dims``,
+``map_names``, ``input_kind`` (``"volume"``: x [B, 3, D, H, W]; ``"slices"``: x [B, 3, S, S] with pos [B, 2]).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from transferlimits.models.heads import Classifier, ScalarRegressor
+
+__all__ = ["ViewSettings", "ModelAdapter"]
+
+
+@dataclass(frozen=True)
+class ViewSettings:
+    """Data-view settings a model's view may use (a volume model ignores them).
+
+    Attributes:
+        slice_size: S, in-plane size of 2.5D slices in pixels (``Profile.slice_size``).
+        slice_step: k, stacks centred on every k-th slice (``Profile.provicnet_slice_step``).
+    """
+
+    slice_size: int
+    slice_step: int = 1
+
+    @classmethod
+    def from_profile(cls, profile: Any, slice_size: int | None = None) -> "ViewSettings":
+        """The settings of ``profile``; ``slice_size`` overrides the profile's when given."""
+        return cls(int(slice_size or profile.slice_size), int(getattr(profile, "provicnet_slice_step", 1)))
+
+
+class ModelAdapter(ABC):
+    """Everything model-specific about one foundation model.
+
+    Class attributes a subclass sets:
+        name: registry key, lower-case letters only (it appears in file names and Snakemake wildcards).
+        display_name: human name for titles and legends (e.g. ``"ProFound"``).
+        color: matplotlib colour of the model in figures.
+        input_kind: ``"volume"`` or ``"slices"`` (the encoder's ``input_kind``).
+        objectives: pre-training objectives it supports, native first, then the swapped control.
+        sizes: encoder size names :meth:`build_encoder` accepts.
+        pretrain_keys: batch keys the objective modules take before ``labels`` (``("x",)`` or ``("x", "pos")``).
+        pretrain_ndim: dimensions of a pre-training batch ``x`` (5: [B, 3, D, H, W]; 4: [B, 3, S, S]).
+        no_decay_names: parameter leaf names exempt from weight decay besides the generic ones
+            (1-D parameters, ``*_token``, ``pos_embed``; see ``training.loop.param_groups``).
+    """
+
+    name: str = ""
+    display_name: str = ""
+    color: str = "tab:gray"
+    input_kind: str = "volume"
+    objectives: tuple[str, ...] = ()
+    sizes: tuple[str, ...] = ()
+    pretrain_keys: tuple[str, ...] = ("x",)
+    pretrain_ndim: int = 5
+    no_decay_names: tuple[str, ...] = ()
+
+    # --- objectives -------------------------------------------------------------------------------------
+    @property
+    def native_objective(self) -> str:
+        """The objective the model was published with (the first of :attr:`objectives`)."""
+        return self.objectives[0]
+
+    @property
+    def swapped_objective(self) -> str:
+        """The other model's objective (the 2x2 control, STUDY H6); the native one if there is none."""
+        return self.objectives[1] if len(self.objectives) > 1 else self.objectives[0]
+
+    def check_objective(self, objective: str) -> None:
+        """Raise ValueError unless ``objective`` is one of :attr:`objectives` (the message lists them)."""
+        if objective not in self.objectives:
+            raise ValueError(f"unknown objective {objective!r} for {self.name!r}; valid: {list(self.objectives)}")
+
+    @abstractmethod
+    def build_objective(self, objective: str, encoder: nn.Module, profile_or_kwargs: Any = None) -> nn.Module:
+        """Wrap ``encoder`` in the pre-training module of ``objective``.
+
+        Args:
+            objective: one of :attr:`objectives`.
+            encoder: the encoder to train (shared by reference).
+            profile_or_kwargs: a ``Profile`` (settings follow it), a dict of constructor kwargs, or None.
+        """
+
+    # --- encoders ---------------------------------------------------------------------------------------
+    @abstractmethod
+    def build_encoder(self, size: str, **kw: Any) -> nn.Module:
+        """A randomly initialised encoder of ``size`` (ValueError for an unknown size)."""
+
+    def size_for(self, profile: Any) -> str:
+        """The encoder size ``profile`` uses (``profile.encoder_sizes[name]``).
+
+        Raises:
+            ValueError: the profile names no size for this model.
+        """
+        sizes = getattr(profile, "encoder_sizes", {}) or {}
+        if self.name not in sizes:
+            raise ValueError(f"profile {getattr(profile, 'name', '?')!r} has no encoder_sizes entry for model "
+                             f"{self.name!r}; it has {sorted(sizes)}")
+        return sizes[self.name]
+
+    def encoder_kwargs(self, profile: Any) -> dict[str, Any]:
+        """Extra :meth:`build_encoder` kwargs that follow the profile (recorded in pre-training metadata)."""
+        return {}
+
+    def encoder_kwargs_from_meta(self, meta: Mapping[str, Any]) -> dict[str, Any]:
+        """The :meth:`build_encoder` kwargs stored in an ``encoder.pt``'s metadata."""
+        return {}
+
+    def encoder_for_profile(self, profile: Any, **kw: Any) -> nn.Module:
+        """:meth:`build_encoder` with the profile's size and :meth:`encoder_kwargs` (``kw`` wins)."""
+        return self.build_encoder(self.size_for(profile), **{**self.encoder_kwargs(profile), **kw})
+
+    @abstractmethod
+    def load_released(self, path: str | Path, size: str | None = None, return_extras: bool = False,
+                      **kw: Any) -> nn.Module | tuple[nn.Module, Any]:
+        """Build an encoder and load released weights from ``path`` strictly (``(encoder, extras)`` with
+        ``return_extras``)."""
+
+    def load_released_for_profile(self, profile: Any, path: str | Path) -> nn.Module:
+        """Released weights at ``path`` into an encoder of the profile's size."""
+        return self.load_released(path, size=self.size_for(profile), **self.encoder_kwargs(profile))
+
+    # --- data -------------------------------------------------------------------------------------------
+    @abstractmethod
+    def task_view(self, sample: Any, spec: Any, settings: ViewSettings) -> dict:
+        """One dataset item of a task sample: ``x`` (+ ``pos``), ``y`` on the 3D grid, ``masks``, ``case_id``,
+        ``scale`` (see :mod:`transferlimits.data.views`)."""
+
+    @abstractmethod
+    def pretrain_index(self, case_ids: Sequence[str], depth: int, settings: ViewSettings) -> list[tuple[str, Any]]:
+        """The pre-training items: ``(case_id, key)`` pairs (key None for one item per case)."""
+
+    @abstractmethod
+    def pretrain_prepare(self, case: Any, labels: torch.Tensor, settings: ViewSettings) -> tuple[torch.Tensor,
+                                                                                                   torch.Tensor]:
+        """``(x, labels)`` of one case, computed once and cached (labels: int64 4-class map [D, H, W])."""
+
+    @abstractmethod
+    def pretrain_item(self, case_id: str, key: Any, x: torch.Tensor, labels: torch.Tensor,
+                      settings: ViewSettings) -> dict:
+        """The item of index entry ``(case_id, key)`` from the prepared ``(x, labels)``."""
+
+    # --- heads and optimiser ----------------------------------------------------------------------------
+    def classification_head(self, encoder: nn.Module, n_classes: int) -> nn.Module:
+        """Classifier on the pooled embedding (ProFound's ``Classifier`` layout)."""
+        return Classifier(encoder, int(n_classes))
+
+    def scalar_head(self, encoder: nn.Module) -> nn.Module:
+        """One float per volume from the pooled embedding."""
+        return ScalarRegressor(encoder)
+
+    @abstractmethod
+    def dense_head(self, encoder: nn.Module, out_channels: int, width: int | None = None,
+                   out_size: Sequence[int] | None = None, slice_step: int = 1) -> nn.Module:
+        """Dense model returning [B, out_channels, D, H, W] (see ``models.heads.build_task_model``).
+
+        Adapters that support the full-resolution path also accept ``full_res: bool`` and ``residual: bool``
+        (:mod:`transferlimits.models.fullres`); they are passed only when a recipe turns them on."""
+
+    def lr_scales(self, model: nn.Module, recipe: Any) -> dict[str, float]:
+        """``{parameter name: lr multiplier}`` of the trainable ``encoder.*`` parameters of a task model
+        (default: the flat ``recipe.backbone_lr_scale``)."""
+        return {name: float(recipe.backbone_lr_scale) for name, p in model.named_parameters()
+                if name.startswith("encoder.") and p.requires_grad}

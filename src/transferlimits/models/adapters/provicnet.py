@@ -1,0 +1,124 @@
+"""ProViCNet's adapter: everything specific to the 2.5D ViT + contrastive foundation model.
+
+Encoder :class:`~transferlimits.models.vit.ProViCNetEncoder` (sizes ``test`` / ``smoke`` / ``vits14``, slice
+size ``img_size`` = ``Profile.slice_size``) on 3-slice stacks x [B, 3, S, S] with slice tokens pos [B, 2];
+released weights through :func:`~transferlimits.models.checkpoints_provicnet.load_provicnet_checkpoint`;
+native objective ``contrastive`` (:class:`~transferlimits.models.contrastive.ProViCNetContrastive`), swapped
+``mae`` (:class:`~transferlimits.models.mae2d.MAE2D`); dense head: the per-slice conv head re-stacked to 3D
+(:class:`~transferlimits.models.heads.SliceDenseModel`); a flat backbone lr scale when fine-tuning; the
+slice-token projections ``axis_pos`` / ``axis_max`` are not weight-decayed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from transferlimits.data.views import slice_centres, stack_pretrain_item, stack_pretrain_volume, stack_view
+from transferlimits.models.adapters.base import ModelAdapter, ViewSettings
+from transferlimits.models.checkpoints_provicnet import load_provicnet_checkpoint
+from transferlimits.models.contrastive import ProViCNetContrastive
+from transferlimits.models.heads import SliceDenseModel
+from transferlimits.models.mae2d import MAE2D
+from transferlimits.models.registry import register_model
+from transferlimits.models.vit import PROVICNET_SIZES, build_provicnet
+
+__all__ = ["ProViCNetAdapter", "PROVICNET"]
+
+#: MAE decoder width per encoder size.
+_MAE2D_DECODER = {"vits14": 256, "cpu": 64, "smoke": 64, "test": 32}
+#: CL_Head (hidden, bottleneck, out) and segmentation-head widths for the non-published sizes.
+_SMALL_CL_DIMS = (128, 32, 512)
+_PUBLISHED_SIZE = "vits14"
+
+
+class ProViCNetAdapter(ModelAdapter):
+    """ProViCNet (2.5D ViT-S/14 + contrastive). See the module docstring."""
+
+    name = "provicnet"
+    display_name = "ProViCNet"
+    color = "tab:orange"
+    input_kind = "slices"
+    objectives = ("contrastive", "mae")
+    sizes = tuple(PROVICNET_SIZES)
+    pretrain_keys = ("x", "pos")
+    pretrain_ndim = 4
+    no_decay_names = ("axis_pos", "axis_max")
+
+    def build_encoder(self, size: str, **kw: Any) -> nn.Module:
+        """``build_provicnet(size, **kw)``; kw: ``img_size`` (default 448)."""
+        return build_provicnet(size, **kw)
+
+    def encoder_kwargs(self, profile: Any) -> dict[str, Any]:
+        """``{"img_size": profile.slice_size}``."""
+        return {"img_size": profile.slice_size}
+
+    def encoder_kwargs_from_meta(self, meta: Mapping[str, Any]) -> dict[str, Any]:
+        """``{"img_size": meta["img_size"]}``."""
+        return {"img_size": meta["img_size"]}
+
+    def load_released(self, path: str | Path, size: str | None = None, return_extras: bool = False,
+                      **kw: Any) -> nn.Module | tuple[nn.Module, Any]:
+        """ProViCNet state dicts (``img_size`` default 448, ``strict`` default True; size default ``vits14``).
+        Extras: ``{"head", "CL_Head", "ChannelReducer"}``."""
+        encoder, extras = load_provicnet_checkpoint(path, size=size or _PUBLISHED_SIZE, **kw)
+        return (encoder, extras) if return_extras else encoder
+
+    def build_objective(self, objective: str, encoder: nn.Module, profile_or_kwargs: Any = None) -> nn.Module:
+        """``contrastive`` -> :class:`ProViCNetContrastive`; ``mae`` -> :class:`MAE2D`."""
+        self.check_objective(objective)
+        kw = self._objective_kwargs(objective, profile_or_kwargs)
+        return MAE2D(encoder, **kw) if objective == "mae" else ProViCNetContrastive(encoder, **kw)
+
+    def _objective_kwargs(self, objective: str, profile_or_kwargs: Any) -> dict[str, Any]:
+        if profile_or_kwargs is None:
+            return {}
+        if isinstance(profile_or_kwargs, Mapping):
+            return dict(profile_or_kwargs)
+        prof = profile_or_kwargs
+        size = self.size_for(prof)
+        if objective == "mae":
+            return {"mask_ratio": prof.pretrain.mask_ratio, "decoder_dim": _MAE2D_DECODER.get(size, 64)}
+        kw: dict[str, Any] = {"alpha": prof.pretrain.contrastive_alpha, "anchor_frac": prof.pretrain.anchor_frac,
+                              "neg_frac": prof.pretrain.neg_frac}
+        if size != _PUBLISHED_SIZE:
+            kw["cl_dims"] = _SMALL_CL_DIMS
+            kw["head_mid"] = (32, 16)
+        return kw
+
+    def task_view(self, sample: Any, spec: Any, settings: ViewSettings) -> dict:
+        """The 2.5D stack view (``data.views.stack_view``): x [D', 3, S, S], pos [D', 2]."""
+        return stack_view(sample, spec, settings.slice_size, settings.slice_step)
+
+    def pretrain_index(self, case_ids: Sequence[str], depth: int, settings: ViewSettings) -> list[tuple[str, Any]]:
+        """One item per 2.5D stack of every case."""
+        n = len(slice_centres(depth, settings.slice_step))
+        return [(c, j) for c in case_ids for j in range(n)]
+
+    def pretrain_prepare(self, case: Any, labels: torch.Tensor, settings: ViewSettings) -> tuple[torch.Tensor,
+                                                                                                   torch.Tensor]:
+        """T2W slices [D, S, S] (z-scored in the gland) and labels [D, S, S]."""
+        return stack_pretrain_volume(case, labels, settings.slice_size)
+
+    def pretrain_item(self, case_id: str, key: Any, x: torch.Tensor, labels: torch.Tensor,
+                      settings: ViewSettings) -> dict:
+        """Stack ``key``: x [3, S, S], pos [2], labels [S, S] of its centre slice."""
+        return stack_pretrain_item(case_id, int(key), x, labels, settings.slice_step)
+
+    def dense_head(self, encoder: nn.Module, out_channels: int, width: int | None = None,
+                   out_size: Sequence[int] | None = None, slice_step: int = 1, full_res: bool = False,
+                   residual: bool = False) -> nn.Module:
+        """Per-slice conv head (128, 64 published; else ``width``, ``width // 2``), each slice resized to the
+        (H, W) of ``out_size`` and, with ``slice_step`` > 1, interpolated back onto its D slices. ``full_res`` /
+        ``residual``: the full-resolution skip and residual output (``models.fullres``)."""
+        mid = (128, 64) if width is None else (int(width), max(int(width) // 2, 1))
+        hw = None if out_size is None else tuple(out_size)[-2:]
+        depth = None if out_size is None or slice_step == 1 else int(tuple(out_size)[0])
+        return SliceDenseModel(encoder, out_channels, mid=mid, out_size=hw, out_depth=depth, slice_step=slice_step,
+                               full_res=full_res, residual=residual)
+
+
+PROVICNET = register_model(ProViCNetAdapter())

@@ -1,0 +1,211 @@
+"""The task-kind strategy: what every task of one kind shares, and the registry of kinds.
+
+A kind owns the target tensor and its loss, the evaluation (per-batch accumulation and the final scores,
+with metric directions), the head choice (``"classifier"``, ``"scalar"`` or ``"dense"``; the model supplies
+the head factories), the per-case LogME/transferability target, the example figure and the slot for a
+trivial baseline. :class:`DenseKind` holds what the voxel-wise kinds (segmentation, dense regression) share.
+A new kind is one module that subclasses :class:`TaskKind` and calls :func:`register_kind`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from torch import Tensor
+
+from transferlimits.metrics import tasks as mt
+from transferlimits.metrics.tasks import METRIC_DIRECTION
+
+__all__ = ["AUX_WEIGHT", "TaskKind", "DenseKind", "KIND_REGISTRY", "register_kind", "get_kind", "add_entry",
+           "find_entry"]
+
+#: Weight of the UperNet auxiliary head's loss (ProFound: main + 0.4 x aux).
+AUX_WEIGHT = 0.4
+
+
+class TaskKind:
+    """Strategy of one task kind. Subclasses set the class attributes and implement the hooks.
+
+    Attributes:
+        name: the kind name recorded in ``metrics.json`` (``task_spec.kind``).
+        dense: True for a voxel-wise target [D, H, W] (flipped with the input by augmentation).
+        head: ``"classifier"``, ``"scalar"`` or ``"dense"``: which head factory of the model is used.
+        regression: True when the transferability target is continuous.
+        target_description: what the transferability target is (written to ``metrics.json``).
+    """
+
+    name: str = ""
+    dense: bool = False
+    head: str = "dense"
+    regression: bool = False
+    target_description: str = ""
+
+    def validate(self, spec: Any) -> None:
+        """Raise ValueError when ``spec`` does not fit this kind (default: nothing to check)."""
+
+    def require_one_channel(self, spec: Any) -> None:
+        """ValueError unless ``spec.out_channels == 1`` (the regression kinds)."""
+        if int(spec.out_channels) != 1:
+            raise ValueError(f"task {spec.name!r}: {self.name} needs out_channels=1, got {spec.out_channels}")
+
+    def head_channels(self, spec: Any) -> int:
+        """Output channels of the head (default ``spec.out_channels``)."""
+        return int(spec.out_channels)
+
+    def directions(self) -> dict[str, bool]:
+        """metric -> higher is better, for RPG signs."""
+        return dict(METRIC_DIRECTION)
+
+    def loss(self, spec: Any, out: Tensor | tuple[Tensor, Tensor], batch: dict) -> Tensor:
+        """Training loss of one batch (model output ``out``, collated ``batch`` with ``y``)."""
+        raise NotImplementedError
+
+    def new_state(self) -> dict[str, list]:
+        """Empty accumulator of :meth:`add_batch`."""
+        return {"a": [], "b": []}
+
+    def add_batch(self, state: dict, spec: Any, out: Tensor, batch: dict, case_ids: Sequence[str],
+                  spacing: Sequence[float] | None, fast: bool, n_examples: int) -> None:
+        """Accumulate one evaluated batch (``out`` float32 model output) into ``state``."""
+        raise NotImplementedError
+
+    def finish(self, state: dict, spec: Any, ids: list[str], n_examples: int
+               ) -> tuple[dict[str, float], list[dict[str, Any]], dict[str, np.ndarray]]:
+        """``(aggregated scores, per-case dicts, examples)`` from the accumulated state."""
+        raise NotImplementedError
+
+    def case_target(self, item: dict) -> float | int:
+        """Per-case transferability (LogME / linear-probe) target of one dataset item."""
+        raise NotImplementedError
+
+    def plot_examples(self, ex: dict[str, np.ndarray], inits: dict[str, tuple[str, str]], max_cases: int,
+                      subplots: Callable):
+        """The example figure from ``examples.npz``; ``inits`` maps init -> (colour, label), ``subplots``
+        is ``matplotlib.pyplot.subplots`` (passed in, so the kinds do not import pyplot)."""
+        raise NotImplementedError
+
+    def baseline(self, spec: Any, data: dict[str, Any]) -> dict[str, float] | None:
+        """Scores of the kind's trivial baseline on ``data`` (None: not defined yet)."""
+        return None
+
+
+def _wanted(metric: str, spec: Any, fast: bool) -> bool:
+    """Compute an expensive secondary metric (SSIM, HD95)? Not in fast per-epoch validation, unless primary."""
+    return not fast or spec.primary_metric == metric
+
+
+class DenseKind(TaskKind):
+    """Voxel-wise kinds: target [D, H, W], prediction [B, 1, D, H, W] (+ an auxiliary output in training)."""
+
+    dense = True
+    head = "dense"
+
+    def voxel_loss(self, pred: Tensor, y: Tensor, batch: dict) -> Tensor:
+        """Loss of one dense output ``pred`` [B, 1, D, H, W] against ``y`` [B, 1, D, H, W]."""
+        raise NotImplementedError
+
+    def prediction(self, out: Tensor) -> Tensor:
+        """Model output -> the volume that is scored (default: as is)."""
+        return out
+
+    def case_scores(self, spec: Any, pred: np.ndarray, y: np.ndarray, masks: dict[str, np.ndarray],
+                    spacing: Sequence[float], fast: bool) -> dict[str, float]:
+        """Scores of one case (``pred``, ``y`` [D, H, W])."""
+        raise NotImplementedError
+
+    def example_slice(self, y: np.ndarray) -> int:
+        """Axial slice shown in the example figure (default: the mid slice)."""
+        return y.shape[0] // 2
+
+    def display_range(self, target: np.ndarray) -> tuple[float | None, float | None]:
+        """Grey-value range of target and prediction panels."""
+        lo, hi = np.percentile(target, [1, 99])
+        return float(lo), float(hi)
+
+    def _one_loss(self, pred: Tensor, batch: dict) -> Tensor:
+        return self.voxel_loss(pred, batch["y"].float().unsqueeze(1), batch)
+
+    def loss(self, spec: Any, out: Tensor | tuple[Tensor, Tensor], batch: dict) -> Tensor:
+        if isinstance(out, tuple):
+            main, aux = out
+            return self._one_loss(main, batch) + AUX_WEIGHT * self._one_loss(aux, batch)
+        return self._one_loss(out, batch)
+
+    def new_state(self) -> dict[str, list]:
+        return {"per_case": [], "input": [], "target": [], "pred": []}
+
+    def add_batch(self, state, spec, out, batch, case_ids, spacing, fast, n_examples) -> None:
+        vol = self.prediction(out)[:, 0].cpu().numpy()
+        y = batch["y"].cpu().numpy()
+        masks = {k: v.cpu().numpy() for k, v in batch.get("masks", {}).items()}
+        for i, cid in enumerate(case_ids):
+            sp = spacing or (batch["spacing"][i].tolist() if "spacing" in batch else (1.0, 1.0, 1.0))
+            s = self.case_scores(spec, vol[i], y[i], {k: m[i] for k, m in masks.items()}, tuple(sp), fast)
+            state["per_case"].append({"case_id": str(cid), **{k: float(v) for k, v in s.items()}})
+            if len(state["pred"]) < n_examples:
+                k = self.example_slice(y[i])
+                x = batch["x"][i].float().cpu().numpy()
+                state["input"].append(x[0, k] if x.shape[0] == 3 else x[k, 1])  # volume [3,D,H,W] / stack [D,3,S,S]
+                state["target"].append(y[i][k].astype(np.float32))
+                state["pred"].append(vol[i][k].astype(np.float32))
+
+    def finish(self, state, spec, ids, n_examples):
+        per_case = state["per_case"]
+        agg = mt.aggregate([{k: v for k, v in d.items() if k != "case_id"} for d in per_case])
+        examples = {k: np.stack(state[k]) for k in ("input", "target", "pred") if state[k]}
+        if examples:
+            examples["case_ids"] = np.asarray([d["case_id"] for d in per_case[: len(state["pred"])]])
+        return {k: float(v) for k, v in agg.items()}, per_case, examples
+
+    def case_target(self, item: dict) -> float:
+        y = np.asarray(item["y"])
+        body = np.asarray(item["masks"]["body"]) > 0 if "body" in item.get("masks", {}) else np.ones(y.shape, bool)
+        return float(y[body].mean()) if body.any() else float(y.mean())
+
+    def plot_examples(self, ex, inits, max_cases, subplots):
+        cols = ["input", "target"] + [f"pred_{i}" for i in inits]
+        n = min(max_cases, len(ex["target"]))
+        fig, axes = subplots(n, len(cols), figsize=(2.3 * len(cols), 2.4 * n), constrained_layout=True,
+                             squeeze=False)
+        for r in range(n):
+            lo, hi = self.display_range(ex["target"][r])
+            for c, key in enumerate(cols):
+                rng = (None, None) if key == "input" else (lo, hi)
+                axes[r, c].imshow(ex[key][r], cmap="gray", vmin=rng[0], vmax=rng[1])
+                axes[r, c].set_axis_off()
+                if r == 0:
+                    axes[r, c].set_title(key.replace("pred_", "").replace("_", " "), fontsize=9)
+        return fig
+
+
+KIND_REGISTRY: dict[str, TaskKind] = {}
+
+
+def register_kind(kind: TaskKind, overwrite: bool = False) -> TaskKind:
+    """Add ``kind`` under ``kind.name`` (ValueError if the name exists and not ``overwrite``)."""
+    if not isinstance(kind, TaskKind) or not kind.name:
+        raise ValueError(f"register_kind needs a named TaskKind, got {kind!r}")
+    if kind.head not in ("classifier", "scalar", "dense"):
+        raise ValueError(f"kind {kind.name!r}: head must be 'classifier', 'scalar' or 'dense', got {kind.head!r}")
+    return add_entry(KIND_REGISTRY, kind.name, kind, overwrite, "task kind")
+
+
+def get_kind(name: str) -> TaskKind:
+    """The registered kind ``name`` (ValueError listing the valid names otherwise)."""
+    return find_entry(KIND_REGISTRY, name, "task kind")
+
+
+def add_entry(table: dict, name: str, obj: Any, overwrite: bool, what: str) -> Any:
+    """``table[name] = obj`` unless ``name`` exists and not ``overwrite`` (ValueError naming ``what``)."""
+    if name in table and not overwrite:
+        raise ValueError(f"{what} {name!r} is already registered; pass overwrite=True to replace it")
+    table[name] = obj
+    return obj
+
+
+def find_entry(table: dict, name: str, what: str) -> Any:
+    """``table[name]``, or a ValueError naming ``what`` and listing the valid names."""
+    if name not in table:
+        raise ValueError(f"unknown {what} {name!r}; valid: {sorted(table)}")
+    return table[name]

@@ -1,0 +1,200 @@
+"""The downstream tasks as a registry of :class:`TaskSpec` (STUDY §4), and the extension point for new ones.
+
+A task turns an :class:`~transferlimits.data.case.MRCase` into a :class:`TaskSample` (named input
+volumes, a target, evaluation masks). The views (:mod:`transferlimits.data.views`) turn a sample into the
+tensors of each encoder. Adding a task is one call::
+
+    def make_volume(case, rng):
+        return TaskSample({"t2w": case.t2w}, np.float32(case.gland.sum() * np.prod(case.spacing) / 1000),
+                          {"body": case.body, "gland": case.gland}, case.case_id)
+
+    register_task(TaskSpec(name="gland_volume", kind="scalar_regression", out_channels=1,
+                           primary_metric="mae", higher_is_better=False, metrics=("mae",),
+                           channel_inputs=("t2w", "", ""), single_input="t2w", uses_labels=True,
+                           make_sample=make_volume, description="T2W -> gland volume (mL)."))
+
+Kinds (strategies in :mod:`transferlimits.tasks.kinds`): ``classification`` (target: int class),
+``segmentation`` (target: int label map [D, H, W]), ``regression`` (dense regression, target: float32
+volume [D, H, W]), ``scalar_regression`` (target: float scalar). ``config.TASKS`` is the tuple of the
+tasks registered here (the five study tasks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from transferlimits.data.case import MRCase
+from transferlimits.tasks.kinds.base import KIND_REGISTRY, add_entry, find_entry, get_kind
+
+__all__ = [
+    "TaskSpec", "TaskSample", "TASK_REGISTRY", "TASK_KINDS", "register_task", "get_task",
+    "pirads_class", "rectal_gas_mask",
+]
+
+#: the kind names registered at import (new kinds register in :mod:`transferlimits.tasks.kinds`).
+TASK_KINDS: tuple[str, ...] = tuple(KIND_REGISTRY)
+
+
+@dataclass
+class TaskSample:
+    """One (input, target) pair of a task.
+
+    Attributes:
+        inputs: sequence/derived name -> float32 [D, H, W] (e.g. ``"t2w"``, ``"t2w_degraded"``).
+        target: float32 [D, H, W] (regression), int label map [D, H, W] (segmentation), int class
+            (classification) or float scalar (scalar_regression).
+        masks: ``"body"`` and ``"gland"`` uint8 [D, H, W] (evaluation masks).
+        case_id: the case.
+    """
+
+    inputs: dict[str, np.ndarray]
+    target: np.ndarray | int | float
+    masks: dict[str, np.ndarray]
+    case_id: str
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a task is: its kind, head size, metrics, inputs per encoder, and how to make a sample.
+
+    Attributes:
+        name: registry key.
+        kind: one of :data:`TASK_KINDS`.
+        out_channels: classes (classification/segmentation) or 1 (regression kinds).
+        primary_metric: the metric RPG is computed on; ``higher_is_better`` its direction.
+        metrics: all metric names recorded.
+        channel_inputs: 3 input names in ``SEQUENCES`` order [t2w, hbv, adc], the channels of a multi-channel
+            (3D, ProFound-like) model; ``""`` = zero channel.
+        single_input: the one input name a single-sequence (2.5D, ProViCNet-like) model sees.
+        uses_labels: False for restoration tasks (they also run on the real exams as external test).
+        make_sample: ``(case, rng) -> TaskSample``.
+        description: one paragraph (shown by the book), including the input choices.
+    """
+
+    name: str
+    kind: str
+    out_channels: int
+    primary_metric: str
+    higher_is_better: bool
+    metrics: tuple[str, ...]
+    channel_inputs: tuple[str, str, str]
+    single_input: str
+    uses_labels: bool
+    make_sample: Callable[[MRCase, np.random.Generator], TaskSample]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KIND_REGISTRY:
+            raise ValueError(f"task {self.name!r}: unknown kind {self.kind!r}; valid: {sorted(KIND_REGISTRY)}")
+        if len(self.channel_inputs) != 3:
+            raise ValueError(f"task {self.name!r}: channel_inputs must have 3 entries, got {self.channel_inputs}")
+        if self.out_channels < 1:
+            raise ValueError(f"task {self.name!r}: out_channels must be >= 1, got {self.out_channels}")
+        get_kind(self.kind).validate(self)
+        if not self.single_input:
+            raise ValueError(f"task {self.name!r}: single_input must name an input")
+        if self.primary_metric not in self.metrics:
+            raise ValueError(f"task {self.name!r}: primary_metric {self.primary_metric!r} not in {self.metrics}")
+
+
+TASK_REGISTRY: dict[str, TaskSpec] = {}
+
+
+def register_task(spec: TaskSpec, overwrite: bool = False) -> TaskSpec:
+    """Add ``spec`` to :data:`TASK_REGISTRY` (ValueError if the name exists and not ``overwrite``)."""
+    if not isinstance(spec, TaskSpec):
+        raise ValueError(f"register_task needs a TaskSpec, got {type(spec).__name__}")
+    return add_entry(TASK_REGISTRY, spec.name, spec, overwrite, "task")
+
+
+def get_task(name: str) -> TaskSpec:
+    """The registered task ``name`` (ValueError listing the valid names otherwise)."""
+    return find_entry(TASK_REGISTRY, name, "task")
+
+
+def pirads_class(pirads: int | None) -> int:
+    """PI-RADS -> class: <= 2 -> 0, 3 -> 1, 4 -> 2, 5 -> 3; a missing PI-RADS counts as class 0.
+
+    Missing PI-RADS in the PI-CAI marksheet means no lesion was reported, i.e. a negative MRI.
+    """
+    if pirads is None or (isinstance(pirads, float) and np.isnan(pirads)):
+        return 0
+    p = int(pirads)
+    return 0 if p <= 2 else min(p, 5) - 2
+
+
+def rectal_gas_mask(case: MRCase) -> np.ndarray:
+    """Susceptibility source proxy: dark (T2W < 0.15 x gland median) body voxels behind the gland."""
+    gland = case.zones > 0
+    ref = float(np.median(case.t2w[gland])) if gland.any() else float(np.median(case.t2w))
+    dark = (case.t2w < 0.15 * ref) & (case.body > 0)
+    if gland.any():
+        post = np.nonzero(gland.any(axis=(0, 2)))[0].max()
+        dark[:, : post + 1] = False
+    return dark
+
+
+def _masks(case: MRCase) -> dict[str, np.ndarray]:
+    return {"body": case.body.astype(np.uint8), "gland": case.gland}
+
+
+def _all_inputs(case: MRCase) -> dict[str, np.ndarray]:
+    return {"t2w": case.t2w, "hbv": case.hbv, "adc": case.adc}
+
+
+def _classification(case: MRCase, rng: np.random.Generator) -> TaskSample:
+    return TaskSample(_all_inputs(case), pirads_class(case.clinical.get("pirads")), _masks(case), case.case_id)
+
+
+def _segmentation(case: MRCase, rng: np.random.Generator) -> TaskSample:
+    return TaskSample(_all_inputs(case), (case.lesion == 2).astype(np.int64), _masks(case), case.case_id)
+
+
+def _super_resolution(case: MRCase, rng: np.random.Generator) -> TaskSample:
+    # imported here: data.degrade -> data.regrid -> config, and config derives TASKS from this registry
+    from transferlimits.data.degrade import through_plane_degrade
+
+    return TaskSample({"t2w_degraded": through_plane_degrade(case.t2w, 2)}, case.t2w.astype(np.float32),
+                      _masks(case), case.case_id)
+
+
+def _distortion(case: MRCase, rng: np.random.Generator) -> TaskSample:
+    from transferlimits.data.degrade import epi_distortion  # see _super_resolution (import cycle via config)
+
+    distorted, disp = epi_distortion(case.hbv, case.spacing, rng, max_shift_mm=4.0, mask=rectal_gas_mask(case))
+    return TaskSample({"hbv_distorted": distorted}, case.hbv.astype(np.float32), _masks(case), case.case_id,
+                      extra={"displacement": disp})
+
+
+def _translation(case: MRCase, rng: np.random.Generator) -> TaskSample:
+    return TaskSample({"t2w": case.t2w}, case.adc.astype(np.float32), _masks(case), case.case_id)
+
+
+for _spec in (
+    TaskSpec("classification", "classification", 4, "auroc_ge4", True,
+             ("auroc_ge4", "qwk", "accuracy", "auroc_ge3"), ("t2w", "hbv", "adc"), "t2w", True, _classification,
+             "mpMRI -> case PI-RADS class (<=2, 3, 4, 5; missing PI-RADS = class 0). ProFound sees [T2W, hbv, "
+             "ADC]; ProViCNet sees T2W 2.5D stacks (its upstream sequence of choice) and pools slices."),
+    TaskSpec("segmentation", "segmentation", 2, "dice", True, ("dice", "hd95", "lesion_sensitivity"),
+             ("t2w", "hbv", "adc"), "t2w", True, _segmentation,
+             "mpMRI -> csPCa lesion mask (lesion label 2; PI-RADS-only findings are background). ProFound sees "
+             "[T2W, hbv, ADC]; ProViCNet sees T2W 2.5D stacks, predictions re-stacked to 3D."),
+    TaskSpec("super_resolution", "regression", 1, "psnr", True, ("psnr", "ssim", "nmse"),
+             ("t2w_degraded", "", ""), "t2w_degraded", False, _super_resolution,
+             "T2W with through-plane resolution halved (pairs of slices averaged, resampled back) -> T2W. "
+             "ProFound: the degraded T2W in its T2W channel, hbv/ADC channels zero; ProViCNet: degraded T2W."),
+    TaskSpec("distortion_correction", "regression", 1, "psnr", True, ("psnr", "ssim", "nmse"),
+             ("", "hbv_distorted", ""), "hbv_distorted", False, _distortion,
+             "High-b DWI warped by a simulated EPI susceptibility field (smooth B0 map + bump at rectal gas, "
+             "<= 4 mm along anterior-posterior, Jacobian modulation) -> undistorted high-b. ProFound: the "
+             "distorted image in its hbv channel, others zero; ProViCNet: the distorted high-b."),
+    TaskSpec("modality_translation", "regression", 1, "mae_gland", False, ("mae_gland", "psnr", "ssim"),
+             ("t2w", "", ""), "t2w", False, _translation,
+             "T2W -> ADC. ProFound: T2W in its T2W channel, others zero; ProViCNet: T2W. MAE inside the gland "
+             "on the scaled ADC (see views)."),
+):
+    register_task(_spec)

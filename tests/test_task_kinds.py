@@ -1,0 +1,99 @@
+"""Task kinds: the registry of kinds, their losses and scores against independent implementations, the
+scalar-regression metrics, and a new kind added as one module-like class."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from transferlimits import config
+from transferlimits.metrics.regression import scalar_scores
+from transferlimits.tasks import KIND_REGISTRY, TASK_REGISTRY, TaskKind, TaskSpec, get_kind, get_task, register_kind
+
+
+def test_kind_names_recorded_in_metrics_are_unchanged():
+    assert set(KIND_REGISTRY) >= {"classification", "segmentation", "regression", "scalar_regression"}
+    assert {get_task(t).kind for t in config.TASKS} == {"classification", "segmentation", "regression"}
+
+
+def test_config_tasks_are_the_registered_study_tasks():
+    assert config.TASKS == ("classification", "segmentation", "super_resolution", "distortion_correction",
+                            "modality_translation")
+    assert set(config.TASKS) <= set(TASK_REGISTRY)
+
+
+@pytest.mark.parametrize("kind, dense, head", [("classification", False, "classifier"),
+                                               ("segmentation", True, "dense"), ("regression", True, "dense"),
+                                               ("scalar_regression", False, "scalar")])
+def test_head_choice_and_density(kind, dense, head):
+    k = get_kind(kind)
+    assert (k.dense, k.head) == (dense, head)
+
+
+def test_segmentation_is_binary():
+    spec = get_task("segmentation")
+    assert get_kind("segmentation").head_channels(spec) == 1
+    with pytest.raises(ValueError, match="binary"):
+        TaskSpec("seg3", "segmentation", 3, "dice", True, ("dice",), ("t2w", "", ""), "t2w", True, lambda c, r: None)
+
+
+@pytest.mark.parametrize("pred, target", [([1.0, 2.0, 4.0], [1.5, 2.0, 3.0]), ([0.0, 1.0], [1.0, 3.0])])
+def test_scalar_scores_match_independent_formulas(pred, target):
+    s = scalar_scores(np.array(pred), np.array(target))
+    err = np.subtract(pred, target)
+    assert s["mae"] == pytest.approx(np.mean(np.abs(err)))
+    assert s["rmse"] == pytest.approx(np.sqrt(np.mean(err ** 2)))
+    assert s["pearson_r"] == pytest.approx(stats.pearsonr(pred, target)[0])
+    assert np.isnan(scalar_scores(np.array([1.0, 1.0]), np.array([0.0, 2.0]))["pearson_r"])
+    with pytest.raises(ValueError, match="same shape"):
+        scalar_scores(np.zeros(2), np.zeros(3))
+
+
+def test_scalar_directions_extend_the_metric_table():
+    d = get_kind("scalar_regression").directions()
+    assert d["rmse"] is False and d["pearson_r"] is True and d["mae"] is False
+    assert "rmse" not in get_kind("regression").directions()
+
+
+def test_dense_regression_loss_is_body_masked_l1_plus_aux():
+    kind = get_kind("regression")
+    g = torch.Generator().manual_seed(0)
+    pred, aux, y = (torch.randn(2, 1, 3, 4, 4, generator=g) for _ in range(3))
+    body = (torch.rand(2, 3, 4, 4, generator=g) > 0.5).to(torch.uint8)
+    batch = {"y": y[:, 0], "masks": {"body": body}}
+    m = body.bool().unsqueeze(1)
+    expected = (pred - y).abs()[m].mean() + 0.4 * (aux - y).abs()[m].mean()
+    assert float(kind.loss(None, (pred, aux), batch)) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_classification_scores_and_targets():
+    kind = get_kind("classification")
+    state = kind.new_state()
+    logits = torch.tensor([[3.0, 0, 0, 0], [0, 3.0, 0, 0], [0, 0, 0, 3.0]])
+    kind.add_batch(state, get_task("classification"), logits, {"y": torch.tensor([0, 1, 3])}, ["a", "b", "c"],
+                   None, False, 0)
+    scores, per_case, examples = kind.finish(state, get_task("classification"), ["a", "b", "c"], 0)
+    assert scores["accuracy"] == pytest.approx(1.0) and [d["label"] for d in per_case] == [0, 1, 3]
+    assert examples == {} and kind.case_target({"y": np.int64(2)}) == 2
+
+
+def test_a_new_kind_is_one_class_and_one_registration():
+    class CountKind(TaskKind):
+        name = "count_test_kind"
+        head = "scalar"
+        regression = True
+
+    with pytest.raises(ValueError, match="unknown kind"):
+        TaskSpec("count", "count_test_kind", 1, "mae", False, ("mae",), ("t2w", "", ""), "t2w", True,
+                 lambda c, r: None)
+    register_kind(CountKind(), overwrite=True)
+    try:
+        spec = TaskSpec("count", "count_test_kind", 1, "mae", False, ("mae",), ("t2w", "", ""), "t2w", True,
+                        lambda c, r: None)
+        assert get_kind(spec.kind).baseline(spec, {}) is None
+        with pytest.raises(ValueError, match="already registered"):
+            register_kind(CountKind())
+    finally:
+        KIND_REGISTRY.pop("count_test_kind")
