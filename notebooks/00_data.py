@@ -18,6 +18,7 @@
 # calibrate and check the phantoms. `transferlimits.data.cohort.build_cohort` does the work and caches it.
 
 # %%
+import json
 import os
 import time
 
@@ -37,11 +38,13 @@ t0 = time.time()
 # %% tags=["parameters"]
 profile = "smoke"  # smoke | reference | picai
 data_path = ""  # picai profile: the PI-CAI public images folder (empty: the profile default)
+labels_path = ""  # picai profile: a picai_labels checkout (empty: the shipped subset)
+profile_overrides = ""  # JSON of get_profile overrides (`run --set`), e.g. {"seeds": [0]}
 
 # %%
-prof = get_profile(profile)
+prof = get_profile(profile, **json.loads(profile_overrides or "{}"))
 workers = int(os.environ.get("TRANSFERLIMITS_THREADS", "1"))
-cohort = build_cohort(prof, workers=workers, images_root=data_path or None)
+cohort = build_cohort(prof, workers=workers, images_root=data_path or None, labels_root=labels_path or None)
 real = cohort.real_cases()
 sizes = {split: len(cohort.case_ids(split)) for split in ("pretrain", "train", "val", "test")}
 for split, n in sizes.items():
@@ -58,7 +61,7 @@ pd.Series(sizes, name="cases").to_frame()
 # %%
 twins = [phantom_of_real(case, prof.grid) for case in real]  # phantoms on the real exams' own geometry
 fig = fig_data.plot_phantom_vs_real(twins[0], real[0])
-glue("fig_phantom_vs_real", fig)
+glue("fig_phantom_vs_real", fig, display=False)
 plt.close(fig)
 
 # %% [markdown]
@@ -69,16 +72,20 @@ plt.close(fig)
 # %%
 table = calibration_table(real, twins)
 glue("calibration_rows", len(table), display=False)
-glue("calibration_table", table.round(3), display=False)
+empty = table["n_real"].eq(0) | table["n_phantom"].eq(0)  # a zone with no voxels in a group: no statistics
+shown = table.round(3).astype(object).where(table.notna(), "—")
+shown["note"] = ["no voxels of this zone in " + ("the real exams" if r == 0 else "the phantoms") if e else ""
+                 for e, r in zip(empty, table["n_real"])]
+glue("calibration_table", shown, display=False)
 adc = table[table.sequence == "adc"].set_index("zone")
 for zone in ("PZ", "TZ", "lesion"):
     glue(f"adc_{zone}_real", float(adc.loc[zone, "real_mean"]), display=False)
     glue(f"adc_{zone}_phantom", float(adc.loc[zone, "phantom_mean"]), display=False)
-table
+shown
 
 # %%
 fig = fig_data.plot_zone_histograms(real, twins)
-glue("fig_zone_histograms", fig)
+glue("fig_zone_histograms", fig, display=False)
 plt.close(fig)
 
 # %%

@@ -20,10 +20,12 @@
 
 # %%
 import importlib
+import json
 import time
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import HTML
 from myst_nb import glue
 
 from transferlimits.config import get_profile
@@ -41,11 +43,12 @@ seed = 0  # initialisation / sampling seed
 out_dir = ""  # output folder (empty: paths.pretrain_dir(profile, model, objective))
 device = "auto"  # torch device spec
 model_modules = ""  # comma-separated modules that register extra foundation models (the extension point)
+profile_overrides = ""  # JSON of get_profile overrides (`run --set`), e.g. {"seeds": [0]}
 
 # %%
 for name in filter(None, model_modules.split(",")):
     importlib.import_module(name)
-prof = get_profile(profile)
+prof = get_profile(profile, **json.loads(profile_overrides or "{}"))
 dev = resolve_device(device if device != "auto" else prof.device)
 result = pretrain(model, objective, prof, device=dev, seed=seed, out_dir=out_dir or None)
 curve = pd.DataFrame(result.curve)
@@ -70,6 +73,21 @@ glue("pretrain_steps", steps, display=False)
 glue("pretrain_final_loss", float(curve["loss"].iloc[-1]) if steps else float("nan"), display=False)
 glue("pretrain_steps_per_s", steps / wall if wall and wall > 0 else float("nan"), display=False)
 pd.Series({k: v for k, v in result.summary.items() if isinstance(v, (int, float, str))}, dtype=object).to_frame("value")
+
+# %% [markdown]
+# ## Was the contrastive term active?
+# The contrastive objective mines positive / negative patch pairs per step; where a step finds no positive
+# pair its pair loss is zero and the step trains plain DiceCE. `contrastive_active_fraction` is the share of
+# steps with at least one positive pair (undefined for objectives without pairs).
+
+# %%
+active = result.summary.get("contrastive_active_fraction")
+active_text = (f"{active:.1%} of {steps} steps mined at least one positive pair" if active is not None else
+               f"not applicable ({result.summary.get('contrastive_active_fraction_reason') or 'no pair statistics'})")
+if active == 0:
+    active_text += ": the contrastive term was zero in every step, so this pre-training was plain DiceCE"
+glue("contrastive_active_text", HTML(f"<span>{active_text}</span>"), display=False)
+print("contrastive term:", active_text)
 
 # %%
 glue_provenance(profile, t0, dev);

@@ -22,14 +22,16 @@
 
 # %%
 import importlib
+import json
+import math
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import HTML
 from myst_nb import glue
 
+from transferlimits import paths
 from transferlimits.config import get_profile
 from transferlimits.figures import training as fig_training
 from transferlimits.runner.provenance import glue_provenance
@@ -51,15 +53,20 @@ task_modules = ""  # comma-separated modules that register extra tasks (the exte
 model_modules = ""  # comma-separated modules that register extra foundation models (the extension point)
 finetune_epochs = 0  # > 0 overrides the profile's fine-tuning epochs for this task
 device = "auto"  # torch device spec
+profile_overrides = ""  # JSON of get_profile overrides (`run --set`), e.g. {"seeds": [0]}
 
 # %%
 for name in filter(None, task_modules.split(",") + model_modules.split(",")):
     importlib.import_module(name)
-prof = get_profile(profile, finetune={"epochs": finetune_epochs}) if finetune_epochs > 0 else get_profile(profile)
+overrides = json.loads(profile_overrides or "{}")
+if finetune_epochs > 0:
+    overrides["finetune"] = {**overrides.get("finetune", {}), "epochs": finetune_epochs}
+prof = get_profile(profile, **overrides)
 dev = resolve_device(device if device != "auto" else prof.device)
 metrics = run_point(
-    task, model, prof, seed=seed, out_dir=out_dir or None, pretrained=pretrained or None,
-    objective=objective, device=dev, reuse_scratch_from=reuse_scratch_from or None,
+    task, model, prof, seed=seed, out_dir=paths.ROOT / out_dir if out_dir else None,  # repo-relative paths
+    pretrained=paths.ROOT / pretrained if pretrained else None, objective=objective, device=dev,
+    reuse_scratch_from=paths.ROOT / reuse_scratch_from if reuse_scratch_from else None,
 )
 spec = metrics["task_spec"]
 primary = spec["primary_metric"]
@@ -70,11 +77,11 @@ primary = spec["primary_metric"]
 # fine-tuned, linear probe on frozen pretrained features).
 
 # %%
-scores = pd.DataFrame({init: run["test"] for init, run in metrics["runs"].items()}).T
+scores = pd.DataFrame({init: run["test"] for init, run in metrics["runs"].items()}).T.apply(pd.to_numeric)  # null -> NaN
 glue("primary_metric", HTML(f"<code>{primary}</code>"), display=False)
 for init in scores.index:
     glue(f"test_{init}", float(scores.loc[init, primary]), display=False)
-scores
+scores.round(4).astype(object).where(scores.notna(), "— (undefined for this run)")
 
 # %% [markdown]
 # ## Learning curves, RPG and convergence
@@ -82,9 +89,20 @@ scores
 # pre-training helped). Convergence compares the epochs to reach 90 % of the final validation score.
 
 # %%
-glue("rpg_primary", float(metrics["rpg_primary"]))
+def shown(value, fmt: str, reason: str) -> str:
+    """A number as the page prints it, or "—" with the reason it is undefined (never a bare NaN)."""
+    ok = isinstance(value, (int, float)) and math.isfinite(value)
+    return format(value, fmt) if ok else f"— ({reason})"
+
+
 conv = metrics["convergence"].get("0.9", next(iter(metrics["convergence"].values()), {}))
-glue("epochs_ratio", float(conv.get("epochs_ratio", float("nan"))))
+summary = {
+    "RPG vs scratch (%)": shown(metrics.get("rpg_primary"), ".2f",
+                                metrics.get("rpg_undefined_reason") or "undefined: see the task chapter"),
+    "epochs to 90 %, pretrained / scratch": shown(conv.get("epochs_ratio"), ".2f", "a run never reached 90 %"),
+}
+for key, label in (("rpg_text", "RPG vs scratch (%)"), ("epochs_ratio_text", "epochs to 90 %, pretrained / scratch")):
+    glue(key, HTML(f"<span>{summary[label]}</span>"), display=False)  # inline across pages, no quotes
 fig = fig_training.plot_learning_curves(metrics)
 glue("fig_curves", fig)
 plt.close(fig)
@@ -96,8 +114,11 @@ plt.close(fig)
 
 # %%
 emb = metrics["alignment"]["pretrained"]["pooled"].get("embedding", {})
-glue("mmd2_embedding", float(emb.get("mmd2", float("nan"))))
-glue("cka_embedding", float(emb.get("cka", float("nan"))))
+summary["MMD² of the embedding"] = shown(emb.get("mmd2"), ".4f", "not measured")
+summary["linear CKA of the embedding"] = shown(emb.get("cka"), ".3f", "not measured")
+for key, label in (("mmd2_text", "MMD² of the embedding"), ("cka_text", "linear CKA of the embedding")):
+    glue(key, HTML(f"<span>{summary[label]}</span>"), display=False)
+pd.Series(summary, name="this run").to_frame()
 fig = fig_training.plot_layer_alignment(metrics)
 glue("fig_alignment", fig)
 plt.close(fig)
@@ -106,7 +127,7 @@ plt.close(fig)
 # ## Example predictions
 
 # %%
-run_folder = Path(out_dir) if out_dir else point_dir(profile, task, model, seed, objective)
+run_folder = paths.ROOT / out_dir if out_dir else point_dir(profile, task, model, seed, objective)
 fig = fig_training.plot_examples(run_folder / metrics["examples"], spec)
 glue("fig_examples", fig)
 plt.close(fig)

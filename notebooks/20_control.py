@@ -12,7 +12,7 @@
 # ---
 
 # %% [markdown]
-# # The objective × architecture control
+# # The objective × architecture control: the analysis
 # Is it the pre-training objective or the architecture that decides where transfer helps (H6)? Each
 # encoder is also pre-trained with the *other* model's objective (ProFound + contrastive, ProViCNet + MAE)
 # and fine-tuned on the control tasks with the same recipe. This notebook only reads `metrics.json` files.
@@ -21,10 +21,13 @@
 import time
 
 import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import HTML
 from myst_nb import glue
 
 from transferlimits import paths
-from transferlimits.figures.alignment import control_table, plot_control
+from transferlimits.figures.alignment import control_table, load_points, plot_control
 from transferlimits.runner.provenance import glue_provenance
 
 t0 = time.time()
@@ -33,23 +36,25 @@ t0 = time.time()
 profile = "smoke"  # smoke | reference | picai
 
 # %%
-from transferlimits.figures.alignment import load_points
-
 root = paths.results_dir(profile)
 table = control_table(load_points(root, "native"), load_points(root, "swapped"))
 glue("n_control_points", len(table), display=False)
-table[["task", "model", "objective", "kind", "seed", "rpg", "mmd2", "cka"]]
+shown = table[["task", "model", "objective", "kind", "seed", "rpg", "mmd2", "cka"]]
+shown.round(4).astype(object).where(shown.notna(), "— (RPG undefined: scratch run below its baseline)")
 
 # %% [markdown]
 # ## RPG of the four (architecture, objective) pairs
 
 # %%
 fig = plot_control(table)
-glue("fig_control", fig)
+glue("fig_control", fig, display=False)
 plt.close(fig)
 mean = table.groupby("kind")["rpg"].mean()
-glue("rpg_native_mean", float(mean.get("native", float("nan"))))
-glue("rpg_swapped_mean", float(mean.get("swapped", float("nan"))))
+means = {kind: (f"{mean[kind]:.2f} %" if kind in mean and np.isfinite(mean[kind]) else "— (no defined RPG)")
+         for kind in ("native", "swapped")}
+for kind in ("native", "swapped"):
+    glue(f"rpg_{kind}_mean", HTML(f"<span>{means[kind]}</span>"), display=False)  # inline across pages
+pd.Series(means, name="mean RPG vs scratch").to_frame()
 
 # %%
 glue_provenance(profile, t0);

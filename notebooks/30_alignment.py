@@ -12,93 +12,179 @@
 # ---
 
 # %% [markdown]
-# # Alignment vs performance
-# Does the feature shift that fine-tuning causes (MMD² between the pretrained encoder's features and its
-# fine-tuned copy's, on the test images) predict the gain from pre-training (RPG) and the speed-up of
-# convergence? This notebook reads only the `metrics.json` files of the finished runs: every
-# (task, model, seed) point in the results folder is used, including tasks added through the extension
-# point.
+# # Alignment vs performance: the analysis
+# Reads only the `metrics.json` files of the profile's finished runs (every task, model, seed and objective,
+# including tasks added through the extension point), averages seeds into one point per (task, model),
+# excludes the seeds whose RPG is undefined (scratch run not above its trivial baseline) and counts them,
+# correlates per model first and pooled with the model as a fixed effect, and gives H1–H6 their verdicts by
+# the rule in `transferlimits.study.verdicts`.
 
 # %%
+import math
 import time
+from html import escape
 
 import matplotlib.pyplot as plt
 import pandas as pd
+from IPython.display import HTML
 from myst_nb import glue
 
 from transferlimits import paths
-from transferlimits.figures.alignment import (
-    PAPER_RPG, correlation_row, load_points, plot_alignment, point_table, predictor_table, sensitivity_table,
-)
+from transferlimits.figures.alignment import PAPER_RPG, sensitivity_table
+from transferlimits.figures.alignment_panels import plot_alignment_by_model
+from transferlimits.figures.task_summary import task_summary
 from transferlimits.runner.provenance import glue_provenance
+from transferlimits.study import analysis as an
+from transferlimits.study import verdicts as vd
 
 t0 = time.time()
 
 # %% tags=["parameters"]
-profile = "smoke"  # smoke | reference | picai
+profile = "smoke"  # smoke | cpu | reference | picai
 n_permutations = 1000  # permutations of the correlation p-values
 n_bootstrap = 1000  # bootstrap resamples of the correlation CIs
 
+
 # %%
-points = load_points(paths.results_dir(profile), "native")
-df = point_table(points)
-glue("n_points", len(df), display=False)
-glue("n_tasks", df["task"].nunique(), display=False)
-df
+def num(x: float, fmt: str = ".2f", why: str = "undefined") -> str:
+    """A number as the book prints it; "—" with the reason when it is not finite (never a bare NaN)."""
+    return format(x, fmt) if isinstance(x, (int, float)) and math.isfinite(x) else f"— ({why})"
+
+
+def text(key: str, value: str) -> None:
+    """Glue a string as inline HTML (cross-document ``{glue}`` pastes text/html inline, without quotes)."""
+    glue(key, HTML(f"<span>{escape(str(value))}</span>"), display=False)
+
+
+points = an.load_profile_points(paths.results_dir(profile))
+rows = an.point_rows(points)
+native = an.average_points(rows)
+excluded = an.excluded_points(rows[rows["objective_kind"] == "native"])
+seeds = sorted(rows["seed"].unique())
+text("profile_name", profile)
+text("n_points", str(len(native)))
+text("n_runs", str(int((rows["objective_kind"] == "native").sum())))
+text("n_tasks", str(native["task"].nunique()))
+text("n_seeds", str(len(seeds)))
+text("n_excluded", str(len(excluded)))
+shown = native[["task", "model", "n_seeds", "n_excluded", "rpg", "rpg_sd", "mmd2", "mmd2_sd", "epochs_ratio",
+                "logme", "target_type"]]
+shown.round(4).astype(object).where(shown.notna(), "—")
 
 # %% [markdown]
-# ## MMD² vs RPG and vs convergence
-# Every point is labelled task/model/seed. Pearson and Spearman correlations with n, bootstrap 95 % CIs and
-# permutation p-values.
+# `rpg` is the mean over the seeds whose RPG is defined (`rpg_sd`: their SD; "—" with one seed or none);
+# `n_excluded` counts the seeds left out because their scratch run did not beat the trivial baseline.
 
 # %%
-st_rpg = correlation_row(df["mmd2"], df["rpg"], n_permutations, n_bootstrap)
-st_conv = correlation_row(df["mmd2"], df["epochs_ratio"], n_permutations, n_bootstrap)
-for name, st in (("rpg", st_rpg), ("conv", st_conv)):
-    glue(f"{name}_n", st["n"], display=False)
-    for key in ("pearson_r", "pearson_p", "spearman_rho", "spearman_p", "max_loo_change"):
-        glue(f"{name}_{key}", float(st[key]), display=False)
-    glue(f"{name}_pearson_ci_lo", float(st["pearson_ci"][0]), display=False)
-    glue(f"{name}_pearson_ci_hi", float(st["pearson_ci"][1]), display=False)
-fig = plot_alignment(df, st_rpg, st_conv)
-glue("fig_alignment_scatter", fig)
+excluded if len(excluded) else pd.DataFrame({"note": ["no run was excluded: every scratch run beat its baseline"]})
+
+# %% [markdown]
+# ## Verdicts on H1–H6
+
+# %%
+swapped_tasks = set(rows.loc[rows["objective_kind"] == "swapped", "task"])
+control = an.average_points(rows[rows["task"].isin(swapped_tasks)], by_objective=True)
+verdicts = vd.all_verdicts(native, control if len(control) else None, n_bootstrap, n_permutations)
+table = vd.verdict_table(verdicts)
+glue("verdict_table", table, display=False)
+text("verdict_rule", vd.VERDICT_RULE.replace("**", ""))
+for v in verdicts:
+    text(f"verdict_{v.hypothesis}", v.verdict)
+counts = {w: sum(v.verdict == w for v in verdicts) for w in vd.VERDICTS}
+h2 = verdicts[1]
+headline = (f"On the {profile} profile ({len(native)} task × model points, {len(seeds)} fine-tuning "
+            f"seed{'s' if len(seeds) != 1 else ''}), {counts['supported']} of the six hypotheses are supported, "
+            f"{counts['contradicted']} contradicted and {counts['inconclusive']} inconclusive by the rule below. "
+            f"The paper's central claim H2 (lower MMD² goes with larger RPG) is {h2.verdict}: the correlation "
+            f"with the model as a fixed effect is r = {num(h2.estimate, '+.2f')} over n = {h2.n} points "
+            f"(95 % CI {num(h2.ci_lo, '+.2f')} to {num(h2.ci_hi, '+.2f')}), where H2 predicts a negative value.")
+text("headline", headline)
+table
+
+# %% [markdown]
+# ## MMD² vs RPG and vs convergence, per model
+# One panel per model; each point is a (task, model) pair averaged over seeds with the seed SD as error
+# bars. A point whose RPG is undefined for every seed is marked on the lower edge and excluded.
+
+# %%
+corr = {}
+for y in ("rpg", "epochs_ratio"):
+    c = an.model_correlation(native, "mmd2", y, n_bootstrap, n_permutations)
+    corr[y] = c
+    text(f"{y}_fe_r", num(c["fe_r"], "+.2f", "fewer than 3 points per model"))
+    text(f"{y}_fe_ci", f"{num(c['fe_ci'][0], '+.2f')} to {num(c['fe_ci'][1], '+.2f')}")
+    text(f"{y}_fe_p", num(c["fe_p_perm"], ".3f"))
+    text(f"{y}_n", str(c["n"]))
+fig = plot_alignment_by_model(native, "rpg", "RPG vs scratch (%)", corr["rpg"]["per_group"])
+glue("fig_alignment_scatter", fig, display=False)
 plt.close(fig)
-pd.DataFrame([{"y": "RPG", **st_rpg}, {"y": "epochs ratio", **st_conv}]).set_index("y")
+fig = plot_alignment_by_model(native, "epochs_ratio", "epochs to 90 %, pretrained / scratch",
+                              corr["epochs_ratio"]["per_group"])
+glue("fig_convergence_scatter", fig, display=False)
+plt.close(fig)
+per_model = pd.DataFrame([
+    {"y": y, "model": model, "n": g["n"], "Pearson r": num(g["pearson_r"], "+.2f", "n < 3"),
+     "95 % CI": f"{num(g['pearson_ci'][0], '+.2f')} to {num(g['pearson_ci'][1], '+.2f')}",
+     "permutation p": num(g["pearson_p_perm"], ".3f", "n < 3")}
+    for y, c in corr.items() for model, g in c["per_group"].items()]
+    + [{"y": y, "model": "pooled, model fixed effect", "n": c["n"], "Pearson r": num(c["fe_r"], "+.2f"),
+        "95 % CI": f"{num(c['fe_ci'][0], '+.2f')} to {num(c['fe_ci'][1], '+.2f')}",
+        "permutation p": num(c["fe_p_perm"], ".3f")} for y, c in corr.items()])
+per_model
 
 # %% [markdown]
 # ## Sensitivity to the analysis choices
-# The same correlation (MMD² vs RPG) under each bandwidth multiplier, each layer, token-level instead of
-# per-image pooling, and each seed alone. A finding that flips sign across these rows is not a finding.
+# The MMD²–RPG correlation (per run, pooled over models) under each bandwidth multiplier, each layer,
+# token-level instead of per-image pooling, and each seed alone. Rows with fewer points than the H2 minimum
+# are flagged: their coefficients are indicative only.
 
 # %%
-sens = sensitivity_table(points, "rpg", n_permutations // 5, n_bootstrap // 5)
-glue("sensitivity_rows", len(sens), display=False)
-glue("sensitivity_sign_agreement", float((sens["pearson_r"] * st_rpg["pearson_r"] > 0).mean()), display=False)
-sens
-
-# %% [markdown]
-# ## Pre-hoc vs post-hoc predictors of RPG
-# LogME and a linear probe are computed on the *frozen* pretrained features before any fine-tuning
-# (pre-hoc); MMD² and CKA need the fine-tuned model (post-hoc).
-
-# %%
-pred = predictor_table(df, n_permutations // 5, n_bootstrap // 5)
-for _, row in pred.iterrows():
-    glue(f"pred_{row['predictor']}_rho", float(row["spearman_rho"]), display=False)
-pred
+sens = sensitivity_table([p for p in points if p["objective"] == "native"], "rpg", n_permutations // 5,
+                         n_bootstrap // 5)
+n_min = vd.N_MIN["H2"]
+sens_shown = pd.DataFrame({
+    "axis": sens["axis"], "choice": sens["choice"], "n": sens["n"],
+    "Pearson r": [num(r, "+.2f", "n < 3") for r in sens["pearson_r"]],
+    "95 % CI": [f"{num(lo, '+.2f')} to {num(hi, '+.2f')}" for lo, hi in sens["pearson_ci"]],
+    "p": [num(p, ".3f", "n < 3") for p in sens["pearson_p"]],
+    "flag": [f"small n (< {n_min}): indicative only" if n < n_min else "" for n in sens["n"]],
+})
+base_r = sens["pearson_r"].iloc[0]
+big = sens[sens["n"] >= n_min]
+text("sensitivity_rows", str(len(sens)))
+text("sensitivity_small", str(int((sens["n"] < n_min).sum())))
+text("sensitivity_sign_agreement",
+     num(float((big["pearson_r"] * base_r > 0).mean()) if len(big) and math.isfinite(base_r) else float("nan"),
+         ".2f", f"no row has n ≥ {n_min}"))
+sens_shown
 
 # %% [markdown]
 # ## Our RPG beside the paper's
 # The paper's four RPG numbers as recovered from a **secondary AI-written summary (ownyourai), not from the
-# paper's own tables**: ProFound distortion correction 20.72 %, super-resolution 15.91 %; ProViCNet
-# segmentation 21.23 %, classification 8.99 %. Ours come from this profile's runs (mean over seeds).
+# paper's own tables**. Ours: mean over the seeds whose RPG is defined.
 
 # %%
-ours = df.groupby(["model", "task"])["rpg"].mean().rename("rpg_ours").reset_index()
-beside = PAPER_RPG.merge(ours, on=["model", "task"], how="left")
+ours = native.set_index(["model", "task"])["rpg"]
+beside = PAPER_RPG[["model", "task", "rpg_paper"]].copy()
+beside["rpg_ours"] = [num(ours.get((m, t), float("nan")), ".2f", "RPG undefined or not run")
+                      for m, t in zip(beside["model"], beside["task"])]
 for _, row in beside.iterrows():
-    glue(f"ours_{row['model']}_{row['task']}", float(row["rpg_ours"]), display=False)
+    text(f"ours_{row['model']}_{row['task']}", row["rpg_ours"])
 beside
+
+# %% [markdown]
+# ## Task summaries
+# One table per task for its chapter: both models, the three initialisations and the trivial baseline, the
+# primary and secondary metrics (mean ± seed SD), and the real-exam external test for restoration tasks.
+
+# %%
+for task in sorted(native["task"].unique()):
+    summary, info = task_summary(points, task)
+    glue(f"summary_{task}", summary, display=False)
+    n = sorted(set(info["n_seeds"].values()))
+    text(f"seeds_{task}", " / ".join(map(str, n)))
+    text(f"primary_{task}", info["primary"])
+summary
 
 # %%
 glue_provenance(profile, t0);

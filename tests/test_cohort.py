@@ -14,6 +14,7 @@ from _geometry_factory import ellipsoid_geometry
 from transferlimits import paths
 from transferlimits.config import get_profile
 from transferlimits.data import cohort as cohort_mod
+from transferlimits.runner import cli_data
 from transferlimits.data.splits import patient_id
 
 torch.set_num_threads(1)
@@ -99,7 +100,10 @@ def test_task_and_pretrain_datasets(tiny):
     with pytest.raises(ValueError, match="unknown model"):
         cohort_mod.task_dataset(c, "classification", "train", "resnet")
     pf = cohort_mod.pretrain_dataset(c, "profound")
-    assert len(pf) == len(c.case_ids("pretrain")) + 2
+    assert len(pf) == len(c.case_ids("pretrain"))  # the real exams are a test set, never pre-trained on
+    assert not set(pf.case_ids) & set(c.case_ids("real"))
+    with pytest.raises(ValueError, match="include_real"):
+        cohort_mod.pretrain_dataset(c, "profound", include_real=True)
     it = pf[0]
     assert it["x"].shape == (3, 8, 32, 32) and it["labels"].shape == (8, 32, 32) and it["labels"].max() <= 3
     pv = cohort_mod.pretrain_dataset(c, "provicnet", include_real=False)
@@ -110,9 +114,11 @@ def test_task_and_pretrain_datasets(tiny):
 
 def test_cli_hook_and_missing_inputs(tiny, capsys, monkeypatch):
     parser = argparse.ArgumentParser()
-    cohort_mod.add_arguments(parser)
+    cli_data.add_arguments(parser)  # the data CLI lives in the runner, not in the library
     args = parser.parse_args(["--profile", "smoke", "--no-progress"])
-    assert args.profile == "smoke" and args.seed == 0
+    assert args.profile == "smoke" and args.seed == 0 and args.skip_incomplete is False
+    assert parser.parse_args(["--skip-incomplete"]).skip_incomplete is True
+    assert not hasattr(cohort_mod, "add_arguments")
     with pytest.raises(ValueError, match="no cohort manifest"):
         cohort_mod.Cohort.load("reference")
     with pytest.raises(ValueError, match="images_root"):
@@ -126,7 +132,9 @@ def test_picai_data_source_on_the_shipped_exams(tmp_path, monkeypatch):
     monkeypatch.setenv("TRANSFERLIMITS_RESULTS", str(tmp_path / "results"))
     prof = get_profile("picai", splits={"pretrain": 0, "train": 1, "val": 0, "test": 1},
                        grid={"shape": (8, 32, 32), "spacing": (3.0, 2.0, 2.0)}, slice_size=28)
-    c = cohort_mod.build_cohort(prof, progress=False, images_root=str(paths.REAL_CASES))
+    with pytest.raises(ValueError, match="only 0 available"):  # the real exams are held out of every split
+        cohort_mod.build_cohort(prof, progress=False, images_root=str(paths.REAL_CASES))
+    c = cohort_mod.build_cohort(prof, progress=False, images_root=str(paths.REAL_CASES), held_out_patients=())
     assert sorted(c.case_ids("train") + c.case_ids("test")) == ["10795_1000811", "11373_1001396"]
     case = c.cases("test")[0]
     assert case.source == "real" and case.shape == (8, 32, 32) and case.zones.any()

@@ -40,9 +40,9 @@ def test_vit_objective_shapes_and_stats():
     x, pos, labels = _vit_batch()
     loss, logits, stats = model(x, pos, labels)
     assert logits.shape == (2, 4, 64, 64)  # 8x the 8x8 token grid, like 256 px for 448 px input
-    assert set(stats) == {"dice_ce", "contrastive", "n_pos", "n_neg"}
-    assert stats["n_pos"] == stats["n_neg"] > 0
-    assert stats["n_pos"] <= 2 * 30
+    assert set(stats) == {"dice_ce", "contrastive", "n_pos_pairs", "n_neg_pairs"}
+    assert stats["n_pos_pairs"] == stats["n_neg_pairs"] > 0
+    assert stats["n_pos_pairs"] <= 2 * 30
     expected = (1 - 0.05) * stats["dice_ce"] + 0.05 * stats["contrastive"]
     assert loss.item() == pytest.approx(expected, rel=1e-5)
 
@@ -61,7 +61,7 @@ def test_no_anchor_batch_gives_zero_pair_loss_not_nan():
     x, pos, labels = _vit_batch()
     labels = labels.clamp(max=1)  # no cancer at all
     loss, _, stats = model(x, pos, labels)
-    assert stats["contrastive"] == 0.0 and stats["n_pos"] == 0 and torch.isfinite(loss)
+    assert stats["contrastive"] == 0.0 and stats["n_pos_pairs"] == 0 and torch.isfinite(loss)
     loss.backward()
     assert model.encoder.backbone.blocks[0].attn.qkv.weight.grad is not None
 
@@ -136,7 +136,7 @@ def test_convnext_objective_shapes_and_pairs():
     x, labels = _convnext_batch()
     loss, logits, stats = model(x, labels)
     assert logits.shape == (1, 4, 16, 64, 64)
-    assert stats["n_pos"] == stats["n_neg"] > 0 and torch.isfinite(loss)
+    assert stats["n_pos_pairs"] == stats["n_neg_pairs"] > 0 and torch.isfinite(loss)
     loss2, _, stats2 = model(x, labels.clamp(max=1))
     assert stats2["contrastive"] == 0.0 and torch.isfinite(loss2)
     with pytest.raises(ValueError, match="labels"):
@@ -198,7 +198,7 @@ def test_convnext_pair_stage_option():
     x, labels = _convnext_batch()
     loss, _, stats = model(x, labels)
     # stride-4 grid of a 16x64x64 volume: 4x16x16 cells of 64 voxels, many anchors -> capped at 30
-    assert stats["n_pos"] == stats["n_neg"] == 30 and torch.isfinite(loss)
+    assert stats["n_pos_pairs"] == stats["n_neg_pairs"] == 30 and torch.isfinite(loss)
     assert not any(k.startswith("pair_norm") for k in ConvNeXtContrastive(enc, cl_dims=CL).state_dict())
     with pytest.raises(ValueError, match="pair_stage"):
         ConvNeXtContrastive(enc, cl_dims=CL, pair_stage=4)

@@ -45,7 +45,9 @@ def test_linear_probe_leaves_encoder_unchanged_and_head_trains(model):
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert not any(p.requires_grad for p in res.model.encoder.parameters())
     head = res.model.head[0].weight
-    assert len(res.curve) == 2 and res.best_epoch in (1, 2)
+    assert [r["epoch"] for r in res.curve] == [0, 1, 2] and res.best_epoch in (1, 2)
+    assert res.curve[0]["train_loss"] is None and res.curve[0]["wall_s"] == 0.0  # evaluated before any update
+    assert all(g["name"].startswith("head/") for g in res.lr_groups)  # the frozen encoder has no group
     assert "auroc_ge4" in res.test_scores and len(res.per_case) == 6
     assert head.requires_grad
 
@@ -96,6 +98,10 @@ def test_backbone_lr_scales():
     assert not any(k.startswith("head.") for k in scales)
     vit = build_task_model("provicnet", _encoder("provicnet"), spec)
     assert set(backbone_lr_scales(vit, "provicnet", RECIPE).values()) == {0.05}
+    for model in (pro, vit):  # scratch: every parameter at the head's lr (STUDY §4)
+        assert backbone_lr_scales(model, "profound" if model is pro else "provicnet", RECIPE, init="scratch") == {}
+    with pytest.raises(ValueError, match="unknown init"):
+        backbone_lr_scales(pro, "profound", RECIPE, init="frozen")
 
 
 def test_bad_init_and_empty_train_set():

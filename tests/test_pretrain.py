@@ -98,7 +98,12 @@ def test_loss_decreases_for_each_pair(synthetic_pool, model, objective):
     assert json.loads((out / "curve.json").read_text())[-1]["step"] == 29
     assert not (out / "checkpoint_last.pt").exists()  # removed once the final outputs exist
     if objective == "contrastive":
-        assert {"n_pos", "n_neg"} <= set(result.curve[0])
+        assert {"n_pos_pairs", "n_neg_pairs"} <= set(result.curve[0])
+        frac = result.summary["contrastive_active_fraction"]
+        assert frac == sum(r["n_pos_pairs"] > 0 for r in result.curve) / len(result.curve)
+    else:
+        assert result.summary["contrastive_active_fraction"] is None
+        assert "no pairs" in result.summary["contrastive_active_fraction_reason"]
 
 
 @pytest.mark.parametrize("model,objective", [("profound", "contrastive"), ("provicnet", "mae")])
@@ -213,5 +218,6 @@ def test_loss_decreases_on_phantom_pool(phantom_results, model, objective):
     prof = tiny_profile(steps=24, pool=3)
     result = pretrain(model, objective, prof, device="cpu", progress=False)
     losses = _losses(result)
-    assert result.summary["pool_items"] == (3 + 2) * (1 if model == "profound" else prof.grid.shape[0])
+    # the pretrain split only: the 2 real exams are a test set, never pre-trained on
+    assert result.summary["pool_items"] == 3 * (1 if model == "profound" else prof.grid.shape[0])
     assert sum(losses[-5:]) / 5 < 0.95 * sum(losses[:5]) / 5, losses

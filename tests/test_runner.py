@@ -162,7 +162,7 @@ def test_run_help_documents_every_option():
     proc = subprocess.run([sys.executable, "-m", "transferlimits", "run", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0
     for opt in ("--profile", "--only", "--force", "--data", "--weights", "--cores", "--dry-run", "--task-module",
-                "--task-notebook", "--param", "--snakemake-profile"):
+                "--task-notebook", "--param", "--snakemake-profile", "--model-module", "--labels", "--set"):
         assert opt in proc.stdout
 
 

@@ -21,7 +21,9 @@ from transferlimits import paths, study
 from transferlimits.config import TASKS, get_profile
 from transferlimits.study import runs as study_runs
 from transferlimits.tasks import get_task
+from transferlimits.jsonsafe import loads_strict
 from transferlimits.runtime import atomic_save_torch
+from transferlimits.metrics.transfer import rpg
 
 from _finetune_data import tiny_splits
 
@@ -64,6 +66,49 @@ def env(tmp_path, monkeypatch):
     return prof, encoders, tmp_path
 
 
+#: the baseline a run must beat, per kind, on the stand-in data (no ``identity_input``: no identity baseline)
+EXPECTED_BASELINE = {"classification": "class_prior", "segmentation": "empty_mask", "regression": "train_median",
+                     "scalar_regression": "train_median"}
+
+
+def _check_outcome(d, spec, prof):
+    """Baselines, learned flags, RPG validity and lr groups recomputed independently from the file."""
+    base = d["baseline_primary"]
+    assert base["name"] == EXPECTED_BASELINE[spec.kind] and base["metric"] == spec.primary_metric
+    assert base["value"] == d["baselines"][base["name"]][spec.primary_metric]
+    sign = 1 if spec.higher_is_better else -1
+    for init, run in d["runs"].items():
+        margin = sign * (run["test"][spec.primary_metric] - base["value"])
+        assert d["learned"][init] == {"beats_baseline": margin > 0, "margin": pytest.approx(margin)}
+    assert d["rpg_defined"] == d["learned"]["scratch"]["beats_baseline"]
+    if d["rpg_defined"]:
+        pre, scr = (d["runs"][i]["test"][spec.primary_metric] for i in ("pretrained", "scratch"))
+        assert d["rpg_primary"] == pytest.approx(rpg(pre, scr, spec.higher_is_better))
+        assert d["rpg_undefined_reason"] is None
+    else:
+        assert d["rpg_primary"] is None and "baseline" in d["rpg_undefined_reason"]
+        assert d["undefined"]["rpg_primary"] == d["rpg_undefined_reason"]
+    assert all(-1 <= g <= 1 for g in d["normalised_gain"].values()) and "NG =" in d["normalised_gain_formula"]
+    lr = prof.finetune.lr
+    scratch_lrs = [g["lr"] for g in d["lr_groups"]["scratch"]]
+    pre_enc = [g["lr"] for g in d["lr_groups"]["pretrained"] if g["name"].startswith("encoder/")]
+    assert scratch_lrs == pytest.approx([lr] * len(scratch_lrs))  # scratch: every parameter at the head's lr
+    assert pre_enc and min(pre_enc) < lr  # pretrained: the reduced backbone lr
+    assert all(g["name"].startswith("head/") for g in d["lr_groups"]["linear_probe"])  # frozen encoder
+    assert d["transferability"]["target_type"] in ("class", "binary", "continuous")
+    assert d["transferability"]["standardised"] == (d["transferability"]["target_type"] == "continuous")
+
+
+def _check_alignment(d):
+    """Paired statistic with its bandwidth; token entries clustered by image."""
+    emb = d["alignment"]["pretrained"]["pooled"]["embedding"]
+    assert emb["n_groups"] == emb["n"] == d["n_cases"]["test"] and emb["bandwidth"] > 0
+    assert np.isfinite(emb["mmd2"]) and 0 < emb["p_value"] <= 1 and emb["ci"][0] <= emb["ci"][1]
+    assert {"1.0", "sum"} <= set(emb["mmd2_multi"]) and emb["mmd2_multi"]["1.0"] == pytest.approx(emb["mmd2"])
+    for entry in d["alignment"]["scratch"]["tokens"].values():
+        assert entry["n"] > entry["n_groups"] and entry["n_groups"] <= d["n_cases"]["test"]
+
+
 @pytest.mark.parametrize("model", ["profound", "provicnet"])
 @pytest.mark.parametrize("task", TASKS)
 def test_run_point_writes_valid_metrics(env, task, model):
@@ -71,14 +116,18 @@ def test_run_point_writes_valid_metrics(env, task, model):
     out = tmp / "runs" / f"{task}__{model}"
     d = run_point(task, model, prof, seed=0, out_dir=out, pretrained=encoders[model], progress=False)
     on_disk = study.load_metrics(out)  # validates
-    assert on_disk["task"] == task and on_disk["model"] == model and on_disk["schema_version"] == 1
+    assert on_disk["task"] == task and on_disk["model"] == model and on_disk["schema_version"] == 2
+    assert on_disk == loads_strict((out / "metrics.json").read_text())  # strict JSON: no NaN / Infinity
     spec = get_task(task)
     assert set(d["runs"]) == {"pretrained", "scratch", "linear_probe"}
-    assert len(d["runs"]["pretrained"]["curve"]) == 2
+    curve = d["runs"]["pretrained"]["curve"]
+    assert [r["epoch"] for r in curve] == [0, 1, 2] and curve[0]["train_loss"] is None and curve[0]["wall_s"] == 0
+    assert "runs.pretrained.curve.0.train_loss" in d["undefined"]
+    _check_outcome(d, spec, prof)
+    _check_alignment(d)
     assert spec.primary_metric in d["runs"]["scratch"]["test"]
     assert spec.primary_metric in d["rpg"]["vs_scratch"] and spec.primary_metric in d["rpg"]["vs_linear_probe"]
     assert {"embedding"} <= set(d["alignment"]["pretrained"]["pooled"]) and d["alignment"]["scratch"]["tokens"]
-    assert np.isfinite(d["alignment"]["pretrained"]["pooled"]["embedding"]["mmd2"])
     if not spec.uses_labels:
         assert "real" in d["runs"]["pretrained"]["extra"] and d["n_cases"]["real"] == 2
     ex = np.load(out / "examples.npz")
@@ -130,12 +179,15 @@ def test_validate_metrics_rejects_broken_dicts(env):
                            progress=False)
     study.validate_metrics(good)
     for path, value, msg in [
-        (("rpg",), None, "missing field .rpg"),
+        (("rpg",), None, "missing field rpg"),
         (("seed",), "zero", "seed must be int"),
         (("runs", "linear_probe"), None, "runs.linear_probe"),
-        (("runs", "scratch", "curve"), [{"epoch": 1}], "curve\\[0\\].train_loss"),
+        (("runs", "scratch", "curve"), [{"epoch": 0}], "curve\\[0\\].train_loss"),
         (("transferability", "logme"), "high", "transferability.logme must be float"),
-        (("schema_version",), 2, "schema_version"),
+        (("schema_version",), 1, "schema_version"),
+        (("rpg_primary",), float("nan"), "rpg_primary must be float or null"),
+        (("baseline_primary",), None, "missing field baseline_primary"),
+        (("lr_groups", "scratch"), [{"name": "x", "lr": 1.0}], "lr_groups.scratch\\[0\\].weight_decay"),
     ]:
         broken = copy.deepcopy(good)
         parent = broken

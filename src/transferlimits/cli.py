@@ -8,10 +8,11 @@ them together.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
-__all__ = ["main", "COMMANDS"]
+__all__ = ["main", "COMMANDS", "describe_os_error"]
 
 #: command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -47,6 +48,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_os_error(exc: OSError) -> str:
+    """One line for a file-system error: what happened, to which file, and what to do."""
+    where = exc.filename or "a file"
+    if exc.errno == errno.ENOSPC:
+        return (f"no space left on the device while writing {where}; finished results are kept: free space (or "
+                "move the results with TRANSFERLIMITS_RESULTS=<folder>) and re-run the same command")
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (f"cannot write {where} ({exc.strerror}); make the folder writable, or move the results with "
+                "TRANSFERLIMITS_RESULTS=<folder>")
+    return f"{where}: {exc.strerror or exc}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -61,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+        return 1
+    except RuntimeError as exc:  # a failed sub-process (book build, snakemake --summary): its message and log
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; finished runs are kept, re-run the same command to resume.", file=sys.stderr)
         return 130

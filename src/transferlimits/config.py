@@ -255,7 +255,10 @@ _SMOKE = Profile(
     slice_size=56,
     encoder_sizes={"profound": "smoke", "provicnet": "smoke"},
     splits=SplitSizes(pretrain=48, train=24, val=8, test=16),
-    pretrain=PretrainRecipe(steps=60, batch_size=4, warmup_steps=6, checkpoint_every=20),
+    # anchor rule 3/64 (upstream 62/64): on the 4 x 4 token grid of 56-px slices no cell pair is ever >= 62/64
+    # cancer, so the contrastive term would be zero in every step; at 3/64 about 10 % of ProViCNet steps and
+    # 90 % of ProFound (stride-4 cell) steps mine a positive pair (pretrain.json contrastive_active_fraction)
+    pretrain=PretrainRecipe(steps=60, batch_size=4, warmup_steps=6, checkpoint_every=20, anchor_frac=3 / 64),
     finetune=FinetuneRecipe(epochs=4, batch_size=4, lr=2e-3, decoder_width=32),
     measure=MeasureConfig(n_permutations=200, n_bootstrap=200, token_samples=256),
     seeds=(0,),
@@ -274,9 +277,12 @@ _CPU = Profile(
     slice_size=112,  # 8 x 8 ViT tokens per slice; 112 px = 2 x the 56 px of smoke, down-sampled to the 64 px grid
     encoder_sizes={"profound": "cpu", "provicnet": "cpu"},
     splits=SplitSizes(pretrain=300, train=96, val=24, test=100),
-    pretrain=PretrainRecipe(steps=400, batch_size=8, lr=1e-3, warmup_steps=20, checkpoint_every=100,
-                            anchor_frac=0.5, neg_frac=2 / 64, channels_last_stages=2),
-    finetune=FinetuneRecipe(epochs=8, batch_size=4, lr=2e-3, decoder_width=32, full_res_skip=True,
+    # batch 24 and anchors at >= 1/4 cancer: on the 12 mm ViT token cells of 112 px slices of the 96 mm grid,
+    # 4.9 % of the pool's 2.5D stacks have a positive pair at 1/4 (1.6 % at 1/2, ~0 at 62/64), so ~70 % of
+    # batches of 24 do (ProFound's stride-4 cells: 39 % of crops, ~100 % of batches); benchmarks/estimate_cpu.py
+    pretrain=PretrainRecipe(steps=300, batch_size=24, lr=1e-3, warmup_steps=20, checkpoint_every=100,
+                            anchor_frac=0.25, neg_frac=2 / 64, channels_last_stages=2),
+    finetune=FinetuneRecipe(epochs=6, batch_size=4, lr=2e-3, decoder_width=32, full_res_skip=True,
                             residual=True, channels_last_stages=2),
     measure=MeasureConfig(n_permutations=200, n_bootstrap=200, token_samples=512),
     seeds=(0, 1, 2),

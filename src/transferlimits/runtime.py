@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from transferlimits.jsonsafe import to_strict_json
+
 __all__ = [
     "resolve_device",
     "seed_everything",
@@ -122,9 +124,16 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Serialise ``obj`` to JSON (NaN written as null-safe ``NaN``) and write it atomically."""
-    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default, allow_nan=True)
+def atomic_write_json(path: str | os.PathLike, obj: Any, reasons: dict[str, str] | None = None) -> Path:
+    """Serialise ``obj`` as strict JSON and write it atomically (STUDY §5: no NaN or Infinity).
+
+    Args:
+        path: the file. obj: the tree (NumPy scalars/arrays, tuples, sets, paths, dataclasses are converted;
+            see :func:`transferlimits.jsonsafe.to_strict_json`); every NaN/±Inf is written as ``null``.
+        reasons: optional dict filled with ``{"a/b/0": "nan" | "inf" | "-inf"}`` for each replaced value.
+    """
+    text = json.dumps(to_strict_json(obj, reasons), indent=2, sort_keys=False, default=_json_default,
+                      allow_nan=False)
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 

@@ -8,7 +8,9 @@
     real/<id>.npz     the two real exams resampled onto the profile grid (crop centred on the gland)
 
 Cases come from the geometry pack (``data_source="phantom"``): all patients are stratified by PI-RADS
-class and the first ``sum(profile.splits)`` patients of the seeded order are used. With
+class and the first ``sum(profile.splits)`` patients of the seeded order are used. The patients of the real
+exams (:func:`real_patient_ids`) are never candidates: the exams are the restoration tasks' external test set,
+so neither they nor a phantom of their anatomy may enter a pre-training pool or a task split (no leakage). With
 ``data_source="picai"`` the cases are the user's PI-CAI images (``--data``, ``--labels``), each loaded
 with :class:`~transferlimits.data.picai.PicaiDataset` and resampled onto the profile grid. A cached case is
 reused when it loads and its generator version, grid, seed and input digest (SHA-256 of every source
@@ -35,7 +37,7 @@ from transferlimits.tasks.registry import pirads_class
 from transferlimits.data.tissues import GENERATOR_VERSION
 from transferlimits.runtime import atomic_write_json
 
-__all__ = ["Cohort", "build_cohort", "task_dataset", "pretrain_dataset"]
+__all__ = ["Cohort", "build_cohort", "task_dataset", "pretrain_dataset", "real_patient_ids", "candidate_ids"]
 
 
 def _profile(profile: Profile | str) -> Profile:
@@ -146,21 +148,35 @@ def _report_changes(root: Path, splits: dict[str, list[str]], rebuilt: list[str]
                   f"changed, so the strata did): {moved[:10]}", file=sys.stderr)
 
 
-def _select_phantom(prof: Profile, seed: int) -> tuple[dict[str, list[str]], Path]:
+@functools.lru_cache(maxsize=1)
+def real_patient_ids() -> tuple[str, ...]:
+    """Patients of the shipped real exams (``paths.REAL_CASES``): excluded from every split of every cohort."""
+    root = Path(paths.REAL_CASES)
+    return tuple(sorted({patient_id(f.name) for f in root.iterdir() if f.is_dir()})) if root.is_dir() else ()
+
+
+def candidate_ids(case_ids: list[str], held_out: tuple[str, ...] | None = None) -> list[str]:
+    """``case_ids`` without the cases of the ``held_out`` patients (default: the real exams', :func:`real_patient_ids`)."""
+    drop = set(real_patient_ids() if held_out is None else held_out)
+    return [c for c in case_ids if patient_id(c) not in drop]
+
+
+def _select_phantom(prof: Profile, seed: int, held_out: tuple[str, ...] | None = None
+                    ) -> tuple[dict[str, list[str]], Path]:
     pack_path = paths.GEOMETRY_PACK
     try:
         pack = _pack(str(pack_path))
     except FileNotFoundError as exc:
         raise ValueError(f"{exc}; the phantom cohort needs the geometry pack") from exc
     clin = pack.clinical
-    ids = [c for c in pack.case_ids if "gland_ml" not in clin.columns or clin.loc[c, "gland_ml"] > 0]
+    ids = candidate_ids([c for c in pack.case_ids if "gland_ml" not in clin.columns or clin.loc[c, "gland_ml"] > 0], held_out)
     strata = [pirads_class(pack.clinical_dict(c).get("pirads")) for c in ids]
     return make_splits(ids, strata, prof.splits, seed=seed), pack_path
 
 
 def build_cohort(profile: Profile | str, seed: int = 0, progress: bool = True, workers: int = 1,
                  images_root: str | None = None, labels_root: str | None = None,
-                 skip_incomplete: bool = False) -> Cohort:
+                 skip_incomplete: bool = False, held_out_patients: tuple[str, ...] | None = None) -> Cohort:
     """Build (or refresh) the cohort of ``profile`` on disk and return it.
 
     Args:
@@ -172,6 +188,8 @@ def build_cohort(profile: Profile | str, seed: int = 0, progress: bool = True, w
             only; labels default to the shipped subset).
         skip_incomplete: leave out PI-CAI cases that lack a sequence (their count and ids are printed)
             instead of raising (default False).
+        held_out_patients: patients kept out of every split (default: the real exams', :func:`real_patient_ids`;
+            ``()`` only to test the PI-CAI path on the shipped exams themselves; recorded in the manifest).
 
     A cached case is reused only when its generator version, grid, seed AND the digest of its inputs
     (:func:`~transferlimits.data.cache.inputs_digest`) match; any other case is rebuilt and listed.
@@ -186,6 +204,7 @@ def build_cohort(profile: Profile | str, seed: int = 0, progress: bool = True, w
     from transferlimits.data.regrid import case_to_grid
 
     prof = _profile(profile)
+    held_out = real_patient_ids() if held_out_patients is None else tuple(held_out_patients)
     root = paths.data_dir(prof.name)
     (root / "cases").mkdir(parents=True, exist_ok=True)
     meta = {"generator_version": GENERATOR_VERSION, "grid": _grid_dict(prof.grid), "seed": int(seed),
@@ -194,7 +213,7 @@ def build_cohort(profile: Profile | str, seed: int = 0, progress: bool = True, w
     digests: dict[str, str] = {}
     rebuilt: list[str] = []
     if prof.data_source == "phantom":
-        splits, pack_path = _select_phantom(prof, seed)
+        splits, pack_path = _select_phantom(prof, seed, held_out)
         todo = []
         for cid in sorted(c for s in splits.values() for c in s):
             path = root / "cases" / f"{cid}.npz"
@@ -222,9 +241,10 @@ def build_cohort(profile: Profile | str, seed: int = 0, progress: bool = True, w
         if ds.skipped:
             print(f"cohort: skipped {len(ds.skipped)} incomplete case(s) of {images_root}: "
                   + ", ".join(f"{c} (no {'/'.join(m)})" for c, m in ds.skipped.items()), file=sys.stderr)
-        strata = [pirads_class(ds.clinical(c).get("pirads")) for c in ds.case_ids]
-        sizes = resolve_split_sizes(prof.splits, len({patient_id(c) for c in ds.case_ids}), str(images_root))
-        splits = make_splits(ds.case_ids, strata, sizes, seed=seed)
+        usable = candidate_ids(list(ds.case_ids), held_out)
+        strata = [pirads_class(ds.clinical(c).get("pirads")) for c in usable]
+        sizes = resolve_split_sizes(prof.splits, len({patient_id(c) for c in usable}), str(images_root))
+        splits = make_splits(usable, strata, sizes, seed=seed)
         for cid in tqdm(sorted(c for s in splits.values() for c in s), desc="PI-CAI cases", disable=not progress):
             path = root / "cases" / f"{cid}.npz"
             cmeta = dict(meta, inputs_sha256=_picai_digest(ds, cid))
@@ -251,7 +271,8 @@ def build_cohort(profile: Profile | str, seed: int = 0, progress: bool = True, w
         real[cid] = {"file": str(f), "sha256": sha256_file(root / f), "inputs_sha256": rmeta["inputs_sha256"]}
     _report_changes(root, splits, rebuilt)
     write_splits(splits, root / "splits.json", {"seed": int(seed), "sizes": dataclasses.asdict(prof.splits)})
-    manifest = {**meta, "profile": prof.name, "split_sizes": dataclasses.asdict(prof.splits), "splits": splits,
+    manifest = {**meta, "profile": prof.name, "split_sizes": dataclasses.asdict(prof.splits),
+                "held_out_patients": list(held_out), "splits": splits,
                 "patients": {
         s: len({patient_id(c) for c in ids}) for s, ids in splits.items()}, "cases": cases, "real_cases": real}
     atomic_write_json(root / "manifest.json", manifest)
@@ -270,7 +291,8 @@ def open_cohort(profile: Profile | str, seed: int = 0) -> Cohort:
     """
     prof = _profile(profile)
     want = {"generator_version": GENERATOR_VERSION, "grid": _grid_dict(prof.grid), "seed": int(seed),
-            "data_source": prof.data_source, "split_sizes": dataclasses.asdict(prof.splits)}
+            "data_source": prof.data_source, "split_sizes": dataclasses.asdict(prof.splits),
+            "held_out_patients": list(real_patient_ids())}
     try:
         cohort = Cohort.load(prof)
         if all(cohort.manifest.get(k) == v for k, v in want.items()):

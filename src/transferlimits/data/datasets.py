@@ -4,10 +4,11 @@
   through the model adapter's ``task_view`` (ProFound: x [3, D, H, W]; ProViCNet: x [D, 3, S, S] + pos
   [D, 2]), with y on the 3D grid for all models. The task degradation (EPI field ...) is seeded per
   (case, task, seed), so a case always gives the same pair for one seed.
-* :func:`pretrain_dataset` - the pre-training pool (+ the real exams by default) through the adapter's
+* :func:`pretrain_dataset` - the pre-training pool through the adapter's
   ``pretrain_index`` / ``pretrain_prepare`` / ``pretrain_item`` (ProFound: whole crops x [3, D, H, W];
   ProViCNet: 2.5D T2W stacks x [3, S, S] with pos [2], one item per stack of every case). ``labels`` is the
   4-class map (0 background, 1 gland, 2 indolent / PI-RADS-only finding, 3 csPCa) on x's spatial grid.
+  The real exams never enter it: they are the restoration tasks' external test set (STUDY §5, no leakage).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from torch.utils.data import Dataset
 
 from transferlimits.data.case import MRCase
 from transferlimits.data.tasks import get_task
+from transferlimits.data.views import target_scale
 from transferlimits.models.adapters.base import ViewSettings
 from transferlimits.models.registry import get_model
 
@@ -82,10 +84,20 @@ class TaskDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         return self._item(i)
 
-    def _make_item(self, i: int) -> dict:
+    def sample(self, i: int):
+        """The :class:`~transferlimits.tasks.registry.TaskSample` of item ``i`` (before the model's view)."""
         cid = self.case_ids[i]
-        sample = self.spec.make_sample(self._src.load(cid), self.rng(cid))
-        return self.adapter.task_view(sample, self.spec, self.settings)
+        return self.spec.make_sample(self._src.load(cid), self.rng(cid))
+
+    def identity_input(self, i: int) -> np.ndarray:
+        """The task's input (``spec.single_input``, e.g. the degraded T2W) of item ``i`` on the target grid,
+        divided by the item's target ``scale``: the *identity* baseline's prediction of ``y`` [D, H, W]."""
+        sample = self.sample(i)
+        vol = np.asarray(sample.inputs[self.spec.single_input], np.float32)
+        return vol / np.float32(target_scale(sample, self.spec))
+
+    def _make_item(self, i: int) -> dict:
+        return self.adapter.task_view(self.sample(i), self.spec, self.settings)
 
 
 def task_dataset(cohort, task_name: str, split: str, model_name: str, seed: int = 0,
@@ -99,11 +111,15 @@ def task_dataset(cohort, task_name: str, split: str, model_name: str, seed: int 
 class PretrainDataset(Dataset):
     """Pre-training items (see :func:`pretrain_dataset`)."""
 
-    def __init__(self, cohort, model_name: str, slice_size: int | None = None, include_real: bool = True) -> None:
+    def __init__(self, cohort, model_name: str, slice_size: int | None = None) -> None:
         self.adapter = get_model(model_name)
         self.model_name = model_name
         self.settings = ViewSettings.from_profile(cohort.profile, slice_size)
-        self.case_ids = cohort.case_ids("pretrain") + (cohort.case_ids("real") if include_real else [])
+        self.case_ids = cohort.case_ids("pretrain")
+        leaked = sorted(set(self.case_ids) & set(cohort.case_ids("real")))
+        if leaked:
+            raise ValueError(f"the pre-training pool of profile {cohort.profile.name!r} holds real exams {leaked}: "
+                             "they are the external test set and must never be pre-trained on")
         self._src = _CaseSource(cohort, _cache_size(cohort))
         depth = int(cohort.profile.grid.shape[0])
         self.index = self.adapter.pretrain_index(self.case_ids, depth, self.settings)
@@ -122,6 +138,18 @@ class PretrainDataset(Dataset):
         return self.adapter.pretrain_item(cid, key, x, labels, self.settings)
 
 
-def pretrain_dataset(cohort, model_name: str, slice_size: int | None = None, include_real: bool = True) -> PretrainDataset:
-    """Pre-training pool of ``cohort`` (+ the real exams when ``include_real``, STUDY §3) for ``model_name``."""
-    return PretrainDataset(cohort, model_name, slice_size, include_real)
+def pretrain_dataset(cohort, model_name: str, slice_size: int | None = None,
+                     include_real: bool = False) -> PretrainDataset:
+    """Pre-training pool of ``cohort`` for ``model_name``: the ``pretrain`` split only (never the real exams).
+
+    Args:
+        cohort: a built cohort. model_name: a registered model. slice_size: 2.5D slice size (profile's default).
+        include_real: kept for old callers; only ``False`` is accepted (the real exams are a test set).
+
+    Raises:
+        ValueError: ``include_real=True``, or the split holds a real exam (the message names it).
+    """
+    if include_real:
+        raise ValueError("include_real=True is not allowed: the real exams are the restoration tasks' external "
+                         "test set and never enter pre-training (STUDY §5)")
+    return PretrainDataset(cohort, model_name, slice_size)

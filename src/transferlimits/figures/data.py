@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt  # no backend switch here: that would unregister a kernel's inline PNG formatter
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from transferlimits.data.calibration import normalised, zone_masks  # noqa: E402
-from transferlimits.data.case import MRCase  # noqa: E402
+from transferlimits.data.calibration import normalised, zone_masks
+from transferlimits.data.case import MRCase
 
 __all__ = ["mid_gland_slice", "plot_phantom_vs_real", "plot_zone_histograms"]
 

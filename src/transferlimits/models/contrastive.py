@@ -130,8 +130,8 @@ class _PairObjective(nn.Module):
         dice_ce = self.dice_ce(logits.float(), labels.unsqueeze(1))
         pair, n_pos, n_neg = self._pair_loss(features, counts, cell_voxels)
         loss = (1.0 - self.alpha) * dice_ce + self.alpha * pair
-        stats = {"dice_ce": float(dice_ce.detach()), "contrastive": float(pair.detach()), "n_pos": n_pos,
-                 "n_neg": n_neg}
+        stats = {"dice_ce": float(dice_ce.detach()), "contrastive": float(pair.detach()), "n_pos_pairs": n_pos,
+                 "n_neg_pairs": n_neg}
         return loss, logits, stats
 
 
@@ -189,7 +189,7 @@ class ProViCNetContrastive(_PairObjective):
             labels: [B, S', S'] int64 4-class labels; resized (nearest) to the head's 8h x 8w output.
 
         Returns:
-            (loss, logits [B, n_classes, 8h, 8w], stats with ``dice_ce``, ``contrastive``, ``n_pos``, ``n_neg``).
+            (loss, logits [B, n_classes, 8h, 8w], stats with ``dice_ce``, ``contrastive``, ``n_pos_pairs``, ``n_neg_pairs``: the pairs mined in this step).
         """
         if labels.ndim != 3 or labels.shape[0] != x.shape[0]:
             raise ValueError(f"labels must be [B, H, W] with B={x.shape[0]}, got {tuple(labels.shape)}")

@@ -6,7 +6,7 @@ beat returning its degraded input (the identity baseline): fine detail is lost b
 module is the study's deviation from both heads (opt-in: ``FinetuneRecipe.full_res_skip`` / ``residual``):
 
 * **full-resolution skip**: the model input at the output resolution is concatenated with the head's upsampled
-  output channels and refined by ``Conv(k3) -> GELU -> Conv(k3) -> GELU -> Conv(k1)`` at full resolution
+  output channels and refined by ``Conv(k3) -> GELU -> Conv(k1) -> GELU -> Conv(k1)`` at full resolution
   (3D convs for volume models, 2D per slice for slice models); the last conv is zero-initialised, so at
   initialisation the model outputs exactly what the published head outputs (or the residual source below);
 * **residual** (regression tasks): the output is ``gain * src + bias + head + refinement``, where ``src`` is the
@@ -58,7 +58,9 @@ class FullResRefine(nn.Module):
         in_channels: channels of the full-resolution input skip.
         head_channels: channels of the head output it refines (= out_channels).
         out_channels: output channels.
-        width: hidden width of the two 3x3 convs (default 16).
+        width: hidden width (default 8). One 3x3(x3) conv gives the full-resolution context, then two 1x1 convs
+            (a second 3x3x3 conv at width 16 cost 4x the path's FLOPs; measured on 2 cores, width 8 costs 0.21 s per
+            training step of 4 volumes of 16x64x64, width 16 0.29 s, against 0.19 s for encoder + UperNet-32).
         ndim: 3 (volumes [B, C, D, H, W]) or 2 (slices [B, C, H, W]).
         residual: add ``gain * src + bias`` (regression tasks) (default False).
 
@@ -66,7 +68,7 @@ class FullResRefine(nn.Module):
     [B, out_channels, *S] = ``head + refine(cat(skip, head))`` (+ ``gain * src + bias`` when residual).
     """
 
-    def __init__(self, in_channels: int, head_channels: int, out_channels: int, width: int = 16, ndim: int = 3,
+    def __init__(self, in_channels: int, head_channels: int, out_channels: int, width: int = 8, ndim: int = 3,
                  residual: bool = False) -> None:
         super().__init__()
         if min(in_channels, head_channels, out_channels, width) < 1 or ndim not in (2, 3):
@@ -75,7 +77,7 @@ class FullResRefine(nn.Module):
                              f"width={width}, ndim={ndim}")
         conv = nn.Conv3d if ndim == 3 else nn.Conv2d
         self.refine = nn.Sequential(conv(in_channels + head_channels, width, 3, padding=1), nn.GELU(),
-                                    conv(width, width, 3, padding=1), nn.GELU(), conv(width, out_channels, 1))
+                                    conv(width, width, 1), nn.GELU(), conv(width, out_channels, 1))
         nn.init.zeros_(self.refine[-1].weight)
         nn.init.zeros_(self.refine[-1].bias)
         self.residual = bool(residual)
@@ -86,7 +88,8 @@ class FullResRefine(nn.Module):
     def forward(self, head: Tensor, skip: Tensor, src: Tensor | None = None) -> Tensor:
         if head.shape[2:] != skip.shape[2:]:
             raise ValueError(f"head {tuple(head.shape)} and skip {tuple(skip.shape)} must share the spatial size")
-        out = head + self.refine(torch.cat([skip, head], dim=1))
+        head = head.contiguous()  # one memory format for the concatenation (the encoder may run channels-last)
+        out = head + self.refine(torch.cat([skip.contiguous(), head], dim=1))
         if self.residual:
             if src is None or src.shape[2:] != head.shape[2:]:
                 raise ValueError("a residual FullResRefine needs src [B, 1, *spatial] of the head's size")

@@ -136,14 +136,14 @@ class SliceDenseModel(nn.Module):
         full_res: refine each slice's output at the (H, W) output size from the input stack resized to it (a
             full-resolution skip, :class:`~transferlimits.models.fullres.FullResRefine`; default False).
         residual: also add ``gain * src + bias``, ``src`` the centre slices in target units (needs ``full_res``).
-        full_res_width: hidden width of the full-resolution convs (default 16).
+        full_res_width: hidden width of the full-resolution convs (default 8).
 
     ``forward(x [B, D', 3, S, S], pos [B, D', 2])`` -> [B, out_channels, D, H, W].
     """
 
     def __init__(self, encoder: nn.Module, out_channels: int, mid: tuple[int, int] = (128, 64),
                  out_size: Sequence[int] | None = None, out_depth: int | None = None, slice_step: int = 1,
-                 full_res: bool = False, residual: bool = False, full_res_width: int = 16) -> None:
+                 full_res: bool = False, residual: bool = False, full_res_width: int = 8) -> None:
         super().__init__()
         if not _is_slices(encoder):
             raise ValueError("SliceDenseModel needs a slice encoder (input_kind == 'slices')")

@@ -124,7 +124,7 @@ class UperNet3D(nn.Module):
             :class:`~transferlimits.models.fullres.FullResRefine`; default False = ProFound's head).
         residual: also add ``gain * src + bias`` with ``src`` the input in target units (restoration; needs
             ``full_res``; default False).
-        full_res_width: hidden width of the full-resolution convs (default 16).
+        full_res_width: hidden width of the full-resolution convs (default 8).
 
     ``forward(x [B, 3, D, H, W], pos=None)`` returns logits [B, out_channels, D, H, W] (trilinear
     upsampling from stage-1 resolution); in training mode ``(main, aux)`` with ``aux`` at the input size.
@@ -132,7 +132,7 @@ class UperNet3D(nn.Module):
 
     def __init__(self, encoder: nn.Module, out_channels: int, width: int = 512,
                  pool_scales: Sequence[int] = (1, 2, 3, 6), aux_channels: int = 256, full_res: bool = False,
-                 residual: bool = False, full_res_width: int = 16) -> None:
+                 residual: bool = False, full_res_width: int = 8) -> None:
         super().__init__()
         if out_channels < 1 or width < 1 or aux_channels < 0 or not pool_scales or min(pool_scales) < 1:
             raise ValueError(

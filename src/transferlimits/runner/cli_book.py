@@ -7,6 +7,10 @@ refreshes from book/generated/<profile>/ before running
 
 Notebooks are never executed by the book (execute_notebooks: "off"): run
 `python -m transferlimits run --profile <profile>` first. Prints the path of _build/html/index.html.
+
+Build, then swap: the book is built into _build/.staging (kept between builds, so Sphinx rebuilds only
+changed pages), and only a successful build replaces _build/html (copied to _build/.html.new, then two
+renames); a failed or disk-full build leaves the previous _build/html as it was.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 from transferlimits import paths
 from transferlimits.config import PROFILES
 from transferlimits.runner.notebook import hermetic_env
 
-__all__ = ["add_arguments", "main", "stage_generated", "build_book", "CURRENT"]
+__all__ = ["add_arguments", "main", "stage_generated", "build_book", "swap_html", "CURRENT"]
 
 CURRENT = "current"
 
@@ -52,27 +57,63 @@ def stage_generated(profile: str) -> Path:
     return dst
 
 
-def build_book(profile: str = "smoke", rebuild_all: bool = False) -> Path:
-    """Stage the notebooks and run ``jupyter-book build . -W -n --keep-going``; return index.html.
+def swap_html(built: Path, build_dir: Path, copy: Callable[[Path, Path], Any] = shutil.copytree) -> Path:
+    """Replace ``build_dir/html`` by a copy of ``built`` (a finished html folder); return the new html folder.
+
+    The copy goes to ``build_dir/.html.new`` first; only then is the old folder renamed away and the new one
+    renamed into place, so an error while copying (disk full) leaves the old html untouched.
+
+    Args:
+        built: the finished html folder. build_dir: the ``_build`` folder. copy: the tree copier (tests pass
+            one that fails).
+    """
+    new, old, html = build_dir / ".html.new", build_dir / ".html.old", build_dir / "html"
+    shutil.rmtree(new, ignore_errors=True)
+    try:
+        copy(built, new)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    if html.exists():
+        os.replace(html, old)
+    os.replace(new, html)
+    shutil.rmtree(old, ignore_errors=True)
+    return html
+
+
+def build_book(profile: str = "smoke", rebuild_all: bool = False,
+               run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> Path:
+    """Stage the notebooks, run ``jupyter-book build . -W -n --keep-going`` into ``_build/.staging`` and swap
+    the result into ``_build/html``; return index.html.
+
+    Args:
+        profile: whose executed notebooks the book shows. rebuild_all: rebuild every page.
+        run: the process runner (tests pass one that fails).
 
     Raises:
-        RuntimeError: the build failed or warned (the message has the tail of its output).
+        RuntimeError: the build failed or warned (the message has the tail of its output); ``_build/html``
+            is then unchanged.
     """
     stage_generated(profile)
+    build_dir = paths.ROOT / "_build"
+    staging = build_dir / ".staging"
     exe = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", ".", "-W", "-n", "--keep-going"]
+    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", ".", "-W", "-n", "--keep-going",
+           "--path-output", str(staging)]
     if rebuild_all:
         cmd.append("--all")
-    env = dict(os.environ, **hermetic_env(0, paths.ROOT / "_build" / ".runtime"))
+    env = dict(os.environ, **hermetic_env(0, build_dir / ".runtime"))
     t0 = time.time()
-    proc = subprocess.run(cmd, cwd=paths.ROOT, env=env, capture_output=True, text=True)
-    log = paths.ROOT / "_build" / "book_build.log"
+    proc = run(cmd, cwd=paths.ROOT, env=env, capture_output=True, text=True)
+    log = build_dir / "book_build.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(proc.stdout + proc.stderr)
-    if proc.returncode:
-        raise RuntimeError(f"jupyter-book build failed (exit {proc.returncode}, log {log}):\n"
-                           f"{(proc.stdout + proc.stderr)[-4000:]}")
-    index = paths.ROOT / "_build" / "html" / "index.html"
+    built = staging / "_build" / "html"
+    if proc.returncode or not (built / "index.html").is_file():
+        raise RuntimeError(f"jupyter-book build failed (exit {proc.returncode}, log {log}); the previous "
+                           f"{build_dir / 'html'} is kept:\n{(proc.stdout + proc.stderr)[-4000:]}")
+    index = swap_html(built, build_dir) / "index.html"
     print(f"[book] built in {time.time() - t0:.1f} s", file=sys.stderr)
     return index
 

@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="processes for phantom synthesis (default 1)")
     parser.add_argument("--data", default=None, help="PI-CAI public-image folder (profile picai only)")
     parser.add_argument("--labels", default=None, help="picai_labels checkout (profile picai; default shipped subset)")
+    parser.add_argument("--skip-incomplete", action="store_true",
+                        help="profile picai: leave out cases that lack a sequence (their count and ids are printed) "
+                             "instead of stopping with an error naming them")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -32,7 +35,8 @@ def main(args: argparse.Namespace) -> int:
     """Build the cohort from parsed CLI arguments and print its splits. Returns 0."""
     t0 = time.perf_counter()
     cohort = build_cohort(args.profile, seed=args.seed, progress=not args.no_progress, workers=args.workers,
-                          images_root=args.data, labels_root=args.labels)
+                          images_root=args.data, labels_root=args.labels,
+                          skip_incomplete=bool(getattr(args, "skip_incomplete", False)))
     print(f"cohort of profile {cohort.profile.name!r} in {cohort.root} ({time.perf_counter() - t0:.1f} s)")
     print(f"grid {cohort.manifest['grid']}, generator {cohort.manifest['generator_version']}, seed {args.seed}")
     for split in SPLIT_NAMES:

@@ -7,11 +7,17 @@ metrics to results/<profile>/runs/<task>__<model>__seed<k>/metrics.json, logs (w
 results/<profile>/logs/. Snakemake decides what is up to date (inputs, params, code, mtime); an
 interrupted grid resumes where it stopped (--rerun-incomplete) and finished runs are never redone.
 
+Up to date means the same for `run` and `status` (runner/outputs.py): a job whose outputs are missing or do
+not parse (a truncated metrics.json), or that failed last time, is re-run by a plain `run`. Nothing is lost:
+a job's previous outputs stay in place until its new ones are complete; when a re-run fails, the earlier
+result is put back and the runner names the failed run, its log and the error line.
+
 Examples:
   python -m transferlimits run --profile smoke --cores 2
   python -m transferlimits run --profile smoke --only task=segmentation,model=profound --force
   python -m transferlimits run --profile smoke --param segmentation.finetune_epochs=2
-  python -m transferlimits run --profile picai --data /data/picai --weights profound=/w/profound.pt
+  python -m transferlimits run --profile picai --data /data/picai --labels /data/picai_labels --weights profound=/w/profound.pt
+  python -m transferlimits run --profile picai --data DIR --set seeds=[0] --set grid.shape=[16,64,64]
   python -m transferlimits run --profile smoke --task-module mytasks --task-notebook gland_volume=nb/15_gland_volume.py
   python -m transferlimits run --profile smoke --model-module mymodel --only model=mymodel,task=segmentation
   python -m transferlimits run --profile reference --snakemake-profile workflow/profiles/slurm
@@ -23,14 +29,26 @@ Environment: TRANSFERLIMITS_RESULTS moves results/; TRANSFERLIMITS_ROOT moves th
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import resource
+import shlex
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 from transferlimits import paths
-from transferlimits.config import PROFILES
+from transferlimits.config import PROFILES, get_profile
 from transferlimits.models.registry import model_names
+from transferlimits.runner import outputs as out_mod
 from transferlimits.runner import workflow as wf
+from transferlimits.runner.checks import check_data, check_weights, check_writable
+from transferlimits.runner.overrides import parse_overrides
+from transferlimits.runner.params import PARAMETER_HELP, validate_parameters
+from transferlimits.runner.supervise import failure_lines, run_snakemake
+from transferlimits.runtime import atomic_write_json
 
 __all__ = ["add_arguments", "main", "build_config", "parse_pairs"]
 
@@ -42,7 +60,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true",
                    help="re-run the selected jobs even if up to date (with --only: the runs and summaries only)")
     p.add_argument("--data", default=None, metavar="PATH",
-                   help="PI-CAI public images folder (profile picai); passed to the data notebook")
+                   help="PI-CAI public images folder (required by profile picai); passed to the data notebook")
+    p.add_argument("--labels", default=None, metavar="PATH",
+                   help="picai_labels checkout (profile picai; default the shipped subset in data/picai_labels)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set",
+                   help="a profile override for every job, validated by get_profile; dotted keys for nested "
+                        "fields, YAML values, e.g. --set seeds=[0] --set grid.shape=[16,64,64] --set "
+                        "encoder_sizes.profound=test (repeatable)")
     p.add_argument("--weights", nargs="+", default=[], metavar="NAME=PATH",
                    help=f"released encoder weights per model ({', '.join(model_names())}); such models skip "
                         "pre-training")
@@ -58,7 +82,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="notebook template of a task (default notebooks/NN_<task>.py) (repeatable)")
     p.add_argument("--param", action="append", default=[], metavar="TASK.NAME=VALUE",
                    help="a notebook parameter of one task's runs, validated against its template (repeatable); "
-                        "changing it re-runs only that task's runs and the summaries")
+                        "changing it re-runs only that task's runs and the summaries. Ranges: " + PARAMETER_HELP)
     p.add_argument("--gpu", type=int, default=None, choices=(0, 1),
                    help="declare resources gpu=1 for GPU rules (default: 1 when CUDA is available)")
     p.add_argument("--snakemake-profile", default=None, metavar="DIR",
@@ -79,23 +103,21 @@ def parse_pairs(items: list[str], what: str) -> dict[str, str]:
 
 
 def build_config(args: argparse.Namespace) -> dict:
-    """The Snakemake config of one invocation, validated (grid, weights, per-task parameters)."""
-    from transferlimits.runner.params import validate_parameters
+    """The Snakemake config of one invocation, validated (data, overrides, grid, weights, per-task parameters).
 
+    Raises:
+        ValueError: any invalid option (the message names it), before a job starts.
+    """
     model_modules = list(getattr(args, "model_module", []) or [])
     wf.load_model_modules(model_modules)
+    overrides = parse_overrides(getattr(args, "set", []) or [], args.profile)
+    prof = get_profile(args.profile, **overrides)
+    check_data(args.profile, prof.data_source, getattr(args, "data", None), getattr(args, "labels", None))
     weights = parse_pairs(args.weights, "--weights")
-    bad = sorted(set(weights) - set(model_names()))
-    if bad:
-        raise ValueError(f"--weights model {bad[0]!r} is unknown; valid: {list(model_names())}")
-    for model, path in weights.items():
-        if not Path(path).is_file():
-            raise ValueError(f"--weights {model}={path}: file does not exist")
-    if args.data and not Path(args.data).exists():
-        raise ValueError(f"--data {args.data}: folder does not exist")
+    check_weights(weights, prof)
     only = wf.parse_only(args.only)
     notebooks = {k: str(Path(v).resolve()) for k, v in parse_pairs(args.task_notebook, "--task-notebook").items()}
-    grid = wf.build_grid(args.profile, only, args.task_module, notebooks, weights, model_modules)
+    grid = wf.build_grid(args.profile, only, args.task_module, notebooks, weights, model_modules, overrides)
     task_params: dict[str, dict[str, str]] = {}
     for key, value in parse_pairs(args.param, "--param").items():
         task, sep, name = key.partition(".")
@@ -108,6 +130,7 @@ def build_config(args: argparse.Namespace) -> dict:
         from transferlimits.runtime import resolve_device
 
         gpu = int(resolve_device("auto").type == "cuda")
+    labels = getattr(args, "labels", None)
     return {
         "profile": args.profile,
         "only": {k: sorted(v) for k, v in only.items()},
@@ -117,16 +140,41 @@ def build_config(args: argparse.Namespace) -> dict:
         "task_params": task_params,
         "weights": {k: str(Path(v).resolve()) for k, v in weights.items()},
         "data": str(Path(args.data).resolve()) if args.data else "",
+        "labels": str(Path(labels).resolve()) if labels else "",
+        "profile_overrides": overrides,
         "gpu": int(gpu),
     }
 
 
-def snakemake_for(args: argparse.Namespace, dry_run: bool | None = None, extra: list[str] | None = None) -> list[str]:
-    """Write the config file and return the Snakemake command line for ``args``."""
-    import shlex
+def grid_of(config: dict) -> wf.Grid:
+    """The grid a config describes (what the Snakefile builds from the same config)."""
+    return wf.build_grid(config["profile"], {k: set(v) for k, v in config["only"].items()}, config["task_modules"],
+                         config["task_notebooks"], config["weights"], config["model_modules"],
+                         config["profile_overrides"])
 
+
+def plan_forced(config: dict) -> dict[Path, str]:
+    """Outputs a plain run must re-make although Snakemake may call them current: unusable or failed last time.
+
+    Returns:
+        ``{output file: reason}`` (reason "missing", "unparseable: ...", or "failed in the last run (JOB)").
+    """
+    jobs = out_mod.grid_jobs(grid_of(config))
+    forced = out_mod.unusable_outputs(jobs)
+    ours = {f for j in jobs for f in j.outputs}
+    for path, name in out_mod.read_failed(config["profile"]).items():
+        if Path(path) in ours:
+            forced.setdefault(Path(path), f"failed in the last run ({name})")
+    return forced
+
+
+def snakemake_for(args: argparse.Namespace, dry_run: bool | None = None, extra: list[str] | None = None,
+                  config_dir: Path | None = None) -> tuple[list[str], dict]:
+    """Write the config file (into ``config_dir``, default ``results/<profile>/.runtime``) and return the Snakemake
+    command line for ``args`` with the config; a plain run forces the outputs of :func:`plan_forced`."""
     config = build_config(args)
-    cfg = wf.write_config(paths.results_dir(args.profile) / ".runtime" / "run_config.yaml", config)
+    folder = Path(config_dir) if config_dir is not None else paths.results_dir(args.profile) / ".runtime"
+    cfg = wf.write_config(folder / "run_config.yaml", config)
     force: list[str] = []
     more = shlex.split(getattr(args, "snakemake_args", "") or "") + list(extra or [])
     if getattr(args, "force", False):
@@ -134,19 +182,20 @@ def snakemake_for(args: argparse.Namespace, dry_run: bool | None = None, extra: 
             force = ["task_run", "control_run", "control", "alignment"]
         else:
             more.append("--forceall")
-    return wf.snakemake_command(
+    else:
+        force = sorted({str(f) for f, why in plan_forced(config).items() if why != "missing"})
+    cmd = wf.snakemake_command(
         cfg, cores=getattr(args, "cores", 2), force=force,
         dry_run=args.dry_run if dry_run is None else dry_run,
         profile_dir=getattr(args, "snakemake_profile", None), extra=more,
     )
+    return cmd, config
 
 
 _RUN_PID = paths.ROOT / ".snakemake" / "transferlimits-run.pid"
 
 
 def _pid_alive(pid: int) -> bool:
-    import os
-
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, PermissionError):
@@ -156,8 +205,6 @@ def _pid_alive(pid: int) -> bool:
 
 def _claim_checkout(cmd: list[str]) -> None:
     """One grid run per checkout: refuse while another is alive; clear the locks a killed run left behind."""
-    import os
-
     if _RUN_PID.exists():
         try:
             pid = int(_RUN_PID.read_text().strip() or 0)
@@ -173,38 +220,56 @@ def _claim_checkout(cmd: list[str]) -> None:
     _RUN_PID.write_text(str(os.getpid()))
 
 
-def main(args: argparse.Namespace) -> int:
-    import time
-
-    t0 = time.time()
-    cmd = snakemake_for(args)
-    if not args.dry_run:
-        _claim_checkout(cmd)
-    print("[run] " + " ".join(cmd[2:]), file=sys.stderr, flush=True)
-    proc = subprocess.Popen(cmd, cwd=paths.ROOT)
+def record_grid_wall(profile: str, t0: float, rc: int, cores: int | None) -> Path:
+    """Append this invocation to ``results/<profile>/grid.json``: ``invocations`` (start, wall seconds, exit code,
+    cores, peak RSS of the largest job process in MiB) and ``wall_s``, the sum over invocations (a resumed grid
+    adds up its pieces). ``scripts/check_cpu_profile.py`` reads ``wall_s``."""
+    path = paths.results_dir(profile) / "grid.json"
     try:
-        rc = proc.wait()
-    except KeyboardInterrupt:
-        # Snakemake got the same SIGINT: let it stop its jobs and release its locks (killing it would leave
-        # stale locks behind); finished runs stay, and the next `run` resumes with --rerun-incomplete.
-        try:
-            proc.wait(timeout=120)
-        except (KeyboardInterrupt, subprocess.TimeoutExpired):
-            proc.kill()
-        raise
+        old = json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        old = {}
+    runs = list(old.get("invocations", []))
+    runs.append({"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)), "wall_s": time.time() - t0,
+                 "rc": int(rc), "cores": cores,
+                 "peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024})
+    return atomic_write_json(path, {"profile": profile, "wall_s": sum(r["wall_s"] for r in runs), "invocations": runs})
+
+
+def main(args: argparse.Namespace) -> int:
+    t0 = time.time()
+    if not args.dry_run:
+        check_writable(paths.results_dir(args.profile), paths.generated_dir(args.profile), paths.ROOT / ".snakemake")
+    if args.dry_run:  # writes nothing under results/ (the config goes to a temporary folder)
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd, _ = snakemake_for(args, config_dir=Path(tmp))
+            print("[run] " + " ".join(cmd[2:]), file=sys.stderr, flush=True)
+            return subprocess.run(cmd, cwd=paths.ROOT).returncode
+    cmd, config = snakemake_for(args)
+    forced = {} if args.force else plan_forced(config)
+    if forced:
+        print(f"[run] re-making {len(forced)} output(s) that are missing, unparseable or failed last time",
+              file=sys.stderr)
+    _claim_checkout(cmd)
+    print("[run] " + " ".join(cmd[2:]), file=sys.stderr, flush=True)
+    try:
+        outcome = run_snakemake(cmd, args.profile, out_mod.grid_jobs(grid_of(config)))
     finally:
-        if not args.dry_run:
-            _RUN_PID.unlink(missing_ok=True)
-    if rc:
-        logs = paths.results_dir(args.profile) / "logs"
-        print(f"[run] snakemake failed (exit {rc}); notebook logs in {logs}, partial notebooks "
-              f"(*.failed.ipynb) in {paths.generated_dir(args.profile)}", file=sys.stderr)
-    elif not args.dry_run:
-        times = wf.notebook_timings(args.profile)
-        if times:
-            top = sorted(times.items(), key=lambda kv: -kv[1])[:5]
-            print(f"[run] notebook seconds (sum {sum(times.values()):.0f} s over {len(times)} notebooks; slowest: "
-                  + ", ".join(f"{k} {v:.0f}" for k, v in top) + ")", file=sys.stderr)
-        print(f"[run] done in {time.time() - t0:.0f} s: executed notebooks in {paths.generated_dir(args.profile)}; "
-              f"build the book with `python -m transferlimits book --profile {args.profile}`", file=sys.stderr)
-    return rc
+        _RUN_PID.unlink(missing_ok=True)
+    record_grid_wall(args.profile, t0, outcome.rc, getattr(args, "cores", None))
+    if outcome.interrupted:
+        raise KeyboardInterrupt
+    for line in failure_lines(outcome):
+        print(line, file=sys.stderr)
+    if outcome.rc:
+        print(f"[run] snakemake failed (exit {outcome.rc}); {len(outcome.failed)} run(s) failed (above); logs in "
+              f"{paths.results_dir(args.profile) / 'logs'}; re-run the same command to retry them", file=sys.stderr)
+        return outcome.rc
+    times = wf.notebook_timings(args.profile)
+    if times:
+        top = sorted(times.items(), key=lambda kv: -kv[1])[:5]
+        print(f"[run] notebook seconds (sum {sum(times.values()):.0f} s over {len(times)} notebooks; slowest: "
+              + ", ".join(f"{k} {v:.0f}" for k, v in top) + ")", file=sys.stderr)
+    print(f"[run] done in {time.time() - t0:.0f} s: executed notebooks in {paths.generated_dir(args.profile)}; "
+          f"build the book with `python -m transferlimits book --profile {args.profile}`", file=sys.stderr)
+    return 0

@@ -29,7 +29,7 @@ from papermill.exceptions import PapermillExecutionError
 from transferlimits import paths
 from transferlimits.runner.params import read_template, validate_parameters
 
-__all__ = ["NotebookFailed", "hermetic_env", "execute", "main"]
+__all__ = ["NotebookFailed", "hermetic_env", "repo_relative", "execute", "main"]
 
 KERNEL = "python3"
 
@@ -73,6 +73,20 @@ def hermetic_env(threads: int = 0, root: Path | None = None) -> dict[str, str]:
     return env
 
 
+def repo_relative(value: Any) -> Any:
+    """A string parameter that is an absolute path inside the repository, made repository-relative.
+
+    The executed notebook then names no path of the machine that made it, and re-executes from any clone
+    (the notebooks resolve such paths against ``paths.ROOT``). Anything else is returned unchanged.
+    """
+    if not isinstance(value, str) or not value or not os.path.isabs(value):
+        return value
+    try:
+        return Path(os.path.normpath(value)).relative_to(paths.ROOT).as_posix()
+    except ValueError:  # outside the repository (e.g. released weights elsewhere): kept as given
+        return value
+
+
 def execute(
     template: str | Path,
     output: str | Path,
@@ -103,7 +117,7 @@ def execute(
     if output.suffix != ".ipynb":
         raise ValueError(f"output must be an .ipynb path, got {str(output)!r}")
     nb = read_template(template)
-    params = validate_parameters(template, dict(parameters or {}))
+    params = {k: repo_relative(v) for k, v in validate_parameters(template, dict(parameters or {})).items()}
     if title:
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"# {title}"))
     nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3", "language": "python"}

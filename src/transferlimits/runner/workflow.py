@@ -197,6 +197,7 @@ def build_grid(
     task_notebooks: Mapping[str, str] | None = None,
     weights: Mapping[str, str] | None = None,
     model_modules: Sequence[str] = (),
+    profile_overrides: Mapping[str, Any] | None = None,
 ) -> Grid:
     """All jobs of ``profile``: native runs, swapped control runs, pre-training, templates.
 
@@ -207,8 +208,9 @@ def build_grid(
         task_notebooks: task -> template path overrides. Default none.
         weights: model -> released encoder weights; such models skip pre-training and the control.
         model_modules: modules that register extra foundation models (the extension point). Default none.
+        profile_overrides: ``get_profile`` overrides (``run --set``; e.g. ``{"seeds": [0]}``). Default none.
     """
-    prof = get_profile(profile)
+    prof = get_profile(profile, **dict(profile_overrides or {}))
     only = dict(only or {})
     extra = load_task_modules(task_modules)
     tasks = list(prof.tasks) + [t for t in extra if t not in prof.tasks]

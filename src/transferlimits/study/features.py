@@ -15,6 +15,7 @@ Token-level samples (``token_samples > 0``): for every map layer, ``token_sample
 total, ``ceil(token_samples / n_items)`` per item at random voxel (profound) or (slice, token) (provicnet)
 positions. Positions come from ``numpy.random.default_rng(seed)`` and depend only on the map shapes, so
 two encoders with the same architecture (pre-trained vs fine-tuned) are sampled at the same positions.
+``token_groups[name]`` gives the item (image) of every token row, for tests clustered by image.
 """
 
 from __future__ import annotations
@@ -32,12 +33,14 @@ __all__ = ["FeatureSet", "extract_features", "iter_items"]
 
 @dataclass
 class FeatureSet:
-    """Features of ``n`` items: ``pooled`` [n, C]; ``layers[name]`` [n, C_l]; ``tokens[name]`` [m, C_l]."""
+    """Features of ``n`` items: ``pooled`` [n, C]; ``layers[name]`` [n, C_l]; ``tokens[name]`` [m, C_l];
+    ``token_groups[name]`` [m] int, the item index of each token row."""
 
     pooled: np.ndarray
     layers: dict[str, np.ndarray] = field(default_factory=dict)
     tokens: dict[str, np.ndarray] = field(default_factory=dict)
     case_ids: list[str] = field(default_factory=list)
+    token_groups: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def iter_items(loader_or_dataset: Iterable[Any]) -> Iterator[dict[str, Any]]:
@@ -191,4 +194,7 @@ def extract_features(
         encoder.train(was_training)
     layers = {k: np.stack([r[k] for r in rows]) for k in rows[0] if k != "pooled" or kind == "volume"}
     tokens = {k: np.concatenate(v)[:token_samples] for k, v in sampler.samples.items()}
-    return FeatureSet(pooled=np.stack([r["pooled"] for r in rows]), layers=layers, tokens=tokens, case_ids=ids)
+    # every item adds exactly ``per_item`` rows per layer, in item order
+    groups = {k: (np.arange(v.shape[0]) // max(sampler.per_item, 1)).astype(np.int64) for k, v in tokens.items()}
+    return FeatureSet(pooled=np.stack([r["pooled"] for r in rows]), layers=layers, tokens=tokens, case_ids=ids,
+                      token_groups=groups)

@@ -1,7 +1,19 @@
-"""Feature-space measurements of one study point: MMD², CKA (post-hoc) and LogME / linear probe (pre-hoc).
+"""Feature-space measurements of one study point: paired MMD², CKA (post-hoc), LogME / linear probe (pre-hoc).
 
-Used by :mod:`transferlimits.study.point`; the entries' layout is the ``alignment`` / ``transferability``
-part of the metrics.json schema (:mod:`transferlimits.study.schema`).
+The before/after features of one encoder come from the SAME test images, so they are paired (STUDY §5):
+
+* **standardisation**: every feature is z-scored by the mean/SD of the comparison's *starting* encoder (the
+  pretrained features for init ``pretrained``; the random init for ``scratch``); a constant feature keeps SD 1.
+  This removes the encoders' different feature scales before any kernel is evaluated.
+* **bandwidth**: σ = median pairwise distance of the standardised starting features only (one σ per encoder and
+  layer of a point, never re-estimated from the fine-tuned side), so the value does not saturate with the shift.
+* **primary statistic**: :class:`~transferlimits.metrics.mmd_paired.PairedKernel` at σ, one kernel pass for the
+  U-statistic, its paired permutation p-value (swap xᵢ ↔ yᵢ) and the bootstrap CI over pairs; pooled rows are one
+  pair per image; token rows are clustered by image (images swapped and resampled as a whole, ``n_groups``).
+* secondary columns: ``mmd2_multi`` (σ × 0.25 … 4 and their sum), ``mmd2_two_sample`` (the paper's two-sample
+  estimator at the pooled median bandwidth, which ignores the pairing), and linear CKA (biased, debiased).
+
+The entries' layout is the ``alignment`` / ``transferability`` part of :mod:`transferlimits.study.schema`.
 """
 
 from __future__ import annotations
@@ -16,92 +28,136 @@ from torch import nn
 from transferlimits.config import Profile
 from transferlimits.metrics.cka import cka
 from transferlimits.metrics.logme import linear_probe_score, logme
-from transferlimits.metrics.mmd import mmd2_ci, mmd2_multi, mmd2_test
+from transferlimits.metrics.mmd import mmd2 as mmd2_two_sample
+from transferlimits.metrics.mmd_paired import PairedKernel, median_sigma, mmd2_paired_multi
 from transferlimits.study.features import extract_features
 from transferlimits.tasks import get_kind
 
-__all__ = ["compare_features", "measure_alignment", "transferability", "case_targets"]
+__all__ = ["standardise_pair", "compare_features", "measure_alignment", "transferability", "case_targets"]
 
 
-def _nan_entry(n: int, dim: int, why: str) -> dict[str, Any]:
-    return {"n": n, "dim": dim, "mmd2": float("nan"), "p_value": float("nan"), "bandwidth": [],
-            "n_permutations": 0, "mmd2_multi": {}, "ci": [float("nan"), float("nan")], "note": why}
+def _null_entry(n: int, dim: int, n_groups: int, why: str, pooled: bool) -> dict[str, Any]:
+    entry = {"n": n, "dim": dim, "n_groups": n_groups, "mmd2": None, "p_value": None, "bandwidth": None,
+             "n_permutations": 0, "ci": [None, None], "mmd2_multi": {}, "mmd2_two_sample": None, "note": why}
+    return {**entry, "cka": None, "cka_debiased": None} if pooled else entry
 
 
-def compare_features(a: np.ndarray, b: np.ndarray, profile: Profile, seed: int, paired: bool) -> dict[str, Any]:
-    """MMD² (median bandwidth, permutation p, multi-bandwidth, subset CI) and, if ``paired``, CKA.
+def standardise_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both sides z-scored by the mean/SD of ``a`` (the starting encoder), per feature.
 
     Args:
-        a: features before fine-tuning ``[n, d]``. b: after fine-tuning ``[m, d]`` (``m == n`` when paired).
-        profile: supplies ``measure`` (multipliers, permutations, bootstrap replicates).
-        seed: seed of permutations and subsets.
-        paired: rows of ``a`` and ``b`` are the same images (adds linear CKA, biased and debiased).
+        a: starting features ``[n, d]``. b: fine-tuned features of the same inputs ``[n, d]``.
+
+    Returns:
+        ``(a_std, b_std)``; features constant in ``a`` are only centred (SD taken as 1).
     """
-    m = profile.measure
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    mu, sd = a.mean(0), a.std(0)
+    sd = np.where(sd > 1e-12, sd, 1.0)
+    return (a - mu) / sd, (b - mu) / sd
+
+
+def compare_features(a: np.ndarray, b: np.ndarray, profile: Profile, seed: int,
+                     groups: np.ndarray | None = None) -> dict[str, Any]:
+    """Paired MMD² (primary), its permutation p and CI, multi-bandwidth, two-sample MMD², and CKA (pooled rows).
+
+    Args:
+        a: features of the starting encoder ``[n, d]``. b: fine-tuned features of the same rows ``[n, d]``.
+        profile: supplies ``measure`` (bandwidth multipliers, permutations, bootstrap replicates).
+        seed: seed of permutations and resamples.
+        groups: image of each row ``[n]`` for token rows (clustered test); None for one row per image (pooled,
+            which also adds CKA).
+
+    Returns:
+        An alignment entry (:data:`transferlimits.study.schema.ENTRY_FIELDS`); undefined values are None with a
+        ``note`` saying why (fewer than 2 images, constant features).
+    """
+    m, pooled = profile.measure, groups is None
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"features before/after must be paired [n, d] arrays, got {a.shape} and {b.shape}")
     n, dim = int(a.shape[0]), int(a.shape[1])
-    if min(a.shape[0], b.shape[0]) < 2:
-        return _nan_entry(n, dim, "fewer than 2 samples")
-    if np.allclose(a, b) and np.ptp(np.concatenate([a, b]), axis=0).max() == 0:
-        return _nan_entry(n, dim, "constant features")
+    n_groups = n if pooled else int(np.unique(groups).size)
+    if n_groups < 2:
+        return _null_entry(n, dim, n_groups, "fewer than 2 images", pooled)
+    xs, ys = standardise_pair(a, b)
     try:
-        test = mmd2_test(a, b, n_permutations=m.n_permutations, seed=seed)
-        multi = mmd2_multi(a, b, multipliers=m.bandwidth_multipliers)
-        lo, hi, _ = mmd2_ci(a, b, method="subset", n=m.n_bootstrap, seed=seed)
-    except ValueError as err:  # e.g. zero median distance
-        return _nan_entry(n, dim, str(err))
+        sigma = median_sigma(xs, seed=seed)
+    except ValueError as err:  # all starting rows coincide
+        return _null_entry(n, dim, n_groups, f"constant features: {err}", pooled)
+    kernel = PairedKernel(xs, ys, bandwidth=sigma, groups=groups)
+    test = kernel.test(n_permutations=int(m.n_permutations), seed=seed, n_boot=int(m.n_bootstrap))
+    multi = mmd2_paired_multi(xs, ys, multipliers=tuple(m.bandwidth_multipliers), sigma=sigma)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            two_sample = float(mmd2_two_sample(xs, ys))
+        except ValueError:  # zero pooled median distance
+            two_sample = None
     entry: dict[str, Any] = {
-        "n": n, "dim": dim, "mmd2": float(test.statistic), "p_value": float(test.p_value),
-        "bandwidth": [float(s) for s in test.bandwidth], "n_permutations": int(test.n_permutations),
-        "mmd2_multi": {str(k): float(v) for k, v in multi.items()}, "ci": [float(lo), float(hi)],
+        "n": n, "dim": dim, "n_groups": n_groups, "mmd2": test.mmd2, "p_value": test.p_value, "bandwidth": sigma,
+        "n_permutations": test.n_permutations, "ci": [test.ci_low, test.ci_high],
+        "mmd2_multi": {str(k): v for k, v in multi.items() if k != "median_bandwidth"},
+        "mmd2_two_sample": two_sample, "standardised_by": "starting encoder mean/SD",
     }
-    if paired:
+    if pooled:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             entry["cka"] = float(cka(a, b))
-            entry["cka_debiased"] = float(cka(a, b, debiased=True)) if n >= 4 else float("nan")
+            entry["cka_debiased"] = float(cka(a, b, debiased=True)) if n >= 4 else None
     return entry
 
 
 def measure_alignment(before: nn.Module, after: nn.Module, test_ds, profile: Profile, device: torch.device,
                       seed: int) -> dict[str, dict[str, dict[str, Any]]]:
-    """Compare an encoder before and after fine-tuning on the SAME test images.
+    """Compare an encoder before and after fine-tuning on the SAME test images (paired).
 
     Returns:
         ``{"pooled": {layer: entry}, "tokens": {layer: entry}}``; pooled layers are ``embedding`` (the
         encoder's pooled output) and every map layer (global average per image); token layers hold
-        ``profile.measure.token_samples`` token/voxel rows sampled at the same positions on both sides.
+        ``profile.measure.token_samples`` token/voxel rows sampled at the same positions on both sides, tested
+        with images as clusters.
     """
     k = int(profile.measure.token_samples)
     fa = extract_features(before, test_ds, device, token_samples=k, seed=seed)
     fb = extract_features(after, test_ds, device, token_samples=k, seed=seed)
-    pooled = {"embedding": compare_features(fa.pooled, fb.pooled, profile, seed, paired=True)}
+    pooled = {"embedding": compare_features(fa.pooled, fb.pooled, profile, seed)}
     for name in fa.layers:
         if name in ("pooled", "embedding"):  # the encoder's pooled output is already "embedding"
             continue
-        pooled[name] = compare_features(fa.layers[name], fb.layers[name], profile, seed, paired=True)
-    tokens = {name: compare_features(fa.tokens[name], fb.tokens[name], profile, seed, paired=False)
+        pooled[name] = compare_features(fa.layers[name], fb.layers[name], profile, seed)
+    tokens = {name: compare_features(fa.tokens[name], fb.tokens[name], profile, seed, groups=fa.token_groups[name])
               for name in fa.tokens if name in fb.tokens}
     return {"pooled": pooled, "tokens": tokens}
 
 
-def case_targets(ds, spec: Any) -> tuple[np.ndarray, bool, str]:
-    """Per-case targets for LogME/linear probe: ``(targets [n], regression, description)`` (the task kind's)."""
+def case_targets(ds, spec: Any) -> tuple[np.ndarray, bool, str, str]:
+    """Per-case targets for LogME / the linear probe: ``(targets [n], regression, description, target_type)``."""
     kind = get_kind(spec.kind)
     ys = [kind.case_target(ds[i]) for i in range(len(ds))]
-    return np.asarray(ys), kind.regression, kind.target_description
+    return np.asarray(ys), kind.regression, kind.target_description, kind.target_type
 
 
 def transferability(encoder: nn.Module, train_ds, spec: Any, profile: Profile, device: torch.device,
                     seed: int) -> dict[str, Any]:
-    """LogME and a cross-validated linear probe on the FROZEN encoder's pooled train-split features."""
+    """LogME and a cross-validated linear probe on the FROZEN encoder's pooled train-split features.
+
+    Continuous targets are z-scored (train mean/SD) first, so LogME does not depend on their units; the
+    ``target_type`` (class / binary / continuous) says which scores are comparable with each other.
+    """
     feats = extract_features(encoder, train_ds, device, token_samples=0, seed=seed).pooled
-    y, regression, desc = case_targets(train_ds, spec)
-    out: dict[str, Any] = {"target": desc, "regression": regression, "n": int(len(y)), "feature": "embedding"}
+    y, regression, desc, target_type = case_targets(train_ds, spec)
+    out: dict[str, Any] = {"target": desc, "target_type": target_type, "regression": regression,
+                           "standardised": False, "n": int(len(y)), "feature": "embedding"}
+    if regression:
+        y = np.asarray(y, np.float64)
+        sd = float(y.std())
+        if sd > 0:
+            y, out["standardised"] = (y - y.mean()) / sd, True
     try:
         out["logme"] = float(logme(feats, y, regression=regression))
     except (ValueError, ArithmeticError, np.linalg.LinAlgError) as err:  # degenerate features or targets
-        out["logme"], out["logme_note"] = float("nan"), f"{type(err).__name__}: {err}"
+        out["logme"], out["logme_note"] = None, f"{type(err).__name__}: {err}"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

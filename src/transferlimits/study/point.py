@@ -1,9 +1,11 @@
 """One study point, (task, model, seed) end to end -> ``metrics.json`` (STUDY §4-§5).
 
 :func:`run_point` = :func:`resume` (settings of the point; a finished point whose ``settings`` match is
-returned without work) -> :func:`compute` (three fine-tunings, alignment and transferability measurements)
--> :func:`assemble` (examples.npz and the metrics dict of :mod:`transferlimits.study.schema`, written
-atomically). The schema is documented in :mod:`transferlimits.study.schema`.
+returned without work) -> :func:`compute` (one untimed pass that warms the data caches for every run alike,
+three fine-tunings, the task kind's trivial baselines, alignment and transferability measurements)
+-> :func:`assemble` (examples.npz and the strict-JSON metrics dict of :mod:`transferlimits.study.schema`,
+written atomically: outcome vs the baselines, RPG validity, normalised gain, lr groups, convergence from
+epoch 0). The schema is documented in :mod:`transferlimits.study.schema`.
 """
 
 from __future__ import annotations
@@ -64,14 +66,15 @@ def resume(out: Path, settings: dict[str, Any]) -> dict | None:
         return None
     try:
         old = load_metrics(done)
-    except (ValueError, json.JSONDecodeError):
+    except (ValueError, KeyError, json.JSONDecodeError):  # unreadable, non-strict or an older schema: redo
         return None
     return old if old["settings"] == settings else None
 
 
 @dataclass
 class PointResult:
-    """What :func:`compute` measured: spec, data, run records/results, alignment, transferability, seconds."""
+    """What :func:`compute` measured: spec, data, run records/results, baselines, alignment, transferability,
+    seconds (fine-tuning per init, measurements, cache warm-up)."""
 
     spec: Any
     data: dict[str, Any]
@@ -81,23 +84,28 @@ class PointResult:
     transferability: dict[str, Any]
     finetune_s: dict[str, float]
     measure_s: float
+    baselines: dict[str, dict[str, float]]
+    warmup_s: float = 0.0
 
 
 def compute(task: str, model: str, prof: Profile, seed: int, pretrained: Path, dev: torch.device, progress: bool,
             reuse_scratch_from: str | Path | None, load_data: Callable, finetune_all: Callable) -> PointResult:
-    """Fine-tune the three inits and measure alignment (pre/scratch vs fine-tuned) and transferability."""
+    """Fine-tune the three inits and measure baselines, alignment (pre/scratch vs fine-tuned) and transferability."""
     spec, data = load_data(prof, task, model, seed)
     pre_encoder, scratch_encoder = study_runs.load_encoders(prof, model, pretrained, seed, dev)
+    warmup_s = study_runs.warm_caches(data)  # untimed by the runs: both start with the same warm cache
     runs, results, timings = finetune_all(spec, model, pre_encoder, scratch_encoder, data, prof, dev, seed, progress,
                                           reuse_scratch_from)
     t1 = time.perf_counter()
+    baselines = study_runs.baselines_of(spec, data, tuple(float(v) for v in prof.grid.spacing))
     alignment = {"pretrained": measure_alignment(pre_encoder, results["pretrained"].model.encoder, data["test"],
                                                  prof, dev, seed)}
     if "scratch" in results:
         alignment["scratch"] = measure_alignment(scratch_encoder, results["scratch"].model.encoder, data["test"],
                                                  prof, dev, seed)
     trans = transferability(pre_encoder, data["train"], spec, prof, dev, seed)
-    return PointResult(spec, data, runs, results, alignment, trans, timings, time.perf_counter() - t1)
+    return PointResult(spec, data, runs, results, alignment, trans, timings, time.perf_counter() - t1, baselines,
+                       warmup_s)
 
 
 def _examples(results: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -115,12 +123,22 @@ def _examples(results: dict[str, Any]) -> dict[str, np.ndarray]:
 def assemble(out: Path, point: PointResult, prof: Profile, settings: dict[str, Any], dev: torch.device,
              t0: float) -> dict:
     """Write ``examples.npz`` and ``metrics.json`` (atomically) from a computed point; returns the metrics."""
-    spec, runs = point.spec, point.runs
+    spec = point.spec
+    runs = {init: {k: v for k, v in rec.items() if k != "lr_groups"} for init, rec in point.runs.items()}
+    lr_groups = {init: rec.get("lr_groups", []) for init, rec in point.runs.items()}
     rpg = study_runs.rpg_table(runs, spec)
+    result = study_runs.outcome(runs, spec, point.baselines)
+    undefined = result.pop("undefined")
+    for init, rec in runs.items():
+        if rec["curve"] and rec["curve"][0]["epoch"] == 0:
+            undefined[f"runs.{init}.curve.0.train_loss"] = "epoch 0: evaluated before any update"
+    nan = float("nan")
     pre_c, scr_c = runs["pretrained"]["curve"], runs["scratch"]["curve"]
-    conv = convergence_summary([r["val_metric"] for r in pre_c], [r["val_metric"] for r in scr_c],
+    conv = convergence_summary([nan if r["val_metric"] is None else r["val_metric"] for r in pre_c],
+                               [nan if r["val_metric"] is None else r["val_metric"] for r in scr_c],
                                [r["wall_s"] for r in pre_c], [r["wall_s"] for r in scr_c],
-                               fractions=prof.measure.fractions, higher_is_better=bool(spec.higher_is_better))
+                               fractions=prof.measure.fractions, higher_is_better=bool(spec.higher_is_better),
+                               epoch0=True)
     out.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     np.savez_compressed(buf, **_examples(point.results))
@@ -131,13 +149,13 @@ def assemble(out: Path, point: PointResult, prof: Profile, settings: dict[str, A
         task_spec={"kind": spec.kind, "primary_metric": spec.primary_metric,
                    "higher_is_better": bool(spec.higher_is_better), "metrics": list(getattr(spec, "metrics", []))},
         n_cases={k: len(v) for k, v in point.data.items()},
-        runs=runs, rpg=rpg, rpg_primary=float(rpg["vs_scratch"].get(spec.primary_metric, float("nan"))),
+        runs=runs, baselines=point.baselines, rpg=rpg, lr_groups=lr_groups, **result,
         convergence=conv, alignment=point.alignment, transferability=point.transferability,
         provenance={"software": software_versions(), "hardware": hardware_info(dev), "git_commit": git_commit(),
                     "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "timings": {"total_s": time.perf_counter() - t0, "finetune_s": point.finetune_s,
-                                "measure_s": point.measure_s}},
-        examples="examples.npz",
+                                "measure_s": point.measure_s, "warmup_s": point.warmup_s}},
+        examples="examples.npz", undefined=undefined,
     )
     atomic_write_json(out / "metrics.json", metrics)
     return metrics

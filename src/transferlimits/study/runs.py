@@ -1,24 +1,37 @@
-"""Data, encoders and the three fine-tuning runs of one study point (used by :mod:`transferlimits.study.point`)."""
+"""Data, encoders, the three fine-tuning runs and their outcome of one study point (for :mod:`.point`).
+
+Outcome (STUDY §5): the task kind's trivial baselines on the test split, whether each run beats the strongest
+one (``learned``), RPG (raw for every metric; the primary one *defined* only where scratch beats the baseline,
+:func:`transferlimits.metrics.transfer.rpg_status`) and the bounded normalised gain.
+"""
 
 from __future__ import annotations
 
 import copy
 import json
+import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from transferlimits.config import Profile
 from transferlimits.data.cohort import open_cohort, task_dataset
-from transferlimits.metrics.transfer import rpg
+from transferlimits.metrics.transfer import normalised_gain, rpg, rpg_status
 from transferlimits.models.registry import encoder_for_profile, get_model
 from transferlimits.tasks import get_kind, get_task
+from transferlimits.tasks.kinds.base import strongest_baseline
 from transferlimits.training.finetune import FinetuneResult, finetune
 from transferlimits.training.pretrain import load_pretrained_encoder
 
-__all__ = ["load_cohort", "load_data", "load_encoders", "scratch_encoder", "finetune_all", "rpg_table", "run_record"]
+__all__ = ["load_cohort", "load_data", "load_encoders", "scratch_encoder", "finetune_all", "rpg_table", "run_record",
+           "warm_caches", "baselines_of", "outcome", "NG_FORMULA"]
+
+#: the normalised gain as text (metrics.json ``normalised_gain_formula``; metrics.transfer.normalised_gain).
+NG_FORMULA = ("NG = s*(P_pre - P_ref) / (|P_pre - P_base| + |P_ref - P_base| + 1e-12), s = +1 if higher is better "
+              "else -1; P_ref = scratch or linear probe, P_base = baseline_primary; in [-1, 1]")
 
 
 def load_cohort(profile: Profile) -> Any:
@@ -95,7 +108,22 @@ def run_record(res: FinetuneResult) -> dict[str, Any]:
     """The JSON record of one fine-tuning run (schema in :mod:`transferlimits.study.schema`)."""
     return {"test": res.test_scores, "per_case": res.per_case, "curve": res.curve, "best_epoch": int(res.best_epoch),
             "best_val": float(res.best_val), "train_seconds": float(res.train_seconds), "extra": res.extra_scores,
-            "reused_from": None}
+            "reused_from": None, "lr_groups": list(res.lr_groups)}
+
+
+def warm_caches(data: dict[str, Any]) -> float:
+    """One untimed pass over every item of the train and val splits, so that a dataset's item cache is warm for
+    every run alike (the seconds-based convergence of the first run is not charged for filling it).
+
+    Returns:
+        The seconds the pass took.
+    """
+    t0 = time.perf_counter()
+    for split in ("train", "val"):
+        ds = data.get(split)
+        for i in range(len(ds) if ds is not None else 0):
+            ds[i]
+    return time.perf_counter() - t0
 
 
 def finetune_all(spec: Any, model: str, pre_encoder: nn.Module, scr_encoder: nn.Module, data: dict[str, Any],
@@ -116,8 +144,10 @@ def finetune_all(spec: Any, model: str, pre_encoder: nn.Module, scr_encoder: nn.
         if init == "scratch" and reuse_scratch_from is not None:
             src = Path(reuse_scratch_from)
             src = src / "metrics.json" if src.is_dir() else src
-            rec = copy.deepcopy(json.loads(src.read_text())["runs"]["scratch"])
+            old = json.loads(src.read_text())
+            rec = copy.deepcopy(old["runs"]["scratch"])
             rec["reused_from"] = str(src)
+            rec["lr_groups"] = old.get("lr_groups", {}).get("scratch", [])
             records[init], seconds[init] = rec, 0.0
             continue
         res = finetune(spec, model, enc, init, data, profile.finetune, device, seed=seed, progress=progress,
@@ -126,21 +156,68 @@ def finetune_all(spec: Any, model: str, pre_encoder: nn.Module, scr_encoder: nn.
     return records, results, seconds
 
 
-def rpg_table(records: dict[str, dict], spec: Any) -> dict[str, dict[str, float]]:
-    """RPG (percent) of the pretrained run vs scratch and vs linear probe, for every test metric."""
+def rpg_table(records: dict[str, dict], spec: Any) -> dict[str, dict[str, float | None]]:
+    """Raw RPG (percent) of the pretrained run vs scratch and vs linear probe, for every test metric (None where
+    a score is missing, non-finite or the reference is 0). Whether the primary one is *defined* is :func:`outcome`'s."""
     directions = get_kind(spec.kind).directions()
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, float | None]] = {}
     pre = records["pretrained"]["test"]
     for base in ("scratch", "linear_probe"):
         ref = records[base]["test"]
-        table = {}
+        table: dict[str, float | None] = {}
         for metric, value in pre.items():
-            if metric not in ref:
+            if metric not in ref or value is None or ref[metric] is None:
                 continue
             higher = bool(spec.higher_is_better) if metric == spec.primary_metric else directions.get(metric, True)
-            try:
-                table[metric] = float(rpg(float(value), float(ref[metric]), higher))
-            except (ValueError, ZeroDivisionError):
-                table[metric] = float("nan")
+            r = rpg(float(value), float(ref[metric]), higher)
+            table[metric] = r if np.isfinite(r) else None
         out[f"vs_{base}"] = table
     return out
+
+
+def baselines_of(spec: Any, data: dict[str, Any], spacing: Any = None) -> dict[str, dict[str, float]]:
+    """The task kind's trivial baselines on the test split (``{name: {metric: value}}``)."""
+    return get_kind(spec.kind).baseline(spec, data, spacing)
+
+
+def _score(records: dict[str, dict], init: str, metric: str) -> float:
+    v = records[init]["test"].get(metric)
+    return float("nan") if v is None else float(v)
+
+
+def outcome(records: dict[str, dict], spec: Any, baselines: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """Baselines, learned flags, RPG validity and normalised gains of one point (metrics.json fields).
+
+    Args:
+        records: init -> run record (``test`` scores). spec: the TaskSpec. baselines: from :func:`baselines_of`.
+
+    Returns:
+        ``baseline_primary``, ``learned``, ``rpg_defined``, ``rpg_undefined_reason``, ``rpg_primary``,
+        ``normalised_gain``, ``normalised_gain_formula`` and ``undefined`` (reasons for the None values).
+    """
+    metric, higher = spec.primary_metric, bool(spec.higher_is_better)
+    best = strongest_baseline(spec, baselines)
+    name, base = best if best is not None else ("none", float("nan"))
+    sign = 1.0 if higher else -1.0
+    learned, undefined = {}, {}
+    for init in records:
+        margin = sign * (_score(records, init, metric) - base)
+        learned[init] = {"beats_baseline": bool(np.isfinite(margin) and margin > 0),
+                         "margin": float(margin) if np.isfinite(margin) else None}
+        if not np.isfinite(margin):
+            undefined[f"learned.{init}.margin"] = "no finite score or baseline on the primary metric"
+    status = rpg_status(_score(records, "pretrained", metric), _score(records, "scratch", metric), base, higher)
+    reason = status.reason if best is not None else f"the {spec.kind} kind has no trivial baseline"
+    if not status.defined:
+        undefined["rpg_primary"] = reason
+    gains = {}
+    for ref in ("scratch", "linear_probe"):
+        gains[f"vs_{ref}"] = normalised_gain(_score(records, "pretrained", metric), _score(records, ref, metric),
+                                             base, higher)
+        if gains[f"vs_{ref}"] is None:
+            undefined[f"normalised_gain.vs_{ref}"] = "a score or the baseline is not finite"
+    return {"baseline_primary": {"name": name, "metric": metric, "value": base if best is not None else None},
+            "learned": learned, "rpg_defined": bool(status.defined and best is not None),
+            "rpg_undefined_reason": None if status.defined and best is not None else reason,
+            "rpg_primary": status.value if best is not None else None, "normalised_gain": gains,
+            "normalised_gain_formula": NG_FORMULA, "undefined": undefined}

@@ -1,40 +1,43 @@
 """metrics.json, defined once: its documentation, its validation and its construction come from the tables below.
 
-``NaN`` is written as ``NaN``. :data:`TOP_FIELDS` lists the top-level fields in file order, :data:`RUN_FIELDS`
-the fields of one fine-tuning run, :data:`ENTRY_FIELDS` one alignment entry; :func:`schema_doc` renders them
-(this docstring ends with it), :func:`validate_metrics` checks a dict against them and :func:`build_metrics`
-builds the dict from exactly these fields.
+Files are strict JSON (STUDY §5): no ``NaN``/``Infinity``; a value that cannot be computed is ``null`` and
+``undefined`` maps its dotted path to the reason. :data:`TOP_FIELDS` lists the top-level fields in file order,
+:data:`RUN_FIELDS` the fields of one fine-tuning run, :data:`ENTRY_FIELDS` one alignment entry; :func:`schema_doc`
+renders them (this docstring ends with it), :func:`validate_metrics` checks a dict against them and
+:func:`build_metrics` builds the dict from exactly these fields.
 """
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from transferlimits.jsonsafe import dumps_strict, loads_strict, to_strict_json
 
 __all__ = ["SCHEMA_VERSION", "INIT_NAMES", "OBJECTIVE_KINDS", "Field", "TOP_FIELDS", "RUN_FIELDS", "ENTRY_FIELDS",
-           "CURVE_KEYS", "schema_doc", "validate_metrics", "load_metrics", "build_metrics", "jsonable"]
+           "CURVE_KEYS", "TARGET_TYPES", "schema_doc", "validate_metrics", "load_metrics", "build_metrics", "jsonable"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 INIT_NAMES = ("pretrained", "scratch", "linear_probe")
 OBJECTIVE_KINDS = ("native", "swapped")
 CURVE_KEYS = ("epoch", "train_loss", "val_loss", "val_metric", "lr", "wall_s", "device_s")
+TARGET_TYPES = ("class", "binary", "continuous")
 
 
 @dataclass(frozen=True)
 class Field:
-    """One field: ``name``, its JSON ``type`` (checked) and what it holds (``doc``)."""
+    """One field: ``name``, its JSON ``type`` (checked), what it holds (``doc``) and whether it may be null."""
 
     name: str
     type: type
     doc: str
+    nullable: bool = False
 
 
 TOP_FIELDS: tuple[Field, ...] = (
-    Field("schema_version", int, "int, 1"),
+    Field("schema_version", int, "int, 2"),
     Field("task", str, "task name"),
     Field("model", str, "model name"),
     Field("seed", int, "fine-tuning seed"),
@@ -46,39 +49,70 @@ TOP_FIELDS: tuple[Field, ...] = (
     Field("task_spec", dict, "kind, primary_metric, higher_is_better (bool), metrics (list of str)"),
     Field("n_cases", dict, "split -> int (train, val, test, + real for restoration tasks)"),
     Field("runs", dict, "init -> run (fields below) for init in pretrained | scratch | linear_probe"),
-    Field("rpg", dict, "vs_scratch / vs_linear_probe -> metric -> float (percent; positive = pretraining helped, "
-          "sign flipped for lower-is-better metrics via the task kind's directions)"),
-    Field("rpg_primary", float, "RPG of the primary metric vs scratch"),
-    Field("convergence", dict, "metrics.transfer.convergence_summary of the validation curves, pretrained vs "
-          "scratch (keys str(fraction) -> epochs_/seconds_ pretrained/scratch/ratio)"),
+    Field("baselines", dict, "trivial baseline name -> metric -> float|null on the TEST split (the task kind's "
+          "baseline(): identity = the degraded input, train_median = the train-target median constant, "
+          "class_prior = the train class prior as constant probabilities, empty_mask = the all-zero mask)"),
+    Field("baseline_primary", dict, '{"name", "metric", "value"}: the baseline the runs must beat on the primary '
+          "metric (where a kind has several, the strongest one)"),
+    Field("learned", dict, 'init -> {"beats_baseline": bool, "margin": float|null}; margin = signed improvement '
+          "over baseline_primary on the primary metric (positive = better than the baseline)"),
+    Field("rpg", dict, "vs_scratch / vs_linear_probe -> metric -> float|null (percent; positive = pretraining "
+          "helped, sign flipped for lower-is-better metrics via the task kind's directions); raw, for every "
+          "metric, whether defined or not (use rpg_defined)"),
+    Field("rpg_defined", bool, "RPG of the primary metric is defined: the scratch run beats baseline_primary "
+          "(metrics.transfer.rpg_status)"),
+    Field("rpg_undefined_reason", str, "why rpg_primary is null (null when defined)", nullable=True),
+    Field("rpg_primary", float, "RPG of the primary metric vs scratch; null when not rpg_defined", nullable=True),
+    Field("normalised_gain", dict, '{"vs_scratch", "vs_linear_probe"} -> float|null in [-1, 1] on the primary '
+          "metric (metrics.transfer.normalised_gain against baseline_primary; finite for every point)"),
+    Field("normalised_gain_formula", str, "the formula of normalised_gain, as text"),
+    Field("lr_groups", dict, 'init -> list of {"name", "lr", "weight_decay", "n_params"}: the optimiser groups '
+          "(peak lr). The reduced backbone lr applies to the pretrained encoder only (pretrained, linear_probe's "
+          "frozen encoder has no group); scratch trains every parameter at the head's lr (STUDY §4/§5)"),
+    Field("convergence", dict, "metrics.transfer.convergence_summary(..., epoch0=True) of the validation curves, "
+          "pretrained vs scratch, from the common start (the scratch run's epoch-0 value): keys str(fraction) -> "
+          "epochs_/seconds_ pretrained/scratch/ratio, start"),
     Field("alignment", dict, 'init -> {"pooled": {layer: entry}, "tokens": {layer: entry}} for pretrained '
           "(pretrained encoder vs its fine-tuned copy) and scratch (random init vs its fine-tuned copy; absent "
           'when the scratch run was reused). pooled: one row per test image per layer ("embedding" = the '
-          "encoder's pooled output); tokens: sampled token/voxel rows. entry fields below"),
-    Field("transferability", dict, "target (str, what LogME scored), regression (bool), n (int), logme float, "
-          "linear_probe dict (accuracy/auroc or r2, cv) -- on FROZEN pretrained features (embedding) of the "
-          "train split (pre-hoc, H5); the per-case target is the task kind's (``case_target``)"),
+          "encoder's pooled output); tokens: sampled token/voxel rows, clustered by image. Features are "
+          "standardised by the mean/SD of the comparison's starting encoder (the pretrained features for "
+          "init pretrained); entry fields below"),
+    Field("transferability", dict, "target (str), target_type (class | binary | continuous), regression (bool), "
+          "standardised (bool: continuous targets z-scored), n (int), logme float|null, linear_probe dict "
+          "(accuracy/auroc or r2, cv) -- on FROZEN pretrained features (embedding) of the train split "
+          "(pre-hoc, H5); the per-case target is the task kind's (``case_target``)"),
     Field("provenance", dict, "software (dict), hardware (dict), git_commit str, created (ISO UTC), timings "
-          "{total_s, finetune_s {init -> s}, measure_s}"),
+          "{total_s, finetune_s {init -> s}, measure_s, warmup_s}"),
     Field("examples", str, "file name of the examples npz next to metrics.json: dense tasks input, target, "
           "pred_<init> [k, H, W] on one axial slice per case (the kind's example slice), case_ids; "
           "classification probs_<init> [n, C], labels [n], case_ids; scalar tasks pred_<init>, target"),
+    Field("undefined", dict, "dotted.path -> reason, for every value written as null (strict JSON: no NaN/Inf)"),
 )
 RUN_FIELDS: tuple[Field, ...] = (
-    Field("test", dict, "metric -> float (aggregated over the test cases)"),
+    Field("test", dict, "metric -> float|null (aggregated over the test cases)"),
     Field("per_case", list, "dicts: case_id + per-case scores (classification: label, probs)"),
-    Field("curve", list, "dicts: " + ", ".join(CURVE_KEYS) + " (wall_s/device_s cumulative, validation included)"),
-    Field("best_epoch", int, "1-based epoch of the best validation primary metric"),
-    Field("best_val", float, "that metric value"),
+    Field("curve", list, "dicts: " + ", ".join(CURVE_KEYS) + "; curve[0] is epoch 0, evaluated before any update "
+          "(train_loss null, lr 0); wall_s/device_s cumulative, validation included"),
+    Field("best_epoch", int, "epoch (>= 1) of the best validation primary metric after training"),
+    Field("best_val", float, "that metric value", nullable=True),
     Field("train_seconds", float, "wall seconds of training"),
     Field("extra", dict, 'split -> metric -> float (e.g. "real": the 2 real exams)'),
 )
 ENTRY_FIELDS: tuple[Field, ...] = (
-    Field("n", int, "rows"), Field("dim", int, "feature dimension"),
-    Field("mmd2", float, "MMD² at the median bandwidth (+ p_value, bandwidth, n_permutations)"),
-    Field("p_value", float, "permutation p-value"),
-    Field("mmd2_multi", dict, 'str(multiplier) -> float, "sum", "median_bandwidth"'),
-    Field("ci", list, "[lo, hi] subset CI (+ cka, cka_debiased on pooled rows)"),
+    Field("n", int, "rows (images, or tokens)"), Field("dim", int, "feature dimension"),
+    Field("n_groups", int, "independent units: images (= n for pooled rows)"),
+    Field("mmd2", float, "PAIRED MMD² U-statistic (metrics.mmd_paired) at bandwidth σ", nullable=True),
+    Field("p_value", float, "paired permutation p (swap within pairs / whole images)", nullable=True),
+    Field("bandwidth", float, "σ = median pairwise distance of the standardised starting-encoder features",
+          nullable=True),
+    Field("n_permutations", int, "permutations of the test"),
+    Field("ci", list, "[lo, hi] percentile CI, bootstrap over pairs (tokens: over images)"),
+    Field("mmd2_multi", dict, 'str(multiplier of σ) -> paired MMD², "sum"'),
+    Field("mmd2_two_sample", float, "paper-style two-sample MMD² (metrics.mmd.mmd2, pooled median bandwidth); "
+          "secondary, ignores the pairing", nullable=True),
+    Field("cka", float, "linear CKA (uses the pairing)", nullable=True),
+    Field("cka_debiased", float, "debiased linear CKA", nullable=True),
 )
 
 
@@ -88,7 +122,7 @@ def schema_doc() -> str:
     lines = []
     for title, fields in blocks:
         lines.append(f"{title}::\n")
-        lines += [f"    {f.name:<16} {f.type.__name__:<5} {f.doc}" for f in fields]
+        lines += [f"    {f.name:<24} {f.type.__name__ + ('|null' if f.nullable else ''):<10} {f.doc}" for f in fields]
         lines.append("")
     return "\n".join(lines)
 
@@ -96,9 +130,11 @@ def schema_doc() -> str:
 __doc__ = f"{__doc__}\n{schema_doc()}"
 
 
-def _typed(value: Any, typ: type) -> bool:
+def _typed(value: Any, typ: type, nullable: bool = False) -> bool:
+    if value is None:
+        return nullable
     if typ is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if typ is int:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, typ)
@@ -106,27 +142,27 @@ def _typed(value: Any, typ: type) -> bool:
 
 def _check_fields(d: Any, fields: dict[str, type] | tuple[Field, ...], where: str) -> None:
     if not isinstance(d, dict):
-        raise ValueError(f"metrics.json: {where} must be a dict, got {type(d).__name__}")
-    table = {f.name: f.type for f in fields} if isinstance(fields, tuple) else fields
-    for key, typ in table.items():
+        raise ValueError(f"metrics.json: {where or 'the file'} must be a dict, got {type(d).__name__}")
+    table = {f.name: (f.type, f.nullable) for f in fields} if isinstance(fields, tuple) else \
+        {k: (t, False) for k, t in fields.items()}
+    for key, (typ, nullable) in table.items():
+        name = f"{where}.{key}" if where else key
         if key not in d:
-            raise ValueError(f"metrics.json: missing field {where}.{key}")
-        if not _typed(d[key], typ):
-            raise ValueError(f"metrics.json: field {where}.{key} must be {typ.__name__}, got {type(d[key]).__name__}")
+            raise ValueError(f"metrics.json: missing field {name}")
+        if not _typed(d[key], typ, nullable):
+            got = "null" if d[key] is None else type(d[key]).__name__
+            raise ValueError(f"metrics.json: field {name} must be {typ.__name__}{' or null' if nullable else ''}, "
+                             f"got {got}")
 
 
-def validate_metrics(d: dict) -> None:
-    """Check a metrics dict against the field tables.
+def _check_scores(scores: Any, where: str) -> None:
+    _check_fields(scores, {}, where)
+    for metric, value in scores.items():
+        if not _typed(value, float, nullable=True):
+            raise ValueError(f"metrics.json: field {where}.{metric} must be float or null")
 
-    Raises:
-        ValueError: naming the first missing or mistyped field, or a wrong ``schema_version``.
-    """
-    _check_fields(d, TOP_FIELDS, "")
-    if d["schema_version"] != SCHEMA_VERSION:
-        raise ValueError(f"metrics.json: schema_version {d['schema_version']} != {SCHEMA_VERSION}")
-    if d["objective"] not in OBJECTIVE_KINDS:
-        raise ValueError(f"metrics.json: objective {d['objective']!r} not in {list(OBJECTIVE_KINDS)}")
-    _check_fields(d["task_spec"], {"kind": str, "primary_metric": str, "higher_is_better": bool}, "task_spec")
+
+def _validate_runs(d: dict) -> None:
     for init in INIT_NAMES:
         if init not in d["runs"]:
             raise ValueError(f"metrics.json: missing field runs.{init}")
@@ -136,63 +172,128 @@ def validate_metrics(d: dict) -> None:
             for key in CURVE_KEYS:
                 if not isinstance(row, dict) or key not in row:
                     raise ValueError(f"metrics.json: missing field runs.{init}.curve[{i}].{key}")
-        for metric, value in run["test"].items():
-            if not _typed(value, float):
-                raise ValueError(f"metrics.json: field runs.{init}.test.{metric} must be float")
+        if run["curve"] and run["curve"][0]["epoch"] != 0:
+            raise ValueError(f"metrics.json: runs.{init}.curve[0] must be the epoch-0 evaluation (epoch 0)")
+        _check_scores(run["test"], f"runs.{init}.test")
+
+
+def _validate_outcome(d: dict) -> None:
+    for name, scores in d["baselines"].items():
+        _check_scores(scores, f"baselines.{name}")
+    _check_fields(d["baseline_primary"], (Field("name", str, ""), Field("metric", str, ""),
+                                          Field("value", float, "", nullable=True)), "baseline_primary")
+    for init in INIT_NAMES:
+        if init not in d["learned"]:
+            raise ValueError(f"metrics.json: missing field learned.{init}")
+        _check_fields(d["learned"][init], {"beats_baseline": bool}, f"learned.{init}")
+    if d["rpg_defined"] != (d["rpg_primary"] is not None):
+        raise ValueError("metrics.json: rpg_primary must be null exactly when rpg_defined is false")
+    if not d["rpg_defined"] and not d["rpg_undefined_reason"]:
+        raise ValueError("metrics.json: rpg_undefined_reason must say why RPG is not defined")
     for key in ("vs_scratch", "vs_linear_probe"):
         _check_fields(d["rpg"], {key: dict}, "rpg")
+        if key not in d["normalised_gain"]:
+            raise ValueError(f"metrics.json: missing field normalised_gain.{key}")
+    for init, groups in d["lr_groups"].items():
+        for i, g in enumerate(groups):
+            _check_fields(g, {"name": str, "lr": float, "weight_decay": float, "n_params": int},
+                          f"lr_groups.{init}[{i}]")
+
+
+def validate_metrics(d: dict) -> None:
+    """Check a metrics dict against the field tables (and that it is strict JSON: no NaN or Infinity).
+
+    Raises:
+        ValueError: naming the first missing or mistyped field, a wrong ``schema_version`` or a non-finite number.
+    """
+    _check_fields(d, TOP_FIELDS, "")
+    if d["schema_version"] != SCHEMA_VERSION:
+        raise ValueError(f"metrics.json: schema_version {d['schema_version']} != {SCHEMA_VERSION}")
+    if d["objective"] not in OBJECTIVE_KINDS:
+        raise ValueError(f"metrics.json: objective {d['objective']!r} not in {list(OBJECTIVE_KINDS)}")
+    _check_fields(d["task_spec"], {"kind": str, "primary_metric": str, "higher_is_better": bool}, "task_spec")
+    _validate_runs(d)
+    _validate_outcome(d)
     if "pretrained" not in d["alignment"]:
         raise ValueError("metrics.json: missing field alignment.pretrained")
     for init, block in d["alignment"].items():
         _check_fields(block, {"pooled": dict, "tokens": dict}, f"alignment.{init}")
         for kind in ("pooled", "tokens"):
             for layer, entry in block[kind].items():
-                _check_fields(entry, ENTRY_FIELDS, f"alignment.{init}.{kind}.{layer}")
-    _check_fields(d["transferability"], {"target": str, "regression": bool, "logme": float,
-                                         "linear_probe": dict}, "transferability")
+                fields = ENTRY_FIELDS if kind == "pooled" else tuple(f for f in ENTRY_FIELDS if "cka" not in f.name)
+                _check_fields(entry, fields, f"alignment.{init}.{kind}.{layer}")
+    _check_fields(d["transferability"], (Field("target", str, ""), Field("target_type", str, ""),
+                                         Field("regression", bool, ""), Field("logme", float, "", nullable=True),
+                                         Field("linear_probe", dict, "")), "transferability")
+    if d["transferability"]["target_type"] not in TARGET_TYPES:
+        raise ValueError(f"metrics.json: transferability.target_type must be one of {list(TARGET_TYPES)}")
     _check_fields(d["provenance"], {"software": dict, "hardware": dict, "git_commit": str, "timings": dict},
                   "provenance")
+    dumps_strict(d)  # ValueError on NaN / Infinity anywhere in the tree
 
 
 def load_metrics(path: str | Path) -> dict:
-    """Read and validate a ``metrics.json`` (a file or the folder holding it)."""
+    """Read (strictly: ``NaN``/``Infinity`` are rejected) and validate a ``metrics.json`` (a file or its folder)."""
     path = Path(path)
     if path.is_dir():
         path = path / "metrics.json"
-    d = json.loads(path.read_text())
+    d = loads_strict(path.read_text())
     validate_metrics(d)
     return d
 
 
-def jsonable(obj: Any) -> Any:
-    """Convert NumPy scalars/arrays and tuples to JSON types, keeping NaN as float."""
+def jsonable(obj: Any, reasons: dict[str, str] | None = None) -> Any:
+    """Strict-JSON copy of ``obj`` (NumPy and tuples converted, NaN/Inf -> ``None``; see :mod:`transferlimits.jsonsafe`).
+
+    Args:
+        obj: the tree. reasons: optional dict filled with ``{"dotted.path": "nan" | "inf" | "-inf"}``.
+    """
+    raw: dict[str, str] = {}
+    out = to_strict_json(obj, raw)
+    if reasons is not None:
+        reasons.update({k.replace("/", "."): f"{v}: not computable" for k, v in raw.items()})
+    return out
+
+
+def _null_paths(obj: Any, path: str = "") -> list[str]:
+    """Dotted paths of every ``None`` leaf of a JSON tree."""
+    if obj is None:
+        return [path]
     if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    return obj
+        return [p for k, v in obj.items() for p in _null_paths(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(obj, list):
+        return [p for i, v in enumerate(obj) for p in _null_paths(v, f"{path}.{i}" if path else str(i))]
+    return []
 
 
-def build_metrics(**fields: Any) -> dict:
-    """The metrics dict from exactly the :data:`TOP_FIELDS` (``schema_version`` is filled in), in file order,
-    converted to JSON types and validated.
+#: null values that are reasons themselves, or null by design, and need no entry in ``undefined``.
+_NULL_BY_DESIGN = ("rpg_undefined_reason",)
+
+
+def build_metrics(undefined: dict[str, str] | None = None, **fields: Any) -> dict:
+    """The metrics dict from exactly the :data:`TOP_FIELDS` (``schema_version`` and ``undefined`` are filled in),
+    in file order, converted to strict JSON types and validated.
+
+    Args:
+        undefined: reasons the caller knows for values it passes as None/NaN (``{"dotted.path": reason}``);
+            every other null leaf gets a generic reason (``"nan: not computable"`` for a NaN, ``"null: not
+            applicable"`` for a None).
+        **fields: the fields of :data:`TOP_FIELDS` except ``schema_version`` and ``undefined``.
 
     Raises:
         ValueError: a missing or unknown field (named), or a field that fails :func:`validate_metrics`.
     """
-    fields = {"schema_version": SCHEMA_VERSION, **fields}
+    fields = {"schema_version": SCHEMA_VERSION, **fields, "undefined": {}}
     names = [f.name for f in TOP_FIELDS]
     missing, unknown = [n for n in names if n not in fields], sorted(set(fields) - set(names))
     if missing or unknown:
         raise ValueError(f"build_metrics: missing fields {missing}, unknown fields {unknown}")
-    metrics = jsonable({n: fields[n] for n in names})
+    reasons: dict[str, str] = {}
+    metrics = jsonable({n: fields[n] for n in names}, reasons)
+    reasons.update(undefined or {})
+    for path in _null_paths(metrics):
+        if path not in _NULL_BY_DESIGN:
+            reasons.setdefault(path, "null: not applicable")
+    metrics["undefined"] = dict(sorted(reasons.items()))
     validate_metrics(metrics)
     return metrics

@@ -4,17 +4,20 @@ Recipe (identical for the pretrained and the scratch init of one encoder; from `
 
 * AdamW, per-iteration linear warmup (``warmup_epochs``) + cosine decay to 0 (``loop.warmup_cosine_lr``);
   no weight decay on 1-D parameters; the head runs at ``lr``.
-* Backbone lr below the head's, from the model adapter: ProFound layer-wise decay, scale
-  ``layer_decay ** (num_layers + 1 - id)`` with the encoder's ``layer_id``; ProViCNet a flat
-  ``backbone_lr_scale`` (0.05, upstream).
+* Backbone lr below the head's for a PRETRAINED encoder only (STUDY §4/§5), from the model adapter: ProFound
+  layer-wise decay, scale ``layer_decay ** (num_layers + 1 - id)`` with the encoder's ``layer_id``; ProViCNet a
+  flat ``backbone_lr_scale`` (0.05, upstream). ``scratch`` trains every parameter at the head's lr. The
+  optimiser groups are recorded in ``FinetuneResult.lr_groups``.
 * ``linear_probe``: the encoder is frozen (``requires_grad=False``, eval mode) and only the head trains.
 * Losses, scores and the head choice come from the task kind (:mod:`transferlimits.tasks.kinds`);
   the epoch loop and the evaluation from :mod:`transferlimits.training.engine`.
 * Augmentation (``recipe.augment``): :func:`~transferlimits.training.augment.augment_batch`.
-* After every epoch the validation split is scored with the task's primary metric; the best epoch's weights
-  (a CPU copy of the state dict) are evaluated on the test split and on every further split of ``data`` (e.g. ``real``).
-* The ``curve`` holds per epoch: ``epoch`` (1-based), ``train_loss``, ``val_loss``, ``val_metric``, ``lr``
-  (at the epoch's last step), and the cumulative training ``wall_s`` / ``device_s`` up to that epoch.
+* The validation split is scored with the task's primary metric before any update (epoch 0) and after every
+  epoch; the best trained epoch's weights (a CPU copy of the state dict; epoch >= 1) are evaluated on the test split
+  and on every further split of ``data`` (e.g. ``real``).
+* The ``curve`` holds per epoch: ``epoch`` (0 = before training, ``train_loss`` None and ``lr`` 0 there),
+  ``train_loss``, ``val_loss``, ``val_metric``, ``lr`` (at the epoch's last step), and the cumulative training
+  ``wall_s`` / ``device_s`` up to that epoch (0 at epoch 0: the clock starts at the common starting point).
 * A NaN/inf loss raises :class:`~transferlimits.training.loop.NonFiniteLossError` naming task, model, init,
   epoch and step. bf16 autocast on CUDA only; CPU runs are fp32 and deterministic for a given seed.
 """
@@ -40,7 +43,7 @@ from transferlimits.training.augment import augment_batch
 from transferlimits.training.engine import collate, evaluate, train_epoch
 from transferlimits.training.loop import Timer, param_groups, warmup_cosine_lr
 
-__all__ = ["INITS", "FinetuneResult", "finetune", "backbone_lr_scales"]
+__all__ = ["INITS", "FinetuneResult", "finetune", "backbone_lr_scales", "describe_groups"]
 
 INITS: tuple[str, ...] = ("pretrained", "scratch", "linear_probe")
 #: test cases whose predictions are kept in ``FinetuneResult.examples``.
@@ -61,6 +64,7 @@ class FinetuneResult:
         extra_scores: ``{split name: aggregated scores}`` for the further splits of ``data``.
         examples: a few test predictions as NumPy arrays (for figures).
         train_seconds: wall seconds of training (all epochs, validation included).
+        lr_groups: the optimiser groups, ``{"name", "lr" (peak), "weight_decay", "n_params"}`` each.
     """
 
     model: nn.Module
@@ -72,19 +76,45 @@ class FinetuneResult:
     extra_scores: dict[str, dict[str, float]] = field(default_factory=dict)
     examples: dict[str, np.ndarray] = field(default_factory=dict)
     train_seconds: float = 0.0
+    lr_groups: list[dict[str, Any]] = field(default_factory=list)
 
 
-def backbone_lr_scales(model: nn.Module, model_name: str, recipe: FinetuneRecipe) -> dict[str, float]:
+def backbone_lr_scales(model: nn.Module, model_name: str, recipe: FinetuneRecipe,
+                       init: str = "pretrained") -> dict[str, float]:
     """``{parameter name: lr multiplier}`` for the ``encoder.*`` parameters of a task model: the model
     adapter's ``lr_scales`` (ProFound: layer-wise decay via ``encoder.layer_id``; ProViCNet: the flat
-    ``recipe.backbone_lr_scale``).
+    ``recipe.backbone_lr_scale``) for a pretrained encoder; ``{}`` (every parameter at the head's lr) for
+    ``init="scratch"`` (STUDY §4: the reduced backbone lr protects pretrained features only).
 
     Args:
         model: a task model with an ``encoder`` attribute.
         model_name: a registered model name.
         recipe: the fine-tuning recipe.
+        init: ``"pretrained"`` (default), ``"scratch"`` or ``"linear_probe"`` (frozen: no trainable encoder).
     """
-    return get_model(model_name).lr_scales(model, recipe)
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; valid: {list(INITS)}")
+    return {} if init == "scratch" else get_model(model_name).lr_scales(model, recipe)
+
+
+def describe_groups(groups: list[dict[str, Any]], lr: float) -> list[dict[str, Any]]:
+    """JSON records of AdamW parameter groups (``training.loop.param_groups``): name, peak lr, decay, size.
+
+    Args:
+        groups: the groups (``params``, ``names``, ``weight_decay``, ``lr_scale``). lr: the head's peak lr.
+
+    Returns:
+        ``[{"name", "lr", "weight_decay", "n_params"}]``; the name says which part (encoder / head / both),
+        whether it is decayed and its lr multiplier, e.g. ``"encoder/decay/x0.05"``.
+    """
+    out = []
+    for g in groups:
+        parts = {n.split(".")[0] if n.startswith("encoder.") else "head" for n in g["names"]}
+        part = "+".join(sorted(parts))
+        decay = "decay" if g["weight_decay"] > 0 else "no_decay"
+        out.append({"name": f"{part}/{decay}/x{g['lr_scale']:.4g}", "lr": float(lr) * float(g["lr_scale"]),
+                    "weight_decay": float(g["weight_decay"]), "n_params": int(sum(p.numel() for p in g["params"]))})
+    return out
 
 
 def _primary(scores: dict[str, float], spec: Any) -> float:
@@ -162,7 +192,7 @@ def finetune(
         for p in model.encoder.parameters():
             p.requires_grad_(False)
     model.to(device)
-    groups = param_groups(model, recipe.weight_decay, backbone_lr_scales(model, model_name, recipe),
+    groups = param_groups(model, recipe.weight_decay, backbone_lr_scales(model, model_name, recipe, init),
                           no_decay_names=get_model(model_name).no_decay_names)
     optimizer = torch.optim.AdamW(groups, lr=recipe.lr)
 
@@ -177,7 +207,10 @@ def finetune(
     augment = (lambda batch: augment_batch(batch, aug_gen, dense_target=dense)) if recipe.augment else None
     timer = Timer(device)
     where = f"fine-tuning {spec.name}/{model_name} (init={init}"
-    curve: list[dict[str, float]] = []
+    val0, _, _, val_loss0 = evaluate(model, val_ds, spec, device, bs, spacing, n_examples=0, fast=True)
+    # epoch 0: the common starting point, before any update (recorded; not a candidate for the best weights)
+    curve: list[dict[str, Any]] = [{"epoch": 0, "train_loss": None, "val_loss": val_loss0,
+                                    "val_metric": _primary(val0, spec), "lr": 0.0, "wall_s": 0.0, "device_s": 0.0}]
     best_state, best_val, best_epoch = None, None, 0
     step = 0
     epochs = tqdm(range(1, int(recipe.epochs) + 1), desc=f"{spec.name}/{model_name}/{init}", leave=False,
@@ -208,4 +241,4 @@ def finetune(
              for name, ds in data.items() if name not in ("train", "val", "test")}
     return FinetuneResult(model=model, curve=curve, best_epoch=best_epoch, best_val=float(best_val),
                           test_scores=test_scores, per_case=per_case, extra_scores=extra, examples=examples,
-                          train_seconds=timer.wall)
+                          train_seconds=timer.wall, lr_groups=describe_groups(groups, recipe.lr))

@@ -9,8 +9,10 @@ guard, an atomic checkpoint every ``checkpoint_every`` steps and resume after an
 bf16 autocast and channels-last are used only on CUDA.
 
 Outputs in ``results/<profile>/pretrain/<model>__<objective>/``: ``encoder.pt`` (encoder weights and
-metadata), ``curve.json`` (per-step loss, lr, wall seconds, objective statistics), ``pretrain.json``
-(summary and provenance) and, while running, ``checkpoint_last.pt``. A finished run whose settings
+metadata), ``curve.json`` (per-step loss, lr, wall seconds, objective statistics: the contrastive objective's
+``n_pos_pairs`` / ``n_neg_pairs`` mined in the step), ``pretrain.json`` (summary and provenance, with
+``contrastive_active_fraction``: the share of steps with at least one positive pair, null with a reason for
+objectives without pairs; strict JSON) and, while running, ``checkpoint_last.pt``. A finished run whose settings
 match is returned without work. The phantom cohort is built on first use; for ``--profile picai`` build
 it first with ``python -m transferlimits data --profile picai --data <images>``.
 
@@ -60,7 +62,7 @@ from transferlimits.training.loop import (
 )
 from transferlimits.training.pretrain_data import build_pretrain_loader, forward_objective
 
-__all__ = ["PretrainResult", "pretrain", "load_pretrained_encoder", "pretrain_settings"]
+__all__ = ["PretrainResult", "pretrain", "load_pretrained_encoder", "pretrain_settings", "pair_summary"]
 
 
 
@@ -111,6 +113,8 @@ def pretrain_settings(model: str, objective: str, profile: Profile, seed: int, s
         "warmup_steps": rec.warmup_steps,
         "mask_ratio": rec.mask_ratio,
         "contrastive_alpha": rec.contrastive_alpha,
+        "anchor_frac": rec.anchor_frac,
+        "neg_frac": rec.neg_frac,
     }
     return json.loads(json.dumps(settings))  # tuples -> lists: compares equal after a JSON round trip
 
@@ -154,6 +158,24 @@ def _try_reuse(out: Path, settings: dict[str, Any]) -> PretrainResult | None:
 
 def _mean(values: list[float]) -> float:
     return float(sum(values) / len(values)) if values else float("nan")
+
+
+def pair_summary(curve: list[dict[str, Any]], objective: str) -> dict[str, Any]:
+    """How active the contrastive term was: ``contrastive_active_fraction`` (steps with >= 1 positive pair),
+    mean positive / negative pairs per step, and ``contrastive_active_fraction_reason`` (why it is None).
+
+    Args:
+        curve: per-step rows (``n_pos_pairs`` / ``n_neg_pairs`` where the objective mines pairs).
+        objective: the objective name (for the reason).
+    """
+    rows = [r for r in curve if "n_pos_pairs" in r]
+    if not rows:
+        return {"contrastive_active_fraction": None, "mean_pos_pairs": None, "mean_neg_pairs": None,
+                "contrastive_active_fraction_reason": f"objective {objective!r} mines no pairs"}
+    return {"contrastive_active_fraction": sum(r["n_pos_pairs"] >= 1 for r in rows) / len(rows),
+            "mean_pos_pairs": _mean([r["n_pos_pairs"] for r in rows]),
+            "mean_neg_pairs": _mean([r["n_neg_pairs"] for r in rows]),
+            "contrastive_active_fraction_reason": None}
 
 
 def pretrain(
@@ -271,6 +293,7 @@ def pretrain(
         "step_seconds_this_call": timer.wall,  # forward/backward/update sections only
         "device_seconds_this_call": timer.device_seconds,
         "pool_items": n_pool,
+        **pair_summary(curve, objective),
         "encoder_params": sum(p.numel() for p in encoder.parameters()),
         "objective_params": sum(p.numel() for p in module.parameters()),
         "device": str(device),

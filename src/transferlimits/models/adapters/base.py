@@ -172,6 +172,7 @@ class ModelAdapter(ABC):
 
     def lr_scales(self, model: nn.Module, recipe: Any) -> dict[str, float]:
         """``{parameter name: lr multiplier}`` of the trainable ``encoder.*`` parameters of a task model
-        (default: the flat ``recipe.backbone_lr_scale``)."""
+        (default: the flat ``recipe.backbone_lr_scale``). Applied to PRETRAINED encoders only: fine-tuning from
+        scratch trains every parameter at the head's lr (``training.finetune.backbone_lr_scales``)."""
         return {name: float(recipe.backbone_lr_scale) for name, p in model.named_parameters()
                 if name.startswith("encoder.") and p.requires_grad}

@@ -25,6 +25,7 @@ from transferlimits.models.convnext3d import PROFOUND_SIZES, build_profound
 from transferlimits.models.fcmae import FCMAE
 from transferlimits.models.registry import register_model
 from transferlimits.models.upernet3d import UperNet3D
+from transferlimits.runtime import PICKLE_HINT_ENV
 
 __all__ = ["ProFoundAdapter", "PROFOUND"]
 
@@ -59,9 +60,10 @@ class ProFoundAdapter(ModelAdapter):
 
     def load_released(self, path: str | Path, size: str | None = None, return_extras: bool = False,
                       **kw: Any) -> nn.Module | tuple[nn.Module, Any]:
-        """ProFound checkpoints (``allow_pickle`` default False, ``strict`` default True, ``drop_path_rate``);
-        the size is inferred from the file when None. Extras: the ``ProFoundCheckpoint``."""
-        loader_kw = {k: kw.pop(k) for k in ("allow_pickle", "strict") if k in kw}
+        """ProFound checkpoints (``allow_pickle`` default False, ``strict`` default True, ``hint`` = how the
+        refusal of a pickled file tells the user to opt in, ``drop_path_rate``); the size is inferred from the
+        file when None. Extras: the ``ProFoundCheckpoint``."""
+        loader_kw = {k: kw.pop(k) for k in ("allow_pickle", "strict", "hint") if k in kw}
         model = build_profound(size, **kw) if size is not None else None
         ckpt = load_profound_checkpoint(path, model=model, **loader_kw)
         return (ckpt.encoder, ckpt) if return_extras else ckpt.encoder
@@ -70,7 +72,7 @@ class ProFoundAdapter(ModelAdapter):
         """Released weights at the profile's size. ProFound checkpoints pickle an argparse.Namespace: set
         ``TRANSFERLIMITS_ALLOW_PICKLE=1`` to opt in to reading it (only for files you trust)."""
         allow = os.environ.get("TRANSFERLIMITS_ALLOW_PICKLE", "") == "1"
-        return self.load_released(path, size=self.size_for(profile), allow_pickle=allow)
+        return self.load_released(path, size=self.size_for(profile), allow_pickle=allow, hint=PICKLE_HINT_ENV)
 
     def build_objective(self, objective: str, encoder: nn.Module, profile_or_kwargs: Any = None) -> nn.Module:
         """``fcmae`` -> :class:`FCMAE`; ``contrastive`` -> :class:`ConvNeXtContrastive`."""

@@ -11,7 +11,8 @@ import numpy as np
 import torch.nn.functional as F
 
 from transferlimits.metrics import tasks as mt
-from transferlimits.tasks.kinds.base import TaskKind, register_kind
+from transferlimits.metrics.baselines import class_prior_scores
+from transferlimits.tasks.kinds.base import TaskKind, item_values, metric_scores, register_kind
 
 __all__ = ["ClassificationKind"]
 
@@ -23,6 +24,7 @@ class ClassificationKind(TaskKind):
     dense = False
     head = "classifier"
     regression = False
+    target_type = "class"
     target_description = "case class label (PI-RADS class)"
 
     def loss(self, spec, out, batch):
@@ -45,6 +47,10 @@ class ClassificationKind(TaskKind):
 
     def case_target(self, item) -> int:
         return int(np.asarray(item["y"]))
+
+    def baseline(self, spec, data, spacing=None):
+        train, test = (np.asarray(item_values(data[k], "y")).ravel() for k in ("train", "test"))
+        return {"class_prior": metric_scores(class_prior_scores(train, test))}
 
     def plot_examples(self, ex, inits, max_cases, subplots):
         fig, axes = subplots(1, len(inits), figsize=(3.2 * len(inits), 3), constrained_layout=True, squeeze=False)

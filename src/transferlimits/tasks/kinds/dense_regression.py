@@ -2,15 +2,35 @@
 
 Loss: L1 averaged over the body-mask voxels (``masks["body"]``; the whole crop without one), + 0.4 x the
 auxiliary head's loss. Scores per case: :func:`transferlimits.metrics.tasks.restoration_scores` (PSNR,
-SSIM, NMSE, MAE, also inside the gland). Transferability target: the mean target intensity in the body.
+SSIM, NMSE, MAE, also inside the gland). Transferability target: the mean target intensity in the body
+(``target_type`` "continuous", z-scored for LogME).
+
+Trivial baselines (STUDY §5), scored like the models on the test split: ``identity`` (the task's degraded
+input itself, on the target grid and scale; needs a dataset with ``identity_input(i)``, e.g.
+:class:`transferlimits.data.datasets.TaskDataset`) and ``train_median`` (one constant volume at the median of
+the train targets inside the body). Both are computed for every dense-regression task; the strongest on the
+primary metric is the one a run must beat (identity for super-resolution and distortion correction, the train
+median for modality translation, where the input is another sequence).
 """
 
 from __future__ import annotations
 
-from transferlimits.metrics import tasks as mt
-from transferlimits.tasks.kinds.base import DenseKind, _wanted, register_kind
+import numpy as np
 
-__all__ = ["DenseRegressionKind"]
+from transferlimits.metrics import tasks as mt
+from transferlimits.metrics.baselines import identity_scores, median_constant_scores
+from transferlimits.tasks.kinds.base import DenseKind, _wanted, item_values, metric_scores, register_kind
+
+__all__ = ["DenseRegressionKind", "MEDIAN_VOXELS"]
+
+#: at most this many voxels per train case enter the train median (a regular sub-lattice of larger grids).
+MEDIAN_VOXELS = 1 << 18
+
+
+def _lattice(shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """Strides (1 on small grids) keeping at most :data:`MEDIAN_VOXELS` voxels of a [D, H, W] volume."""
+    step = max(1, int(np.ceil((np.prod(shape) / MEDIAN_VOXELS) ** (1 / 3))))
+    return (slice(None, None, step),) * len(shape)
 
 
 class DenseRegressionKind(DenseKind):
@@ -18,6 +38,7 @@ class DenseRegressionKind(DenseKind):
 
     name = "regression"
     regression = True
+    target_type = "continuous"
     target_description = "mean target intensity inside the body mask (scaled units)"
 
     def validate(self, spec) -> None:
@@ -33,6 +54,20 @@ class DenseRegressionKind(DenseKind):
 
     def case_scores(self, spec, pred, y, masks, spacing, fast):
         return mt.restoration_scores(pred, y, masks, ssim=_wanted("ssim", spec, fast))
+
+    def baseline(self, spec, data, spacing=None):
+        test, train = data["test"], data["train"]
+        targets, masks = item_values(test, "y"), item_values(test, "masks")
+        lattice = _lattice(np.shape(targets[0]))
+        train_y = [y[lattice] for y in item_values(train, "y")]
+        train_m = [{k: v[lattice] for k, v in m.items()} for m in item_values(train, "masks")]
+        if not all("body" in m for m in train_m):
+            train_m = [{"body": np.ones(y.shape, np.uint8)} for y in train_y]
+        out = {"train_median": metric_scores(median_constant_scores(train_y, train_m, targets, masks))}
+        if hasattr(test, "identity_input"):
+            degraded = [np.asarray(test.identity_input(i), np.float32) for i in range(len(test))]
+            out["identity"] = metric_scores(identity_scores(degraded, targets, masks))
+        return out
 
 
 register_kind(DenseRegressionKind())

@@ -1,7 +1,8 @@
 """The scalar-regression kind: one float per case (``y`` [B]), prediction [B], MSE loss.
 
 Scores: :func:`transferlimits.metrics.regression.scalar_scores` (MAE, RMSE, Pearson r). The
-transferability target is the target itself; the example figure plots prediction against target.
+transferability target is the target itself (``target_type`` "continuous", z-scored for LogME); the trivial
+baseline is the train-median constant (``train_median``); the example figure plots prediction against target.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import torch.nn.functional as F
 
 from transferlimits.metrics.regression import SCALAR_DIRECTION, scalar_scores
 from transferlimits.metrics.tasks import METRIC_DIRECTION
-from transferlimits.tasks.kinds.base import TaskKind, register_kind
+from transferlimits.tasks.kinds.base import TaskKind, item_values, metric_scores, register_kind
 
 __all__ = ["ScalarRegressionKind"]
 
@@ -23,6 +24,7 @@ class ScalarRegressionKind(TaskKind):
     dense = False
     head = "scalar"
     regression = True
+    target_type = "continuous"
     target_description = "the scalar target"
 
     def validate(self, spec) -> None:
@@ -46,6 +48,10 @@ class ScalarRegressionKind(TaskKind):
         per_case = [{"case_id": str(c), "pred": float(a), "target": float(b)} for c, a, b in zip(ids, p, t)]
         examples = {"pred": p.astype(np.float32), "target": t.astype(np.float32), "case_ids": np.asarray(ids)}
         return scalar_scores(p, t), per_case, (examples if n_examples else {})
+
+    def baseline(self, spec, data, spacing=None):
+        train, test = (np.asarray(item_values(data[k], "y"), float).ravel() for k in ("train", "test"))
+        return {"train_median": metric_scores(scalar_scores(np.full(test.shape, np.median(train)), test))}
 
     def case_target(self, item) -> float:
         return float(np.asarray(item["y"]))

@@ -2,7 +2,8 @@
 
 Loss: MONAI ``DiceCELoss(sigmoid=True)`` (+ 0.4 x the auxiliary head's loss). Scores per case:
 :func:`transferlimits.metrics.tasks.segmentation_scores` (Dice, HD95 in mm, lesion sensitivity). The
-transferability target is "lesion present"; the example slice is the one with the largest lesion area.
+transferability target is "lesion present" (``target_type`` "binary"); the trivial baseline is the empty mask
+(``empty_mask``); the example slice is the one with the largest lesion area.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import numpy as np
 from monai.losses import DiceCELoss
 
 from transferlimits.metrics import tasks as mt
-from transferlimits.tasks.kinds.base import DenseKind, _wanted, register_kind
+from transferlimits.metrics.baselines import empty_mask_scores
+from transferlimits.tasks.kinds.base import DenseKind, _wanted, item_values, metric_scores, register_kind
 
 __all__ = ["SegmentationKind"]
 
@@ -21,6 +23,7 @@ class SegmentationKind(DenseKind):
 
     name = "segmentation"
     regression = False
+    target_type = "binary"
     target_description = "csPCa present (target mask non-empty), binary"
 
     def validate(self, spec) -> None:
@@ -45,8 +48,18 @@ class SegmentationKind(DenseKind):
         area = (y > 0).reshape(y.shape[0], -1).sum(1)
         return int(area.argmax()) if area.any() else y.shape[0] // 2
 
+    def example_wanted(self, y: np.ndarray) -> bool:
+        """Examples are chosen among test cases with a lesion (an empty target shows nothing)."""
+        return bool((y > 0).any())
+
     def display_range(self, target):
         return 0.0, 1.0
+
+    def baseline(self, spec, data, spacing=None):
+        ds = data["test"]
+        sp = tuple(spacing) if spacing is not None else [
+            tuple(np.asarray(ds[i].get("spacing", (1.0, 1.0, 1.0)), float)) for i in range(len(ds))]
+        return {"empty_mask": metric_scores(empty_mask_scores(item_values(ds, "y"), sp))}
 
     def case_target(self, item) -> int:
         return int((np.asarray(item["y"]) > 0).any())

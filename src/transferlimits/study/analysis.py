@@ -1,0 +1,188 @@
+"""The study's analysis table: every point's ``metrics.json`` of a profile as one row, then one row per
+(task, model) averaged over seeds, and the correlations across those points (STUDY §5).
+
+Three steps, each a function:
+
+1. :func:`point_rows` reads metrics dicts (schema 2; fields absent from an older file become NaN / None) into
+   a DataFrame with one row per (task, model, seed, objective): primary-metric scores per initialisation,
+   the trivial baseline, the "learned" flags, whether RPG is defined (and why not), RPG, the normalised
+   gain, paired MMD² per layer, CKA, LogME and its target type, and the convergence ratio.
+2. :func:`average_points` averages seeds into one row per (task, model[, objective kind]) with the seed SD
+   (for error bars) and counts the rows whose RPG is undefined: those rows are excluded from RPG.
+3. :func:`model_correlation` correlates two columns per model first, then pooled with the model as a fixed
+   effect (:func:`transferlimits.metrics.correlation.within_group_correlation`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from transferlimits.metrics.correlation import average_seeds, within_group_correlation
+from transferlimits.study.schema import load_metrics
+
+__all__ = ["RESTORATION_KINDS", "RECONSTRUCTION_OBJECTIVES", "load_profile_points", "point_rows",
+           "average_points", "model_correlation", "excluded_points", "layer_columns"]
+
+#: Task kinds whose target is an image to restore (H1, H4: "restoration" tasks); the others are semantic.
+RESTORATION_KINDS = ("regression",)
+#: Pre-training objectives that reconstruct the input (masked autoencoding); the others are contrastive.
+RECONSTRUCTION_OBJECTIVES = ("fcmae", "mae")
+_NAN = float("nan")
+
+
+def load_profile_points(results_root: str | Path) -> list[dict]:
+    """Every valid ``metrics.json`` under ``<results_root>/runs/*/``, sorted by folder name.
+
+    Args:
+        results_root: ``paths.results_dir(profile)``.
+
+    Raises:
+        ValueError: ``results_root`` is not a folder (named), or a metrics file fails validation.
+    """
+    root = Path(results_root)
+    if not root.is_dir():
+        raise ValueError(f"results_root {root} is not a folder: run the profile first")
+    return [load_metrics(p) for p in sorted(root.glob("runs/*/metrics.json"))]
+
+
+def _num(x: Any) -> float:
+    if x is None or isinstance(x, bool):
+        return _NAN
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return _NAN
+    return v if math.isfinite(v) else _NAN
+
+
+def _flag(x: Any) -> float:
+    """True / False / unknown as 1.0 / 0.0 / NaN (so that seeds can be averaged into a fraction)."""
+    return _NAN if x is None else float(bool(x))
+
+
+def _rpg_defined(m: dict) -> tuple[bool, str | None]:
+    if "rpg_defined" in m:
+        return bool(m["rpg_defined"]), m.get("rpg_undefined_reason")
+    ok = math.isfinite(_num(m.get("rpg_primary")))  # schema 1: defined where a finite value was written
+    return ok, None if ok else "RPG not finite (schema 1 file)"
+
+
+def point_rows(points: Iterable[dict], layer: str = "embedding", fraction: str = "0.9") -> pd.DataFrame:
+    """One row per metrics dict.
+
+    Args:
+        points: metrics dicts (:func:`load_profile_points`).
+        layer: the layer whose pooled MMD² / CKA are the ``mmd2`` / ``cka`` columns (default the embedding);
+            every pooled layer also gets a ``mmd2__<layer>`` column.
+        fraction: convergence fraction key (default ``"0.9"``).
+
+    Returns:
+        DataFrame with columns task, kind, model, seed, objective (pre-training objective name),
+        objective_kind (native / swapped), primary, higher_is_better, score_<init> for the three inits,
+        baseline, baseline_name, learned_<init> (1 / 0 / NaN), rpg_defined (bool), rpg_reason, rpg
+        (NaN where undefined), gain (normalised gain vs scratch), mmd2, mmd2_p, cka, mmd2__<layer>..., logme,
+        target_type, epochs_ratio, restoration (bool), reconstruction (bool).
+    """
+    rows = []
+    for m in points:
+        spec = m["task_spec"]
+        primary = spec["primary_metric"]
+        defined, reason = _rpg_defined(m)
+        pooled = (m["alignment"].get("pretrained") or {}).get("pooled", {})
+        entry = pooled.get(layer) or {}
+        base = m.get("baseline_primary") or {}
+        learned = m.get("learned") or {}
+        trans = m.get("transferability") or {}
+        conv = (m.get("convergence") or {}).get(fraction) or {}
+        row = {
+            "task": m["task"], "kind": spec["kind"], "model": m["model"], "seed": int(m["seed"]),
+            "objective": m.get("objective_name", ""), "objective_kind": m["objective"], "primary": primary,
+            "higher_is_better": bool(spec["higher_is_better"]),
+            **{f"score_{i}": _num(run["test"].get(primary)) for i, run in m["runs"].items()},
+            "baseline": _num(base.get("value")), "baseline_name": base.get("name"),
+            **{f"learned_{i}": _flag((learned.get(i) or {}).get("beats_baseline")) for i in m["runs"]},
+            "rpg_defined": defined, "rpg_reason": reason,
+            "rpg": _num(m.get("rpg_primary")) if defined else _NAN,
+            "gain": _num((m.get("normalised_gain") or {}).get("vs_scratch")),
+            "mmd2": _num(entry.get("mmd2")), "mmd2_p": _num(entry.get("p_value")), "cka": _num(entry.get("cka")),
+            **{f"mmd2__{name}": _num(e.get("mmd2")) for name, e in pooled.items()},
+            "logme": _num(trans.get("logme")),
+            "target_type": trans.get("target_type") or ("continuous" if trans.get("regression") else "class"),
+            "epochs_ratio": _num(conv.get("epochs_ratio")),
+        }
+        row["restoration"] = row["kind"] in RESTORATION_KINDS
+        row["reconstruction"] = row["objective"] in RECONSTRUCTION_OBJECTIVES
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def excluded_points(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose RPG is undefined, with the reason (task, model, seed, objective_kind, rpg_reason)."""
+    if rows.empty:
+        return pd.DataFrame(columns=["task", "model", "seed", "objective_kind", "rpg_reason"])
+    out = rows.loc[~rows["rpg_defined"].astype(bool), ["task", "model", "seed", "objective_kind", "rpg_reason"]]
+    return out.reset_index(drop=True)
+
+
+def average_points(rows: pd.DataFrame, by_objective: bool = False) -> pd.DataFrame:
+    """One row per (task, model) — or (task, model, objective_kind) — averaged over seeds.
+
+    RPG of a seed whose scratch run is not learned is NaN in ``rows`` and so drops out of the mean; the
+    point keeps its other columns. ``n_excluded`` counts such seeds; ``rpg_n`` the seeds that remain.
+
+    Args:
+        rows: :func:`point_rows`.
+        by_objective: keep native and swapped objectives apart (default False: native rows only).
+
+    Returns:
+        DataFrame with the keys, kind, objective, restoration, reconstruction, target_type, ``n_seeds``,
+        ``n_excluded`` and, for every numeric column ``c``, ``c`` (mean), ``c_sd`` (seed SD, NaN with one
+        seed) and ``c_n``.
+    """
+    if rows.empty:
+        return pd.DataFrame()
+    df = rows if by_objective else rows[rows["objective_kind"] == "native"]
+    keys = ["task", "model", "objective_kind"] if by_objective else ["task", "model"]
+    values = [c for c in df.columns if c.startswith(("score_", "learned_", "mmd2", "rpg", "gain", "cka", "logme",
+                                                      "epochs_ratio", "baseline")) and
+              c not in ("rpg_defined", "rpg_reason", "baseline_name") and pd.api.types.is_numeric_dtype(df[c])]
+    out = average_seeds(df, keys, values)
+    labels = df.groupby(keys, sort=True).agg(
+        kind=("kind", "first"), objective=("objective", "first"), restoration=("restoration", "first"),
+        reconstruction=("reconstruction", "first"), target_type=("target_type", "first"), primary=("primary", "first"),
+        n_excluded=("rpg_defined", lambda s: int((~s.astype(bool)).sum()))).reset_index()
+    return out.merge(labels, on=keys, how="left")
+
+
+def model_correlation(points: pd.DataFrame, x: str, y: str, n_boot: int = 2000, n_perm: int = 2000,
+                      seed: int = 0) -> dict:
+    """Correlation of columns ``x`` and ``y`` across seed-averaged points: per model, then pooled with the
+    model as a fixed effect.
+
+    Args:
+        points: :func:`average_points` (one row per point). x, y: column names.
+        n_boot, n_perm: bootstrap / permutation sizes (default 2000). seed: RNG seed (default 0).
+
+    Returns:
+        :func:`~transferlimits.metrics.correlation.within_group_correlation`'s dict (``fe_r``, ``fe_ci``,
+        ``fe_p_perm``, ``fe_rho``, ``per_group`` ...).
+
+    Raises:
+        ValueError: ``x`` or ``y`` is not a column (named).
+    """
+    for col in (x, y):
+        if col not in points.columns:
+            raise ValueError(f"column {col!r} is not in the points table (columns: {list(points.columns)})")
+    return within_group_correlation(points[x].to_numpy(float), points[y].to_numpy(float),
+                                    points["model"].to_numpy(), n_boot=n_boot, n_perm=n_perm, seed=seed)
+
+
+def layer_columns(points: pd.DataFrame) -> Sequence[str]:
+    """The ``mmd2__<layer>`` mean columns of a points table."""
+    return [c for c in points.columns if c.startswith("mmd2__") and not c.endswith(("_sd", "_n"))]
+

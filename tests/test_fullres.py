@@ -1,0 +1,107 @@
+"""The full-resolution dense-head path (``models/fullres.py``) and the ConvNeXt channels-last option.
+
+Facts checked: the zero-initialised refinement leaves the published head's output unchanged at init (so the
+switch only adds capacity), the residual source recovers an image's own 99th-percentile scaling from its z-score
+(an independent NumPy computation), the task-model factory gives the residual to regression tasks only, and the
+channels-last layout changes neither outputs nor gradients beyond fp32 rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from transferlimits.models.convnext3d import build_profound
+from transferlimits.models.fullres import FullResRefine, residual_source
+from transferlimits.models.heads import SliceDenseModel, build_task_model
+from transferlimits.models.upernet3d import UperNet3D
+from transferlimits.models.vit import build_provicnet
+from transferlimits.tasks import get_task
+
+
+def test_residual_source_matches_numpy_q99_scaling():
+    rng = np.random.default_rng(0)
+    img = np.zeros((8, 32, 32), np.float32)
+    img[:, 4:28, 4:28] = rng.gamma(4.0, 50.0, size=(8, 24, 24))  # non-negative foreground, zero background
+    fg = img[img > 0]
+    z = (img - fg.mean()) / fg.std()  # the channel view's z-score over non-zero voxels
+    want = img / np.quantile(fg, 0.99)
+    got = residual_source(torch.from_numpy(z)[None])[0].numpy()
+    np.testing.assert_allclose(got, want, atol=2e-3)
+
+
+def test_residual_source_constant_row_is_zero():
+    assert torch.count_nonzero(residual_source(torch.full((2, 4, 4), 3.0))) == 0
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_refine_is_identity_on_head_at_init(residual):
+    torch.manual_seed(0)
+    head, skip, src = torch.randn(2, 1, 4, 8, 8), torch.randn(2, 3, 4, 8, 8), torch.randn(2, 1, 4, 8, 8)
+    out = FullResRefine(3, 1, 1, width=4, ndim=3, residual=residual)(head, skip, src)
+    torch.testing.assert_close(out, head + src if residual else head)
+
+
+def test_refine_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="ndim"):
+        FullResRefine(3, 1, 1, ndim=4)
+    with pytest.raises(ValueError, match="src"):
+        FullResRefine(3, 1, 1, ndim=2, residual=True)(torch.zeros(1, 1, 4, 4), torch.zeros(1, 3, 4, 4))
+    with pytest.raises(ValueError, match="full_res"):
+        UperNet3D(build_profound("test"), 1, width=8, aux_channels=4, residual=True)
+
+
+def test_upernet_full_res_equals_published_head_at_init():
+    torch.manual_seed(0)
+    plain = UperNet3D(build_profound("test"), 1, width=8, aux_channels=4).eval()
+    full = UperNet3D(build_profound("test"), 1, width=8, aux_channels=4, full_res=True).eval()
+    missing = full.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith("full_res.") for k in missing)
+    x = torch.randn(1, 3, 16, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(full(x), plain(x))
+
+
+def test_slice_model_full_res_equals_published_head_at_init():
+    torch.manual_seed(0)
+    kw = {"mid": (8, 4), "out_size": (32, 32)}
+    plain = SliceDenseModel(build_provicnet("test", img_size=56), 1, **kw).eval()
+    full = SliceDenseModel(build_provicnet("test", img_size=56), 1, full_res=True, **kw).eval()
+    full.load_state_dict(plain.state_dict(), strict=False)
+    x, pos = torch.randn(2, 5, 3, 56, 56), torch.rand(2, 5, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(full(x, pos), plain(x, pos))
+
+
+@pytest.mark.parametrize("task, residual", [("super_resolution", True), ("modality_translation", True),
+                                            ("segmentation", False)])
+@pytest.mark.parametrize("model", ["profound", "provicnet"])
+def test_factory_gives_residual_to_regression_only(model, task, residual):
+    enc = build_profound("test") if model == "profound" else build_provicnet("test", img_size=56)
+    net = build_task_model(model, enc, get_task(task), width=8, out_size=(16, 32, 32), full_res=True, residual=True)
+    assert net.full_res is not None and net.full_res.residual is residual
+    assert build_task_model(model, enc, get_task(task), width=8, out_size=(16, 32, 32)).full_res is None
+
+
+@pytest.mark.parametrize("stages", [1, 2, 4])
+def test_channels_last_stages_same_outputs_and_gradients(stages):
+    torch.manual_seed(0)
+    ref = build_profound("test")
+    fast = build_profound("test", channels_last_stages=stages)
+    fast.load_state_dict(ref.state_dict())
+    x = torch.randn(2, 3, 16, 32, 32)
+    outs = []
+    for net in (ref, fast):
+        maps = net.forward_features(x).maps
+        sum((m * torch.linspace(0, 1, m.numel()).reshape(m.shape)).sum() for m in maps).backward()
+        outs.append((maps, {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}))
+    for a, b in zip(outs[0][0], outs[1][0]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    for name, grad in outs[0][1].items():
+        torch.testing.assert_close(outs[1][1][name], grad, rtol=1e-3, atol=1e-5)
+
+
+def test_channels_last_stages_range():
+    with pytest.raises(ValueError, match="channels_last_stages"):
+        build_profound("test", channels_last_stages=5)
