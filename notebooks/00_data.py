@@ -61,7 +61,7 @@ pd.Series(sizes, name="cases").to_frame()
 # %%
 twins = [phantom_of_real(case, prof.grid) for case in real]  # phantoms on the real exams' own geometry
 fig = fig_data.plot_phantom_vs_real(twins[0], real[0])
-glue("fig_phantom_vs_real", fig, display=False)
+glue("fig_phantom_vs_real", fig)  # displayed: myst-nb writes the image file other pages link to
 plt.close(fig)
 
 # %% [markdown]
@@ -85,7 +85,7 @@ shown
 
 # %%
 fig = fig_data.plot_zone_histograms(real, twins)
-glue("fig_zone_histograms", fig, display=False)
+glue("fig_zone_histograms", fig)
 plt.close(fig)
 
 # %%

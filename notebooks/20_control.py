@@ -47,7 +47,7 @@ shown.round(4).astype(object).where(shown.notna(), "— (RPG undefined: scratch 
 
 # %%
 fig = plot_control(table)
-glue("fig_control", fig, display=False)
+glue("fig_control", fig)  # displayed: myst-nb writes the image file other pages link to
 plt.close(fig)
 mean = table.groupby("kind")["rpg"].mean()
 means = {kind: (f"{mean[kind]:.2f} %" if kind in mean and np.isfinite(mean[kind]) else "— (no defined RPG)")

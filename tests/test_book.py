@@ -130,6 +130,7 @@ def test_no_page_shows_a_figure_repr_or_an_unexplained_nan(smoke_study, browser)
             while (walk.nextNode()) {
               const t = walk.currentNode;
               if (!/\\b(nan|NaN)\\b/.test(t.textContent)) continue;
+              if (t.parentElement.closest('.cell_input, .highlight, code')) continue;  // source code, not a value
               const block = t.parentElement.closest('tr, p, li, dd, figcaption, pre') || t.parentElement;
               if (!/undefined|excluded|because|no voxels|—/.test(block.innerText)) out.push(block.innerText.slice(0, 120));
             }
@@ -211,6 +212,7 @@ def test_task_chapter_shows_summary_and_figures(smoke_study, browser, task):
     for needed in ("pretrained, fine-tuned", "scratch, fine-tuned", "linear probe", "ProFound", "ProViCNet",
                    "RPG vs scratch", "Where these numbers come from", "smoke"):
         assert needed in body, f"{task}: {needed!r} missing from the page"
+    assert "trivial baseline" in body, f"{task}: no trivial-baseline row beside the scores"
     if task in ("super_resolution", "distortion_correction", "modality_translation"):
         assert "real:" in body, f"{task}: the real-exam external test is not shown"
     if task == "segmentation":

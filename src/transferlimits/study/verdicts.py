@@ -272,22 +272,26 @@ def _fmt(x: float, digits: int = 2) -> str:
     return f"{x:+.{digits}f}" if math.isfinite(x) else "—"
 
 
-def verdict_table(verdicts: list[Verdict]) -> pd.DataFrame:
+def verdict_table(verdicts: list[Verdict], compact: bool = False) -> pd.DataFrame:
     """The verdicts as the book shows them: text cells, one row per hypothesis, "—" for an undefined number
     with the reason in the ``n`` cell (below the minimum) or the ``note`` column.
 
+    Args:
+        verdicts: :func:`all_verdicts`. compact: only claim, verdict, estimate, 95 % CI, p and n (the intro's
+            table; default False: every column).
+
     Returns:
-        DataFrame indexed by hypothesis with columns claim, statistic, predicted sign, n (minimum), estimate,
-        95 % CI, p, verdict, note.
+        DataFrame indexed by hypothesis with columns claim, verdict, estimate, 95 % CI, p, n (minimum) and,
+        unless ``compact``, statistic, predicted sign, note.
     """
     rows = []
     for v in verdicts:
         small = v.n < v.n_min
         ci = f"[{_fmt(v.ci_lo)}, {_fmt(v.ci_hi)}]" if math.isfinite(v.ci_lo) and math.isfinite(v.ci_hi) else "—"
         note = v.note or ("" if math.isfinite(v.estimate) else "undefined: too few usable points")
-        rows.append({"hypothesis": v.hypothesis, "claim": CLAIMS.get(v.hypothesis, ""), "statistic": v.statistic,
-                     "predicted sign": v.predicted,
+        rows.append({"hypothesis": v.hypothesis, "claim": CLAIMS.get(v.hypothesis, ""), "verdict": v.verdict,
+                     "estimate": _fmt(v.estimate), "95 % CI": ci, "p": f"{v.p:.3f}" if math.isfinite(v.p) else "—",
                      "n (minimum)": f"{v.n} ({v.n_min})" + (": too few for a verdict" if small else ""),
-                     "estimate": _fmt(v.estimate), "95 % CI": ci,
-                     "p": f"{v.p:.3f}" if math.isfinite(v.p) else "—", "verdict": v.verdict, "note": note})
-    return pd.DataFrame(rows).set_index("hypothesis")
+                     "statistic": v.statistic, "predicted sign": v.predicted, "note": note})
+    table = pd.DataFrame(rows).set_index("hypothesis")
+    return table.drop(columns=["statistic", "predicted sign", "note"]) if compact else table
