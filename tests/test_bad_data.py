@@ -65,9 +65,11 @@ def test_missing_sequence_is_reported_or_skipped_with_count(tree, tmp_path, monk
     monkeypatch.setenv("TRANSFERLIMITS_RESULTS", str(tmp_path / "results"))
     prof = get_profile("picai", splits={"pretrain": 0, "train": 1, "val": 0, "test": 0}, grid=GRID, slice_size=28)
     with pytest.raises(DataError, match=rf"1 case\(s\) lack a sequence: {NEG} \(no hbv\)"):
-        build_cohort(prof, progress=False, images_root=str(images), labels_root=str(labels))
+        build_cohort(prof, progress=False, images_root=str(images), labels_root=str(labels),
+                     held_out_patients=())
+    # held_out_patients=(): the shipped exams are this test's whole cohort, not an external test set here
     cohort = build_cohort(prof, progress=False, images_root=str(images), labels_root=str(labels),
-                          skip_incomplete=True)
+                          skip_incomplete=True, held_out_patients=())
     err = capsys.readouterr().err
     assert f"skipped 1 incomplete case(s) of {images}: {NEG} (no hbv)" in err
     assert cohort.case_ids("train") == [POS]
@@ -121,7 +123,8 @@ def test_nan_voxels_name_file_and_count(tree):
 
 def _build(images, labels):
     prof = get_profile("picai", splits={"pretrain": 0, "train": 1, "val": 0, "test": 1}, grid=GRID, slice_size=28)
-    return build_cohort(prof, progress=False, images_root=str(images), labels_root=str(labels))
+    return build_cohort(prof, progress=False, images_root=str(images), labels_root=str(labels),
+                        held_out_patients=())
 
 
 def test_cohort_cache_is_keyed_by_content(tree, tmp_path, monkeypatch, capsys):
@@ -165,5 +168,5 @@ def test_picai_split_fractions_need_enough_patients(tree, tmp_path, monkeypatch)
     prof = get_profile("picai", grid=GRID, slice_size=28)
     with pytest.raises(ValueError, match=rf"2 usable patient\(s\) found in {images}, the split fractions need at "
                                          r"least 14"):
-        build_cohort(prof, progress=False, images_root=str(images), labels_root=str(labels))
+        build_cohort(prof, progress=False, images_root=str(images), labels_root=str(labels), held_out_patients=())
     assert not (paths.data_dir("picai") / "manifest.json").exists()

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from transferlimits.models.convnext3d import build_profound
-from transferlimits.models.fullres import FullResRefine, residual_source
+from transferlimits.models.fullres import FullResRefine, residual_source, resize_to
 from transferlimits.models.heads import SliceDenseModel, build_task_model
 from transferlimits.models.upernet3d import UperNet3D
 from transferlimits.models.vit import build_provicnet
@@ -105,3 +105,23 @@ def test_channels_last_stages_same_outputs_and_gradients(stages):
 def test_channels_last_stages_range():
     with pytest.raises(ValueError, match="channels_last_stages"):
         build_profound("test", channels_last_stages=5)
+
+
+@pytest.mark.parametrize("model", ["profound", "provicnet"])
+def test_residual_model_starts_at_its_residual_source(model):
+    torch.manual_seed(0)
+    if model == "profound":
+        enc, x, pos = build_profound("test"), torch.randn(1, 3, 16, 32, 32), None
+        x[:, 1:] = 0  # a restoration input: one channel, the others zero
+        src = residual_source(x.sum(1))[:, None]
+    else:
+        enc, x, pos = build_provicnet("test", img_size=56), torch.randn(1, 16, 3, 56, 56), torch.rand(1, 16, 2)
+        src = None
+    net = build_task_model(model, enc, get_task("super_resolution"), width=8, out_size=(16, 32, 32), full_res=True,
+                           residual=True).eval()
+    with torch.no_grad():
+        out = net(x, pos)
+    if src is None:
+        centre = resize_to(x[0], (32, 32))[:, 1]
+        src = residual_source(centre[None])[:, None]
+    torch.testing.assert_close(out, src)

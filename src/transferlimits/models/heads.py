@@ -154,6 +154,9 @@ class SliceDenseModel(nn.Module):
         if residual and not full_res:
             raise ValueError("SliceDenseModel: residual=True needs full_res=True")
         self.full_res = FullResRefine(3, out_channels, out_channels, full_res_width, 2, residual) if full_res else None
+        if residual:  # start from gain * input + bias: the head's correction begins at zero
+            nn.init.zeros_(self.head.segmentation_conv[-1].weight)
+            nn.init.zeros_(self.head.segmentation_conv[-1].bias)
 
     def forward(self, x: Tensor, pos: Tensor | None = None) -> Tensor:
         b, d = x.shape[:2]

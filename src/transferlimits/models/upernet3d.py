@@ -151,6 +151,9 @@ class UperNet3D(nn.Module):
         in_ch = int(getattr(encoder, "in_chans", 3))
         self.full_res = (FullResRefine(in_ch, out_channels, out_channels, full_res_width, 3, residual)
                          if full_res else None)
+        if residual:  # start from gain * input + bias: the decoder's correction begins at zero
+            nn.init.zeros_(self.decode_head.classifier.weight)
+            nn.init.zeros_(self.decode_head.classifier.bias)
 
     def forward(self, x: Tensor, pos: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
         maps = self.encoder.forward_features(x).maps

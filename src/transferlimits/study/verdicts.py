@@ -52,7 +52,7 @@ CLAIMS = {
     "H6": "the objective, not the architecture, decides where pre-training helps (2×2 control)",
 }
 #: Smallest n (points, or cells for H6) for a verdict other than "inconclusive".
-N_MIN = {"H1": 6, "H2": 6, "H3": 6, "H4": 8, "H5": 6, "H6": 8}
+N_MIN = {"H1": 6, "H2": 6, "H3": 6, "H4": 8, "H5": 6, "H6": 12}  # H6: 4 cells per task, >= 3 tasks to resample
 VERDICT_RULE = ("A hypothesis is **supported** when its statistic's 95 % bootstrap CI excludes 0 on the side "
                 "the hypothesis predicts and n is at least the stated minimum; **contradicted** when the CI "
                 "excludes 0 on the opposite side with the same n; **inconclusive** otherwise (the CI contains "
