@@ -134,3 +134,16 @@ def test_augment_flips_input_target_and_masks_together():
     assert torch.equal(a["x"], b["x"])
     with pytest.raises(ValueError, match="flip_p"):
         augment_batch(batch, torch.Generator(), dense_target=True, flip_p=2.0)
+
+
+def test_augment_moves_a_target_in_input_units_with_the_input():
+    """Super-resolution-like pair (y = x exactly): after augmentation the identity mapping still holds."""
+    x = torch.randn(3, 3, 2, 4, 4)
+    x[:, 1:] = 0  # one input channel, like ProFound's t2w-only tasks
+    y = x[:, 0].clone()
+    batch = {"x": x, "y": y, "masks": {"body": torch.ones_like(y)}}
+    out = augment_batch(batch, torch.Generator().manual_seed(1), dense_target=True, target_follows_input=True)
+    assert not torch.equal(out["y"], y)  # the intensity draw reached the target
+    assert torch.allclose(out["x"][:, 0], out["y"], atol=1e-6)  # and kept input and target in one unit
+    plain = augment_batch(batch, torch.Generator().manual_seed(1), dense_target=True)
+    assert not torch.allclose(plain["x"][:, 0], plain["y"], atol=1e-3)  # input-only draws break it

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 
 from transferlimits.data.case import MRCase
 from transferlimits.data.tasks import get_task
-from transferlimits.data.views import target_scale
+from transferlimits.data.views import target_units
 from transferlimits.models.adapters.base import ViewSettings
 from transferlimits.models.registry import get_model
 
@@ -90,11 +90,14 @@ class TaskDataset(Dataset):
         return self.spec.make_sample(self._src.load(cid), self.rng(cid))
 
     def identity_input(self, i: int) -> np.ndarray:
-        """The task's input (``spec.single_input``, e.g. the degraded T2W) of item ``i`` on the target grid,
-        divided by the item's target ``scale``: the *identity* baseline's prediction of ``y`` [D, H, W]."""
+        """The task's input (``spec.single_input``, e.g. the degraded T2W) of item ``i`` on the target grid, in
+        the target's units (``(input - offset) / scale``, :func:`~transferlimits.data.views.target_units`): the
+        *identity* baseline's prediction of ``y`` [D, H, W] (for a same-modality restoration task, the model's
+        z-scored input channel itself)."""
         sample = self.sample(i)
         vol = np.asarray(sample.inputs[self.spec.single_input], np.float32)
-        return vol / np.float32(target_scale(sample, self.spec))
+        offset, scale = target_units(sample, self.spec)
+        return ((vol - np.float32(offset)) / np.float32(scale)).astype(np.float32)
 
     def _make_item(self, i: int) -> dict:
         return self.adapter.task_view(self.sample(i), self.spec, self.settings)

@@ -11,10 +11,26 @@ Two view kinds exist; each model adapter (``transferlimits.models.adapters``) pi
 
 Both views carry the SAME target ``y`` on the 3D (D, H, W) grid (or the case label), so all models are
 trained and evaluated at the volume level; a 2.5D model's per-slice outputs are re-stacked to 3D before
-the loss/metric. Regression targets are divided by a per-case reference ``scale`` = the 99th percentile
-of the target inside the body mask (fallback: whole volume), so metrics are comparable across cases and
-models; ``scale`` is kept in the item so predictions can be mapped back to physical units. The
-pre-training counterparts (:func:`channel_pretrain_volume`, :func:`stack_pretrain_volume`,
+the loss/metric.
+
+Regression targets are expressed in units the model can know from its input (:func:`target_units`,
+``y = (target - offset) / scale``, both kept in the item to map predictions back):
+
+* restoration of the input's own modality (``spec.target_unit is None``: super-resolution, distortion
+  correction): the z-score of the task's input over the body mask, and both views z-score that input over
+  the body mask too. The identity baseline is then exactly the model's (channel-view) input, and a residual
+  head adds the input channel as it is. A per-case scale taken from the TARGET (its 99th percentile, the
+  earlier choice) cannot be known from a z-scored input, so the identity baseline was out of the model's
+  reach; the INPUT's 99th percentile cannot either (x / q99(x) needs the input's mean-to-SD ratio, which
+  z-scoring removes; the phantom has no zero background to recover it from). The z-score over the body is
+  the one per-case affine map that is both leak-free and what the model sees. PSNR (range from the target)
+  and SSIM do not depend on an affine change of units; NMSE and MAE are in input-SD units.
+* translation to another modality (a positive ``spec.target_unit``: T2W -> ADC): a fixed physical unit
+  (ADC / 1000, i.e. 10^-3 mm^2/s). ADC is quantitative, so its value is a function of the tissue the model
+  sees; any per-case scale from the T2W input would impose T2W's arbitrary gain on ADC, and one from the
+  target would leak it. A fixed unit leaks nothing and needs no train-split statistic.
+
+The pre-training counterparts (:func:`channel_pretrain_volume`, :func:`stack_pretrain_volume`,
 :func:`stack_pretrain_item`) apply the same normalisation to a whole case.
 """
 
@@ -26,66 +42,99 @@ import torch.nn.functional as F
 
 from transferlimits.data.tasks import TaskSample, TaskSpec
 
-__all__ = ["normalise_channel", "target_scale", "target_tensor", "channel_view", "stack_view", "slice_triplets",
+__all__ = ["normalise_channel", "zscore_stats", "in_input_units", "target_units", "target_tensor", "channel_view", "stack_view", "slice_triplets",
            "slice_centres", "channel_pretrain_volume", "stack_pretrain_volume", "stack_pretrain_item"]
+
+
+def zscore_stats(x: np.ndarray, mask: np.ndarray | None = None) -> tuple[float, float] | None:
+    """(mean, SD) of ``x`` [D, H, W] over ``mask`` (default: the non-zero voxels); None when empty/constant."""
+    x = np.asarray(x, np.float32)
+    sel = (x != 0) if mask is None else (np.asarray(mask) > 0)
+    if not sel.any():
+        return None
+    vals = x[sel]
+    std = float(vals.std())
+    return None if std < 1e-8 else (float(vals.mean()), std)
 
 
 def normalise_channel(x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     """z-score of ``x`` over ``mask`` (default: the non-zero voxels); an empty/constant input gives zeros."""
     x = np.asarray(x, np.float32)
-    sel = (x != 0) if mask is None else (np.asarray(mask) > 0)
-    if not sel.any():
+    stats = zscore_stats(x, mask)
+    if stats is None:
         return np.zeros_like(x)
-    vals = x[sel]
-    std = float(vals.std())
-    if std < 1e-8:
-        return np.zeros_like(x)
-    return ((x - float(vals.mean())) / std).astype(np.float32)
+    return ((x - stats[0]) / stats[1]).astype(np.float32)
 
 
-def target_scale(sample: TaskSample, spec: TaskSpec) -> float:
-    """Per-case reference scale of the target (1.0 unless ``spec.kind == "regression"``)."""
-    if spec.kind != "regression":
-        return 1.0
-    t = np.asarray(sample.target, np.float32)
+def _body(sample: TaskSample) -> np.ndarray | None:
     body = sample.masks.get("body")
-    vals = t[body > 0] if body is not None and (body > 0).any() else t.ravel()
-    scale = float(np.percentile(vals, 99)) if vals.size else 1.0
-    return scale if scale > 1e-6 else 1.0
+    return body if body is not None and (np.asarray(body) > 0).any() else None
 
 
-def target_tensor(sample: TaskSample, spec: TaskSpec, scale: float) -> torch.Tensor:
-    """``y`` of both views: int64 class / label map, float32 scaled volume or scalar."""
+def in_input_units(spec: TaskSpec) -> bool:
+    """True for regression tasks whose target is expressed in its input's body z-score (``target_unit`` None)."""
+    return spec.kind == "regression" and getattr(spec, "target_unit", None) is None
+
+
+def target_units(sample: TaskSample, spec: TaskSpec) -> tuple[float, float]:
+    """``(offset, scale)`` of the regression target, ``y = (target - offset) / scale`` (see the module docstring).
+
+    Non-regression kinds: (0, 1). A fixed ``spec.target_unit``: (0, unit). Otherwise the mean and SD of
+    ``spec.single_input`` over the body mask (whole volume without one): the units the views give the input;
+    a constant input gives (its mean, 1).
+
+    Raises:
+        ValueError: the sample lacks ``spec.single_input``.
+    """
+    if spec.kind != "regression":
+        return 0.0, 1.0
+    if not in_input_units(spec):
+        return 0.0, float(spec.target_unit)
+    x = _input(sample, spec.single_input)
+    body = _body(sample)
+    stats = zscore_stats(x, body if body is not None else np.ones(np.shape(x), bool))
+    return stats if stats is not None else (float(np.mean(x)), 1.0)
+
+
+def target_tensor(sample: TaskSample, spec: TaskSpec, units: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
+    """``y`` of both views: int64 class / label map, float32 scalar, or the volume in ``units`` (offset, scale)."""
     if spec.kind == "classification":
         return torch.tensor(int(sample.target), dtype=torch.int64)
     if spec.kind == "segmentation":
         return torch.from_numpy(np.asarray(sample.target, np.int64))
     if spec.kind == "scalar_regression":
         return torch.tensor(float(sample.target), dtype=torch.float32)
-    return torch.from_numpy(np.asarray(sample.target, np.float32) / np.float32(scale))
+    offset, scale = units
+    return torch.from_numpy(((np.asarray(sample.target, np.float32) - np.float32(offset)) / np.float32(scale))
+                            .astype(np.float32))
 
 
 def _common(sample: TaskSample, spec: TaskSpec) -> dict:
-    scale = target_scale(sample, spec)
+    offset, scale = target_units(sample, spec)
     return {
-        "y": target_tensor(sample, spec, scale),
+        "y": target_tensor(sample, spec, (offset, scale)),
         "masks": {k: torch.from_numpy(np.asarray(v, np.uint8)) for k, v in sample.masks.items()},
         "case_id": sample.case_id,
         "scale": float(scale),
+        "offset": float(offset),
     }
 
 
 def _input(sample: TaskSample, name: str) -> np.ndarray:
+    """``sample.inputs[name]`` (ValueError naming the case and the available inputs when missing)."""
     if name not in sample.inputs:
         raise ValueError(f"case {sample.case_id}: input {name!r} missing; available: {sorted(sample.inputs)}")
     return sample.inputs[name]
 
 
 def channel_view(sample: TaskSample, spec: TaskSpec) -> dict:
-    """3D view: ``x`` float32 [3, D, H, W] (``spec.channel_inputs``), ``y``, ``masks``, ``case_id``, ``scale``."""
+    """3D view: ``x`` float32 [3, D, H, W] (``spec.channel_inputs``), ``y``, ``masks``, ``case_id``, ``scale``,
+    ``offset``. Channels are z-scored over their non-zero voxels, except the input of a task in input units
+    (:func:`in_input_units`), z-scored over the body mask like its target."""
     shape = next(iter(sample.inputs.values())).shape
-    chans = [normalise_channel(_input(sample, n)) if n else np.zeros(shape, np.float32)
-             for n in spec.channel_inputs]
+    body = _body(sample) if in_input_units(spec) else None
+    chans = [normalise_channel(_input(sample, n), body if n == spec.single_input else None) if n
+             else np.zeros(shape, np.float32) for n in spec.channel_inputs]
     return {"x": torch.from_numpy(np.stack(chans)), **_common(sample, spec)}
 
 
@@ -124,7 +173,8 @@ def stack_view(sample: TaskSample, spec: TaskSpec, slice_size: int, slice_step: 
         raise ValueError(f"slice_size must be a positive int, got {slice_size}")
     vol = np.asarray(_input(sample, spec.single_input), np.float32)
     mask = None
-    for name in ("gland", "body"):
+    # a task in input units: z-score over the body, the target's units; else over the gland (pre-training's)
+    for name in (("body",) if in_input_units(spec) else ("gland", "body")):
         m = sample.masks.get(name)
         if m is not None and (np.asarray(m) > 0).sum() > 1:
             mask = m

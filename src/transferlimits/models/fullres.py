@@ -10,12 +10,13 @@ module is the study's deviation from both heads (opt-in: ``FinetuneRecipe.full_r
   (3D convs for volume models, 2D per slice for slice models); the last conv is zero-initialised, so at
   initialisation the model outputs exactly what the published head outputs (or the residual source below);
 * **residual** (regression tasks): the output is ``gain * src + bias + head + refinement``, where ``src`` is the
-  degraded input mapped to the target's units per case. Inputs are z-scored (``data.views``) while targets are
-  divided by their 99th percentile, so ``src = (z - min z) / (q99(z | z > min z) - min z)``: the z-score is
-  undone up to the per-case scale because the background of the unnormalised image is zero (its z-score is the
-  minimum), and the 99th percentile of the foreground restores the target's scale. ``gain`` (init 1) and
-  ``bias`` (init 0) are learnt scalars. For a volume model ``src`` is the sum of the input channels (the
-  unused channels of a restoration task are zero); for a slice model the centre slice of each stack.
+  input channel that carries the task's input, as the model sees it. The views (``data.views``) express a
+  same-modality restoration target in the z-score of its input over the body mask and z-score that input the
+  same way, so ``src`` is already in the target's units and the model starts exactly at the identity baseline
+  (up to the 2.5D slice resize); for translation to another modality (a fixed target unit) ``gain`` and
+  ``bias`` (learnt scalars, init 1 and 0) map the input's z-score to the target's units. For a volume model
+  ``src`` is the sum of the input channels (the unused channels of a restoration task are zero); for a slice
+  model the centre slice of each stack.
 """
 
 from __future__ import annotations
@@ -27,28 +28,25 @@ from torch import Tensor, nn
 __all__ = ["FullResRefine", "residual_source", "resize_to"]
 
 
-def residual_source(z: Tensor, q: float = 0.99) -> Tensor:
-    """The per-case target-unit version of a z-scored input: ``(z - min) / (quantile_q(z > min) - min)``.
+def residual_source(z: Tensor) -> Tensor:
+    """The residual term of a regression head: the model input ``z`` itself, detached.
+
+    The views put the input of a same-modality restoration task in the target's units (``data.views``), so no
+    per-case rescaling is needed (an earlier version estimated one from ``z``'s quantiles, which assumed a zero
+    background that the phantom does not have).
 
     Args:
-        z: [B, *spatial] z-scored input, one case per row (every slice of a case in one row).
-        q: quantile of the foreground that maps to 1 (default 0.99, the targets' reference scale).
+        z: [B, *spatial] input channel (volume model: channel sum; slice model: centre slices of a case).
 
     Returns:
-        [B, *spatial] float tensor, detached (a fixed function of the input); 0 where the row is constant.
+        [B, *spatial] float tensor, detached (a fixed function of the input).
+
+    Raises:
+        ValueError: ``z`` has fewer than 2 dimensions.
     """
     if z.ndim < 2:
         raise ValueError(f"residual_source needs [B, *spatial], got shape {tuple(z.shape)}")
-    with torch.no_grad():
-        flat = z.detach().float().reshape(z.shape[0], -1)
-        lo = flat.min(dim=1, keepdim=True).values
-        out = []
-        for row, m in zip(flat, lo):
-            fg = row[row > m + 1e-6]
-            hi = torch.quantile(fg[:: max(1, fg.numel() // 65536)], q) if fg.numel() else m[0]
-            den = float(hi - m[0])
-            out.append((row - m[0]) / den if den > 1e-6 else torch.zeros_like(row))
-        return torch.stack(out).reshape(z.shape).to(z.dtype)
+    return z.detach()
 
 
 class FullResRefine(nn.Module):

@@ -73,6 +73,10 @@ class TaskSpec:
         uses_labels: False for restoration tasks (they also run on the real exams as external test).
         make_sample: ``(case, rng) -> TaskSample``.
         description: one paragraph (shown by the book), including the input choices.
+        target_unit: units of a ``"regression"`` target (``data.views.target_units``). ``None`` (restoration
+            of the input's own modality): the target in the z-score of ``single_input`` over the body mask,
+            i.e. exactly the units of the model's input, so the identity baseline is the input itself; a
+            positive float (translation to another modality): a fixed physical unit, ``y = target / unit``.
     """
 
     name: str
@@ -86,6 +90,7 @@ class TaskSpec:
     uses_labels: bool
     make_sample: Callable[[MRCase, np.random.Generator], TaskSample]
     description: str = ""
+    target_unit: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KIND_REGISTRY:
@@ -99,6 +104,8 @@ class TaskSpec:
             raise ValueError(f"task {self.name!r}: single_input must name an input")
         if self.primary_metric not in self.metrics:
             raise ValueError(f"task {self.name!r}: primary_metric {self.primary_metric!r} not in {self.metrics}")
+        if self.target_unit is not None and not float(self.target_unit) > 0:
+            raise ValueError(f"task {self.name!r}: target_unit must be None or > 0, got {self.target_unit}")
 
 
 TASK_REGISTRY: dict[str, TaskSpec] = {}
@@ -195,6 +202,6 @@ for _spec in (
     TaskSpec("modality_translation", "regression", 1, "mae_gland", False, ("mae_gland", "psnr", "ssim"),
              ("t2w", "", ""), "t2w", False, _translation,
              "T2W -> ADC. ProFound: T2W in its T2W channel, others zero; ProViCNet: T2W. MAE inside the gland "
-             "on the scaled ADC (see views)."),
+             "on ADC in 10^-3 mm^2/s (a fixed unit: ADC is quantitative, see data.views).", target_unit=1000.0),
 ):
     register_task(_spec)

@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from transferlimits.config import FinetuneRecipe
+from transferlimits.data.views import in_input_units
 from transferlimits.models.heads import build_task_model
 from transferlimits.models.registry import get_model
 from transferlimits.runtime import seed_everything
@@ -204,7 +205,9 @@ def finetune(
     total = steps_per_epoch * int(recipe.epochs)
     warmup = steps_per_epoch * int(recipe.warmup_epochs)
     aug_gen = torch.Generator().manual_seed(seed + 1)
-    augment = (lambda batch: augment_batch(batch, aug_gen, dense_target=dense)) if recipe.augment else None
+    follows = in_input_units(spec)  # a target in its input's units moves with the input's intensity draw
+    augment = ((lambda batch: augment_batch(batch, aug_gen, dense_target=dense, target_follows_input=follows))
+               if recipe.augment else None)
     timer = Timer(device)
     where = f"fine-tuning {spec.name}/{model_name} (init={init}"
     val0, _, _, val_loss0 = evaluate(model, val_ds, spec, device, bs, spacing, n_examples=0, fast=True)

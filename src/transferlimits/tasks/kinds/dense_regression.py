@@ -5,8 +5,13 @@ auxiliary head's loss. Scores per case: :func:`transferlimits.metrics.tasks.rest
 SSIM, NMSE, MAE, also inside the gland). Transferability target: the mean target intensity in the body
 (``target_type`` "continuous", z-scored for LogME).
 
+Targets are in units the model can know from its input (``data.views.target_units``): a same-modality
+restoration target in its input's z-score over the body mask (the channel the model sees), a translation
+target in a fixed physical unit.
+
 Trivial baselines (STUDY §5), scored like the models on the test split: ``identity`` (the task's degraded
-input itself, on the target grid and scale; needs a dataset with ``identity_input(i)``, e.g.
+input itself, on the target grid and in the target's units - for a same-modality restoration task exactly
+the model's input channel; needs a dataset with ``identity_input(i)``, e.g.
 :class:`transferlimits.data.datasets.TaskDataset`) and ``train_median`` (one constant volume at the median of
 the train targets inside the body). Both are computed for every dense-regression task; the strongest on the
 primary metric is the one a run must beat (identity for super-resolution and distortion correction, the train
@@ -39,7 +44,7 @@ class DenseRegressionKind(DenseKind):
     name = "regression"
     regression = True
     target_type = "continuous"
-    target_description = "mean target intensity inside the body mask (scaled units)"
+    target_description = "mean target intensity inside the body mask (target units, see data.views)"
 
     def validate(self, spec) -> None:
         self.require_one_channel(spec)
