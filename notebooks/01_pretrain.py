@@ -70,7 +70,11 @@ plt.close(fig)
 steps = int(len(curve))
 wall = float(curve["wall_s"].iloc[-1]) if steps and "wall_s" in curve else float("nan")
 glue("pretrain_steps", steps, display=False)
-glue("pretrain_final_loss", float(curve["loss"].iloc[-1]) if steps else float("nan"), display=False)
+# one value per quantity: the summary's last_loss (mean over the last 10 % of steps) is what every page shows
+glue("pretrain_final_loss", float(result.summary["last_loss"]), display=False)
+change = result.summary.get("loss_change_last20")
+glue("pretrain_loss_change_last20", HTML("<span>" + (f"{change:+.1%}" if change is not None and change == change
+                                                    else "— (fewer than 20 steps)") + "</span>"), display=False)
 glue("pretrain_steps_per_s", steps / wall if wall and wall > 0 else float("nan"), display=False)
 pd.Series({k: v for k, v in result.summary.items() if isinstance(v, (int, float, str))}, dtype=object).to_frame("value")
 

@@ -156,6 +156,17 @@ def _try_reuse(out: Path, settings: dict[str, Any]) -> PretrainResult | None:
     return PretrainResult(path, curve, summary)
 
 
+def _relative_change(losses: list[float]) -> float:
+    """(mean of the last 5 % of steps − mean of the 5 % starting at 80 %) / |the latter| (NaN if < 20 steps)."""
+    n = len(losses)
+    if n < 20:
+        return float("nan")
+    w = max(1, n // 20)
+    start = n - n // 5
+    ref = _mean(losses[start:start + w])
+    return (_mean(losses[-w:]) - ref) / abs(ref) if ref else float("nan")
+
+
 def _mean(values: list[float]) -> float:
     return float(sum(values) / len(values)) if values else float("nan")
 
@@ -287,6 +298,8 @@ def pretrain(
         "resumed_from_step": start,
         "first_loss": _mean(losses[:tenth]),
         "last_loss": _mean(losses[-tenth:]),
+        # has the loss flattened? relative change over the last 20 % of steps (means of 5 %-windows)
+        "loss_change_last20": _relative_change(losses),
         "samples_per_s": ran * rec.batch_size / elapsed,  # this call, data loading included
         "seconds_per_step": elapsed / ran if ran else float("nan"),
         "wall_seconds": prior_wall + elapsed,  # all calls (a resumed run adds up)
