@@ -27,7 +27,7 @@ import papermill
 from papermill.exceptions import PapermillExecutionError
 
 from transferlimits import paths
-from transferlimits.runner.params import read_template, validate_parameters
+from transferlimits.runner.params import bake_parameters, read_template, validate_parameters
 
 __all__ = ["NotebookFailed", "hermetic_env", "repo_relative", "execute", "main"]
 
@@ -118,6 +118,7 @@ def execute(
         raise ValueError(f"output must be an .ipynb path, got {str(output)!r}")
     nb = read_template(template)
     params = {k: repo_relative(v) for k, v in validate_parameters(template, dict(parameters or {})).items()}
+    bake_parameters(nb, params)  # a plain `papermill OUT NEW -p seed 1` keeps this run's other values
     if title:
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"# {title}"))
     nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3", "language": "python"}

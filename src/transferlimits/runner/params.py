@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from transferlimits.config_ranges import Range
 
 __all__ = ["read_template", "template_parameters", "validate_parameters", "coerce_value", "check_range",
-           "PARAMETER_RANGES", "PARAMETER_HELP"]
+           "bake_parameters", "PARAMETER_RANGES", "PARAMETER_HELP"]
 
 #: Valid values of the numeric notebook parameters shared by the task templates, and what the edge
 #: values mean. A parameter not listed here is only type-checked.
@@ -156,3 +156,32 @@ def validate_parameters(template: Any, parameters: Mapping[str, Any]) -> dict[st
             f"unknown notebook parameter(s) {unknown}{where}; valid: {sorted(defaults)}"
         )
     return {k: check_range(k, coerce_value(k, v, defaults[k])) for k, v in parameters.items()}
+
+
+def bake_parameters(nb: Any, parameters: Mapping[str, Any]) -> None:
+    """Write ``parameters`` into the template's ``parameters`` cell as its new defaults (in place).
+
+    papermill replaces an executed notebook's injected-parameters cell with only the parameters of the
+    new call, so ``papermill OUT.ipynb NEW.ipynb -p seed 1`` would otherwise fall back to the template's
+    defaults for everything else (another task, another model). With the run's values baked into the
+    parameters cell, a plain re-execution changes only what it names. Each ``name = value  # comment``
+    line keeps its comment; values are written with ``repr``.
+
+    Raises:
+        ValueError: a parameter has no assignment line in the cell.
+    """
+    cell = _parameters_cell(nb)
+    lines = cell.source.splitlines()
+    todo = dict(parameters)
+    for i, line in enumerate(lines):
+        try:
+            node = ast.parse(line).body[0] if line.strip() and not line.lstrip().startswith("#") else None
+        except SyntaxError:
+            continue
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id in todo):
+            name = node.targets[0].id
+            lines[i] = f"{line[:node.value.col_offset]}{todo.pop(name)!r}{line[node.value.end_col_offset:]}"
+    if todo:
+        raise ValueError(f"parameters {sorted(todo)} have no assignment line in the template's parameters cell")
+    cell.source = "\n".join(lines)

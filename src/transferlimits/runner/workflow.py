@@ -22,7 +22,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import yaml
 
@@ -142,38 +142,51 @@ def _import_modules(modules: Iterable[str], what: str) -> None:
             raise ValueError(f"{what} module {name!r} cannot be imported: {exc}") from None
 
 
-def load_task_modules(modules: Iterable[str]) -> list[str]:
-    """Import modules that register tasks; return the names of tasks they added (in order).
+#: (kind, module name) -> the names its import registered, so that a second call returns them again
+_REGISTERED_BY: dict[tuple[str, str], list[str]] = {}
+
+
+def _load_registering(modules: Iterable[str], what: str, registry: Mapping[str, Any],
+                      origin: Callable[[Any], str]) -> list[str]:
+    """Import modules that register entries in ``registry``; the names each one registered, on every call.
+
+    A module imported earlier (by a notebook or a previous call) is recognised by ``origin(entry)``, the
+    module that defines the entry.
 
     Raises:
-        ValueError: a module cannot be imported.
-    """
-    before = set(task_registry.TASK_REGISTRY)
-    _import_modules(modules, "task")
-    return [t for t in task_registry.TASK_REGISTRY if t not in before]
-
-
-#: model module name -> the models its import registered (so a second call returns them again)
-_MODEL_MODULES: dict[str, list[str]] = {}
-
-
-def load_model_modules(modules: Iterable[str]) -> list[str]:
-    """Import modules that register foundation models; return the names of the models they registered (in
-    order; the same names on every call).
-
-    Raises:
-        ValueError: a module cannot be imported.
+        ValueError: a module cannot be imported (``what`` names the option).
     """
     out: list[str] = []
     for name in filter(None, modules):
-        if name in sys.modules and name not in _MODEL_MODULES:  # imported before: its adapters' classes
-            _MODEL_MODULES[name] = [m for m, a in MODEL_REGISTRY.items() if type(a).__module__ == name]
-        if name not in _MODEL_MODULES:
-            before = set(MODEL_REGISTRY)
-            _import_modules([name], "model")
-            _MODEL_MODULES[name] = [m for m in MODEL_REGISTRY if m not in before]
-        out += [m for m in _MODEL_MODULES[name] if m not in out]
+        key = (what, name)
+        if name in sys.modules and key not in _REGISTERED_BY:
+            _REGISTERED_BY[key] = [n for n, entry in registry.items() if origin(entry) == name]
+        if key not in _REGISTERED_BY:
+            before = set(registry)
+            _import_modules([name], what)
+            _REGISTERED_BY[key] = [n for n in registry if n not in before]
+        out += [n for n in _REGISTERED_BY[key] if n not in out]
     return out
+
+
+def load_task_modules(modules: Iterable[str]) -> list[str]:
+    """Import modules that register tasks; the names of the tasks they registered (in order; every call).
+
+    Raises:
+        ValueError: a module cannot be imported.
+    """
+    return _load_registering(modules, "task", task_registry.TASK_REGISTRY,
+                             lambda spec: getattr(spec.make_sample, "__module__", ""))
+
+
+def load_model_modules(modules: Iterable[str]) -> list[str]:
+    """Import modules that register foundation models; the names of the models they registered (in order;
+    every call).
+
+    Raises:
+        ValueError: a module cannot be imported.
+    """
+    return _load_registering(modules, "model", MODEL_REGISTRY, lambda adapter: type(adapter).__module__)
 
 
 def task_template(task: str, task_notebooks: Mapping[str, str] | None = None) -> Path:
