@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 
-from transferlimits import paths
 from transferlimits.jsonsafe import loads_strict
 from transferlimits.runtime import atomic_write_json
 from transferlimits.study.schema import _null_paths, jsonable, load_metrics
@@ -34,13 +33,13 @@ def test_jsonable_records_a_dotted_reason_for_every_replaced_value():
     assert _null_paths(out) == ["runs.scratch.test.hd95"]
 
 
-SMOKE_FILES = sorted(paths.results_dir("smoke").rglob("*.json")) if paths.results_dir("smoke").is_dir() else []
-
-
-@pytest.mark.skipif(not SMOKE_FILES, reason="no smoke results (python -m transferlimits run --profile smoke)")
-@pytest.mark.parametrize("path", SMOKE_FILES, ids=lambda p: str(p.relative_to(paths.results_dir("smoke"))))
-def test_every_smoke_file_is_strict_json(path):
-    loads_strict(path.read_text())  # metrics.json, pretrain.json, curve.json, splits, manifest ...
-    if path.name == "metrics.json":
-        d = load_metrics(path)
-        assert set(_null_paths({k: v for k, v in d.items() if k != "rpg_undefined_reason"})) <= set(d["undefined"])
+def test_every_smoke_file_is_strict_json(smoke_study):
+    """Every JSON file the smoke study wrote (metrics, pretrain, curves, splits, manifest) parses strictly."""
+    files = sorted(smoke_study.results.rglob("*.json"))
+    assert any(p.name == "metrics.json" for p in files), "the smoke study wrote no metrics.json"
+    for path in files:
+        loads_strict(path.read_text())
+        if path.name == "metrics.json":
+            d = load_metrics(path)
+            nulls = set(_null_paths({k: v for k, v in d.items() if k != "rpg_undefined_reason"}))
+            assert nulls <= set(d["undefined"]), f"{path}: null without a reason: {sorted(nulls - set(d['undefined']))}"

@@ -68,6 +68,16 @@ def median_bandwidth(x, y, max_samples: int = 4000, seed: int = 0, device=None) 
         σ as a float (> 0; raises ``ValueError`` if all pooled points coincide).
     """
     z = torch.cat([to_tensor(x, device), to_tensor(y, device)])
+    return median_pairwise_distance(z, max_samples, seed, "all pooled points coincide")
+
+
+def median_pairwise_distance(z: torch.Tensor, max_samples: int = 4000, seed: int = 0,
+                             what: str = "all rows coincide") -> float:
+    """Median Euclidean distance over the pairs i < j of the rows of ``z`` [N, d] (NumPy median convention).
+
+    Above ``max_samples`` rows a seeded random subset of that size is used. ``ValueError`` naming ``what``
+    when the median is 0.
+    """
     if z.shape[0] > max_samples:
         gen = torch.Generator().manual_seed(int(seed))
         z = z[torch.randperm(z.shape[0], generator=gen)[:max_samples].to(z.device)]
@@ -76,7 +86,7 @@ def median_bandwidth(x, y, max_samples: int = 4000, seed: int = 0, device=None) 
     # torch.median returns the lower middle value; use the NumPy convention (mean of the two middles)
     med = float(np.median(d2[iu[0], iu[1]].sqrt().cpu().numpy()))
     if not med > 0:
-        raise ValueError("median pairwise distance is 0 (all pooled points coincide); pass a float bandwidth")
+        raise ValueError(f"median pairwise distance is 0 ({what}); pass a float bandwidth")
     return med
 
 

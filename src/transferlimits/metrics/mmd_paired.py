@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .mmd import _sq_dists, to_tensor
+from .mmd import _sq_dists, median_pairwise_distance, to_tensor
 
 __all__ = ["MULTIPLIERS", "PairedKernel", "PairedMMDResult", "median_sigma", "mmd2_paired", "mmd2_paired_ci",
            "mmd2_paired_clustered", "mmd2_paired_multi", "mmd2_paired_test"]
@@ -55,14 +55,7 @@ def median_sigma(x, max_samples: int = 4000, seed: int = 0) -> float:
     xt = to_tensor(x)
     if xt.ndim != 2 or xt.shape[0] < 2:
         raise ValueError(f"x must be [n, d] with n >= 2, got shape {tuple(xt.shape)}")
-    if xt.shape[0] > max_samples:
-        xt = xt[torch.randperm(xt.shape[0], generator=torch.Generator().manual_seed(int(seed)))[:max_samples].to(xt.device)]
-    d2 = _sq_dists(xt, xt, (xt * xt).sum(1))
-    iu = torch.triu_indices(xt.shape[0], xt.shape[0], offset=1, device=xt.device)
-    med = float(np.median(d2[iu[0], iu[1]].sqrt().cpu().numpy()))
-    if not med > 0:
-        raise ValueError("median pairwise distance of x is 0 (all rows coincide); pass a float bandwidth")
-    return med
+    return median_pairwise_distance(xt, max_samples, seed, "all rows of x coincide")
 
 
 def _resolve_sigmas(bandwidth: BandwidthSpec, x: torch.Tensor, sigma: float | None) -> tuple[float, ...]:
