@@ -34,6 +34,7 @@ def _check_module():
 
 def test_sizes_and_grid():
     assert CPU.splits.test >= 100
+    assert CPU.test_cspca_frac >= 0.5  # segmentation's Dice counts test cases with a lesion
     assert len(set(CPU.seeds)) == 3
     assert set(CPU.control_tasks) == set(TASKS) and len(TASKS) == 5
     assert CPU.finetune.full_res_skip and CPU.finetune.residual

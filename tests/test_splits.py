@@ -52,6 +52,32 @@ def test_stratified_mix():
     assert 20 <= pos <= 30  # 25 % positives, as in the cohort
 
 
+@pytest.mark.parametrize("frac", [0.5, 0.8])
+def test_test_split_enrichment(frac):
+    """test_enrich_frac: the test split holds >= frac enriched patients, the later splits share the rest evenly."""
+    ids = [f"{i}_{i}" for i in range(400)]
+    strata = [i % 4 for i in range(400)]
+    enrich = [i % 5 == 0 for i in range(400)]  # 20 % of patients
+    sizes = SplitSizes(100, 100, 40, 50)
+    splits = make_splits(ids, strata, sizes, seed=0, enrich=enrich, test_enrich_frac=frac)
+    share = {n: sum(int(c.split("_")[0]) % 5 == 0 for c in splits[n]) / len(splits[n]) for n in SPLIT_NAMES}
+    assert share["test"] >= frac
+    rest = (80 - share["test"] * 50) / 350  # enriched share of the 350 patients left after the test split
+    for name in ("pretrain", "train", "val"):
+        assert abs(share[name] - rest) <= 0.05, (name, share)
+    assert len({patient_id(c) for n in SPLIT_NAMES for c in splits[n]}) == 290
+    assert make_splits(ids, strata, sizes, seed=0) != splits  # the default is unchanged: no enrichment
+
+
+def test_enrichment_errors():
+    ids = [f"{i}_{i}" for i in range(100)]
+    with pytest.raises(ValueError, match="enrich flag"):
+        make_splits(ids, [0] * 100, SplitSizes(10, 10, 10, 10), test_enrich_frac=0.5)
+    with pytest.raises(ValueError, match="only 2 are available"):
+        make_splits(ids, [0] * 100, SplitSizes(10, 10, 10, 10), enrich=[i < 2 for i in range(100)],
+                    test_enrich_frac=0.5)
+
+
 def test_errors_and_roundtrip(tmp_path):
     ids, strata = _cohort(10)
     with pytest.raises(ValueError, match="need 50 patients"):

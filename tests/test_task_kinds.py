@@ -57,15 +57,19 @@ def test_scalar_directions_extend_the_metric_table():
     assert "rmse" not in get_kind("regression").directions()
 
 
-def test_dense_regression_loss_is_body_masked_l1_plus_aux():
+@pytest.mark.parametrize("task, power", [("super_resolution", 2), ("distortion_correction", 2),
+                                         ("modality_translation", 1), (None, 1)])
+def test_dense_regression_loss_is_body_masked_error_of_the_primary_metric_plus_aux(task, power):
+    """PSNR-scored tasks train on the squared error, the gland-MAE task (and no spec) on the absolute error."""
     kind = get_kind("regression")
+    spec = get_task(task) if task else None
     g = torch.Generator().manual_seed(0)
     pred, aux, y = (torch.randn(2, 1, 3, 4, 4, generator=g) for _ in range(3))
     body = (torch.rand(2, 3, 4, 4, generator=g) > 0.5).to(torch.uint8)
     batch = {"y": y[:, 0], "masks": {"body": body}}
     m = body.bool().unsqueeze(1)
-    expected = (pred - y).abs()[m].mean() + 0.4 * (aux - y).abs()[m].mean()
-    assert float(kind.loss(None, (pred, aux), batch)) == pytest.approx(float(expected), rel=1e-5)
+    expected = (pred - y).abs()[m].pow(power).mean() + 0.4 * (aux - y).abs()[m].pow(power).mean()
+    assert float(kind.loss(spec, (pred, aux), batch)) == pytest.approx(float(expected), rel=1e-5)
 
 
 def test_classification_scores_and_targets():

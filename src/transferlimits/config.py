@@ -229,9 +229,14 @@ class Profile:
     # provicnet 2.5D stacks take every k-th slice of the grid as centre, with neighbours k slices away:
     # k = 3 on the 1 mm reference grid gives ProViCNet's native 3 mm stacks (and a third of the ViT passes)
     provicnet_slice_step: int = 1
+    # at least this fraction of the TEST patients have csPCa (data.splits.make_splits); 0 = the cohort's mix.
+    # Segmentation's Dice is a mean over test cases with a lesion, so the cohort's ~30 % leaves ~30 of 100.
+    test_cspca_frac: float = 0.0
 
     def __post_init__(self) -> None:
         _check_ranges(self)
+        if not 0.0 <= self.test_cspca_frac <= 1.0:
+            raise ValueError(f"test_cspca_frac must be in [0, 1], got {self.test_cspca_frac}")
         for name, kind in (("grid", GridSpec), ("splits", (SplitSizes, SplitFractions)),
                            ("pretrain", PretrainRecipe), ("finetune", FinetuneRecipe), ("measure", MeasureConfig)):
             if not isinstance(getattr(self, name), kind):
@@ -290,6 +295,7 @@ _CPU = Profile(
     seeds=(0, 1, 2),
     control_tasks=TASKS,
     num_threads=1,
+    test_cspca_frac=0.5,
 )
 
 _REFERENCE = Profile(

@@ -170,8 +170,11 @@ def _select_phantom(prof: Profile, seed: int, held_out: tuple[str, ...] | None =
         raise ValueError(f"{exc}; the phantom cohort needs the geometry pack") from exc
     clin = pack.clinical
     ids = candidate_ids([c for c in pack.case_ids if "gland_ml" not in clin.columns or clin.loc[c, "gland_ml"] > 0], held_out)
-    strata = [pirads_class(pack.clinical_dict(c).get("pirads")) for c in ids]
-    return make_splits(ids, strata, prof.splits, seed=seed), pack_path
+    clinical = [pack.clinical_dict(c) for c in ids]
+    strata = [pirads_class(c.get("pirads")) for c in clinical]
+    cspca = [bool(c.get("cspca")) for c in clinical]
+    return make_splits(ids, strata, prof.splits, seed=seed, enrich=cspca,
+                       test_enrich_frac=prof.test_cspca_frac), pack_path
 
 
 def build_cohort(profile: Profile | str, seed: int = 0, progress: bool = True, workers: int = 1,
@@ -242,9 +245,11 @@ def build_cohort(profile: Profile | str, seed: int = 0, progress: bool = True, w
             print(f"cohort: skipped {len(ds.skipped)} incomplete case(s) of {images_root}: "
                   + ", ".join(f"{c} (no {'/'.join(m)})" for c, m in ds.skipped.items()), file=sys.stderr)
         usable = candidate_ids(list(ds.case_ids), held_out)
-        strata = [pirads_class(ds.clinical(c).get("pirads")) for c in usable]
+        clinical = [ds.clinical(c) for c in usable]
+        strata = [pirads_class(c.get("pirads")) for c in clinical]
         sizes = resolve_split_sizes(prof.splits, len({patient_id(c) for c in usable}), str(images_root))
-        splits = make_splits(usable, strata, sizes, seed=seed)
+        splits = make_splits(usable, strata, sizes, seed=seed, enrich=[bool(c.get("cspca")) for c in clinical],
+                             test_enrich_frac=prof.test_cspca_frac)
         for cid in tqdm(sorted(c for s in splits.values() for c in s), desc="PI-CAI cases", disable=not progress):
             path = root / "cases" / f"{cid}.npz"
             cmeta = dict(meta, inputs_sha256=_picai_digest(ds, cid))

@@ -74,6 +74,8 @@ def make_splits(
     sizes: SplitSizes | SplitFractions,
     seed: int = 0,
     patient_ids: Sequence[str] | None = None,
+    enrich: Sequence[bool] | None = None,
+    test_enrich_frac: float = 0.0,
 ) -> dict[str, list[str]]:
     """Split cases by patient.
 
@@ -84,12 +86,16 @@ def make_splits(
             of the available patients with minimums (see :func:`resolve_split_sizes`).
         seed: fixes the shuffle (default 0).
         patient_ids: patient per case (default: :func:`patient_id` of the case id).
+        enrich: per case, whether it counts for enrichment (e.g. csPCa); a patient counts when any case does.
+        test_enrich_frac: at least ``ceil(frac * test)`` test patients are enriched ones (taken in the
+            stratified order, then the rest of the test split in that order); 0 (default) = no enrichment.
 
     Returns:
         ``{split: sorted case ids}`` for :data:`SPLIT_NAMES`.
 
     Raises:
-        ValueError: lengths differ, or fewer patients than the sizes ask for.
+        ValueError: lengths differ, fewer patients than the sizes ask for, ``test_enrich_frac`` outside [0, 1]
+            or without ``enrich``, or too few enriched patients for it.
     """
     case_ids = [str(c) for c in case_ids]
     if len(strata) != len(case_ids):
@@ -116,6 +122,8 @@ def make_splits(
         for rank, i in enumerate(order):
             keys.append(((rank + rng.uniform()) / len(members), rng.uniform(), members[i]))
     ordered = [p for _, _, p in sorted(keys)]
+    if test_enrich_frac:
+        ordered = _enrich_test_first(ordered, case_ids, pids, enrich, test_enrich_frac, need["test"])
     out: dict[str, list[str]] = {}
     start = 0
     for name in ("test", "val", "train", "pretrain"):
@@ -123,6 +131,33 @@ def make_splits(
         start += need[name]
         out[name] = sorted(c for p in chosen for c in by_patient[p])
     return {n: out[n] for n in SPLIT_NAMES}
+
+
+def _enrich_test_first(ordered: list[str], case_ids: list[str], pids: list[str], enrich: Sequence[bool] | None,
+                       frac: float, n_test: int) -> list[str]:
+    """``ordered`` with the test block (its first ``n_test`` patients) holding >= ``ceil(frac * n_test)``
+    enriched patients: the first enriched patients of the order, then the first others; the rest keeps its order
+    within the enriched and the other patients, interleaved so that each later split gets the rest's enriched share."""
+    if not 0.0 <= frac <= 1.0:
+        raise ValueError(f"test_enrich_frac must be in [0, 1], got {frac}")
+    if enrich is None or len(enrich) != len(case_ids):
+        raise ValueError("test_enrich_frac > 0 needs one enrich flag per case")
+    flagged = {p for p, e in zip(pids, enrich) if bool(e)}
+    n_pos = int(np.ceil(frac * n_test))
+    pos = [p for p in ordered if p in flagged][:n_pos]
+    if len(pos) < n_pos:
+        raise ValueError(f"test_enrich_frac={frac}: {n_pos} of {n_test} test patients must be enriched, "
+                         f"only {len(pos)} are available")
+    chosen = set(pos)
+    fill = [p for p in ordered if p not in chosen][: n_test - len(pos)]
+    chosen |= set(fill)
+    test = [p for p in ordered if p in chosen]
+    rest = [p for p in ordered if p not in chosen]
+    # the test block took the front's enriched patients: re-interleave the rest so that every later split keeps
+    # the remaining enriched share (each group in its order, ranked by its relative position)
+    groups = ([p for p in rest if p in flagged], [p for p in rest if p not in flagged])
+    keys = [((rank + 0.5) / len(g), gi, p) for gi, g in enumerate(groups) for rank, p in enumerate(g)]
+    return test + [p for _, _, p in sorted(keys)]
 
 
 def write_splits(splits: dict[str, list[str]], path: str | os.PathLike, meta: dict | None = None) -> Path:

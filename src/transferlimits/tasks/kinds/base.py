@@ -145,8 +145,8 @@ class DenseKind(TaskKind):
     dense = True
     head = "dense"
 
-    def voxel_loss(self, pred: Tensor, y: Tensor, batch: dict) -> Tensor:
-        """Loss of one dense output ``pred`` [B, 1, D, H, W] against ``y`` [B, 1, D, H, W]."""
+    def voxel_loss(self, pred: Tensor, y: Tensor, batch: dict, spec: Any = None) -> Tensor:
+        """Loss of one dense output ``pred`` [B, 1, D, H, W] against ``y`` [B, 1, D, H, W] (``spec``: the task)."""
         raise NotImplementedError
 
     def prediction(self, out: Tensor) -> Tensor:
@@ -172,14 +172,14 @@ class DenseKind(TaskKind):
         lo, hi = np.percentile(target, [1, 99])
         return float(lo), float(hi)
 
-    def _one_loss(self, pred: Tensor, batch: dict) -> Tensor:
-        return self.voxel_loss(pred, batch["y"].float().unsqueeze(1), batch)
+    def _one_loss(self, pred: Tensor, batch: dict, spec: Any = None) -> Tensor:
+        return self.voxel_loss(pred, batch["y"].float().unsqueeze(1), batch, spec)
 
     def loss(self, spec: Any, out: Tensor | tuple[Tensor, Tensor], batch: dict) -> Tensor:
         if isinstance(out, tuple):
             main, aux = out
-            return self._one_loss(main, batch) + AUX_WEIGHT * self._one_loss(aux, batch)
-        return self._one_loss(out, batch)
+            return self._one_loss(main, batch, spec) + AUX_WEIGHT * self._one_loss(aux, batch, spec)
+        return self._one_loss(out, batch, spec)
 
     def new_state(self) -> dict[str, list]:
         return {"per_case": [], "input": [], "target": [], "pred": [], "example_ids": [], "spare": []}

@@ -35,7 +35,7 @@ class SegmentationKind(DenseKind):
         self.validate(spec)
         return 1  # binary lesion mask: one sigmoid logit (ProFound's lesion model)
 
-    def voxel_loss(self, pred, y, batch):
+    def voxel_loss(self, pred, y, batch, spec=None):
         return DiceCELoss(sigmoid=True)(pred.float(), y)
 
     def prediction(self, out):
