@@ -101,3 +101,24 @@ def test_a_new_kind_is_one_class_and_one_registration():
             register_kind(CountKind())
     finally:
         KIND_REGISTRY.pop("count_test_kind")
+
+
+def test_segmentation_draws_lesion_cases_half_the_time():
+    kind = get_kind("segmentation")
+    ds = [{"y": np.zeros((2, 4, 4), np.uint8)} for _ in range(9)]
+    for i in (0, 4, 7):
+        ds[i]["y"][1, 2, 2] = 1
+    w = kind.train_weights(ds)
+    assert w.sum() == pytest.approx(1.0) and w[[0, 4, 7]].sum() == pytest.approx(0.5)
+    assert len(set(np.round(w, 12))) == 2  # one weight for lesion cases, one for the others
+    assert kind.train_weights(ds[1:4]) is None  # no lesion case: plain shuffling
+    assert get_kind("classification").train_weights(ds) is None
+
+
+def test_segmentation_dice_term_is_over_the_batch():
+    """A lesion-free case in the batch does not add its own Dice term (MONAI DiceCELoss(batch=True))."""
+    kind = get_kind("segmentation")
+    y = torch.zeros(2, 1, 2, 4, 4)
+    y[0, 0, 1, 1:3, 1:3] = 1
+    pred = torch.where(y > 0, 12.0, -12.0)
+    assert float(kind.voxel_loss(pred, y, {})) < 0.01  # ~0, though case 1 has no lesion (per case: ~0.5)

@@ -31,7 +31,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from tqdm.auto import tqdm
 
 from transferlimits.config import FinetuneRecipe
@@ -199,8 +199,12 @@ def finetune(
 
     bs = int(recipe.batch_size)
     drop_last = len(train_ds) > bs and len(train_ds) % bs == 1  # BatchNorm needs > 1 sample per batch
-    loader = DataLoader(train_ds, batch_size=bs, shuffle=True, drop_last=drop_last, collate_fn=collate,
-                        generator=torch.Generator().manual_seed(seed))
+    weights = get_kind(spec.kind).train_weights(train_ds)  # None: each case once per epoch, shuffled
+    draws = torch.Generator().manual_seed(seed)
+    sampler = None if weights is None else WeightedRandomSampler(
+        torch.as_tensor(weights, dtype=torch.double), num_samples=len(train_ds), replacement=True, generator=draws)
+    loader = DataLoader(train_ds, batch_size=bs, shuffle=sampler is None, sampler=sampler, drop_last=drop_last,
+                        collate_fn=collate, generator=draws if sampler is None else None)
     steps_per_epoch = max(1, len(loader))
     total = steps_per_epoch * int(recipe.epochs)
     warmup = steps_per_epoch * int(recipe.warmup_epochs)

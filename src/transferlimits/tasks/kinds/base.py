@@ -68,6 +68,11 @@ class TaskKind:
         """Training loss of one batch (model output ``out``, collated ``batch`` with ``y``)."""
         raise NotImplementedError
 
+    def train_weights(self, ds: Any) -> np.ndarray | None:
+        """Sampling weight per training case (drawn with replacement, one epoch = ``len(ds)`` draws); None
+        (the default) = every case once per epoch in a shuffled order."""
+        return None
+
     def new_state(self) -> dict[str, list]:
         """Empty accumulator of :meth:`add_batch`."""
         return {"a": [], "b": []}

@@ -1,9 +1,16 @@
 """The segmentation kind: a binary label map per case (``y`` {0,1} [B, D, H, W]), one sigmoid logit channel.
 
-Loss: MONAI ``DiceCELoss(sigmoid=True)`` (+ 0.4 x the auxiliary head's loss). Scores per case:
+Loss: MONAI ``DiceCELoss(sigmoid=True, batch=True)`` (+ 0.4 x the auxiliary head's loss): the Dice term over
+the whole batch, not per case, since a lesion-free case's own Dice term only rewards predicting nothing. Scores per case:
 :func:`transferlimits.metrics.tasks.segmentation_scores` (Dice, HD95 in mm, lesion sensitivity). The
 transferability target is "lesion present" (``target_type`` "binary"); the trivial baseline is the empty mask
 (``empty_mask``); the example slice is the one with the largest lesion area.
+
+Training draws cases with a lesion and cases without one equally often (:data:`POSITIVE_SHARE`), as MONAI's
+``RandCropByPosNegLabeld(pos=1, neg=1)`` does for crops: lesions cover < 0.1 % of the voxels of a ``cpu``-profile
+volume and about a quarter of the training cases, and with uniform draws no run learned more than the empty
+mask in its few optimiser steps (a 3D conv net on the ``cpu`` cohort, 48 steps: Dice 0.00 uniform, 0.22 with
+half the draws positive, at lr 1e-2).
 """
 
 from __future__ import annotations
@@ -15,7 +22,10 @@ from transferlimits.metrics import tasks as mt
 from transferlimits.metrics.baselines import empty_mask_scores
 from transferlimits.tasks.kinds.base import DenseKind, _wanted, item_values, metric_scores, register_kind
 
-__all__ = ["SegmentationKind"]
+__all__ = ["SegmentationKind", "POSITIVE_SHARE"]
+
+#: share of the training draws that are cases with a lesion (when the training split has both kinds).
+POSITIVE_SHARE = 0.5
 
 
 class SegmentationKind(DenseKind):
@@ -36,7 +46,7 @@ class SegmentationKind(DenseKind):
         return 1  # binary lesion mask: one sigmoid logit (ProFound's lesion model)
 
     def voxel_loss(self, pred, y, batch, spec=None):
-        return DiceCELoss(sigmoid=True)(pred.float(), y)
+        return DiceCELoss(sigmoid=True, batch=True)(pred.float(), y)
 
     def prediction(self, out):
         return out.sigmoid()
@@ -63,6 +73,13 @@ class SegmentationKind(DenseKind):
 
     def case_target(self, item) -> int:
         return int((np.asarray(item["y"]) > 0).any())
+
+    def train_weights(self, ds):
+        """Half of the draws from cases with a lesion (:data:`POSITIVE_SHARE`); None when all or none have one."""
+        pos = np.array([self.case_target(ds[i]) for i in range(len(ds))], bool)
+        if pos.all() or not pos.any():
+            return None
+        return np.where(pos, POSITIVE_SHARE / pos.sum(), (1.0 - POSITIVE_SHARE) / (~pos).sum())
 
 
 register_kind(SegmentationKind())
