@@ -26,16 +26,24 @@ from typing import Any, Callable
 
 from transferlimits import paths
 from transferlimits.config import PROFILES
+from transferlimits.reporting.run_page import header_markdown, run_page_markdown
 from transferlimits.runner.notebook import hermetic_env
+from transferlimits.runner.publish import published_dir
 
-__all__ = ["add_arguments", "main", "stage_generated", "build_book", "swap_html", "CURRENT"]
+__all__ = ["add_arguments", "main", "stage_generated", "write_run_pages", "build_book", "swap_html", "CURRENT",
+           "DEFAULT_PROFILE", "CHAIN_PROFILE"]
 
 CURRENT = "current"
+#: the book shows the committed ``cpu`` run unless told otherwise (``make book`` runs only the smoke study).
+DEFAULT_PROFILE = "cpu"
+#: the study that proves the chain on the reader's machine; its summary goes to the appendix.
+CHAIN_PROFILE = "smoke"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="smoke", choices=sorted(PROFILES),
-                   help="whose executed notebooks the book shows (default: smoke)")
+    p.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES),
+                   help=f"whose executed notebooks the book shows (default: {DEFAULT_PROFILE}, the committed run in "
+                        f"book/generated/{DEFAULT_PROFILE}; `make book PROFILE=P` passes the profile it ran)")
     p.add_argument("--all", action="store_true", help="rebuild every page (jupyter-book build --all)")
 
 
@@ -55,6 +63,29 @@ def stage_generated(profile: str) -> Path:
     shutil.rmtree(dst, ignore_errors=True)
     os.replace(tmp, dst)
     return dst
+
+
+def write_run_pages(profile: str, current: Path) -> tuple[Path, Path]:
+    """Write ``current/run.md`` (the shown run's page, :func:`~transferlimits.reporting.run_page.run_page_markdown`
+    over ``current/results``) and ``current/chain.md`` (the header of the reader's own smoke run, when one was
+    published). Pages that have no results say so instead of failing the build."""
+    results = current / "results"
+    if (results / "grid.json").is_file() and any(results.rglob("metrics.json")):
+        run = run_page_markdown(results, profile)
+    else:
+        run = (f"*The `{profile}` run shown here has no published results (`{results}`): run it with "
+               f"`python -m transferlimits run --profile {profile}`, which publishes them.*\n")
+    chain_results = published_dir(CHAIN_PROFILE)
+    if profile == CHAIN_PROFILE:
+        chain = "*The run shown in this book is this machine's smoke run (its page is in the Study part).*\n"
+    elif (chain_results / "grid.json").is_file() and any(chain_results.rglob("metrics.json")):
+        chain = header_markdown(chain_results, CHAIN_PROFILE, label="Smoke study on this machine")
+    else:
+        chain = (f"*No smoke study has run on this machine yet: `make book` (or `python -m transferlimits run "
+                 f"--profile {CHAIN_PROFILE}`) runs it.*\n")
+    (current / "run.md").write_text(run)
+    (current / "chain.md").write_text(chain)
+    return current / "run.md", current / "chain.md"
 
 
 def swap_html(built: Path, build_dir: Path, copy: Callable[[Path, Path], Any] = shutil.copytree) -> Path:
@@ -82,7 +113,7 @@ def swap_html(built: Path, build_dir: Path, copy: Callable[[Path, Path], Any] = 
     return html
 
 
-def build_book(profile: str = "smoke", rebuild_all: bool = False,
+def build_book(profile: str = DEFAULT_PROFILE, rebuild_all: bool = False,
                run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> Path:
     """Stage the notebooks, run ``jupyter-book build . -W -n --keep-going`` into ``_build/.staging`` and swap
     the result into ``_build/html``; return index.html.
@@ -95,7 +126,7 @@ def build_book(profile: str = "smoke", rebuild_all: bool = False,
         RuntimeError: the build failed or warned (the message has the tail of its output); ``_build/html``
             is then unchanged.
     """
-    stage_generated(profile)
+    write_run_pages(profile, stage_generated(profile))
     build_dir = paths.ROOT / "_build"
     staging = build_dir / ".staging"
     exe = Path(sys.executable).with_name("jupyter-book")

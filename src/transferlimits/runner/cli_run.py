@@ -47,6 +47,7 @@ from transferlimits.runner import workflow as wf
 from transferlimits.runner.checks import check_data, check_weights, check_writable
 from transferlimits.runner.overrides import parse_overrides
 from transferlimits.runner.params import PARAMETER_HELP, validate_parameters
+from transferlimits.runner.publish import publish_results, published_dir
 from transferlimits.runner.supervise import failure_lines, run_snakemake
 from transferlimits.runtime import atomic_write_json
 
@@ -265,6 +266,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"[run] snakemake failed (exit {outcome.rc}); {len(outcome.failed)} run(s) failed (above); logs in "
               f"{paths.results_dir(args.profile) / 'logs'}; re-run the same command to retry them", file=sys.stderr)
         return outcome.rc
+    published = publish_results(args.profile)
+    print(f"[run] {len(published)} result file(s) published to {published_dir(args.profile)}", file=sys.stderr)
     times = wf.notebook_timings(args.profile)
     if times:
         top = sorted(times.items(), key=lambda kv: -kv[1])[:5]

@@ -1,0 +1,169 @@
+"""The ``cpu`` profile's scientific floor, checked over a finished (or published) results tree.
+
+Three rules (issue 12; stated in the book's run page, checked by ``scripts/check_cpu_profile.py``):
+
+* **baselines**: every point's ``pretrained`` and ``scratch`` runs beat the task's trivial baseline on the test
+  split by :data:`MARGINS` - >= 1 dB PSNR over the identity for super-resolution and distortion correction, a
+  gland MAE below the train-median constant for modality translation, AUROC >= 0.6 for classification, a Dice
+  above the empty mask for segmentation; other tasks: strictly better than their baseline. The primary metric
+  and its direction come from each file's ``task_spec``, the baseline from ``baselines`` ({name: {metric:
+  value}}: the only entry, or the one named in :data:`BASELINE_NAMES`);
+* **pairs**: ``contrastive_active_fraction`` >= 0.5 in every contrastive pre-training's ``pretrain.json``, for
+  both backbones (``pretrain/<model>__contrastive/pretrain.json``);
+* **wall**: the whole grid's wall time <= 90 min (``grid.json`` ``wall_s``, written by ``transferlimits run``).
+
+:func:`floor_rows` gives one :class:`FloorRow` per (point, init) for tables; :func:`check_tree` the failures.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["MARGINS", "BASELINE_NAMES", "CHECKED_INITS", "FloorRow", "strict_json", "baseline_value",
+           "floor_rows", "contrastive_fractions", "grid_wall_s", "check_tree"]
+
+#: task -> (margin, rule): "over" = pretrained/scratch >= baseline + margin (in the metric's better direction;
+#: margin 0 = strictly better), "floor" = the run's value itself >= margin (AUROC: a constant prior scores 0.5).
+MARGINS: dict[str, tuple[float, str]] = {
+    "super_resolution": (1.0, "over"),
+    "distortion_correction": (1.0, "over"),
+    "modality_translation": (0.0, "over"),
+    "classification": (0.6, "floor"),
+    "segmentation": (0.0, "over"),
+}
+#: the baseline entry of each task in ``baselines`` when there is more than one.
+BASELINE_NAMES: dict[str, str] = {
+    "super_resolution": "identity", "distortion_correction": "identity", "modality_translation": "train_median",
+    "classification": "class_prior", "segmentation": "empty_mask",
+}
+CHECKED_INITS: tuple[str, ...] = ("pretrained", "scratch")
+
+
+@dataclass(frozen=True)
+class FloorRow:
+    """One run of one point against its baseline: ``passes`` when ``value`` meets ``need``."""
+
+    point: str
+    task: str
+    model: str
+    seed: int | None
+    objective: str
+    init: str
+    metric: str
+    value: float | None
+    baseline_name: str
+    baseline: float
+    need: str
+    passes: bool
+
+
+def strict_json(path: Path) -> dict:
+    """A JSON file, rejecting NaN/Infinity (ValueError naming the file)."""
+    def reject(name: str) -> None:
+        raise ValueError(f"{path}: non-standard JSON constant {name}")
+    try:
+        return json.loads(Path(path).read_text(), parse_constant=reject)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+
+
+def baseline_value(metrics: dict, where: str) -> tuple[str, float]:
+    """The task's baseline ``(name, score on the primary metric)`` (ValueError naming the file and what is missing)."""
+    task, primary = metrics["task"], metrics["task_spec"]["primary_metric"]
+    baselines = metrics.get("baselines") or {}
+    if not baselines:
+        raise ValueError(f"{where}: no 'baselines' field")
+    name = BASELINE_NAMES.get(task) if len(baselines) > 1 else next(iter(baselines))
+    if name not in baselines:
+        raise ValueError(f"{where}: baseline {name!r} of task {task!r} missing; has {sorted(baselines)}")
+    value = baselines[name].get(primary)
+    if value is None:
+        raise ValueError(f"{where}: baseline {name!r} has no {primary!r} value")
+    return name, float(value)
+
+
+def _need(value: float | None, base: float, margin: float, rule: str, higher: bool) -> tuple[bool, str]:
+    if rule == "floor":
+        return value is not None and value >= margin, f">= {margin:g}"
+    if higher:
+        limit, op = base + margin, (">=" if margin else ">")
+        ok = value is not None and (value >= limit if margin else value > base)
+    else:
+        limit, op = base - margin, ("<=" if margin else "<")
+        ok = value is not None and (value <= limit if margin else value < base)
+    return ok, f"{op} {limit:.4g}"
+
+
+def floor_rows(metrics: dict, where: str) -> list[FloorRow]:
+    """One row per checked init of one metrics.json (a missing test score is a failing row with value None).
+
+    Raises:
+        ValueError, KeyError: the file lacks its task, spec or baseline.
+    """
+    task, spec = metrics["task"], metrics["task_spec"]
+    primary, higher = spec["primary_metric"], bool(spec["higher_is_better"])
+    margin, rule = MARGINS.get(task, (0.0, "over"))
+    name, base = baseline_value(metrics, where)
+    rows = []
+    for init in CHECKED_INITS:
+        value = ((metrics.get("runs") or {}).get(init) or {}).get("test", {}).get(primary)
+        value = None if value is None else float(value)
+        ok, need = _need(value, base, margin, rule, higher)
+        rows.append(FloorRow(where, task, metrics.get("model", "?"), metrics.get("seed"),
+                             metrics.get("objective", "native"), init, primary, value, name, base, need, ok))
+    return rows
+
+
+def contrastive_fractions(root: Path) -> dict[str, float | None]:
+    """``{model: contrastive_active_fraction}`` of every ``pretrain/<model>__contrastive/pretrain.json``."""
+    out = {}
+    for path in sorted(Path(root).rglob("pretrain.json")):
+        if path.parent.name.endswith("__contrastive"):
+            frac = strict_json(path).get("contrastive_active_fraction")
+            out[path.parent.name.split("__")[0]] = None if frac is None else float(frac)
+    return out
+
+
+def grid_wall_s(root: Path) -> float | None:
+    """The whole grid's wall seconds from ``root/grid.json`` (None when absent)."""
+    path = Path(root) / "grid.json"
+    if not path.is_file():
+        return None
+    wall = strict_json(path).get("wall_s")
+    return None if wall is None else float(wall)
+
+
+def check_tree(root: Path, max_wall_min: float = 90.0, min_active: float = 0.5) -> tuple[list[str], int]:
+    """All failures under ``root`` (one line each, naming the file) and the number of points checked."""
+    root = Path(root)
+    failures: list[str] = []
+    files = sorted(root.rglob("metrics.json"))
+    if not files:
+        failures.append(f"{root}: no metrics.json found")
+    for path in files:
+        where = str(path.relative_to(root))
+        try:
+            for r in floor_rows(strict_json(path), where):
+                if r.value is None:
+                    failures.append(f"{where}: run {r.init!r} has no test {r.metric!r}")
+                elif not r.passes:
+                    failures.append(f"{where}: {r.init} {r.metric} = {r.value:.4g}, needs {r.need} "
+                                    f"(baseline {r.baseline:.4g})")
+        except (ValueError, KeyError) as err:
+            failures.append(f"{path}: {err}")
+    fractions = contrastive_fractions(root)
+    if len(fractions) < 2:
+        failures.append(f"{root}: contrastive pre-training of both backbones expected, found {sorted(fractions)}")
+    for model, frac in fractions.items():
+        if frac is None or frac < min_active:
+            failures.append(f"pretrain/{model}__contrastive/pretrain.json: contrastive_active_fraction = {frac}, "
+                            f"needs >= {min_active}")
+    if not (root / "grid.json").is_file():
+        failures.append(f"{root / 'grid.json'}: missing (transferlimits run writes it with the grid's wall time)")
+    else:
+        wall = grid_wall_s(root)
+        if wall is None or wall > 60 * max_wall_min:
+            failures.append(f"grid.json: whole-grid wall {wall} s, needs <= {60 * max_wall_min:.0f} s")
+    return failures, len(files)

@@ -1,0 +1,74 @@
+"""Publish a finished run's small result files beside its executed notebooks, so that they can be committed.
+
+``results/<profile>/`` holds encoders, cached phantoms and logs (hundreds of MB, never committed). What a reader
+needs to check a run — every metrics.json, the pre-training records, the splits, the grid's wall time and the
+resolved configuration — is a few MB of JSON/YAML; :func:`publish_results` copies exactly those files to
+``book/generated/<profile>/results/`` (same relative paths), where ``scripts/check_cpu_profile.py --results``
+and the book read them. The copy is built in a temporary folder and swapped in, so an interrupted publish
+leaves the previous copy whole.
+
+``python -m transferlimits run`` publishes after every successful grid; ``publish_results(profile)`` can be
+called by hand on a finished ``results/<profile>``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from transferlimits import paths
+
+__all__ = ["PUBLISHED", "published_dir", "publish_results"]
+
+#: glob patterns, relative to ``results/<profile>``, of the files that are published.
+PUBLISHED: tuple[str, ...] = (
+    "grid.json",
+    ".runtime/run_config.yaml",
+    "data/splits.json",
+    "data/manifest.json",
+    "runs/*/metrics.json",
+    "pretrain/*/pretrain.json",
+    "pretrain/*/curve.json",
+)
+
+
+def published_dir(profile: str) -> Path:
+    """Where :func:`publish_results` puts a profile's result files: ``book/generated/<profile>/results``."""
+    return paths.generated_dir(profile) / "results"
+
+
+def publish_results(profile: str, src: Path | None = None, dst: Path | None = None) -> list[Path]:
+    """Copy the :data:`PUBLISHED` files of ``src`` (default ``results/<profile>``) to ``dst``.
+
+    Args:
+        profile: profile name. src: results folder (default :func:`transferlimits.paths.results_dir`).
+        dst: destination (default :func:`published_dir`); replaced as a whole.
+
+    Returns:
+        The published files (paths under ``dst``), sorted.
+
+    Raises:
+        ValueError: ``src`` has no ``runs/*/metrics.json`` (nothing finished to publish; ``dst`` untouched).
+    """
+    src = paths.results_dir(profile) if src is None else Path(src)
+    dst = published_dir(profile) if dst is None else Path(dst)
+    if not any(src.glob("runs/*/metrics.json")):
+        raise ValueError(f"{src}: no runs/*/metrics.json to publish; run the {profile!r} study first")
+    tmp = dst.parent / f".{dst.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    copied = []
+    for pattern in PUBLISHED:
+        for file in sorted(src.glob(pattern)):
+            rel = file.relative_to(src)
+            target = tmp / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(file, target)
+            copied.append(dst / rel)
+    old = dst.parent / f".{dst.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if dst.exists():
+        os.replace(dst, old)
+    os.replace(tmp, dst)
+    shutil.rmtree(old, ignore_errors=True)
+    return sorted(copied)

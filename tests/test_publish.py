@@ -1,0 +1,79 @@
+"""Publishing a run's small result files, and the book's run page over them (synthetic results trees)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from transferlimits.reporting.floor import check_tree, floor_rows
+from transferlimits.reporting.run_page import run_page_markdown, wall_breakdown, load_run
+from transferlimits.runner.publish import PUBLISHED, publish_results
+
+
+def _metrics(task: str, model: str, seed: int, value: float, base: float = 0.5) -> dict:
+    runs = {init: {"test": {"auroc_ge4": value}} for init in ("pretrained", "scratch", "linear_probe")}
+    return {"task": task, "model": model, "seed": seed, "objective": "native",
+            "task_spec": {"primary_metric": "auroc_ge4", "higher_is_better": True},
+            "baselines": {"class_prior": {"auroc_ge4": base}}, "runs": runs,
+            "provenance": {"hardware": {"cpu_model": "Test CPU", "cpu_count": 2, "torch_threads": 1, "device": "cpu"},
+                           "software": {"torch": "2.13.0"}, "git_commit": "abc1234", "created": "2026-12-01T05:00:00",
+                           "timings": {"finetune_s": {"pretrained": 10.0, "scratch": 20.0}, "measure_s": 5.0}}}
+
+
+def _tree(root: Path, values=(0.7, 0.65), wall_s: float = 600.0) -> Path:
+    for seed, v in enumerate(values):
+        d = root / "runs" / f"classification__profound__seed{seed}"
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text(json.dumps(_metrics("classification", "profound", seed, v)))
+        (d / "examples.npz").write_bytes(b"not published")
+    for model in ("profound", "provicnet"):
+        d = root / "pretrain" / f"{model}__contrastive"
+        d.mkdir(parents=True)
+        (d / "pretrain.json").write_text(json.dumps({"contrastive_active_fraction": 0.8, "wall_seconds": 60.0}))
+        (d / "encoder.pt").write_bytes(b"weights, not published")
+    (root / "grid.json").write_text(json.dumps({"wall_s": wall_s, "invocations": [
+        {"wall_s": wall_s, "cores": 2, "peak_rss_mib": 900.0}]}))
+    return root
+
+
+def test_publish_copies_only_the_small_files_and_replaces_the_old_copy(tmp_path):
+    src, dst = _tree(tmp_path / "results"), tmp_path / "gen" / "results"
+    dst.mkdir(parents=True)
+    (dst / "stale.json").write_text("{}")
+    files = publish_results("cpu", src, dst)
+    names = sorted(str(p.relative_to(dst)) for p in files)
+    assert "grid.json" in names and "runs/classification__profound__seed1/metrics.json" in names
+    assert not list(dst.rglob("*.pt")) and not list(dst.rglob("*.npz")) and not (dst / "stale.json").exists()
+    assert sorted(str(p.relative_to(dst)) for p in dst.rglob("*") if p.is_file()) == names
+    assert all(any(Path(n).match(pat) for pat in PUBLISHED) for n in names)
+
+
+def test_publish_refuses_an_unfinished_tree_and_keeps_the_old_copy(tmp_path):
+    dst = tmp_path / "gen" / "results"
+    dst.mkdir(parents=True)
+    (dst / "grid.json").write_text("{}")
+    with pytest.raises(ValueError, match="no runs/\\*/metrics.json"):
+        publish_results("cpu", tmp_path / "empty", dst)
+    assert (dst / "grid.json").is_file()
+
+
+def test_floor_rows_and_check_agree(tmp_path):
+    root = _tree(tmp_path, values=(0.7, 0.55))
+    rows = [r for p in sorted(root.rglob("metrics.json")) for r in floor_rows(json.loads(p.read_text()), p.name)]
+    assert [r.passes for r in rows] == [True, True, False, False]
+    failures, n = check_tree(root)
+    assert n == 2 and len(failures) == 2 and all("seed1" in f and "needs >= 0.6" in f for f in failures)
+
+
+def test_run_page_numbers_come_from_the_files(tmp_path):
+    root = _tree(tmp_path, values=(0.7, 0.55), wall_s=600.0)
+    b = wall_breakdown(load_run(root))
+    # 2 cores x 600 s; 2 pre-trainings x 60 s; 2 points x 30 s fine-tuning, 2 x 5 s measurement
+    assert (b["total"], b["pre-training"], b["fine-tuning"], b["measurement"]) == (1200.0, 120.0, 60.0, 10.0)
+    assert b["overhead"] == pytest.approx(1200.0 - 190.0)
+    page = run_page_markdown(root, "cpu")
+    assert "Test CPU" in page and "`abc1234`" in page and "**10.0 min**" in page and "900 MiB" in page
+    assert "| classification | profound | native | scratch | auroc_ge4 | 0.625 | 0.500 (class_prior) | >= 0.6 | 1 / 2 |" in page
+    assert "2 item(s) below the floor" in page
