@@ -112,7 +112,7 @@ def _write_tree(root: Path, values: dict[str, float], active: float = 0.8, wall_
 
 def test_check_passes_good_tree(tmp_path):
     _write_tree(tmp_path, _GOOD)
-    assert _check_module().main(["--results", str(tmp_path)]) == 0
+    assert _check_module().main(["--results", str(tmp_path), "--explanations", str(tmp_path / "none.yml")]) == 0
 
 
 @pytest.mark.parametrize("task, value, needle", [
@@ -123,7 +123,7 @@ def test_check_passes_good_tree(tmp_path):
 ])
 def test_check_names_failing_points(tmp_path, capsys, task, value, needle):
     _write_tree(tmp_path, {**_GOOD, task: value})
-    assert _check_module().main(["--results", str(tmp_path)]) == 1
+    assert _check_module().main(["--results", str(tmp_path), "--explanations", str(tmp_path / "none.yml")]) == 1
     out = capsys.readouterr().out
     fails = [line for line in out.splitlines() if line.startswith("FAIL")]
     assert len(fails) == 4 and all(needle in line for line in fails)  # 2 models x (pretrained, scratch)
@@ -131,7 +131,7 @@ def test_check_names_failing_points(tmp_path, capsys, task, value, needle):
 
 def test_check_flags_pairs_and_wall(tmp_path, capsys):
     _write_tree(tmp_path, _GOOD, active=0.3, wall_s=95 * 60)
-    assert _check_module().main(["--results", str(tmp_path)]) == 1
+    assert _check_module().main(["--results", str(tmp_path), "--explanations", str(tmp_path / "none.yml")]) == 1
     out = capsys.readouterr().out
     assert out.count("contrastive_active_fraction") == 2 and "whole-grid wall" in out
 
@@ -140,5 +140,21 @@ def test_check_rejects_nan_json(tmp_path, capsys):
     _write_tree(tmp_path, _GOOD)
     path = tmp_path / "runs" / "segmentation__profound__seed0" / "metrics.json"
     path.write_text(path.read_text().replace("0.3", "NaN", 1))
-    assert _check_module().main(["--results", str(tmp_path)]) == 1
+    assert _check_module().main(["--results", str(tmp_path), "--explanations", str(tmp_path / "none.yml")]) == 1
     assert "NaN" in capsys.readouterr().out
+
+
+def test_explained_failures_pass_and_are_named(tmp_path, capsys):
+    """An explanation entry turns a failing run into EXPLAINED (exit 0); it never hides another task's failure."""
+    _write_tree(tmp_path, {**_GOOD, "super_resolution": 30.5, "classification": 0.55})
+    notes = tmp_path / "notes.yml"
+    notes.write_text("- task: super_resolution\n  reason: the margin asks for more than a linear filter gets\n")
+    assert _check_module().main(["--results", str(tmp_path), "--explanations", str(notes)]) == 1
+    out = capsys.readouterr().out
+    assert out.count("EXPLAINED runs/super_resolution") == 4 and out.count("FAIL runs/classification") == 4
+    notes.write_text(notes.read_text() + "- task: classification\n  model: profound\n  reason: noisy\n"
+                     "- task: classification\n  model: provicnet\n  reason: noisy\n")
+    assert _check_module().main(["--results", str(tmp_path), "--explanations", str(notes)]) == 0
+    notes.write_text("- task: classification\n")  # no reason
+    with pytest.raises(ValueError, match="notes.yml: entry 0"):
+        _check_module().main(["--results", str(tmp_path), "--explanations", str(notes)])

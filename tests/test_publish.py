@@ -73,7 +73,11 @@ def test_run_page_numbers_come_from_the_files(tmp_path):
     # 2 cores x 600 s; 2 pre-trainings x 60 s; 2 points x 30 s fine-tuning, 2 x 5 s measurement
     assert (b["total"], b["pre-training"], b["fine-tuning"], b["measurement"]) == (1200.0, 120.0, 60.0, 10.0)
     assert b["overhead"] == pytest.approx(1200.0 - 190.0)
-    page = run_page_markdown(root, "cpu")
+    page = run_page_markdown(root, "cpu", explanations=tmp_path / "none.yml")
     assert "Test CPU" in page and "`abc1234`" in page and "**10.0 min**" in page and "900 MiB" in page
-    assert "| classification | profound | native | scratch | auroc_ge4 | 0.625 | 0.500 (class_prior) | >= 0.6 | 1 / 2 |" in page
-    assert "2 item(s) below the floor" in page
+    assert "| classification | profound | native | scratch | auroc_ge4 | 0.625 | 0.500 (class_prior) | >= 0.6 | 1 / 2 | **not explained** |" in page
+    assert "2 unexplained item(s) below the floor" in page
+    notes = tmp_path / "notes.yml"
+    notes.write_text("- task: classification\n  reason: too few steps\n")
+    page = run_page_markdown(root, "cpu", explanations=notes)
+    assert "| 1 / 2 | too few steps |" in page and "every rule holds; 2 run(s) below the baseline floor" in page

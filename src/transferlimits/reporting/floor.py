@@ -13,6 +13,12 @@ Three rules (issue 12; stated in the book's run page, checked by ``scripts/check
 * **wall**: the whole grid's wall time <= 90 min (``grid.json`` ``wall_s``, written by ``transferlimits run``).
 
 :func:`floor_rows` gives one :class:`FloorRow` per (point, init) for tables; :func:`check_tree` the failures.
+
+A point below the floor may be **explained**: ``book/floor_explanations.yml`` (:data:`EXPLANATIONS`) lists
+entries ``{task, model (optional), init (optional), reason}``; the book's run page prints each failing row's
+reason beside it, and :func:`split_explained` sets the explained failures apart (the check script exits 0 when
+every failure is explained, and names every explained one). An entry explains only failures; it never turns a
+number into a pass.
 """
 
 from __future__ import annotations
@@ -21,8 +27,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MARGINS", "BASELINE_NAMES", "CHECKED_INITS", "FloorRow", "strict_json", "baseline_value",
-           "floor_rows", "contrastive_fractions", "grid_wall_s", "check_tree"]
+import yaml
+
+from transferlimits import paths
+
+__all__ = ["MARGINS", "BASELINE_NAMES", "CHECKED_INITS", "EXPLANATIONS", "FloorRow", "strict_json",
+           "baseline_value", "floor_rows", "contrastive_fractions", "grid_wall_s", "check_tree", "load_explanations",
+           "explanation_for", "split_explained"]
 
 #: task -> (margin, rule): "over" = pretrained/scratch >= baseline + margin (in the metric's better direction;
 #: margin 0 = strictly better), "floor" = the run's value itself >= margin (AUROC: a constant prior scores 0.5).
@@ -39,6 +50,8 @@ BASELINE_NAMES: dict[str, str] = {
     "classification": "class_prior", "segmentation": "empty_mask",
 }
 CHECKED_INITS: tuple[str, ...] = ("pretrained", "scratch")
+#: the book's explanations of points below the floor (see the module docstring).
+EXPLANATIONS: Path = paths.BOOK / "floor_explanations.yml"
 
 
 @dataclass(frozen=True)
@@ -167,3 +180,45 @@ def check_tree(root: Path, max_wall_min: float = 90.0, min_active: float = 0.5) 
         if wall is None or wall > 60 * max_wall_min:
             failures.append(f"grid.json: whole-grid wall {wall} s, needs <= {60 * max_wall_min:.0f} s")
     return failures, len(files)
+
+
+def load_explanations(path: Path | None = None) -> list[dict]:
+    """The entries of ``path`` (default :data:`EXPLANATIONS`; none when it does not exist).
+
+    Raises:
+        ValueError: an entry without ``task`` or ``reason``, or with an unknown key (the message names the file).
+    """
+    path = EXPLANATIONS if path is None else Path(path)
+    if not path.is_file():
+        return []
+    entries = yaml.safe_load(path.read_text()) or []
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict) or not e.get("task") or not e.get("reason") or set(e) - {"task", "model", "init", "reason"}:
+            raise ValueError(f"{path}: entry {i} must be a mapping with task and reason (optional model, init), got {e!r}")
+    return entries
+
+
+def explanation_for(task: str, model: str, init: str, entries: list[dict]) -> str | None:
+    """The reason of the first entry matching (task, model, init); None when none does."""
+    for e in entries:
+        if e["task"] == task and e.get("model", model) == model and e.get("init", init) == init:
+            return str(e["reason"]).strip()
+    return None
+
+
+def split_explained(root: Path, entries: list[dict]) -> tuple[list[str], list[str]]:
+    """(unexplained failures, explained failures) of the baseline rule over ``root``'s metrics.json files."""
+    unexplained, explained = [], []
+    for path in sorted(Path(root).rglob("metrics.json")):
+        where = str(path.relative_to(root))
+        try:
+            rows = floor_rows(strict_json(path), where)
+        except (ValueError, KeyError):
+            continue  # reported by check_tree
+        for r in rows:
+            if r.passes:
+                continue
+            line = (f"{where}: {r.init} {r.metric} = {'none' if r.value is None else f'{r.value:.4g}'}, needs "
+                    f"{r.need} (baseline {r.baseline:.4g})")
+            (explained if explanation_for(r.task, r.model, r.init, entries) else unexplained).append(line)
+    return unexplained, explained

@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from transferlimits.reporting.floor import (MARGINS, check_tree, contrastive_fractions, floor_rows, grid_wall_s,
-                                            strict_json)
+from transferlimits.reporting.floor import (MARGINS, check_tree, contrastive_fractions, explanation_for, floor_rows,
+                                            grid_wall_s, load_explanations, split_explained, strict_json)
 
-__all__ = ["load_run", "wall_breakdown", "floor_table", "header_markdown", "run_page_markdown"]
+__all__ = ["load_run", "wall_breakdown", "floor_table", "header_markdown", "linear_references_markdown",
+           "run_page_markdown"]
 
 
 def load_run(root: Path) -> dict[str, Any]:
@@ -98,9 +99,28 @@ def header_markdown(root: Path, profile: str, label: str = "Run shown") -> str:
             f"{len(grid.get('invocations') or [])} invocation(s), largest job's peak memory {peak:.0f} MiB.\n")
 
 
-def run_page_markdown(root: Path, profile: str, max_wall_min: float = 90.0, min_active: float = 0.5) -> str:
-    """The run page (Markdown) of the results tree ``root`` of ``profile``: header, breakdown, floor, check."""
+def linear_references_markdown(root: Path) -> list[str]:
+    """Table of ``linear_references.json`` (benchmarks/linear_references.py), when the run has one."""
+    path = Path(root) / "linear_references.json"
+    if not path.is_file():
+        return []
+    refs = strict_json(path)
+    lines = ["", f"**Linear references** (`benchmarks/linear_references.py`, {refs.get('hardware', '?')}): what a "
+             "linear model fitted in closed form on the same training cases scores on the same test cases.", "",
+             "| task | metric | trivial baseline | linear reference | model |", "|---|---|---:|---:|---|"]
+    for task, r in sorted((refs.get("tasks") or {}).items()):
+        base = r.get("identity", r.get("empty_mask"))
+        lin = r.get("linear_filter", r.get("logistic_voxel"))
+        lines.append(f"| {task} | {r.get('metric')} | {_fmt(base)} | {_fmt(lin)} | {r.get('model', '')} |")
+    return lines
+
+
+def run_page_markdown(root: Path, profile: str, max_wall_min: float = 90.0, min_active: float = 0.5,
+                      explanations: Path | None = None) -> str:
+    """The run page (Markdown) of the results tree ``root`` of ``profile``: header, breakdown, floor (with the
+    book's explanations of failing rows, :func:`~transferlimits.reporting.floor.load_explanations`), check."""
     run = load_run(root)
+    entries = load_explanations(explanations)
     lines = [header_markdown(root, profile), ""]
     b = wall_breakdown(run)
     if b["total"] > 0:
@@ -111,18 +131,25 @@ def run_page_markdown(root: Path, profile: str, max_wall_min: float = 90.0, min_
     lines += ["**Scientific floor** (rules in `transferlimits.reporting.floor`, checked by "
               "`scripts/check_cpu_profile.py`): test-split score of the pretrained and scratch runs against the "
               "task's trivial baseline, seeds passing of seeds run.", "",
-              "| task | model | objective | init | metric | mean | baseline | needs | seeds passing |",
-              "|---|---|---|---|---|---:|---:|---|---:|"]
+              "| task | model | objective | init | metric | mean | baseline | needs | seeds passing | why not all |",
+              "|---|---|---|---|---|---:|---:|---|---:|---|"]
     for r in floor_table(run):
+        why = "" if r["passed"] == r["n"] else (explanation_for(r["task"], r["model"], r["init"], entries)
+                                                or "**not explained**")
         lines.append(f"| {r['task']} | {r['model']} | {r['objective']} | {r['init']} | {r['metric']} | "
                      f"{_fmt(r['mean'])} | {_fmt(r['baseline'])} ({r['baseline_name']}) | {r['need']} | "
-                     f"{r['passed']} / {r['n']} |")
+                     f"{r['passed']} / {r['n']} | {why} |")
+    lines += linear_references_markdown(root)
     fractions = contrastive_fractions(root)
     lines += ["", "| contrastive pre-training | active fraction of steps | needs |", "|---|---:|---|"]
     lines += [f"| {m} | {_fmt(f, 3)} | >= {min_active:g} |" for m, f in sorted(fractions.items())]
     failures, n = check_tree(root, max_wall_min, min_active)
-    lines += ["", f"**Check:** {n} points; "
-              + ("every rule holds." if not failures else f"{len(failures)} item(s) below the floor:"), ""]
+    explained = split_explained(root, entries)[1]
+    failures = [f for f in failures if f not in explained]
+    verdict = "every rule holds" if not failures else f"{len(failures)} unexplained item(s) below the floor"
+    lines += ["", f"**Check:** {n} points; {verdict}"
+              + (f"; {len(explained)} run(s) below the baseline floor, each explained in the table above." if explained
+                 else "."), ""]
     lines += [f"- `{f}`" for f in failures[:40]]
     if len(failures) > 40:
         lines.append(f"- … and {len(failures) - 40} more (run the check script for the full list)")

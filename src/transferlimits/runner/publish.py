@@ -30,6 +30,7 @@ PUBLISHED: tuple[str, ...] = (
     "runs/*/metrics.json",
     "pretrain/*/pretrain.json",
     "pretrain/*/curve.json",
+    "linear_references.json",  # benchmarks/linear_references.py, when it has run
 )
 
 
