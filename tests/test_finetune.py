@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from transferlimits.config import FinetuneRecipe, get_profile
 from transferlimits.models.registry import build_encoder
 from transferlimits.study.runs import scratch_encoder
 from transferlimits.tasks import get_task
 from transferlimits.training.augment import augment_batch
-from transferlimits.training.finetune import backbone_lr_scales, finetune
+from transferlimits.models.fullres import FullResRefine
+from transferlimits.training.finetune import backbone_lr_scales, finetune, start_at_train_median
 from transferlimits.training.loop import NonFiniteLossError
 
 from _finetune_data import SLICE, TinyTaskDataset, tiny_splits
@@ -147,3 +150,21 @@ def test_augment_moves_a_target_in_input_units_with_the_input():
     assert torch.allclose(out["x"][:, 0], out["y"], atol=1e-6)  # and kept input and target in one unit
     plain = augment_batch(batch, torch.Generator().manual_seed(1), dense_target=True)
     assert not torch.allclose(plain["x"][:, 0], plain["y"], atol=1e-3)  # input-only draws break it
+
+
+def test_translation_head_starts_at_the_train_median():
+    """A residual head for a fixed-unit target starts at the train median inside the body (gain 0)."""
+    model = nn.Module()
+    model.full_res = FullResRefine(1, 1, 1, width=2, ndim=3, residual=True)
+    body = np.zeros((2, 3, 3), np.uint8)
+    body[1] = 1
+    ds = [{"y": np.full((2, 3, 3), v, np.float32) * np.where(body > 0, 1, 100), "masks": {"body": body}}
+          for v in (1.0, 2.0, 4.0)]
+    assert start_at_train_median(model, ds) == 2.0  # the 100x values outside the body do not count
+    assert float(model.full_res.gain) == 0.0 and float(model.full_res.bias) == 2.0
+    head = torch.zeros(1, 1, 2, 3, 3)
+    out = model.full_res(head, torch.randn(1, 1, 2, 3, 3), torch.randn(1, 1, 2, 3, 3))
+    assert torch.allclose(out, torch.full_like(out, 2.0))  # exactly the train median, whatever the input
+    plain = nn.Module()
+    plain.full_res = FullResRefine(1, 1, 1, width=2, ndim=3, residual=False)
+    assert start_at_train_median(plain, ds) is None
