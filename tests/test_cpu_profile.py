@@ -158,3 +158,17 @@ def test_explained_failures_pass_and_are_named(tmp_path, capsys):
     notes.write_text("- task: classification\n")  # no reason
     with pytest.raises(ValueError, match="notes.yml: entry 0"):
         _check_module().main(["--results", str(tmp_path), "--explanations", str(notes)])
+
+
+COMMITTED = paths.BOOK / "generated" / "cpu" / "results"
+
+
+@pytest.mark.skipif(not (COMMITTED / "grid.json").is_file(), reason="no committed cpu run in this checkout")
+def test_committed_cpu_run_meets_its_floor_or_explains_it(capsys):
+    """The committed run: every run above its baseline floor or explained in book/floor_explanations.yml,
+    the contrastive term active in >= half the steps of both backbones, the whole grid <= 90 min."""
+    assert _check_module().main(["--results", str(COMMITTED)]) == 0, capsys.readouterr().out
+    metrics = [json.loads(p.read_text()) for p in COMMITTED.rglob("metrics.json")]
+    assert len(metrics) == 60 and {m["profile"] for m in metrics} == {"cpu"}
+    assert {m["seed"] for m in metrics} == {0, 1, 2}
+    assert all("baselines" in m and "rpg_defined" in m and "alignment" in m for m in metrics)
