@@ -63,7 +63,7 @@ def batch_x(model: str, prof, n: int) -> tuple[torch.Tensor, torch.Tensor | None
 def finetune_times(model: str, task: str, prof, probe: bool = False) -> tuple[float, float]:
     """(seconds of one training step, seconds of one evaluation batch) of ``model`` on ``task``."""
     torch.manual_seed(0)
-    spec, rec = get_task(task), prof.finetune
+    spec, rec = get_task(task), prof.finetune_for(task)
     enc = encoder_for_profile(model, prof)
     if rec.channels_last_stages and hasattr(enc, "channels_last_stages"):
         enc.channels_last_stages = rec.channels_last_stages
@@ -168,10 +168,7 @@ def main() -> None:
     torch.set_num_threads(1)
     prof = get_profile(args.profile)
     print(f"CPU: {cpu_model()} | {os.cpu_count()} logical CPUs | 1 thread per job | {load()}")
-    sp, rec = prof.splits, prof.finetune
-    steps_ep = math.ceil(sp.train / rec.batch_size)
-    eval_b = math.ceil(sp.val / rec.batch_size)
-    test_b = math.ceil(sp.test / rec.batch_size)
+    sp = prof.splits
     n_seeds, n_ctrl = len(prof.seeds), len(prof.control_tasks)
     pre_s = 0.0
     for model in prof.models:
@@ -183,6 +180,9 @@ def main() -> None:
     ft_s, n_runs = 0.0, 0
     for model in prof.models:
         for task in prof.tasks:
+            rec = prof.finetune_for(task)  # the task's recipe (batch, epochs)
+            steps_ep = math.ceil(sp.train / rec.batch_size)
+            eval_b, test_b = math.ceil(sp.val / rec.batch_size), math.ceil(sp.test / rec.batch_size)
             (st, ev), (pst, _) = finetune_times(model, task, prof), finetune_times(model, task, prof, probe=True)
             one = rec.epochs * (steps_ep * st + eval_b * ev) + test_b * ev
             probe = rec.epochs * (steps_ep * pst + eval_b * ev) + test_b * ev

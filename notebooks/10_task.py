@@ -59,9 +59,9 @@ profile_overrides = ""  # JSON of get_profile overrides (`run --set`), e.g. {"se
 for name in filter(None, task_modules.split(",") + model_modules.split(",")):
     importlib.import_module(name)
 overrides = json.loads(profile_overrides or "{}")
-if finetune_epochs > 0:
-    overrides["finetune"] = {**overrides.get("finetune", {}), "epochs": finetune_epochs}
 prof = get_profile(profile, **overrides)
+if finetune_epochs > 0:
+    prof = prof.with_task_finetune(task, epochs=finetune_epochs)
 dev = resolve_device(device if device != "auto" else prof.device)
 metrics = run_point(
     task, model, prof, seed=seed, out_dir=paths.ROOT / out_dir if out_dir else None,  # repo-relative paths

@@ -43,6 +43,33 @@ def test_sizes_and_grid():
     assert all(s % 16 == 0 for s in CPU.grid.shape[1:]) and CPU.slice_size % 14 == 0
 
 
+def test_task_recipes_are_per_task_and_keep_the_shared_switches():
+    """A task's recipe changes its budget (batch, lr, epochs), never the heads: every task keeps the full-resolution
+    heads and decoder width, and the tasks without changes get ``finetune`` itself."""
+    assert set(CPU.task_finetune) <= set(TASKS)
+    for task in TASKS:
+        rec = CPU.finetune_for(task)
+        assert (rec.full_res_skip, rec.residual, rec.decoder_width) == (True, True, CPU.finetune.decoder_width)
+        assert rec == CPU.finetune or task in CPU.task_finetune
+    assert CPU.finetune_for("segmentation").epochs > CPU.finetune.epochs
+
+
+@pytest.mark.parametrize("bad,match", [({"segmentation": {"bogus": 1}}, "segmentation.*bogus"),
+                                       ({"segmentation": {"epochs": 0}}, "segmentation.*epochs"),
+                                       ({"segmentation": 3}, "must be a mapping"),
+                                       ([1], "task_finetune must map")])
+def test_bad_task_recipes_name_the_task_and_field(bad, match):
+    with pytest.raises(ValueError, match=match):
+        get_profile("cpu", task_finetune=bad)
+
+
+def test_a_notebooks_epochs_parameter_overrides_only_its_task():
+    prof = CPU.with_task_finetune("segmentation", epochs=2)
+    assert prof.finetune_for("segmentation").epochs == 2
+    assert prof.finetune_for("segmentation").batch_size == CPU.finetune_for("segmentation").batch_size
+    assert prof.finetune_for("classification") == CPU.finetune_for("classification")
+
+
 def test_smoke_numbers_unchanged_by_new_switches():
     smoke = get_profile("smoke")
     assert not smoke.finetune.full_res_skip and not smoke.finetune.residual

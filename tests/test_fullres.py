@@ -3,7 +3,8 @@
 Facts checked: the zero-initialised refinement leaves the published head's output unchanged at init (so the
 switch only adds capacity), the residual source is the input channel itself (the views put a restoration input in
 its target's units, tests/test_views_units.py), the task-model factory gives the residual to regression tasks only, and the
-channels-last layout changes neither outputs nor gradients beyond fp32 rounding.
+channels-last layout changes neither outputs nor gradients beyond fp32 rounding; a slice model takes its up-sampled
+view back to the target grid exactly, so it too starts at the identity baseline.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import pytest
 import torch
 
 from transferlimits.models.convnext3d import build_profound
-from transferlimits.models.fullres import FullResRefine, residual_source, resize_to
+from transferlimits.data.views import _resize_slices, centre_channels, slice_centres, slice_triplets
+from transferlimits.models.fullres import FullResRefine, from_view_size, residual_source, resize_to
 from transferlimits.models.heads import SliceDenseModel, build_task_model
 from transferlimits.models.upernet3d import UperNet3D
 from transferlimits.models.vit import build_provicnet
@@ -118,6 +120,46 @@ def test_residual_model_starts_at_its_residual_source(model):
     with torch.no_grad():
         out = net(x, pos)
     if src is None:
-        centre = resize_to(x[0], (32, 32))[:, 1]
+        stacks = from_view_size(x[0], (32, 32))  # [16, 3, 32, 32]: each stack's own centre slice
+        centre = stacks[torch.arange(16), torch.from_numpy(centre_channels(16))]
         src = residual_source(centre[None])[:, None]
     torch.testing.assert_close(out, src)
+
+
+@pytest.mark.parametrize("grid,view", [(64, 112), (32, 56), (20, 20)])
+def test_from_view_size_undoes_the_views_upsampling(grid, view):
+    torch.manual_seed(0)
+    native = torch.randn(4, grid, grid)
+    up = _resize_slices(native, view)[:, None]  # the views' own resize: [D, 1, S, S]
+    torch.testing.assert_close(from_view_size(up, (grid, grid))[:, 0], native, rtol=0, atol=1e-4)
+
+
+def test_from_view_size_falls_back_to_a_resize_when_the_view_is_smaller():
+    x = torch.randn(2, 3, 28, 28)
+    torch.testing.assert_close(from_view_size(x, (40, 40)), resize_to(x, (40, 40)))
+
+
+def test_slice_model_starts_at_the_identity_of_the_target_grid():
+    """A residual slice model at init returns the target-grid centre slices (not a blurred 32 -> 56 -> 32 copy)."""
+    torch.manual_seed(0)
+    native = torch.randn(16, 32, 32)
+    view = _resize_slices(native, 56)
+    x = view[torch.from_numpy(slice_triplets(16))][None]  # [1, 16, 3, 56, 56]
+    pos = torch.stack([torch.arange(16.0), torch.full((16,), 16.0)], 1)[None]
+    net = build_task_model("provicnet", build_provicnet("test", img_size=56), get_task("super_resolution"), width=8,
+                           out_size=(16, 32, 32), full_res=True, residual=True).eval()
+    with torch.no_grad():
+        out = net(x, pos)
+    torch.testing.assert_close(out[0, 0], native, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("depth,step,want", [(5, 1, [0, 1, 1, 1, 2]), (16, 1, [0] + [1] * 14 + [2]),
+                                             (9, 3, [0, 1, 2]), (16, 3, [0, 1, 1, 1, 1])])
+def test_centre_channels_name_the_slice_nearest_each_stacks_centre(depth, step, want):
+    trip, centre = slice_triplets(depth, step), slice_centres(depth, step)
+    got = centre_channels(depth, step)
+    assert got.tolist() == want
+    nearest = np.abs(trip - centre[:, None]).min(1)
+    assert (np.abs(trip[np.arange(len(got)), got] - centre) == nearest).all()
+    if step == 1:  # every stack holds its own centre
+        assert (trip[np.arange(len(got)), got] == centre).all()

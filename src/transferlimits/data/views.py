@@ -158,6 +158,15 @@ def slice_triplets(depth: int, step: int = 1) -> np.ndarray:
     return np.clip(centre[:, None] + np.array([-step, 0, step])[None, :], 0, depth - 1)
 
 
+def centre_channels(depth: int, step: int = 1) -> np.ndarray:
+    """[D'] int: which of the three slices of each stack (:func:`slice_triplets`) is nearest its centre slice
+    (:func:`slice_centres`): the centre itself, 1, except at the edges, where the window is shifted inward (0 at
+    the first stack, 2 at the last; with ``step`` > 1 an edge stack may miss its centre, then the nearest slice)."""
+    trip, centre = slice_triplets(depth, step), slice_centres(depth, step)
+    dist = np.abs(trip - centre[:, None]) * 4 + np.abs(np.arange(3) - 1)  # ties: the middle slice
+    return np.argmin(dist, axis=1)
+
+
 def stack_view(sample: TaskSample, spec: TaskSpec, slice_size: int, slice_step: int = 1) -> dict:
     """2.5D view: ``x`` float32 [D', 3, S, S], ``pos`` float32 [D', 2] (slice index, slice count), ``y`` (3D).
 

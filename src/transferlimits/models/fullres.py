@@ -13,19 +13,23 @@ module is the study's deviation from both heads (opt-in: ``FinetuneRecipe.full_r
   input channel that carries the task's input, as the model sees it. The views (``data.views``) express a
   same-modality restoration target in the z-score of its input over the body mask and z-score that input the
   same way, so ``src`` is already in the target's units and the model starts exactly at the identity baseline
-  (up to the 2.5D slice resize); for translation to another modality (a fixed target unit) ``gain`` and
+  (a slice model too, see below); for translation to another modality (a fixed target unit) ``gain`` and
   ``bias`` (learnt scalars, init 1 and 0) map the input's z-score to the target's units. For a volume model
   ``src`` is the sum of the input channels (the unused channels of a restoration task are zero); for a slice
-  model the centre slice of each stack.
+  model the slice of each stack nearest its centre (``data.views.centre_channels``), taken back from the view's slice size to the target grid by
+  :func:`from_view_size` (the exact inverse of the view's bilinear up-sampling, so a slice model also starts
+  exactly at the identity baseline; a plain bilinear resize back loses ~0.7 dB PSNR at 64 -> 112 -> 64 px).
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["FullResRefine", "residual_source", "resize_to"]
+__all__ = ["FullResRefine", "residual_source", "resize_to", "from_view_size"]
 
 
 def residual_source(z: Tensor) -> Tensor:
@@ -101,3 +105,38 @@ def resize_to(x: Tensor, size: tuple[int, ...]) -> Tensor:
         return x
     mode = "trilinear" if x.ndim == 5 else "bilinear"
     return F.interpolate(x, size=tuple(size), mode=mode, align_corners=False)
+
+
+@lru_cache(maxsize=16)
+def _upsample_inverse(n_in: int, n_out: int) -> Tensor:
+    """[n_in, n_out] float64: the pseudo-inverse of 1D linear up-sampling n_in -> n_out (align_corners=False)."""
+    basis = torch.eye(n_in, dtype=torch.float64)[None]  # [1, n_in (channels), n_in (length)]
+    up = F.interpolate(basis, size=n_out, mode="linear", align_corners=False)[0].T  # [n_out, n_in]
+    return torch.linalg.pinv(up)
+
+
+def from_view_size(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """Slices [N, C, S, S'] of a 2.5D view back on the (H, W) target grid.
+
+    The views (``data.views``) resize each axial slice to the model's slice size bilinearly
+    (``align_corners=False``). Where that was an up-sampling (S >= H and S' >= W) the up-sampling matrix has full
+    column rank and this applies its pseudo-inverse per axis, which undoes it exactly (to float error): a slice
+    model's full-resolution skip and residual then see the very voxels of the target grid. Otherwise (a
+    down-sampled view) it falls back to :func:`resize_to`.
+
+    Args:
+        x: [N, C, S, S'] slices at the view's size.
+        size: (H, W) of the target grid.
+
+    Returns:
+        [N, C, H, W] in ``x``'s dtype.
+    """
+    h, w = (int(s) for s in size)
+    s_h, s_w = x.shape[-2:]
+    if (s_h, s_w) == (h, w):
+        return x
+    if s_h < h or s_w < w:
+        return resize_to(x, (h, w))
+    ph = _upsample_inverse(h, s_h).to(x.device, x.dtype)  # [H, S]
+    pw = _upsample_inverse(w, s_w).to(x.device, x.dtype)  # [W, S']
+    return ph @ x @ pw.T

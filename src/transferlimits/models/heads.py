@@ -24,11 +24,13 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from transferlimits.models.fullres import FullResRefine, residual_source, resize_to
+from transferlimits.data.views import centre_channels
+from transferlimits.models.fullres import FullResRefine, from_view_size, residual_source
 from transferlimits.models.provicnet_heads import SegmentationConvHead
 from transferlimits.models.registry import get_model
 from transferlimits.models.upernet3d import UperNet3D
@@ -167,10 +169,15 @@ class SliceDenseModel(nn.Module):
         if self.out_size is not None and tuple(out.shape[-2:]) != self.out_size:
             out = F.interpolate(out, size=self.out_size, mode="bilinear", align_corners=False)
         if self.full_res is not None:
-            skip = resize_to(xs, tuple(out.shape[-2:]))  # [B*D', 3, H, W]
+            skip = from_view_size(xs, tuple(out.shape[-2:]))  # [B*D', 3, H, W]: the grid's own voxels
             src = None
-            if self.full_res.residual:  # per case: all D' centre slices of a volume share one scale
-                src = residual_source(skip[:, 1].reshape(b, d, *skip.shape[-2:])).reshape(b * d, 1, *skip.shape[-2:])
+            if self.full_res.residual:  # each stack's own centre slice (the edge stacks hold it off-centre)
+                depth = self.out_depth if self.out_depth is not None else d
+                own = torch.as_tensor(np.tile(centre_channels(depth, self.slice_step), b), device=skip.device)
+                if own.numel() != b * d:
+                    raise ValueError(f"SliceDenseModel: {d} stacks per case, but a {depth}-slice grid at step "
+                                     f"{self.slice_step} has {own.numel() // b}")
+                src = residual_source(skip[torch.arange(b * d, device=skip.device), own])[:, None]
             out = self.full_res(out, skip, src)
         out = out.reshape(b, d, *out.shape[1:]).transpose(1, 2)  # [B, C, D', H, W]
         if self.out_depth is not None and self.out_depth != d:

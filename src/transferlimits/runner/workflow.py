@@ -65,6 +65,8 @@ class Grid:
         swapped: (task, model, seed) points of the objective x architecture control.
         pretrain: (model, objective) pre-training jobs the runs need (models with released weights skip it).
         templates: task -> notebook template path.
+        num_threads: the profile's torch threads per run (``Profile.num_threads``; 0 = all of a job's cores): a
+            pre-training reserves this many cores, not all, so single-threaded ones run side by side.
     """
 
     profile: str
@@ -72,6 +74,7 @@ class Grid:
     swapped: tuple[tuple[str, str, int], ...]
     pretrain: tuple[tuple[str, str], ...]
     templates: Mapping[str, str] = field(default_factory=dict)
+    num_threads: int = 0
 
 
 #: Source files each Snakefile rule depends on, by concern (paths under ``src/transferlimits``; a folder
@@ -249,7 +252,7 @@ def build_grid(
     pre = {(m, get_model(m).native_objective) for _, m, _ in runs if m not in weights}
     pre |= {(m, get_model(m).swapped_objective) for _, m, _ in swapped}
     templates = {t: str(task_template(t, task_notebooks)) for t in {r[0] for r in runs}}
-    return Grid(profile, runs, swapped, tuple(sorted(pre)), templates)
+    return Grid(profile, runs, swapped, tuple(sorted(pre)), templates, int(prof.num_threads))
 
 
 def executed_notebook(profile: str, name: str) -> Path:

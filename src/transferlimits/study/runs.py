@@ -130,12 +130,14 @@ def finetune_all(spec: Any, model: str, pre_encoder: nn.Module, scr_encoder: nn.
                  profile: Profile, device: torch.device, seed: int, progress: bool,
                  reuse_scratch_from: str | Path | None = None
                  ) -> tuple[dict[str, dict], dict[str, FinetuneResult], dict[str, float]]:
-    """Fine-tune pretrained, scratch (unless reused) and linear_probe with one recipe (``profile.finetune``).
+    """Fine-tune pretrained, scratch (unless reused) and linear_probe with one recipe (the task's,
+    ``profile.finetune_for(spec.name)``).
 
     Returns:
         ``(records, results, seconds)`` keyed by init; a reused scratch run has a record but no result.
     """
     spacing = tuple(float(s) for s in profile.grid.spacing)
+    recipe = profile.finetune_for(spec.name)
     records: dict[str, dict] = {}
     results: dict[str, FinetuneResult] = {}
     seconds: dict[str, float] = {}
@@ -150,7 +152,7 @@ def finetune_all(spec: Any, model: str, pre_encoder: nn.Module, scr_encoder: nn.
             rec["lr_groups"] = old.get("lr_groups", {}).get("scratch", [])
             records[init], seconds[init] = rec, 0.0
             continue
-        res = finetune(spec, model, enc, init, data, profile.finetune, device, seed=seed, progress=progress,
+        res = finetune(spec, model, enc, init, data, recipe, device, seed=seed, progress=progress,
                        spacing=spacing)
         results[init], records[init], seconds[init] = res, run_record(res), float(res.train_seconds)
     return records, results, seconds
