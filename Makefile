@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/estimate_reference.py
 	$(PY) benchmarks/bench_mmd.py
 	$(PY) benchmarks/bench_encoders.py
+	$(PY) benchmarks/bench_training.py
 
 clean:
 	rm -rf _build build results .snakemake

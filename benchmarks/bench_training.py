@@ -1,8 +1,11 @@
 """Training-step throughput of both encoders on this CPU: achieved GFLOP/s and fraction of the fp32 matmul peak.
 
 For each case the script times forward + backward of the encoder (sum of its stage maps as the loss), counts the
-FLOPs of one step with ``torch.utils.flop_counter.FlopCounterMode`` (convolutions, matmuls and their backward),
-and prints GFLOP/s and the fraction of the peak it measured itself with a large sgemm. ProFound runs before
+model FLOPs of one step as 3 x the forward's (``torch.utils.flop_counter.FlopCounterMode`` on the forward;
+grad-input and grad-weight each cost one forward, the rule ``bench_encoders.py`` and ``estimate_reference.py``
+use), and prints GFLOP/s and the fraction of the peak it measured itself with a large sgemm. The counter's own
+forward + backward count is not used: in torch 2.13 it counts the weight gradient of a grouped (depthwise)
+convolution as a dense one, C times too many FLOPs, which put a ConvNeXt step above this CPU's peak. ProFound runs before
 (default layout) and after the optimisation this project applies (``channels_last_stages=2``: stem and stages
 1-2 in ``channels_last_3d``); its outputs are checked to agree within fp32 rounding. The CPU model and the load
 are read from the machine (``/proc/cpuinfo``, ``os.getloadavg``), never typed.
@@ -55,11 +58,11 @@ def sgemm_peak(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def step_flops(step: Callable[[], None]) -> float:
-    """FLOPs of one call of ``step`` (forward + backward), counted by FlopCounterMode."""
-    with FlopCounterMode(display=False) as counter:
-        step()
-    return float(counter.get_total_flops())
+def step_flops(forward: Callable[[], object]) -> float:
+    """Model FLOPs of one training step: 3 x the forward's FlopCounterMode count (module doc)."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        forward()
+    return 3.0 * float(counter.get_total_flops())
 
 
 def time_step(step: Callable[[], None], repeats: int) -> float:
@@ -73,8 +76,8 @@ def time_step(step: Callable[[], None], repeats: int) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def convnext_step(size: str, shape: tuple[int, ...], channels_last: int) -> tuple[Callable[[], None], torch.nn.Module]:
-    """Forward + backward of a ProFound encoder on random input of ``shape``."""
+def convnext_step(size: str, shape: tuple[int, ...], channels_last: int) -> tuple[Callable[[], None], Callable[[], object]]:
+    """(forward + backward, forward) of a ProFound encoder on random input of ``shape``."""
     torch.manual_seed(0)
     model = build_profound(size, channels_last_stages=channels_last)
     x = torch.randn(*shape)
@@ -83,11 +86,11 @@ def convnext_step(size: str, shape: tuple[int, ...], channels_last: int) -> tupl
         model.zero_grad(set_to_none=True)
         sum(m.float().mean() for m in model.forward_features(x).maps).backward()
 
-    return step, model
+    return step, lambda: model.forward_features(x)
 
 
-def vit_step(size: str, img: int, n_slices: int) -> Callable[[], None]:
-    """Forward + backward of a ProViCNet encoder on ``n_slices`` random 2.5D stacks of ``img`` px."""
+def vit_step(size: str, img: int, n_slices: int) -> tuple[Callable[[], None], Callable[[], object]]:
+    """(forward + backward, forward) of a ProViCNet encoder on ``n_slices`` random 2.5D stacks of ``img`` px."""
     torch.manual_seed(0)
     model = build_provicnet(size, img_size=img)
     x, pos = torch.randn(n_slices, 3, img, img), torch.rand(n_slices, 2)
@@ -97,7 +100,7 @@ def vit_step(size: str, img: int, n_slices: int) -> Callable[[], None]:
         out = model.forward_features(x, pos)
         (out.tokens.mean() + out.pooled.mean()).backward()
 
-    return step
+    return step, lambda: model.forward_features(x, pos)
 
 
 def same_outputs(size: str, shape: tuple[int, ...], channels_last: int) -> float:
@@ -111,9 +114,10 @@ def same_outputs(size: str, shape: tuple[int, ...], channels_last: int) -> float
         return max(float((p - q).abs().max()) for p, q in zip(a.forward_features(x).maps, b.forward_features(x).maps))
 
 
-def report(name: str, step: Callable[[], None], peak: float, repeats: int) -> float:
-    """Print one row; returns the step seconds."""
-    flops = step_flops(step)
+def report(name: str, case: tuple[Callable[[], None], Callable[[], object]], peak: float, repeats: int) -> float:
+    """Print one row for a (step, forward) case; returns the step seconds."""
+    step, forward = case
+    flops = step_flops(forward)
     sec = time_step(step, repeats)
     gflops = flops / sec / 1e9
     print(f"{name:58s} {flops / 1e9:9.2f} GFLOP {sec:8.3f} s {gflops:8.1f} GFLOP/s {100 * gflops / peak:5.1f} % "
@@ -139,8 +143,8 @@ def main() -> None:
         cases.append(("profound/tiny (ConvNeXt-V2-Tiny-3D)", "tiny", (1, 3, 32, 128, 128)))
     n_cl = prof.finetune.channels_last_stages or 2
     for label, size, shape in cases:
-        before = report(f"{label} {shape} default layout", convnext_step(size, shape, 0)[0], peak, args.repeats)
-        after = report(f"{label} {shape} channels_last_stages={n_cl}", convnext_step(size, shape, n_cl)[0], peak,
+        before = report(f"{label} {shape} default layout", convnext_step(size, shape, 0), peak, args.repeats)
+        after = report(f"{label} {shape} channels_last_stages={n_cl}", convnext_step(size, shape, n_cl), peak,
                        args.repeats)
         diff = same_outputs(size, (1,) + shape[1:], n_cl)
         print(f"  -> speed-up {before / after:.2f}x; max |stage map difference| {diff:.2e} (fp32 rounding)")

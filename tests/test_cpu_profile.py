@@ -156,6 +156,23 @@ def test_check_names_failing_points(tmp_path, capsys, task, value, needle):
     assert len(fails) == 4 and all(needle in line for line in fails)  # 2 models x (pretrained, scratch)
 
 
+@pytest.mark.parametrize("task, value, above, passes", [
+    ("super_resolution", 30.5, True, False),  # above the identity, short of the 1 dB margin
+    ("super_resolution", 31.5, True, True),
+    ("super_resolution", 30.0, False, False),  # equal to the identity: not above it
+    ("modality_translation", 0.19, True, True),  # lower is better: below the train median
+    ("modality_translation", 0.21, False, False),
+    ("classification", 0.55, True, False),  # above the prior's 0.5, below the 0.6 floor
+])
+def test_floor_rows_tell_above_the_baseline_from_meeting_the_margin(task, value, above, passes):
+    from transferlimits.reporting.floor import floor_rows
+    metric, higher, base_name, base = _SPECS[task]
+    m = {"task": task, "model": "profound", "task_spec": {"primary_metric": metric, "higher_is_better": higher},
+         "baselines": {base_name: {metric: base}}, "runs": {"pretrained": {"test": {metric: value}}}}
+    row = floor_rows(m, "x")[0]
+    assert (row.above, row.passes) == (above, passes)
+
+
 def test_check_flags_pairs_and_wall(tmp_path, capsys):
     _write_tree(tmp_path, _GOOD, active=0.3, wall_s=95 * 60)
     assert _check_module().main(["--results", str(tmp_path), "--explanations", str(tmp_path / "none.yml")]) == 1

@@ -75,9 +75,32 @@ def test_run_page_numbers_come_from_the_files(tmp_path):
     assert b["overhead"] == pytest.approx(1200.0 - 190.0)
     page = run_page_markdown(root, "cpu", explanations=tmp_path / "none.yml")
     assert "Test CPU" in page and "`abc1234`" in page and "**10.0 min**" in page and "900 MiB" in page
-    assert "| classification | profound | native | scratch | auroc_ge4 | 0.625 | 0.500 (class_prior) | >= 0.6 | 1 / 2 | **not explained** |" in page
+    assert "| classification | profound | native | scratch | auroc_ge4 | 0.625 | 0.500 (class_prior) | >= 0.6 | 2 / 2 | 1 / 2 | **not explained** |" in page
     assert "2 unexplained item(s) below the floor" in page
     notes = tmp_path / "notes.yml"
     notes.write_text("- task: classification\n  reason: too few steps\n")
     page = run_page_markdown(root, "cpu", explanations=notes)
     assert "| 1 / 2 | too few steps |" in page and "every rule holds; 2 run(s) below the baseline floor" in page
+
+
+def test_commit_is_dirty_for_code_changes_not_for_the_runs_own_outputs(tmp_path):
+    """A re-run rewrites its tracked notebooks under book/generated/; that alone must not mark the run -dirty."""
+    import subprocess
+
+    from transferlimits.runtime import git_commit
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "book" / "generated" / "cpu").mkdir(parents=True)
+    (tmp_path / "book" / "generated" / "cpu" / "a.ipynb").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "-A")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "init")
+    clean = git_commit(tmp_path)
+    assert clean and not clean.endswith("-dirty") and clean != "unknown"
+    (tmp_path / "book" / "generated" / "cpu" / "a.ipynb").write_text('{"re-run": 1}')
+    assert git_commit(tmp_path) == clean
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_commit(tmp_path) == clean + "-dirty"

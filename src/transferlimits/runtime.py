@@ -246,7 +246,11 @@ def _cpu_model() -> str:
 
 
 def git_commit(root: str | os.PathLike | None = None) -> str:
-    """Short commit of the checkout (``"unknown"`` outside git); ``-dirty`` when tracked files changed."""
+    """Short commit of the checkout (``"unknown"`` outside git); ``-dirty`` when tracked files changed.
+
+    The run's own outputs (``book/generated/``, where a committed run's notebooks are tracked and a re-run
+    rewrites them) do not count: only a change to the code or text that made the run does.
+    """
     from transferlimits import paths
 
     cwd = str(root or paths.ROOT)
@@ -255,7 +259,8 @@ def git_commit(root: str | os.PathLike | None = None) -> str:
             ["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)book/generated"],
+            cwd=cwd, capture_output=True, text=True
         ).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except Exception:

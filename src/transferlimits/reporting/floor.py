@@ -56,7 +56,8 @@ EXPLANATIONS: Path = paths.BOOK / "floor_explanations.yml"
 
 @dataclass(frozen=True)
 class FloorRow:
-    """One run of one point against its baseline: ``passes`` when ``value`` meets ``need``."""
+    """One run of one point against its baseline: ``passes`` when ``value`` meets ``need``; ``above`` when it is
+    strictly better than the baseline at all (the condition under which a run's RPG is defined), margin or not."""
 
     point: str
     task: str
@@ -70,6 +71,7 @@ class FloorRow:
     baseline: float
     need: str
     passes: bool
+    above: bool = False
 
 
 def strict_json(path: Path) -> dict:
@@ -124,8 +126,9 @@ def floor_rows(metrics: dict, where: str) -> list[FloorRow]:
         value = ((metrics.get("runs") or {}).get(init) or {}).get("test", {}).get(primary)
         value = None if value is None else float(value)
         ok, need = _need(value, base, margin, rule, higher)
+        above = _need(value, base, 0.0, "over", higher)[0]
         rows.append(FloorRow(where, task, metrics.get("model", "?"), metrics.get("seed"),
-                             metrics.get("objective", "native"), init, primary, value, name, base, need, ok))
+                             metrics.get("objective", "native"), init, primary, value, name, base, need, ok, above))
     return rows
 
 
