@@ -26,7 +26,6 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 from scipy import ndimage
-from sklearn.metrics import accuracy_score, cohen_kappa_score, roc_auc_score
 
 __all__ = [
     "PSNR_CAP_DB",
@@ -55,6 +54,8 @@ def _np(a) -> np.ndarray:
 def _binary_auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     if np.unique(labels).size < 2:
         return float("nan")
+    from sklearn.metrics import roc_auc_score  # imported on use, as MONAI below: ~1 s per process otherwise
+
     return float(roc_auc_score(labels, scores))
 
 
@@ -74,6 +75,8 @@ def classification_scores(probs, labels) -> dict[str, float]:
         raise ValueError(f"need probs [n, 4] and labels [n] with n >= 1, got {p.shape} and {y.shape}")
     if y.min() < 0 or y.max() > 3:
         raise ValueError(f"labels must be in {{0, 1, 2, 3}}, got values {np.unique(y).tolist()}")
+    from sklearn.metrics import accuracy_score, cohen_kappa_score  # see _binary_auroc
+
     pred = p.argmax(1)
     if np.unique(np.concatenate([pred, y])).size < 2:
         qwk = float("nan")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from monai.losses import DiceCELoss
 from torch import nn
 
 from .pair_mining import cancer_cell_counts, mine_pairs, patch_pair_loss
@@ -88,6 +87,8 @@ class _PairObjective(nn.Module):
         if not train_cl_head:
             self.CL_Head.requires_grad_(False)
         self.train_cl_head = train_cl_head
+        from monai.losses import DiceCELoss  # here, not at the top: importing MONAI costs ~3 s per process
+
         self.dice_ce = DiceCELoss(
             to_onehot_y=True, softmax=True, weight=torch.tensor(class_weights, dtype=torch.float32)
         )

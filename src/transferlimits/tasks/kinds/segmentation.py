@@ -16,7 +16,6 @@ half the draws positive, at lr 1e-2).
 from __future__ import annotations
 
 import numpy as np
-from monai.losses import DiceCELoss
 
 from transferlimits.metrics import tasks as mt
 from transferlimits.metrics.baselines import empty_mask_scores
@@ -46,6 +45,8 @@ class SegmentationKind(DenseKind):
         return 1  # binary lesion mask: one sigmoid logit (ProFound's lesion model)
 
     def voxel_loss(self, pred, y, batch, spec=None):
+        from monai.losses import DiceCELoss  # here, not at the top: importing MONAI costs ~3 s per process
+
         return DiceCELoss(sigmoid=True, batch=True)(pred.float(), y)
 
     def prediction(self, out):
