@@ -47,16 +47,21 @@ fi
 t0=$(date +%s)
 say() { echo "[reference_on_gpu $(( $(date +%s) - t0 ))s] $*"; }
 
-# 1. preflight: every package the grid imports, before any GPU minute is spent
+# 1. preflight: wheels carried in .whl/ (scripts/gpu_wheels.py fetches them) are installed to /tmp/site, then
+#    every package the grid imports is checked, before any GPU minute is spent
+if compgen -G ".whl/*.whl" > /dev/null; then
+  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH="$PYTHONPATH:/tmp/site" && export PATH="/tmp/site/bin:$PATH"
+fi
 missing=$("$PYTHON" - <<'EOF'
 import importlib.util
 names = ["torch", "numpy", "scipy", "pandas", "sklearn", "matplotlib", "yaml", "tqdm", "monai", "snakemake",
-         "papermill", "jupytext", "ipykernel", "nbformat", "nbclient", "nibabel", "SimpleITK"]
+         "papermill", "jupytext", "ipykernel", "nbformat", "nbclient", "myst_nb", "nibabel", "SimpleITK"]
 print(" ".join(n for n in names if importlib.util.find_spec(n) is None))
 EOF
 )
 if [ -n "$missing" ]; then
-  say "missing Python packages: $missing (carry them as wheels: ../.library/device/README.md)"
+  say "missing Python packages: $missing (fetch their wheels with scripts/gpu_wheels.py and carry .whl)"
   exit 3
 fi
 "$PYTHON" - <<'EOF'
@@ -72,6 +77,7 @@ say "calibration (${CAL_SECONDS} s)"
 
 # 3. the grid, interrupted cleanly (SIGINT, then 20 s grace) before STOP_AFTER seconds of this command
 left=$(( STOP_AFTER - ($(date +%s) - t0) ))
+[ "$left" -lt 1 ] && left=1   # `timeout 0` would mean no limit at all
 say "grid: ${left} s left, ${CORES} cores, ${GPU_JOBS} job(s) per GPU"
 timeout --signal=INT --kill-after=20 "$left" "$PYTHON" -m transferlimits run --profile reference --cores "$CORES" \
   --snakemake-args "--resources gpu=$GPU_JOBS" "${SETS[@]}" "$@" > "$OUT/run.log" 2>&1
@@ -84,7 +90,10 @@ tail -n 20 "$OUT/run.log"
 "$PYTHON" -m transferlimits status --profile reference "${SETS[@]}" "$@" > "$OUT/status.txt" 2>&1 || true
 "$PYTHON" - <<'EOF' || true
 from transferlimits.runner.publish import publish_results
-publish_results("reference")  # also after an interrupted grid: the finished points are published
+try:  # also after an interrupted grid: the finished points are published
+    print(f"[reference_on_gpu] {len(publish_results('reference'))} result file(s) published")
+except ValueError as err:
+    print(f"[reference_on_gpu] nothing published: {err}")
 EOF
 items=()
 [ -d "$ROOT/book/generated/reference" ] && items+=(-C "$ROOT/book/generated" reference)
