@@ -1,7 +1,6 @@
 """The GPU command of issue 15 rehearsed on the CPU (``REHEARSE=1 scripts/reference_on_gpu.sh``): the same
-script, the reference profile shrunk by ``--set`` overrides, one (task, model) point. A first call is stopped
-by its own time limit and says so; the same call then resumes and finishes, and what a reader needs comes
-back packed in ``$OUT`` (calibration rows, the runner's log, notebooks + published results)."""
+script, the reference profile shrunk by ``--set`` overrides, one (task, model) point; and the wheel list of
+``scripts/gpu_wheels.py`` (what must travel to the device machine)."""
 
 from __future__ import annotations
 
@@ -19,7 +18,6 @@ from conftest import make_sandbox, sandbox_env
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "reference_on_gpu.sh"
-POINT = "classification__profound__seed0"
 
 
 def rehearse(root: Path, out: Path, stop_after: int) -> subprocess.CompletedProcess:
@@ -30,34 +28,24 @@ def rehearse(root: Path, out: Path, stop_after: int) -> subprocess.CompletedProc
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_rehearsal_stops_before_its_limit_then_resumes_and_packs_the_results(tmp_path):
-    root = make_sandbox(tmp_path / "sandbox")
-    generated = root / "book" / "generated" / "reference"
-    first = rehearse(root, tmp_path / "out1", stop_after=45)  # the rehearsal grid alone takes ~90 s
-    assert first.returncode == 124, first.stdout[-3000:] + first.stderr[-3000:]
-    assert "stopped at the time limit" in first.stdout
-    assert (tmp_path / "out1" / "run.log").is_file() and (tmp_path / "out1" / "status.txt").is_file()
-    # whatever the first call finished (how much depends on the machine's speed) the resumed call must not redo
-    finished = {p.name: p.stat().st_mtime_ns for p in generated.glob("*.ipynb")
-                if not p.name.endswith(".failed.ipynb")} if generated.is_dir() else {}
-
-    out = tmp_path / "out2"
-    second = rehearse(root, out, stop_after=400)
-    assert second.returncode == 0, second.stdout[-3000:] + (out / "run.log").read_text()[-5000:]
+@pytest.mark.timeout(600)
+def test_rehearsal_calibrates_then_stops_itself_before_its_limit_and_packs_what_finished(tmp_path):
+    """One call, stopped by its own limit mid-grid (the rehearsal grid alone takes ~90 s); that the same command
+    then resumes is the runner's resume (tests/test_runner_safety.py), not re-tested here."""
+    root, out = make_sandbox(tmp_path / "sandbox"), tmp_path / "out"
+    proc = rehearse(root, out, stop_after=40)
+    assert proc.returncode == 124, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "stopped at the time limit: finished results are kept; the same command resumes" in proc.stdout
     calibration = json.loads((out / "calibration.json").read_text())
     loops = {row["loop"]: row for row in calibration["loops"]}
     assert set(loops) == {"pretrain profound", "finetune profound", "pretrain provicnet", "finetune provicnet"}
-    assert all(row["tflops"] > 0 and 0 < row["mfu_measured_peak"] for row in loops.values())
-    assert "done in" in (out / "run.log").read_text()
-    redone = [name for name, mtime in finished.items() if (generated / name).stat().st_mtime_ns != mtime]
-    assert not redone, f"the resumed call re-made jobs the first call had finished: {redone}"
-    with tarfile.open(out / "reference_results.tar.gz") as tar:
-        names = set(tar.getnames())
-        assert f"reference/{POINT}.ipynb" in names and "reference/30_alignment.ipynb" in names
-        metrics = json.load(tar.extractfile(f"reference/results/runs/{POINT}/metrics.json"))
-    assert metrics["settings"]["profile"]["name"] == "reference"
-    assert metrics["settings"]["profile"]["grid"]["shape"] == [16, 32, 32]
+    assert all(row["tflops"] > 0 and row["mfu_measured_peak"] > 0 and row["steps"] >= 2 for row in loops.values())
+    assert "rule data:" in (out / "run.log").read_text() and (out / "status.txt").is_file()
+    finished = sorted(p.name for p in (root / "book" / "generated" / "reference").glob("*.ipynb")
+                      if not p.name.endswith(".failed.ipynb"))
+    if finished:  # how much finished in 40 s depends on the machine; what did is packed
+        with tarfile.open(out / "reference_results.tar.gz") as tar:
+            assert {f"reference/{name}" for name in finished} <= set(tar.getnames())
     assert not (REPO / "book" / "generated" / "reference").exists(), "the rehearsal wrote into the checkout"
 
 
