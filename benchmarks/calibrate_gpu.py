@@ -25,8 +25,8 @@ import time
 from typing import Callable
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
+from bench_training import step_flops
 from estimate_reference import _inputs
 from transferlimits.config import get_profile
 from transferlimits.models import get_model
@@ -98,9 +98,7 @@ def calibrate(profile, device: torch.device, seconds: float, peak_tflops: float 
     rows = []
     for name, (model, forward) in todo.items():
         model.train()
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            forward()
-        flops = 3.0 * float(counter.get_total_flops())
+        flops = step_flops(forward)
         times, t_end = [], time.perf_counter() + share
         while time.perf_counter() < t_end or len(times) < 2:
             t0 = time.perf_counter()
