@@ -18,7 +18,6 @@
 # calibrate and check the phantoms. `transferlimits.data.cohort.build_cohort` does the work and caches it.
 
 # %%
-import json
 import os
 import time
 
@@ -27,10 +26,10 @@ import pandas as pd
 from IPython.display import HTML
 from myst_nb import glue
 
-from transferlimits.config import get_profile
 from transferlimits.data.calibration import calibration_table, phantom_of_real
 from transferlimits.data.cohort import build_cohort
 from transferlimits.figures import data as fig_data
+from transferlimits.resolved import load_resolved
 from transferlimits.runner.provenance import glue_provenance
 
 t0 = time.time()
@@ -39,10 +38,9 @@ t0 = time.time()
 profile = "smoke"  # smoke | reference | picai
 data_path = ""  # picai profile: the PI-CAI public images folder (empty: the profile default)
 labels_path = ""  # picai profile: a picai_labels checkout (empty: the shipped subset)
-profile_overrides = ""  # JSON of get_profile overrides (`run --set`), e.g. {"seeds": [0]}
 
 # %%
-prof = get_profile(profile, **json.loads(profile_overrides or "{}"))
+prof = load_resolved(profile)  # results/<profile>/profile.json (the run's overrides) or the defaults
 workers = int(os.environ.get("TRANSFERLIMITS_THREADS", "1"))
 cohort = build_cohort(prof, workers=workers, images_root=data_path or None, labels_root=labels_path or None)
 real = cohort.real_cases()

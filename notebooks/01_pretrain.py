@@ -20,7 +20,6 @@
 
 # %%
 import importlib
-import json
 import time
 
 import matplotlib.pyplot as plt
@@ -28,7 +27,7 @@ import pandas as pd
 from IPython.display import HTML
 from myst_nb import glue
 
-from transferlimits.config import get_profile
+from transferlimits.resolved import load_resolved
 from transferlimits.runner.provenance import glue_provenance
 from transferlimits.runtime import resolve_device
 from transferlimits.training.pretrain import pretrain
@@ -43,12 +42,11 @@ seed = 0  # initialisation / sampling seed
 out_dir = ""  # output folder (empty: paths.pretrain_dir(profile, model, objective))
 device = "auto"  # torch device spec
 model_modules = ""  # comma-separated modules that register extra foundation models (the extension point)
-profile_overrides = ""  # JSON of get_profile overrides (`run --set`), e.g. {"seeds": [0]}
 
 # %%
 for name in filter(None, model_modules.split(",")):
     importlib.import_module(name)
-prof = get_profile(profile, **json.loads(profile_overrides or "{}"))
+prof = load_resolved(profile)  # results/<profile>/profile.json (the run's overrides) or the defaults
 dev = resolve_device(device if device != "auto" else prof.device)
 result = pretrain(model, objective, prof, device=dev, seed=seed, out_dir=out_dir or None)
 curve = pd.DataFrame(result.curve)

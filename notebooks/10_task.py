@@ -12,17 +12,16 @@
 # ---
 
 # %% [markdown]
-# One (task, model, seed) point of the study: fine-tune the pre-trained encoder, the same encoder from a
-# random initialisation (scratch) and a linear probe on the frozen features with one recipe, then measure
-# transfer: relative performance gain (RPG), convergence, and how far fine-tuning moved the features
-# (MMD² and CKA per layer). All the work happens in `transferlimits.study.run_point`, which writes
-# `metrics.json`; this notebook shows it. It is the one template of every task: the workflow executes it
-# once per (task, model, seed, objective), so a task registered with `register_task` needs no notebook of
-# its own (see the appendix).
+# One (task, model) pair of the study, every seed and objective of it: for each seed, the pre-trained encoder,
+# the same encoder from a random initialisation (scratch) and a linear probe on the frozen features are
+# fine-tuned with one recipe; where the profile runs the objective × architecture control, the same is done
+# from the encoder pre-trained with the other model's objective (it reuses the seed's scratch run). Each point
+# is one `metrics.json` written by `transferlimits.study.run_pair`, which resumes point by point; this page
+# shows them all. It is the one template of every task: the workflow executes it once per (task, model), so
+# a task registered with `register_task` needs no notebook of its own (see the appendix).
 
 # %%
 import importlib
-import json
 import math
 import time
 
@@ -32,103 +31,132 @@ from IPython.display import HTML
 from myst_nb import glue
 
 from transferlimits import paths
-from transferlimits.config import get_profile
 from transferlimits.figures import training as fig_training
+from transferlimits.figures.pair import plot_seed_scores
+from transferlimits.models.registry import get_model
+from transferlimits.resolved import load_resolved
 from transferlimits.runner.provenance import glue_provenance
 from transferlimits.runtime import resolve_device
-from transferlimits.study import point_dir, run_point
+from transferlimits.study import pair_summary, run_pair
+from transferlimits.study.pair import parse_objectives, parse_seeds
 
 t0 = time.time()
 
 # %% tags=["parameters"]
 task = "classification"  # a registered task name
 model = "profound"  # a registered model (transferlimits.models): profound, provicnet, ...
-objective = "native"  # "native" or "swapped" (the objective x architecture control)
-profile = "smoke"  # smoke | reference | picai
-seed = 0  # fine-tuning seed
-out_dir = ""  # folder of metrics.json (empty: transferlimits.study.point_dir)
-pretrained = ""  # encoder.pt of the pre-training run (empty: the profile's default)
-reuse_scratch_from = ""  # swapped control: the native run whose scratch baseline is reused
+profile = "smoke"  # smoke | cpu | reference | picai (resolved from results/<profile>/profile.json when present)
+seeds = ""  # "" = the profile's seeds; one seed (1) or several ("0,2")
+objectives = ""  # "" = native, plus swapped where the profile runs the control; or "native" / "native,swapped"
+pretrained = ""  # encoder.pt of the native pre-training (empty: the profile's default)
+pretrained_swapped = ""  # encoder.pt of the swapped-objective pre-training (empty: the profile's default)
+released = False  # True: `pretrained` holds released weights (the pair then runs no control)
 task_modules = ""  # comma-separated modules that register extra tasks (the extension point)
 model_modules = ""  # comma-separated modules that register extra foundation models (the extension point)
-finetune_epochs = 0  # > 0 overrides the profile's fine-tuning epochs for this task
 device = "auto"  # torch device spec
-profile_overrides = ""  # JSON of get_profile overrides (`run --set`), e.g. {"seeds": [0]}
+index = ""  # where to write the pair's index of finished points (the workflow's output; empty: none)
 
 # %%
 for name in filter(None, task_modules.split(",") + model_modules.split(",")):
     importlib.import_module(name)
-overrides = json.loads(profile_overrides or "{}")
-prof = get_profile(profile, **overrides)
-if finetune_epochs > 0:
-    prof = prof.with_task_finetune(task, epochs=finetune_epochs)
+prof = load_resolved(profile)
 dev = resolve_device(device if device != "auto" else prof.device)
-metrics = run_point(
-    task, model, prof, seed=seed, out_dir=paths.ROOT / out_dir if out_dir else None,  # repo-relative paths
-    pretrained=paths.ROOT / pretrained if pretrained else None, objective=objective, device=dev,
-    reuse_scratch_from=paths.ROOT / reuse_scratch_from if reuse_scratch_from else None,
-)
-spec = metrics["task_spec"]
+encoders = {k: paths.ROOT / v for k, v in (("native", pretrained), ("swapped", pretrained_swapped)) if v}
+points = run_pair(task, model, prof, seeds=parse_seeds(seeds, prof.seeds), objectives=parse_objectives(objectives),
+                  encoders=encoders, released=bool(released), device=dev, index=paths.ROOT / index if index else None)
+spec = points[0]["task_spec"]
 primary = spec["primary_metric"]
+first = points[0]  # the first seed's native point: the detailed figures below
+adapter = get_model(model)
 
 # %% [markdown]
-# ## Test scores
-# Scores on the held-out test split for the three initialisations (pretrained fine-tuned, scratch
-# fine-tuned, linear probe on frozen pretrained features).
+# ## Every seed
+# Test-split primary metric of every point (one row per seed and objective): the three initialisations, the
+# trivial baseline a run must beat to count as learned, the paired difference pretrained − scratch (positive =
+# pre-training helped; the sign is flipped where lower is better) and RPG (percent; "—" where undefined: the
+# scratch run did not beat the baseline).
 
 # %%
-scores = pd.DataFrame({init: run["test"] for init, run in metrics["runs"].items()}).T.apply(pd.to_numeric)  # null -> NaN
+table = pair_summary.seed_scores(points)
+gain = pair_summary.paired_gain(table)
 glue("primary_metric", HTML(f"<code>{primary}</code>"), display=False)
-for init in scores.index:
-    glue(f"test_{init}", float(scores.loc[init, primary]), display=False)
-scores.round(4).astype(object).where(scores.notna(), "— (undefined for this run)")
+glue("n_points", len(points), display=False)
+shown = table.drop(columns=["objective_name"]).round(4)
+shown.astype(object).where(shown.notna(), "—")
 
 # %% [markdown]
-# ## Learning curves, RPG and convergence
-# RPG is the relative gain of the pretrained run over scratch on the primary metric (percent; positive =
-# pre-training helped). Convergence compares the epochs to reach 90 % of the final validation score.
+# ## Spread over seeds
+# The paired difference pretrained − scratch per objective: mean over seeds, seed SD and a 95 % t-interval over
+# seeds (seeds are the replicates; with one seed there is no interval). The figure shows every seed (dots)
+# and the mean (bar) per initialisation; open markers are the swapped-objective control.
 
 # %%
-def shown(value, fmt: str, reason: str) -> str:
+def shown_num(value, fmt: str, reason: str) -> str:
     """A number as the page prints it, or "—" with the reason it is undefined (never a bare NaN)."""
     ok = isinstance(value, (int, float)) and math.isfinite(value)
     return format(value, fmt) if ok else f"— ({reason})"
 
 
-conv = metrics["convergence"].get("0.9", next(iter(metrics["convergence"].values()), {}))
+native = gain[gain["objective"] == "native"].iloc[0]
+sd = shown_num(native["sd"], ".2f", "one seed")
+rpg_text = shown_num(native["rpg_mean"], ".2f", "undefined in every seed: scratch below its baseline")
+if math.isfinite(native["rpg_mean"]) and native["rpg_n"] > 1:
+    rpg_sd = table[table["objective"] == "native"]["rpg"].std(ddof=1)
+    rpg_text += f" ± {rpg_sd:.2f} (mean ± SD over {int(native['rpg_n'])} seeds)"
+glue("rpg_text", HTML(f"<span>{rpg_text}</span>"), display=False)
+gain_text = (f"{native['mean']:.4f} [{native['ci_low']:.4f}, {native['ci_high']:.4f}]" if native["n"] > 1
+             else shown_num(native["mean"], ".4f", "no finite score"))
+glue("gain_text", HTML(f"<span>{gain_text}</span>"), display=False)
+display_gain = gain.round(4)
+fig = plot_seed_scores(table, primary, adapter.color)
+glue("fig_seeds", fig)
+plt.close(fig)
+display_gain.astype(object).where(display_gain.notna(), "—")
+
+# %% [markdown]
+# ## Learning curves, convergence and feature shift (first seed, native objective)
+# Convergence compares the epochs to reach 90 % of the final validation score (pretrained / scratch); the feature
+# shift is how far fine-tuning moved each layer's features away from the pretrained encoder: MMD² (RBF kernel,
+# median bandwidth, with a permutation p-value) and linear CKA between the features before and after. The
+# table gives the mean over seeds of the native objective.
+
+# %%
+native_points = [m for m in points if m["objective"] == "native"]
+
+
+def mean_of(values: list) -> float:
+    finite = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else float("nan")
+
+
+ratios = [m["convergence"].get("0.9", next(iter(m["convergence"].values()), {})).get("epochs_ratio")
+          for m in native_points]
+embs = [m["alignment"]["pretrained"]["pooled"].get("embedding", {}) for m in native_points]
 summary = {
-    "RPG vs scratch (%)": shown(metrics.get("rpg_primary"), ".2f",
-                                metrics.get("rpg_undefined_reason") or "undefined: see the task chapter"),
-    "epochs to 90 %, pretrained / scratch": shown(conv.get("epochs_ratio"), ".2f", "a run never reached 90 %"),
+    "RPG vs scratch (%)": rpg_text,
+    "pretrained − scratch (95 % CI over seeds)": gain_text,
+    "epochs to 90 %, pretrained / scratch": shown_num(mean_of(ratios), ".2f", "a run never reached 90 %"),
+    "MMD² of the embedding": shown_num(mean_of([e.get("mmd2") for e in embs]), ".4f", "not measured"),
+    "linear CKA of the embedding": shown_num(mean_of([e.get("cka") for e in embs]), ".3f", "not measured"),
 }
-for key, label in (("rpg_text", "RPG vs scratch (%)"), ("epochs_ratio_text", "epochs to 90 %, pretrained / scratch")):
+for key, label in (("epochs_ratio_text", "epochs to 90 %, pretrained / scratch"),
+                   ("mmd2_text", "MMD² of the embedding"), ("cka_text", "linear CKA of the embedding")):
     glue(key, HTML(f"<span>{summary[label]}</span>"), display=False)  # inline across pages, no quotes
-fig = fig_training.plot_learning_curves(metrics)
+glue("n_seeds", len(native_points), display=False)
+fig = fig_training.plot_learning_curves(first)
 glue("fig_curves", fig)
 plt.close(fig)
-
-# %% [markdown]
-# ## Feature shift per layer (MMD² and CKA)
-# How far fine-tuning moved each layer's features away from the pretrained encoder: MMD² (RBF kernel,
-# median bandwidth, with a permutation p-value) and linear CKA between the features before and after.
-
-# %%
-emb = metrics["alignment"]["pretrained"]["pooled"].get("embedding", {})
-summary["MMD² of the embedding"] = shown(emb.get("mmd2"), ".4f", "not measured")
-summary["linear CKA of the embedding"] = shown(emb.get("cka"), ".3f", "not measured")
-for key, label in (("mmd2_text", "MMD² of the embedding"), ("cka_text", "linear CKA of the embedding")):
-    glue(key, HTML(f"<span>{summary[label]}</span>"), display=False)
-pd.Series(summary, name="this run").to_frame()
-fig = fig_training.plot_layer_alignment(metrics)
+fig = fig_training.plot_layer_alignment(first)
 glue("fig_alignment", fig)
 plt.close(fig)
+pd.Series(summary, name=f"{len(native_points)} seed(s), native objective").to_frame()
 
 # %% [markdown]
-# ## Example predictions
+# ## Example predictions (first seed, native objective)
 
 # %%
-run_folder = paths.ROOT / out_dir if out_dir else point_dir(profile, task, model, seed, objective)
-fig = fig_training.plot_examples(run_folder / metrics["examples"], spec)
+run_folder = paths.run_dir(profile, task, model, first["seed"], first["objective"])
+fig = fig_training.plot_examples(run_folder / first["examples"], spec)
 glue("fig_examples", fig)
 plt.close(fig)
 

@@ -26,18 +26,20 @@ import pandas as pd
 from IPython.display import HTML
 from myst_nb import glue
 
-from transferlimits import paths
-from transferlimits.figures.alignment import control_table, load_points, plot_control
+from transferlimits.figures.alignment import control_table, plot_control
 from transferlimits.runner.provenance import glue_provenance
+from transferlimits.study.pair_index import declared_indexes, load_indexed_points
 
 t0 = time.time()
 
 # %% tags=["parameters"]
 profile = "smoke"  # smoke | reference | picai
+indexes = ""  # comma-separated pair indexes the workflow rule declares (empty: every pair index of the profile)
 
 # %%
-root = paths.results_dir(profile)
-table = control_table(load_points(root, "native"), load_points(root, "swapped"))
+points = load_indexed_points(declared_indexes(profile, indexes))
+table = control_table([m for m in points if m["objective"] == "native"],
+                      [m for m in points if m["objective"] == "swapped"])
 glue("n_control_points", len(table), display=False)
 shown = table[["task", "model", "objective", "kind", "seed", "rpg", "mmd2", "cka"]]
 shown.round(4).astype(object).where(shown.notna(), "— (RPG undefined: scratch run below its baseline)")

@@ -36,11 +36,13 @@ from transferlimits.figures.task_summary import task_summary
 from transferlimits.runner.provenance import glue_provenance
 from transferlimits.study import analysis as an
 from transferlimits.study import verdicts as vd
+from transferlimits.study.pair_index import declared_indexes, load_indexed_points
 
 t0 = time.time()
 
 # %% tags=["parameters"]
 profile = "smoke"  # smoke | cpu | reference | picai
+indexes = ""  # comma-separated pair indexes the workflow rule declares (empty: every pair index of the profile)
 n_permutations = 1000  # permutations of the correlation p-values
 n_bootstrap = 1000  # bootstrap resamples of the correlation CIs
 
@@ -56,7 +58,7 @@ def text(key: str, value: str) -> None:
     glue(key, HTML(f"<span>{escape(str(value))}</span>"), display=False)
 
 
-points = an.load_profile_points(paths.results_dir(profile))
+points = load_indexed_points(declared_indexes(profile, indexes))
 rows = an.point_rows(points)
 native = an.average_points(rows)
 excluded = an.excluded_points(rows[rows["objective_kind"] == "native"])

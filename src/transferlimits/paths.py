@@ -9,7 +9,7 @@ Layout of the outputs::
     results/<profile>/
         data/                 splits.json, manifest.json, cohort cache (phantom cases as .npz)
         pretrain/<model>__<objective>/   checkpoints, loss curve, pretrain.json
-        runs/<task>__<model>__seed<k>/   metrics.json (+ checkpoints of the fine-tuned models)
+        runs/<task>__<model>__seed<k>[__swapped]/   metrics.json, examples.npz (one point)
     book/generated/<profile>/    executed notebooks the book includes
 """
 
@@ -68,9 +68,39 @@ def pretrain_dir(profile: str, model: str, objective: str) -> Path:
     return results_dir(profile) / "pretrain" / f"{model}__{objective}"
 
 
-def run_dir(profile: str, task: str, model: str, seed: int) -> Path:
-    """Outputs of one (task, model, seed) point: metrics.json and friends."""
-    return results_dir(profile) / "runs" / f"{task}__{model}__seed{seed}"
+#: the objective kinds of a point: the model's native pre-training objective, or the swapped one (H6 control)
+OBJECTIVE_KINDS: tuple[str, ...] = ("native", "swapped")
+
+
+def point_name(task: str, model: str, seed: int, objective: str = "native") -> str:
+    """The one name of a study point: ``<task>__<model>__seed<k>`` (+ ``__swapped`` for the H6 control).
+
+    Raises:
+        ValueError: an objective kind other than ``"native"`` / ``"swapped"``.
+    """
+    if objective not in OBJECTIVE_KINDS:
+        raise ValueError(f"unknown objective kind {objective!r}; valid: {list(OBJECTIVE_KINDS)}")
+    return f"{task}__{model}__seed{int(seed)}" + ("" if objective == "native" else "__swapped")
+
+
+def pair_name(task: str, model: str) -> str:
+    """The name of a (task, model) pair: its executed notebook is ``<task>__<model>.ipynb``."""
+    return f"{task}__{model}"
+
+
+def run_dir(profile: str, task: str, model: str, seed: int, objective: str = "native") -> Path:
+    """Outputs of one (task, model, seed, objective) point: metrics.json and examples.npz."""
+    return results_dir(profile) / "runs" / point_name(task, model, seed, objective)
+
+
+def pair_index(profile: str, task: str, model: str) -> Path:
+    """The index of a (task, model) pair's finished points (``study.pair_index``): the grid job's output."""
+    return results_dir(profile) / "pairs" / f"{pair_name(task, model)}.json"
+
+
+def profile_json(profile: str) -> Path:
+    """The run's resolved profile (defaults + overrides), written once by the runner; every job reads it."""
+    return results_dir(profile) / "profile.json"
 
 
 def generated_dir(profile: str) -> Path:

@@ -52,6 +52,18 @@ def wall_breakdown(run: dict[str, Any]) -> dict[str, float]:
             "overhead": max(0.0, total - pre - fine - meas), "total": total, "cores": float(cores)}
 
 
+def overhead_line(root: Path) -> str:
+    """One line: the grid's core-time (cores x wall, ``grid.json``) split into pre-training, fine-tuning,
+    measurement and overhead (notebook start-up, imports, data loading, plotting and idle cores), from the
+    results tree ``root``."""
+    b = wall_breakdown(load_run(root))
+    if b["total"] <= 0:
+        return "core-time: no grid wall time recorded yet"
+    parts = ", ".join(f"{k} {b[k] / 60:.1f} ({100 * b[k] / b['total']:.0f} %)"
+                      for k in ("pre-training", "fine-tuning", "measurement", "overhead"))
+    return f"core-minutes of {b['cores']:.0f} cores x wall = {b['total'] / 60:.1f}: {parts}"
+
+
 def floor_table(run: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per (task, model, objective, init): seeds passing, mean score and baseline, the rule."""
     groups: dict[tuple, list] = defaultdict(list)

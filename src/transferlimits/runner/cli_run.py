@@ -1,10 +1,13 @@
 """Run the study grid of a profile: a thin wrapper around the Snakemake workflow in workflow/Snakefile.
 
 Each Snakemake job executes ONE notebook template with papermill (kernel python3, parameters
-validated against the template): data -> pre-training per (model, objective) -> task x model x seed
--> objective x architecture control -> alignment. Executed notebooks go to book/generated/<profile>/,
-metrics to results/<profile>/runs/<task>__<model>__seed<k>/metrics.json, logs (with tqdm progress) to
-results/<profile>/logs/. Snakemake decides what is up to date (inputs, params, code, mtime); an
+validated against the template): resolved profile -> data -> pre-training per (model, objective) -> one job per
+(task, model) pair (all its seeds and objectives) -> objective x architecture control -> alignment. Executed
+notebooks go to book/generated/<profile>/ (<task>__<model>.ipynb), each point's metrics to
+results/<profile>/runs/<task>__<model>__seed<k>[__swapped]/metrics.json, the pair's index of its points to
+results/<profile>/pairs/<task>__<model>.json, logs (with tqdm progress) to results/<profile>/logs/. A killed
+pair job keeps the points it finished; the re-run resumes after them. At the end the runner prints the share
+of the grid's core-time (cores x wall) spent outside pre-training, fine-tuning and measurement (overhead). Snakemake decides what is up to date (inputs, params, code, mtime); an
 interrupted grid resumes where it stopped (--rerun-incomplete) and finished runs are never redone.
 
 Up to date means the same for `run` and `status` (runner/outputs.py): a job whose outputs are missing or do
@@ -44,6 +47,7 @@ from transferlimits.config import PROFILES, get_profile
 from transferlimits.models.registry import model_names
 from transferlimits.runner import outputs as out_mod
 from transferlimits.runner import workflow as wf
+from transferlimits.reporting.run_page import overhead_line
 from transferlimits.runner.checks import check_data, check_weights, check_writable
 from transferlimits.runner.overrides import parse_overrides
 from transferlimits.runner.params import PARAMETER_HELP, validate_parameters
@@ -59,7 +63,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", default=None, metavar="KEY=VALUE,...",
                    help="restrict the grid: keys task, model, seed (repeat a key for several values)")
     p.add_argument("--force", action="store_true",
-                   help="re-run the selected jobs even if up to date (with --only: the runs and summaries only)")
+                   help="re-execute the selected jobs' notebooks even if up to date (with --only: the pairs and "
+                        "summaries only); finished points whose settings, code and inputs are unchanged are resumed, "
+                        "not re-computed (delete a point's folder under results/<profile>/runs to re-compute it)")
     p.add_argument("--data", default=None, metavar="PATH",
                    help="PI-CAI public images folder (required by profile picai); passed to the data notebook")
     p.add_argument("--labels", default=None, metavar="PATH",
@@ -179,8 +185,9 @@ def snakemake_for(args: argparse.Namespace, dry_run: bool | None = None, extra: 
     force: list[str] = []
     more = shlex.split(getattr(args, "snakemake_args", "") or "") + list(extra or [])
     if getattr(args, "force", False):
-        if config["only"]:
-            force = ["task_run", "control_run", "control", "alignment"]
+        if config["only"]:  # the selected pairs' notebooks and the summaries (files name their jobs)
+            force = [str(job.outputs[0]) for job in out_mod.grid_jobs(grid_of(config))
+                     if job.rule in ("pair", "control", "alignment")]
         else:
             more.append("--forceall")
     else:
@@ -273,6 +280,7 @@ def main(args: argparse.Namespace) -> int:
         top = sorted(times.items(), key=lambda kv: -kv[1])[:5]
         print(f"[run] notebook seconds (sum {sum(times.values()):.0f} s over {len(times)} notebooks; slowest: "
               + ", ".join(f"{k} {v:.0f}" for k, v in top) + ")", file=sys.stderr)
+    print("[run] " + overhead_line(paths.results_dir(args.profile)), file=sys.stderr)
     print(f"[run] done in {time.time() - t0:.0f} s: executed notebooks in {paths.generated_dir(args.profile)}; "
           f"build the book with `python -m transferlimits book --profile {args.profile}`", file=sys.stderr)
     return 0

@@ -28,6 +28,7 @@ from typing import Iterable
 
 from transferlimits import paths
 from transferlimits.runner.workflow import Grid
+from transferlimits.study.pair_index import index_problem
 
 __all__ = ["JobFiles", "grid_jobs", "check_output", "unusable_outputs", "backup", "restore",
            "read_failed", "write_failed", "FAILED_RECORD", "BACKUP_DIR"]
@@ -42,33 +43,35 @@ class JobFiles:
     """One Snakemake job: its rule, a readable name, the files it writes and its log.
 
     Attributes:
-        rule: Snakefile rule name. name: ``task/model/seed`` style label. outputs: declared output files.
-        log: the job's log file (notebook output and the runner's one-line error).
+        rule: Snakefile rule name (``pair`` for every (task, model) job). name: a readable label (``task__model``
+        for a pair). outputs: declared output files. log: the job's log file (notebook output and the runner's
+        one-line error). points: a pair's point names, which its index (an output) must list, each unchanged.
     """
 
     rule: str
     name: str
     outputs: tuple[Path, ...]
     log: Path
+    points: tuple[str, ...] = ()
 
 
 def grid_jobs(grid: Grid) -> list[JobFiles]:
     """Every job of ``grid`` with the paths the Snakefile declares (the Snakefile takes its targets from here)."""
     gen, res = paths.generated_dir(grid.profile), paths.results_dir(grid.profile)
     logs = res / "logs"
-    jobs = [JobFiles("data", "data", (gen / "00_data.ipynb", paths.data_dir(grid.profile) / "manifest.json"),
+    jobs = [JobFiles("resolve_profile", "profile", (paths.profile_json(grid.profile),), logs / "profile.log"),
+            JobFiles("data", "data", (gen / "00_data.ipynb", paths.data_dir(grid.profile) / "manifest.json"),
                      logs / "00_data.log")]
     for model, objective in grid.pretrain:
         jobs.append(JobFiles("pretrain", f"pretrain {model}+{objective}",
                              (gen / f"01_pretrain__{model}__{objective}.ipynb",
                               res / "pretrain" / f"{model}__{objective}" / "encoder.pt"),
                              logs / f"pretrain__{model}__{objective}.log"))
-    for rule, points, suffix in (("task_run", grid.runs, ""), ("control_run", grid.swapped, "__swapped")):
-        for task, model, seed in points:
-            stem = f"{task}__{model}__seed{seed}{suffix}"
-            jobs.append(JobFiles(rule, f"{task}/{model}/seed{seed}{suffix.replace('__', ' ')}",
-                                 (gen / f"{stem}.ipynb", res / "runs" / stem / "metrics.json",
-                                  res / "runs" / stem / "examples.npz"), logs / f"{stem}.log"))
+    for pair in grid.pairs:
+        points = tuple(paths.point_name(pair.task, pair.model, s, o) for s, o in pair.points())
+        jobs.append(JobFiles("pair", pair.name, (gen / f"{pair.name}.ipynb",
+                                                 paths.pair_index(grid.profile, pair.task, pair.model)),
+                             logs / f"{pair.name}.log", points))
     if grid.swapped:
         jobs.append(JobFiles("control", "20_control", (gen / "20_control.ipynb",), logs / "20_control.log"))
     jobs.append(JobFiles("alignment", "30_alignment", (gen / "30_alignment.ipynb",), logs / "30_alignment.log"))
@@ -106,6 +109,9 @@ def unusable_outputs(jobs: Iterable[JobFiles]) -> dict[Path, str]:
     for job in jobs:
         for f in job.outputs:
             problem = check_output(f)
+            if problem is None and job.points and f.parent.name == "pairs":
+                problem = index_problem(f, job.points)
+                problem = f"stale: {problem}" if problem else None
             if problem:
                 out[f] = problem
     return out

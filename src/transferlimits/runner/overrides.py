@@ -28,6 +28,16 @@ def _literal(key: str, text: str) -> Any:
         raise ValueError(f"--set {key}={text!r}: the value is not a YAML literal (number, list, string)") from None
 
 
+def _merge(current: Mapping[str, Any], value: Mapping[str, Any]) -> dict[str, Any]:
+    """``value`` merged into ``current`` key by key, nested mappings too (``--set task_finetune.segmentation.epochs=2``
+    changes one field of one task's recipe and keeps its others)."""
+    out = dict(current)
+    for key, v in value.items():
+        old = out.get(key)
+        out[key] = _merge(old, v) if isinstance(old, Mapping) and isinstance(v, Mapping) else v
+    return out
+
+
 def parse_overrides(items: Iterable[str], profile: str) -> dict[str, Any]:
     """Turn ``["a.b=1", "c=[2, 3]"]`` into nested ``get_profile`` overrides for ``profile`` and validate them.
 
@@ -60,7 +70,7 @@ def parse_overrides(items: Iterable[str], profile: str) -> dict[str, Any]:
     for name, value in list(out.items()):
         current = getattr(base, name, None)
         if isinstance(current, Mapping) and not dataclasses.is_dataclass(current) and isinstance(value, dict):
-            out[name] = {**dict(current), **value}
+            out[name] = _merge(current, value)
     try:
         get_profile(profile, **out)
     except (TypeError, ValueError) as exc:

@@ -3,8 +3,9 @@
 papermill only *warns* about a parameter the notebook does not define; a mistyped name would then
 silently run the template's default. Here every name is checked against the template's parameters
 cell, string values from a command line are coerced to the type of the default, and the numbers of
-:data:`PARAMETER_RANGES` are checked against their range (``finetune_epochs=-3`` is refused, not run
-with the default and recorded as -3; ``finetune_epochs=0`` keeps meaning "the profile's epochs").
+:data:`PARAMETER_RANGES` are checked against their range (``seed=-3`` is refused, not run with the default).
+Profile fields (epochs, recipes, sizes) are not notebook parameters: they are set one way, ``run --set``, and
+reach every notebook through the resolved profile (:mod:`transferlimits.resolved`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ __all__ = ["read_template", "template_parameters", "validate_parameters", "coerc
 #: Valid values of the numeric notebook parameters shared by the task templates, and what the edge
 #: values mean. A parameter not listed here is only type-checked.
 PARAMETER_RANGES: dict[str, tuple[Range, str]] = {
-    "finetune_epochs": (Range("int", 0), "0 = the profile's fine-tuning epochs"),
     "seed": (Range("int", 0), ""),
 }
 #: One line for ``--help``: the ranges of :data:`PARAMETER_RANGES`.

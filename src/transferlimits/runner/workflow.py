@@ -29,11 +29,13 @@ import yaml
 from transferlimits import paths
 from transferlimits.config import get_profile
 from transferlimits.models.registry import MODEL_REGISTRY, get_model
+from transferlimits.study.pair import has_control
 from transferlimits.tasks import registry as task_registry
 
 __all__ = [
     "ONLY_KEYS",
     "Grid",
+    "PairJob",
     "parse_only",
     "load_task_modules",
     "load_model_modules",
@@ -50,9 +52,34 @@ __all__ = [
 ]
 
 SNAKEFILE: Path = paths.ROOT / "workflow" / "Snakefile"
-#: the notebook template of every task, executed once per (task, model, seed, objective).
+#: the notebook template of every task, executed once per (task, model): all its seeds and objectives.
 TASK_TEMPLATE: Path = paths.NOTEBOOKS / "10_task.py"
 ONLY_KEYS = ("task", "model", "seed")
+
+
+@dataclass(frozen=True)
+class PairJob:
+    """One notebook of the grid: a (task, model) pair and the points its one job writes.
+
+    Attributes:
+        task, model: the pair. seeds: its seeds (after ``--only``). objectives: ``("native",)`` or
+        ``("native", "swapped")`` (the 2x2 control). released: the model uses released weights.
+    """
+
+    task: str
+    model: str
+    seeds: tuple[int, ...]
+    objectives: tuple[str, ...]
+    released: bool = False
+
+    @property
+    def name(self) -> str:
+        """``<task>__<model>``: the executed notebook's stem and the job's log name."""
+        return paths.pair_name(self.task, self.model)
+
+    def points(self) -> tuple[tuple[int, str], ...]:
+        """``(seed, objective kind)`` of every point, in the order the notebook runs them."""
+        return tuple((s, o) for s in self.seeds for o in self.objectives)
 
 
 @dataclass(frozen=True)
@@ -61,8 +88,7 @@ class Grid:
 
     Attributes:
         profile: profile name.
-        runs: native (task, model, seed) points.
-        swapped: (task, model, seed) points of the objective x architecture control.
+        pairs: one job per (task, model): the pair's notebook runs all its seeds and objectives.
         pretrain: (model, objective) pre-training jobs the runs need (models with released weights skip it).
         templates: task -> notebook template path.
         num_threads: the profile's torch threads per run (``Profile.num_threads``; 0 = all of a job's cores): a
@@ -70,11 +96,25 @@ class Grid:
     """
 
     profile: str
-    runs: tuple[tuple[str, str, int], ...]
-    swapped: tuple[tuple[str, str, int], ...]
+    pairs: tuple[PairJob, ...]
     pretrain: tuple[tuple[str, str], ...]
     templates: Mapping[str, str] = field(default_factory=dict)
     num_threads: int = 0
+
+    @property
+    def runs(self) -> tuple[tuple[str, str, int], ...]:
+        """Native (task, model, seed) points."""
+        return tuple((j.task, j.model, s) for j in self.pairs for s in j.seeds)
+
+    @property
+    def swapped(self) -> tuple[tuple[str, str, int], ...]:
+        """(task, model, seed) points of the objective x architecture control."""
+        return tuple((j.task, j.model, s) for j in self.pairs if "swapped" in j.objectives for s in j.seeds)
+
+    def metrics_files(self, objective: str | None = None) -> list[Path]:
+        """``metrics.json`` of every point (of one objective kind when given), in grid order."""
+        return [paths.run_dir(self.profile, j.task, j.model, s, o) / "metrics.json"
+                for j in self.pairs for s, o in j.points() if objective in (None, o)]
 
 
 #: Source files each Snakefile rule depends on, by concern (paths under ``src/transferlimits``; a folder
@@ -87,9 +127,8 @@ CORE_SOURCES: tuple[str, ...] = ("*.py", "tasks", "metrics", "runner/notebook.py
 RULE_SOURCES: dict[str, tuple[str, ...]] = {
     "data": CORE_SOURCES + ("data", "figures/__init__.py", "figures/data.py"),
     "pretrain": CORE_SOURCES + ("data", "models", "training"),
-    "task_run": CORE_SOURCES + ("data", "models", "training", "study", "figures/__init__.py", "figures/training.py"),
-    "control_run": CORE_SOURCES + ("data", "models", "training", "study", "figures/__init__.py",
-                                   "figures/training.py"),
+    "pair": CORE_SOURCES + ("data", "models", "training", "study", "figures/__init__.py", "figures/training.py",
+                            "figures/pair.py"),
     "control": CORE_SOURCES + ("study", "figures"),
     "alignment": CORE_SOURCES + ("study", "figures"),
 }
@@ -215,7 +254,7 @@ def build_grid(
     model_modules: Sequence[str] = (),
     profile_overrides: Mapping[str, Any] | None = None,
 ) -> Grid:
-    """All jobs of ``profile``: native runs, swapped control runs, pre-training, templates.
+    """All jobs of ``profile``: one per (task, model) pair (its seeds and objectives), pre-training, templates.
 
     Args:
         profile: profile name (smoke, reference, picai).
@@ -244,15 +283,49 @@ def build_grid(
         )
 
     weights = dict(weights or {})
-    runs = tuple((t, m, s) for t in tasks for m in models for s in prof.seeds if keep(t, m, s))
-    swapped = tuple(
-        (t, m, s) for t in prof.control_tasks for m in models for s in prof.seeds
-        if keep(t, m, s) and m not in weights and t in tasks
-    )
-    pre = {(m, get_model(m).native_objective) for _, m, _ in runs if m not in weights}
-    pre |= {(m, get_model(m).swapped_objective) for _, m, _ in swapped}
-    templates = {t: str(task_template(t, task_notebooks)) for t in {r[0] for r in runs}}
-    return Grid(profile, runs, swapped, tuple(sorted(pre)), templates, int(prof.num_threads))
+    pairs = []
+    for task in tasks:
+        for model in models:
+            seeds = tuple(s for s in prof.seeds if keep(task, model, s))
+            if seeds:
+                released = model in weights
+                control = has_control(prof, task, model, released)
+                pairs.append(PairJob(task, model, seeds, ("native", "swapped") if control else ("native",), released))
+    pre = {(j.model, get_model(j.model).native_objective) for j in pairs if not j.released}
+    pre |= {(j.model, get_model(j.model).swapped_objective) for j in pairs if "swapped" in j.objectives}
+    templates = {t: str(task_template(t, task_notebooks)) for t in {j.task for j in pairs}}
+    return Grid(profile, tuple(pairs), tuple(sorted(pre)), templates, int(prof.num_threads))
+
+
+def analysis_indexes(grid: Grid, full: Grid, swapped_only: bool = False) -> list[str]:
+    """The pair indexes an analysis rule declares: those of ``grid``'s pairs (made by its jobs) and, when ``--only``
+    narrowed the grid, those of the profile's other pairs that exist already (plain input files), so a partial
+    run's summaries still cover every finished pair.
+
+    Args:
+        grid: the grid of this run. full: the same profile's grid without ``--only``.
+        swapped_only: only pairs with the swapped-objective control (the 2x2 control's notebook).
+    """
+    ours = {(p.task, p.model) for p in grid.pairs}
+    pairs = {(p.task, p.model): p for p in full.pairs + grid.pairs}
+    out = []
+    for (task, model), pair in pairs.items():
+        index = paths.pair_index(grid.profile, task, model)
+        if swapped_only and "swapped" not in pair.objectives:
+            continue
+        if (task, model) in ours or index.is_file():
+            out.append(str(index))
+    return out
+
+
+def repo_relative_paths(files: Iterable[str | Path]) -> list[str]:
+    """Paths inside the repository made repository-relative (notebook parameters name no machine path)."""
+    root = paths.ROOT.resolve()
+    out = []
+    for f in files:
+        path = Path(f).resolve()
+        out.append(path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path))
+    return out
 
 
 def executed_notebook(profile: str, name: str) -> Path:
@@ -261,11 +334,8 @@ def executed_notebook(profile: str, name: str) -> Path:
 
 
 def metrics_path(profile: str, task: str, model: str, seed: int, swapped: bool = False) -> Path:
-    """``metrics.json`` of one point; the swapped-objective control run uses the ``__swapped`` folder."""
-    folder = paths.run_dir(profile, task, model, seed)
-    if swapped:
-        folder = folder.with_name(folder.name + "__swapped")
-    return folder / "metrics.json"
+    """``metrics.json`` of one point (the swapped-objective control when ``swapped``)."""
+    return paths.run_dir(profile, task, model, seed, "swapped" if swapped else "native") / "metrics.json"
 
 
 def snakemake_command(

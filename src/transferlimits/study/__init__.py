@@ -1,5 +1,7 @@
-"""The study: one (task, model, seed) point end to end -> ``metrics.json``.
+"""The study: one (task, model, seed) point end to end -> ``metrics.json``; one (task, model) pair = its points.
 
+* :mod:`.pair` - ``run_pair``: every seed and objective of a pair, resumed point by point;
+* :mod:`.pair_summary` - the pair page's per-seed table and paired gain over seeds;
 * :mod:`.point` - ``run_point`` as resume / compute / assemble;
 * :mod:`.runs` - data, encoders and the three fine-tunings (pretrained, scratch, linear probe);
 * :mod:`.measure` - MMD², CKA (post-hoc) and LogME / linear probe (pre-hoc);
@@ -8,6 +10,7 @@
 """
 
 from transferlimits.study.point import run_point, point_dir
+from transferlimits.study.pair import run_pair
 from transferlimits.study.schema import INIT_NAMES, SCHEMA_VERSION, load_metrics, validate_metrics
 
-__all__ = ["SCHEMA_VERSION", "INIT_NAMES", "run_point", "validate_metrics", "load_metrics", "point_dir"]
+__all__ = ["SCHEMA_VERSION", "INIT_NAMES", "run_point", "run_pair", "validate_metrics", "load_metrics", "point_dir"]

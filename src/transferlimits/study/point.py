@@ -10,6 +10,7 @@ epoch 0). The schema is documented in :mod:`transferlimits.study.schema`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -43,9 +44,8 @@ __all__ = ["PointResult", "point_dir", "resume", "compute", "assemble", "run_poi
 
 
 def point_dir(profile: str, task: str, model: str, seed: int, objective: str = "native") -> Path:
-    """``paths.run_dir`` of a point; the swapped control lives in the sibling ``<run_dir>__swapped``."""
-    base = paths.run_dir(profile, task, model, seed)
-    return base if objective == "native" else base.with_name(base.name + "__swapped")
+    """The results folder of a point (:func:`transferlimits.paths.run_dir`, named by ``paths.point_name``)."""
+    return paths.run_dir(profile, task, model, seed, objective)
 
 
 def _sha256(path: Path) -> str | None:
@@ -56,6 +56,24 @@ def _sha256(path: Path) -> str | None:
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
+    return h.hexdigest()
+
+
+#: the package folders whose code decides a point's numbers (presentation layers excluded: a change in figures/,
+#: runner/ or reporting/ re-renders a page but never re-computes a finished point)
+COMPUTE_PACKAGES = ("data", "models", "training", "tasks", "metrics", "study")
+
+
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """SHA-256 over the source of every module that computes a point (top-level modules and
+    :data:`COMPUTE_PACKAGES`): part of a point's settings, so a finished point is re-computed after a code
+    change and resumed otherwise."""
+    pkg = Path(__file__).resolve().parents[1]
+    files = sorted(pkg.glob("*.py")) + sorted(f for d in COMPUTE_PACKAGES for f in (pkg / d).rglob("*.py"))
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.relative_to(pkg).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()
 
 
@@ -214,6 +232,8 @@ def run_point(
         {"task": task, "model": model, "seed": seed, "objective": objective, "objective_name": obj_name,
          "pretrained": str(pretrained), "pretrained_sha256": _sha256(pretrained), "width": width,
          "reuse_scratch_from": None if reuse_scratch_from is None else str(reuse_scratch_from),
+         "reuse_scratch_sha256": None if reuse_scratch_from is None else _sha256(Path(reuse_scratch_from)),
+         "code_sha256": code_fingerprint(), "data_sha256": _sha256(paths.data_dir(prof.name) / "manifest.json"),
          "profile": profile_to_dict(prof)}, default=str))
     old = resume(out, settings)
     if old is not None:

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from transferlimits.jsonsafe import dumps_strict, loads_strict, to_strict_json
+from transferlimits.paths import OBJECTIVE_KINDS
 
 __all__ = ["SCHEMA_VERSION", "INIT_NAMES", "OBJECTIVE_KINDS", "Field", "TOP_FIELDS", "RUN_FIELDS", "ENTRY_FIELDS",
            "CURVE_KEYS", "TARGET_TYPES", "schema_doc", "validate_metrics", "load_metrics", "build_metrics", "jsonable"]
 
 SCHEMA_VERSION = 2
 INIT_NAMES = ("pretrained", "scratch", "linear_probe")
-OBJECTIVE_KINDS = ("native", "swapped")
 CURVE_KEYS = ("epoch", "train_loss", "val_loss", "val_metric", "lr", "wall_s", "device_s")
 TARGET_TYPES = ("class", "binary", "continuous")
 
@@ -45,7 +45,8 @@ TOP_FIELDS: tuple[Field, ...] = (
     Field("objective", str, '"native" | "swapped"'),
     Field("objective_name", str, 'the pre-training objective ("fcmae", "contrastive", "mae")'),
     Field("settings", dict, "what defines the run (resume key): task, model, seed, objective(_name), pretrained "
-          "(path), pretrained_sha256, width, reuse_scratch_from, profile (config.profile_to_dict)"),
+          "(path), pretrained_sha256, width, reuse_scratch_from, reuse_scratch_sha256, code_sha256 (the computing "
+          "modules' source), data_sha256 (the cohort manifest), profile (config.profile_to_dict)"),
     Field("task_spec", dict, "kind, primary_metric, higher_is_better (bool), metrics (list of str)"),
     Field("n_cases", dict, "split -> int (train, val, test, + real for restoration tasks)"),
     Field("runs", dict, "init -> run (fields below) for init in pretrained | scratch | linear_probe"),

@@ -1,0 +1,156 @@
+"""One (task, model) pair of the grid: every seed and objective of it, one point at a time (STUDY §6).
+
+The grid executes one notebook per (task, model); the notebook makes one call, :func:`run_pair`, which runs
+the pair's points in a fixed order — for each seed the native point, then its swapped-objective control (which
+reuses the native point's scratch run) — through :func:`transferlimits.study.point.run_point`. Every point is
+written atomically to its own folder as soon as it is finished and is skipped when it is already there with
+the same settings, so a killed job loses only the unfinished point and a re-run resumes after the last one.
+
+Which points a pair has is decided here once (:func:`pair_points`): the profile's seeds, the native
+objective, and the swapped objective only where the profile runs the 2x2 control on the task, the model has
+a second objective and no released weights replace its pre-training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from transferlimits import paths
+from transferlimits.config import Profile
+from transferlimits.models.registry import get_model
+from transferlimits.study.pair_index import write_index
+from transferlimits.study.point import run_point
+
+__all__ = ["PointKey", "parse_seeds", "parse_objectives", "pair_points", "run_pair", "pair_metrics_paths"]
+
+
+@dataclass(frozen=True)
+class PointKey:
+    """One point of a pair: ``seed`` and objective kind (``"native"`` / ``"swapped"``)."""
+
+    task: str
+    model: str
+    seed: int
+    objective: str = "native"
+
+    @property
+    def name(self) -> str:
+        """The point's name (:func:`transferlimits.paths.point_name`)."""
+        return paths.point_name(self.task, self.model, self.seed, self.objective)
+
+    def folder(self, profile: str) -> Path:
+        """The point's results folder (metrics.json, examples.npz)."""
+        return paths.run_dir(profile, self.task, self.model, self.seed, self.objective)
+
+
+def parse_seeds(value: Any, default: Sequence[int]) -> tuple[int, ...]:
+    """Seeds from a notebook parameter: ``""``/None = ``default``; an int; ``"0,2"``; a list of ints.
+
+    Raises:
+        ValueError: anything else, or a negative seed (the message shows the value).
+    """
+    if value is None or value == "" or value == []:
+        return tuple(int(s) for s in default)
+    items: Iterable[Any]
+    if isinstance(value, bool):
+        raise ValueError(f"seeds must be ints >= 0, got {value!r}")
+    if isinstance(value, int):
+        items = [value]
+    elif isinstance(value, str):
+        items = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
+    elif isinstance(value, (list, tuple)):
+        items = value
+    else:
+        raise ValueError(f"seeds must be an int, a list of ints or a comma-separated string, got {value!r}")
+    try:
+        seeds = tuple(int(s) for s in items)
+    except (TypeError, ValueError):
+        raise ValueError(f"seeds must be ints >= 0, got {value!r}") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise ValueError(f"seeds must be one or more ints >= 0, got {value!r}")
+    return tuple(dict.fromkeys(seeds))
+
+
+def parse_objectives(value: Any) -> tuple[str, ...] | None:
+    """Objective kinds from a notebook parameter: ``""`` = the pair's plan (None); ``"native"``;
+    ``"native,swapped"``; a list.
+
+    Raises:
+        ValueError: an unknown kind (the message lists the valid ones).
+    """
+    if value is None or value == "" or value == []:
+        return None
+    items = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+    bad = [v for v in items if v not in paths.OBJECTIVE_KINDS]
+    if bad or not items:
+        raise ValueError(f"objectives {value!r}: unknown kind {bad[:1]}; valid: {list(paths.OBJECTIVE_KINDS)}")
+    return tuple(dict.fromkeys(items))
+
+
+def has_control(prof: Profile, task: str, model: str, released: bool = False) -> bool:
+    """Whether the pair runs the swapped-objective control: the profile runs it on ``task``, the model has a
+    second objective, and no released weights replace its pre-training."""
+    return task in prof.control_tasks and len(get_model(model).objectives) > 1 and not released
+
+
+def pair_points(task: str, model: str, prof: Profile, seeds: Sequence[int] | None = None,
+                objectives: Sequence[str] | None = None, released: bool = False) -> tuple[PointKey, ...]:
+    """The points of one pair, in the order they run: per seed, native then swapped.
+
+    Args:
+        task, model: the pair. prof: the resolved profile.
+        seeds: default ``prof.seeds``. objectives: default native, plus swapped where :func:`has_control`.
+        released: the model's encoder is released weights (no pre-training, no control).
+
+    Raises:
+        ValueError: ``swapped`` asked for a pair without the control (the message says why).
+    """
+    seeds = tuple(prof.seeds) if seeds is None else tuple(seeds)
+    control = has_control(prof, task, model, released)
+    if objectives is None:
+        objectives = ("native", "swapped") if control else ("native",)
+    if "swapped" in objectives and not control:
+        raise ValueError(f"pair {task}/{model} has no swapped-objective control in profile {prof.name!r} (the task "
+                         f"is not in control_tasks, the model has one objective, or it uses released weights)")
+    return tuple(PointKey(task, model, int(s), o) for s in seeds for o in paths.OBJECTIVE_KINDS if o in objectives)
+
+
+def pair_metrics_paths(profile: str, points: Iterable[PointKey]) -> list[Path]:
+    """``metrics.json`` of every point (what the pair's Snakemake rule declares)."""
+    return [p.folder(profile) / "metrics.json" for p in points]
+
+
+def run_pair(task: str, model: str, prof: Profile, seeds: Sequence[int] | None = None,
+             objectives: Sequence[str] | None = None, encoders: Mapping[str, str | Path] | None = None,
+             released: bool = False, device: Any = None, progress: bool = True, index: str | Path | None = None,
+             point_runner: Callable[..., dict] = run_point) -> list[dict]:
+    """Run (or resume) every point of one (task, model) pair; returns their metrics, in plan order.
+
+    Args:
+        task, model: the pair. prof: the resolved profile (:func:`transferlimits.resolved.load_resolved`).
+        seeds, objectives: see :func:`pair_points` (default: the whole plan).
+        encoders: objective kind -> ``encoder.pt`` (or released weights); default the profile's pre-trainings.
+        released: ``encoders["native"]`` are released weights (the pair then has no control).
+        device: torch device or spec (default ``prof.device``). progress: tqdm bars.
+        index: where to write the pair's index of finished points (:mod:`.pair_index`; the grid job's output);
+            default None (no index).
+        point_runner: runs one point (default :func:`transferlimits.study.point.run_point`; tests pass a stand-in).
+
+    Raises:
+        ValueError: an unknown model or an impossible objective (see :func:`pair_points`).
+    """
+    encoders = dict(encoders or {})
+    out = []
+    keys = pair_points(task, model, prof, seeds, objectives, released)
+    for key in keys:
+        native_dir = PointKey(task, model, key.seed).folder(prof.name)
+        enc = encoders.get(key.objective)
+        out.append(point_runner(
+            task, model, prof, seed=key.seed, out_dir=key.folder(prof.name), objective=key.objective,
+            pretrained=Path(enc) if enc else None, device=device, progress=progress,
+            reuse_scratch_from=native_dir / "metrics.json" if key.objective == "swapped" else None))
+    if index is not None:
+        write_index(index, prof.name, task, model, [k.name for k in keys])
+    return out

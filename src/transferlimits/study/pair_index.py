@@ -1,0 +1,125 @@
+"""A pair's index: the list of its finished points, each with the SHA-256 of its ``metrics.json``.
+
+``results/<profile>/pairs/<task>__<model>.json`` is what a (task, model) job of the grid declares as its output
+(beside its executed notebook), and what the analysis notebooks declare as their inputs: they read exactly the
+``metrics.json`` files an index names, and only when each file still has the hash the index recorded
+(:func:`load_indexed_points`). The points themselves live in ``results/<profile>/runs/<point>/``, outside the
+workflow engine's reach, so that a killed job keeps every point it finished.
+
+An index is *current* when every point it lists still exists with its recorded hash (:func:`index_problem`);
+the runner re-runs a pair whose index is not, which resumes its unchanged points and re-writes the index, so an
+edited or deleted point re-executes everything downstream of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Iterable, Sequence
+
+
+from transferlimits import paths
+from transferlimits.jsonsafe import dumps_strict
+from transferlimits.runtime import atomic_write_bytes
+from transferlimits.study.schema import load_metrics
+
+__all__ = ["file_sha256", "write_index", "read_index", "index_problem", "declared_indexes", "load_indexed_points"]
+
+INDEX_VERSION = 1
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_index(path: str | Path, profile: str, task: str, model: str, point_names: Sequence[str]) -> Path:
+    """Write the index of one pair: every named point's ``metrics.json`` (relative to ``results/<profile>``) and
+    its hash, atomically.
+
+    Raises:
+        FileNotFoundError: a named point has no ``metrics.json`` (the message names it).
+    """
+    root = paths.results_dir(profile)
+    entries = []
+    for name in point_names:
+        metrics = root / "runs" / name / "metrics.json"
+        if not metrics.is_file():
+            raise FileNotFoundError(f"pair {task}/{model}: point {name} has no metrics.json at {metrics}")
+        entries.append({"point": name, "metrics": f"runs/{name}/metrics.json", "sha256": file_sha256(metrics)})
+    doc = {"index_version": INDEX_VERSION, "profile": profile, "task": task, "model": model, "points": entries}
+    return atomic_write_bytes(Path(path), (dumps_strict(doc, indent=2) + "\n").encode())
+
+
+def read_index(path: str | Path) -> dict:
+    """The index document (ValueError naming the file when it is unreadable or of another version)."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"pair index {path}: unreadable ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("index_version") != INDEX_VERSION or not isinstance(doc.get("points"), list):
+        raise ValueError(f"pair index {path}: not a version-{INDEX_VERSION} pair index")
+    return doc
+
+
+def index_problem(path: str | Path, expected: Iterable[str] | None = None) -> str | None:
+    """Why the index at ``path`` is not current (None when it is): unreadable, a listed point missing or changed
+    since it was indexed, or (with ``expected``) not exactly the expected point names."""
+    try:
+        doc = read_index(path)
+    except ValueError as exc:
+        return str(exc).split(": ", 1)[-1]
+    root = paths.results_dir(doc["profile"])
+    names = [e.get("point") for e in doc["points"]]
+    if expected is not None and sorted(names) != sorted(expected):
+        return f"lists points {sorted(names)}, the grid expects {sorted(expected)}"
+    for entry in doc["points"]:
+        metrics = root / entry["metrics"]
+        if not metrics.is_file():
+            return f"point {entry['point']}: metrics.json is missing"
+        if file_sha256(metrics) != entry["sha256"]:
+            return f"point {entry['point']}: metrics.json changed since the pair was indexed"
+    return None
+
+
+def load_indexed_points(indexes: Iterable[str | Path]) -> list[dict]:
+    """The metrics of every point the given pair indexes list, sorted by point folder, each validated.
+
+    Raises:
+        ValueError: an index is unreadable, or a listed file is missing or no longer has its indexed hash
+            (the message names the index and the point: re-run the grid).
+    """
+    files = []
+    for index in indexes:
+        problem = index_problem(index)
+        if problem:
+            raise ValueError(f"pair index {index}: {problem}; re-run `python -m transferlimits run` for this profile")
+        doc = read_index(index)
+        root = paths.results_dir(doc["profile"])
+        files += [root / e["metrics"] for e in doc["points"]]
+    return [load_metrics(f) for f in sorted(set(files))]
+
+
+def declared_indexes(profile: str, indexes: str | Sequence[str] = "") -> list[Path]:
+    """The pair indexes a notebook may read: those its rule declares (``indexes``: comma-separated or a list,
+    repository-relative or absolute), or, when none are given (a plain papermill re-execution), every pair index
+    of the profile.
+
+    Raises:
+        ValueError: none given and the profile has no pair index yet (run the grid first).
+    """
+    items = [i.strip() for i in indexes.split(",")] if isinstance(indexes, str) else list(indexes)
+    items = [i for i in items if i]
+    if items:
+        return [Path(i) if Path(i).is_absolute() else paths.ROOT / i for i in items]
+    found = sorted((paths.results_dir(profile) / "pairs").glob("*.json"))
+    if not found:
+        raise ValueError(f"profile {profile!r} has no finished (task, model) pair under "
+                         f"{paths.results_dir(profile) / 'pairs'}: run `python -m transferlimits run --profile {profile}`")
+    return found
