@@ -29,7 +29,6 @@ import pandas as pd
 from IPython.display import HTML
 from myst_nb import glue
 
-from transferlimits import paths
 from transferlimits.figures.alignment import PAPER_RPG, sensitivity_table
 from transferlimits.figures.alignment_panels import plot_alignment_by_model
 from transferlimits.figures.task_summary import task_summary
