@@ -77,6 +77,16 @@ def code_fingerprint() -> str:
     return h.hexdigest()
 
 
+def _portable(path: str | Path) -> str:
+    """A path in a point's settings: relative to the results folder or the repository when inside one (a results
+    tree moved to another checkout resumes; the file's hash, beside it, says what it holds)."""
+    path = Path(path).resolve()
+    for root in (paths.results_dir("").resolve(), paths.ROOT.resolve()):
+        if path.is_relative_to(root):
+            return path.relative_to(root).as_posix()
+    return str(path)
+
+
 def resume(out: Path, settings: dict[str, Any]) -> dict | None:
     """The finished metrics in ``out`` when their ``settings`` equal ``settings`` (else None)."""
     done = out / "metrics.json"
@@ -230,8 +240,8 @@ def run_point(
         width = prof.finetune.decoder_width
     settings = json.loads(json.dumps(
         {"task": task, "model": model, "seed": seed, "objective": objective, "objective_name": obj_name,
-         "pretrained": str(pretrained), "pretrained_sha256": _sha256(pretrained), "width": width,
-         "reuse_scratch_from": None if reuse_scratch_from is None else str(reuse_scratch_from),
+         "pretrained": _portable(pretrained), "pretrained_sha256": _sha256(pretrained), "width": width,
+         "reuse_scratch_from": None if reuse_scratch_from is None else _portable(reuse_scratch_from),
          "reuse_scratch_sha256": None if reuse_scratch_from is None else _sha256(Path(reuse_scratch_from)),
          "code_sha256": code_fingerprint(), "data_sha256": _sha256(paths.data_dir(prof.name) / "manifest.json"),
          "profile": profile_to_dict(prof)}, default=str))
