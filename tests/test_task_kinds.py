@@ -11,6 +11,7 @@ from scipy import stats
 from transferlimits import config
 from transferlimits.metrics.regression import scalar_scores
 from transferlimits.tasks import KIND_REGISTRY, TASK_REGISTRY, TaskKind, TaskSpec, get_kind, get_task, register_kind
+from transferlimits.tasks.registry import check_profile_tasks
 
 
 def test_kind_names_recorded_in_metrics_are_unchanged():
@@ -19,9 +20,16 @@ def test_kind_names_recorded_in_metrics_are_unchanged():
 
 
 def test_config_tasks_are_the_registered_study_tasks():
-    assert config.TASKS == ("classification", "segmentation", "super_resolution", "distortion_correction",
-                            "modality_translation")
-    assert set(config.TASKS) <= set(TASK_REGISTRY)
+    assert config.TASKS == config.STUDY_TASKS == ("classification", "segmentation", "super_resolution",
+                                                  "distortion_correction", "modality_translation")
+    assert config.STUDY_TASKS == tuple(TASK_REGISTRY)[:5]  # registered first, in the book's order
+
+
+def test_profile_task_names_are_checked_by_the_registry():
+    check_profile_tasks(config.get_profile("cpu"))
+    prof = config.get_profile("smoke", control_tasks=("classification", "detection"))
+    with pytest.raises(ValueError, match=r"profile 'smoke': unknown task\(s\) \['detection'\]; valid: \['classification'"):
+        check_profile_tasks(prof)
 
 
 @pytest.mark.parametrize("kind, dense, head", [("classification", False, "classifier"),

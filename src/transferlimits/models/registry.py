@@ -33,6 +33,7 @@ __all__ = [
     "encoder_for_profile",
     "load_pretrained",
     "build_objective",
+    "check_profile_models",
 ]
 
 #: name -> adapter, in registration order (the study's two models first).
@@ -81,6 +82,24 @@ def get_model(name: str) -> "ModelAdapter":
 def model_names() -> tuple[str, ...]:
     """Registered model names, in registration order."""
     return tuple(MODEL_REGISTRY)
+
+
+def check_profile_models(profile: Any) -> None:
+    """Check that every model a profile names (``profile.models``) is registered.
+
+    Call it where a profile is consumed, after any ``--model-module`` has registered its model.
+
+    Args:
+        profile: a :class:`~transferlimits.config.Profile` (or any object with ``name`` and ``models``).
+
+    Raises:
+        ValueError: a model is not registered (the message names the profile, the unknown models and the
+            valid ones).
+    """
+    unknown = sorted(set(getattr(profile, "models", ())) - set(MODEL_REGISTRY))
+    if unknown:
+        raise ValueError(f"profile {getattr(profile, 'name', '?')!r}: unknown model(s) {unknown}; "
+                         f"valid: {list(MODEL_REGISTRY)}")
 
 
 def build_encoder(name: str, size: str, **kw: Any) -> "nn.Module":
