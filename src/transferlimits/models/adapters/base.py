@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from transferlimits.models.heads import Classifier, ScalarRegressor
+from transferlimits.models.pooled_heads import Classifier, ScalarRegressor
 
 __all__ = ["ViewSettings", "ModelAdapter"]
 
