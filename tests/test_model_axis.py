@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from transferlimits import config
-from transferlimits.models.registry import MODEL_REGISTRY, check_profile_models, get_model, model_names
+from transferlimits.models.adapters.base import ObjectiveInfo
+from transferlimits.models.registry import (
+    MODEL_REGISTRY,
+    check_profile_models,
+    get_model,
+    model_names,
+    objective_info,
+    register_model,
+)
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "transferlimits"
 ADAPTERS = {SRC / "models" / "adapters" / "profound.py", SRC / "models" / "adapters" / "provicnet.py"}
@@ -67,3 +75,37 @@ def test_unknown_names_raise_value_error():
     check_profile_models(config.get_profile("smoke"))
     with pytest.raises(AttributeError, match="NOPE"):
         config.NOPE  # noqa: B018
+
+
+def test_objectives_declare_their_family_and_labels():
+    families = {(m, o.name): (o.family, o.uses_labels) for m in ("profound", "provicnet")
+                for o in get_model(m).objective_infos}
+    assert families == {("profound", "fcmae"): ("reconstruction", False),
+                        ("profound", "contrastive"): ("contrastive", True),
+                        ("provicnet", "contrastive"): ("contrastive", True),  # 0.95 DiceCE + 0.05 pair loss
+                        ("provicnet", "mae"): ("reconstruction", False)}
+    assert get_model("provicnet").objectives == ("contrastive", "mae")
+    assert all(get_model(m).has_control for m in ("profound", "provicnet"))
+    assert objective_info("profound", "contrastive").uses_labels
+    with pytest.raises(ValueError, match=r"unknown objective 'mae' for 'profound'; valid: \['fcmae', 'contrastive'\]"):
+        objective_info("profound", "mae")
+    with pytest.raises(ValueError, match=r"unknown family 'generative'; valid: \['reconstruction'"):
+        ObjectiveInfo("gan", "generative", uses_labels=False)
+
+
+def test_an_adapter_must_declare_objective_infos():
+    class Bare(type(get_model("profound"))):
+        name = "bare"
+        objectives = ("fcmae",)  # names only: the old declaration
+        objective_infos = ()
+
+    with pytest.raises(ValueError, match="'bare' declares no pre-training objective: set objective_infos"):
+        register_model(Bare())
+
+    class Twice(type(get_model("profound"))):
+        name = "twice"
+        objective_infos = (ObjectiveInfo("a", "reconstruction", False), ObjectiveInfo("a", "contrastive", True))
+
+    with pytest.raises(ValueError, match="objective names must be unique"):
+        register_model(Twice())
+    assert "bare" not in MODEL_REGISTRY and "twice" not in MODEL_REGISTRY

@@ -21,7 +21,40 @@ from torch import nn
 
 from transferlimits.models.pooled_heads import Classifier, ScalarRegressor
 
-__all__ = ["ViewSettings", "ModelAdapter"]
+__all__ = ["OBJECTIVE_FAMILIES", "ObjectiveInfo", "ViewSettings", "ModelAdapter"]
+
+#: What a pre-training objective does: reconstruct the (masked) input, pull and push representations apart, or
+#: fit labels. H4 and the 2x2 control (STUDY H6) compare the reconstruction and contrastive families.
+OBJECTIVE_FAMILIES: tuple[str, ...] = ("reconstruction", "contrastive", "supervised")
+
+
+@dataclass(frozen=True)
+class ObjectiveInfo:
+    """The contract of one pre-training objective of a model.
+
+    Attributes:
+        name: the objective's name (in file names, ``metrics.json`` ``objective_name`` and the CLI).
+        family: one of :data:`OBJECTIVE_FAMILIES`.
+        uses_labels: the objective module takes the 4-class label map of the pre-training item as its last
+            argument (``module(x[, pos], labels)``).
+        description: one line on what the loss is.
+
+    Raises:
+        ValueError: an empty name or an unknown family (the message lists the valid ones).
+    """
+
+    name: str
+    family: str
+    uses_labels: bool
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"ObjectiveInfo.name must be a non-empty string, got {self.name!r}")
+        if self.family not in OBJECTIVE_FAMILIES:
+            raise ValueError(f"objective {self.name!r}: unknown family {self.family!r}; valid: {list(OBJECTIVE_FAMILIES)}")
+        if not isinstance(self.uses_labels, bool):
+            raise ValueError(f"objective {self.name!r}: uses_labels must be True or False, got {self.uses_labels!r}")
 
 
 @dataclass(frozen=True)
@@ -50,7 +83,8 @@ class ModelAdapter(ABC):
         display_name: human name for titles and legends (e.g. ``"ProFound"``).
         color: matplotlib colour of the model in figures.
         input_kind: ``"volume"`` or ``"slices"`` (the encoder's ``input_kind``).
-        objectives: pre-training objectives it supports, native first, then the swapped control.
+        objective_infos: the pre-training objectives it supports as :class:`ObjectiveInfo`, native first, then
+            the swapped control (if any); :attr:`objectives` are their names.
         sizes: encoder size names :meth:`build_encoder` accepts.
         pretrain_keys: batch keys the objective modules take before ``labels`` (``("x",)`` or ``("x", "pos")``).
         pretrain_ndim: dimensions of a pre-training batch ``x`` (5: [B, 3, D, H, W]; 4: [B, 3, S, S]).
@@ -62,13 +96,32 @@ class ModelAdapter(ABC):
     display_name: str = ""
     color: str = "tab:gray"
     input_kind: str = "volume"
-    objectives: tuple[str, ...] = ()
+    objective_infos: tuple[ObjectiveInfo, ...] = ()
     sizes: tuple[str, ...] = ()
     pretrain_keys: tuple[str, ...] = ("x",)
     pretrain_ndim: int = 5
     no_decay_names: tuple[str, ...] = ()
 
     # --- objectives -------------------------------------------------------------------------------------
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """The names of :attr:`objective_infos`, native first."""
+        return tuple(o.name for o in self.objective_infos)
+
+    def objective_info(self, objective: str) -> ObjectiveInfo:
+        """The declared contract of ``objective``.
+
+        Raises:
+            ValueError: ``objective`` is not one of :attr:`objectives` (the message lists them).
+        """
+        self.check_objective(objective)
+        return next(o for o in self.objective_infos if o.name == objective)
+
+    @property
+    def has_control(self) -> bool:
+        """True when the model has a second, swapped objective (the 2x2 control, STUDY H6, runs it)."""
+        return len(self.objective_infos) > 1
+
     @property
     def native_objective(self) -> str:
         """The objective the model was published with (the first of :attr:`objectives`)."""

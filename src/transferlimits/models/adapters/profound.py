@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from transferlimits.data.views import channel_pretrain_volume, channel_view
-from transferlimits.models.adapters.base import ModelAdapter, ViewSettings
+from transferlimits.models.adapters.base import ModelAdapter, ObjectiveInfo, ViewSettings
 from transferlimits.models.checkpoints_profound import load_profound_checkpoint
 from transferlimits.models.contrastive import ConvNeXtContrastive
 from transferlimits.models.convnext3d import PROFOUND_SIZES, build_profound
@@ -43,7 +43,13 @@ class ProFoundAdapter(ModelAdapter):
     display_name = "ProFound"
     color = "tab:blue"
     input_kind = "volume"
-    objectives = ("fcmae", "contrastive")
+    objective_infos = (
+        ObjectiveInfo("fcmae", "reconstruction", uses_labels=False,
+                      description="FCMAE: masked sparse-conv autoencoding, MSE on the masked voxels"),
+        ObjectiveInfo("contrastive", "contrastive", uses_labels=True,
+                      description="ProViCNet's recipe on ConvNeXt: (1 - alpha) x DiceCE on the lesion labels + "
+                                  "alpha x the patch-pair loss of label-mined pairs"),
+    )
     sizes = tuple(PROFOUND_SIZES)
     pretrain_keys = ("x",)
     pretrain_ndim = 5

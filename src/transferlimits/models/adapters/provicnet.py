@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from transferlimits.data.views import slice_centres, stack_pretrain_item, stack_pretrain_volume, stack_view
-from transferlimits.models.adapters.base import ModelAdapter, ViewSettings
+from transferlimits.models.adapters.base import ModelAdapter, ObjectiveInfo, ViewSettings
 from transferlimits.models.checkpoints_provicnet import load_provicnet_checkpoint
 from transferlimits.models.contrastive import ProViCNetContrastive
 from transferlimits.models.heads import SliceDenseModel
@@ -42,7 +42,14 @@ class ProViCNetAdapter(ModelAdapter):
     display_name = "ProViCNet"
     color = "tab:orange"
     input_kind = "slices"
-    objectives = ("contrastive", "mae")
+    # "contrastive" is ProViCNet's published recipe: (1 - alpha) x DiceCE on the lesion labels + alpha x the
+    # patch-pair loss (alpha 0.05), so it uses labels although its family is contrastive
+    objective_infos = (
+        ObjectiveInfo("contrastive", "contrastive", uses_labels=True,
+                      description="0.95 x DiceCE on the lesion labels + 0.05 x the patch-pair loss of label-mined pairs"),
+        ObjectiveInfo("mae", "reconstruction", uses_labels=False,
+                      description="MAE on 2.5D stacks: masked-patch reconstruction, MSE on the masked patches"),
+    )
     sizes = tuple(PROVICNET_SIZES)
     pretrain_keys = ("x", "pos")
     pretrain_ndim = 4
