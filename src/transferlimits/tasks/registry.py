@@ -29,7 +29,8 @@ import numpy as np
 
 from transferlimits.data.case import MRCase
 from transferlimits.data.degrade import epi_distortion, through_plane_degrade
-from transferlimits.tasks.kinds.base import KIND_REGISTRY, add_entry, find_entry, get_kind
+from transferlimits.tasks.kinds import KIND_REGISTRY, get_kind
+from transferlimits.tasks.kinds.base import add_entry, find_entry
 
 __all__ = [
     "TaskSpec", "TaskSample", "TASK_REGISTRY", "TASK_KINDS", "register_task", "get_task", "check_profile_tasks",
