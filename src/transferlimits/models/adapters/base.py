@@ -19,43 +19,10 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
+from transferlimits.models.adapters.objectives import OBJECTIVE_FAMILIES, ObjectiveInfo
 from transferlimits.models.pooled_heads import Classifier, ScalarRegressor
 
 __all__ = ["OBJECTIVE_FAMILIES", "ObjectiveInfo", "ViewSettings", "ModelAdapter"]
-
-#: What a pre-training objective does: reconstruct the (masked) input, pull and push representations apart, or
-#: fit labels. H4 and the 2x2 control (STUDY H6) compare the reconstruction and contrastive families.
-OBJECTIVE_FAMILIES: tuple[str, ...] = ("reconstruction", "contrastive", "supervised")
-
-
-@dataclass(frozen=True)
-class ObjectiveInfo:
-    """The contract of one pre-training objective of a model.
-
-    Attributes:
-        name: the objective's name (in file names, ``metrics.json`` ``objective_name`` and the CLI).
-        family: one of :data:`OBJECTIVE_FAMILIES`.
-        uses_labels: the objective module takes the 4-class label map of the pre-training item as its last
-            argument (``module(x[, pos], labels)``).
-        description: one line on what the loss is.
-
-    Raises:
-        ValueError: an empty name or an unknown family (the message lists the valid ones).
-    """
-
-    name: str
-    family: str
-    uses_labels: bool
-    description: str = ""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"ObjectiveInfo.name must be a non-empty string, got {self.name!r}")
-        if self.family not in OBJECTIVE_FAMILIES:
-            raise ValueError(f"objective {self.name!r}: unknown family {self.family!r}; valid: {list(OBJECTIVE_FAMILIES)}")
-        if not isinstance(self.uses_labels, bool):
-            raise ValueError(f"objective {self.name!r}: uses_labels must be True or False, got {self.uses_labels!r}")
-
 
 @dataclass(frozen=True)
 class ViewSettings:
@@ -85,6 +52,8 @@ class ModelAdapter(ABC):
         input_kind: ``"volume"`` or ``"slices"`` (the encoder's ``input_kind``).
         objective_infos: the pre-training objectives it supports as :class:`ObjectiveInfo`, native first, then
             the swapped control (if any); :attr:`objectives` are their names.
+        objective_modules: objective name -> its module class, called ``cls(encoder, **kwargs)`` by
+            :meth:`build_objective`.
         sizes: encoder size names :meth:`build_encoder` accepts.
         pretrain_keys: batch keys the objective modules take before ``labels`` (``("x",)`` or ``("x", "pos")``).
         pretrain_ndim: dimensions of a pre-training batch ``x`` (5: [B, 3, D, H, W]; 4: [B, 3, S, S]).
@@ -97,6 +66,7 @@ class ModelAdapter(ABC):
     color: str = "tab:gray"
     input_kind: str = "volume"
     objective_infos: tuple[ObjectiveInfo, ...] = ()
+    objective_modules: Mapping[str, type[nn.Module]] = {}
     sizes: tuple[str, ...] = ()
     pretrain_keys: tuple[str, ...] = ("x",)
     pretrain_ndim: int = 5
@@ -137,15 +107,38 @@ class ModelAdapter(ABC):
         if objective not in self.objectives:
             raise ValueError(f"unknown objective {objective!r} for {self.name!r}; valid: {list(self.objectives)}")
 
-    @abstractmethod
     def build_objective(self, objective: str, encoder: nn.Module, profile_or_kwargs: Any = None) -> nn.Module:
-        """Wrap ``encoder`` in the pre-training module of ``objective``.
+        """Wrap ``encoder`` in the pre-training module of ``objective``: ``objective_modules[objective](encoder,
+        **kwargs)`` with the kwargs of :meth:`objective_kwargs` (an adapter may override this instead).
 
         Args:
             objective: one of :attr:`objectives`.
             encoder: the encoder to train (shared by reference).
             profile_or_kwargs: a ``Profile`` (settings follow it), a dict of constructor kwargs, or None.
+
+        Raises:
+            ValueError: ``objective`` is not one of :attr:`objectives`.
+            NotImplementedError: the adapter names no module class for it (``objective_modules``).
         """
+        self.check_objective(objective)
+        module = dict(self.objective_modules).get(objective)
+        if module is None:
+            raise NotImplementedError(f"model adapter {self.name!r} has no objective_modules entry for {objective!r}: "
+                                      "set objective_modules or override build_objective")
+        return module(encoder, **self.objective_kwargs(objective, profile_or_kwargs))
+
+    def objective_kwargs(self, objective: str, profile_or_kwargs: Any = None) -> dict[str, Any]:
+        """Constructor kwargs of ``objective``'s module: none for None, a mapping as it is, and for a ``Profile``
+        :meth:`profile_objective_kwargs`."""
+        if profile_or_kwargs is None:
+            return {}
+        if isinstance(profile_or_kwargs, Mapping):
+            return dict(profile_or_kwargs)
+        return self.profile_objective_kwargs(objective, profile_or_kwargs)
+
+    def profile_objective_kwargs(self, objective: str, profile: Any) -> dict[str, Any]:
+        """Constructor kwargs of ``objective``'s module that follow ``profile`` (default none)."""
+        return {}
 
     # --- encoders ---------------------------------------------------------------------------------------
     @abstractmethod
