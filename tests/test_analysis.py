@@ -84,3 +84,11 @@ def test_layer_columns():
 def test_load_profile_points_names_a_missing_folder(tmp_path):
     with pytest.raises(ValueError, match="not a folder"):
         A.load_profile_points(tmp_path / "absent")
+
+
+def test_the_objective_family_comes_from_the_adapter():
+    rows = A.point_rows([_metrics(), _metrics(model="provicnet", objective="contrastive"),
+                         _metrics(model="unregistered", objective="recon")])
+    assert list(rows["objective_family"][:2]) == ["reconstruction", "contrastive"]
+    assert pd.isna(rows["objective_family"][2])  # not registered in this process: unknown
+    assert list(rows["reconstruction"]) == [True, False, False]

@@ -11,6 +11,9 @@ from scipy import stats
 from transferlimits import config
 from transferlimits.metrics.regression import scalar_scores
 from transferlimits.tasks import KIND_REGISTRY, TASK_REGISTRY, TaskKind, TaskSpec, get_kind, get_task, register_kind
+from transferlimits.data.views import channel_view, stack_view
+from transferlimits.tasks.kinds import KIND_MODULES
+from transferlimits.tasks.registry import TaskSample, check_profile_tasks
 
 
 def test_kind_names_recorded_in_metrics_are_unchanged():
@@ -19,9 +22,16 @@ def test_kind_names_recorded_in_metrics_are_unchanged():
 
 
 def test_config_tasks_are_the_registered_study_tasks():
-    assert config.TASKS == ("classification", "segmentation", "super_resolution", "distortion_correction",
-                            "modality_translation")
-    assert set(config.TASKS) <= set(TASK_REGISTRY)
+    assert config.TASKS == config.STUDY_TASKS == ("classification", "segmentation", "super_resolution",
+                                                  "distortion_correction", "modality_translation")
+    assert config.STUDY_TASKS == tuple(TASK_REGISTRY)[:5]  # registered first, in the book's order
+
+
+def test_profile_task_names_are_checked_by_the_registry():
+    check_profile_tasks(config.get_profile("cpu"))
+    prof = config.get_profile("smoke", control_tasks=("classification", "detection"))
+    with pytest.raises(ValueError, match=r"profile 'smoke': unknown task\(s\) \['detection'\]; valid: \['classification'"):
+        check_profile_tasks(prof)
 
 
 @pytest.mark.parametrize("kind, dense, head", [("classification", False, "classifier"),
@@ -101,6 +111,35 @@ def test_a_new_kind_is_one_class_and_one_registration():
             register_kind(CountKind())
     finally:
         KIND_REGISTRY.pop("count_test_kind")
+
+
+def test_a_new_kind_owns_its_view_target_and_an_unknown_kind_is_an_error():
+    class DoubleKind(TaskKind):
+        name = "double_test_kind"
+        head = "scalar"
+        regression = True
+
+        def target_tensor(self, sample, spec, units=(0.0, 1.0)):
+            return torch.tensor(2.0 * float(sample.target), dtype=torch.float32)
+
+    sample = TaskSample({"t2w": np.arange(4 * 8 * 8, dtype=np.float32).reshape(4, 8, 8)}, 3, {}, "c0")
+    register_kind(DoubleKind(), overwrite=True)
+    try:
+        spec = TaskSpec("double", "double_test_kind", 1, "mae", False, ("mae",), ("t2w", "", ""), "t2w", True,
+                        lambda c, r: None)
+        for item in (channel_view(sample, spec), stack_view(sample, spec, 14)):
+            assert float(item["y"]) == 6.0 and (item["offset"], item["scale"]) == (0.0, 1.0)
+        with pytest.raises(NotImplementedError, match="'classification_copy' does not define target_tensor"):
+            type("Copy", (TaskKind,), {"name": "classification_copy"})().target_tensor(sample, spec)
+    finally:
+        KIND_REGISTRY.pop("double_test_kind")
+    with pytest.raises(ValueError, match=r"unknown task kind 'double_test_kind'; valid: \['classification'"):
+        channel_view(sample, spec)
+
+
+def test_the_kinds_package_imports_every_kind_module():
+    assert {"classification", "dense_regression", "scalar_regression", "segmentation"} <= set(KIND_MODULES)
+    assert list(KIND_REGISTRY)[:4] == ["classification", "regression", "scalar_regression", "segmentation"]
 
 
 def test_segmentation_draws_lesion_cases_half_the_time():

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from transferlimits.data.views import channel_pretrain_volume, channel_view
-from transferlimits.models.adapters.base import ModelAdapter, ViewSettings
+from transferlimits.models.adapters.base import ModelAdapter, ObjectiveInfo, ViewSettings
 from transferlimits.models.output import EncoderOutput
 from transferlimits.models.registry import MODEL_REGISTRY, register_model
 
@@ -78,7 +78,8 @@ class ToyAdapter(ModelAdapter):
     display_name = "Toy"
     color = "tab:green"
     input_kind = "volume"
-    objectives = ("recon",)
+    objective_infos = (ObjectiveInfo("recon", "reconstruction", uses_labels=False,
+                                     description="MSE of the input reconstructed from the last feature map"),)
     sizes = tuple(TOY_SIZES)
 
     def size_for(self, profile: Any) -> str:

@@ -1,6 +1,10 @@
 """Run-time helpers shared by every layer: device choice, seeding, atomic writes, checked torch loads,
 provenance.
 
+A leaf of the package (layer ``base``, ARCHITECTURE.md): it imports only :mod:`transferlimits.paths` and
+:mod:`transferlimits.jsonsafe`. torch is imported inside the functions that use it, so that the CLI and the
+runner's provenance helpers start without loading it.
+
 Library code never calls ``.cuda()``: callers pass a :class:`torch.device`, usually from
 :func:`resolve_device`. Files written here get the mode the user's umask gives a new file (not the
 0600 of a temp file), and :func:`load_torch_file` turns a zero-byte, truncated or pickled checkpoint
@@ -9,18 +13,23 @@ into one :class:`CheckpointError` naming the file.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import pickle
 import platform
 import random
 import re
 import subprocess
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+import transferlimits
+from transferlimits import paths
 from transferlimits.jsonsafe import to_strict_json
 
 __all__ = [
@@ -139,8 +148,6 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, reasons: dict[str, str]
 
 def atomic_save_torch(path: str | os.PathLike, obj: Any) -> Path:
     """``torch.save`` to a temp file, then rename: an interrupted save never leaves a torn checkpoint."""
-    import io
-
     import torch
 
     buf = io.BytesIO()
@@ -166,9 +173,6 @@ def load_torch_file(
         FileNotFoundError: no such file.
         CheckpointError: zero bytes, truncated/corrupt, or pickled objects beyond ``safe_globals``.
     """
-    import pickle
-    import zipfile
-
     import torch
 
     path = Path(path)
@@ -206,12 +210,7 @@ def software_versions() -> dict[str, str]:
             out[name] = str(getattr(mod, "__version__", getattr(mod, "Version", lambda: "?")))
         except Exception:  # pragma: no cover - optional package missing
             continue
-    try:
-        import transferlimits
-
-        out["transferlimits"] = transferlimits.__version__
-    except Exception:  # pragma: no cover
-        pass
+    out["transferlimits"] = transferlimits.__version__
     return out
 
 
@@ -251,8 +250,6 @@ def git_commit(root: str | os.PathLike | None = None) -> str:
     The run's own outputs (``book/generated/``, where a committed run's notebooks are tracked and a re-run
     rewrites them) do not count: only a change to the code or text that made the run does.
     """
-    from transferlimits import paths
-
     cwd = str(root or paths.ROOT)
     try:
         sha = subprocess.run(

@@ -1,4 +1,4 @@
-"""Model input views: a :class:`~transferlimits.data.tasks.TaskSample` or a pre-training case as tensors.
+"""Model input views: a :class:`~transferlimits.tasks.registry.TaskSample` or a pre-training case as tensors.
 
 Two view kinds exist; each model adapter (``transferlimits.models.adapters``) picks one:
 
@@ -13,8 +13,10 @@ Both views carry the SAME target ``y`` on the 3D (D, H, W) grid (or the case lab
 trained and evaluated at the volume level; a 2.5D model's per-slice outputs are re-stacked to 3D before
 the loss/metric.
 
-Regression targets are expressed in units the model can know from its input (:func:`target_units`,
-``y = (target - offset) / scale``, both kept in the item to map predictions back):
+The target ``y`` is made by the task's kind (``TaskKind.target_tensor``; an unknown kind is a ValueError naming
+it). Regression targets are expressed in units the model can know from its input (:func:`target_units`,
+``y = (target - offset) / scale``, both kept in the item to map predictions back; the dense-regression kind
+computes them):
 
 * restoration of the input's own modality (``spec.target_unit is None``: super-resolution, distortion
   correction): the z-score of the task's input over the body mask, and both views z-score that input over
@@ -40,79 +42,52 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from transferlimits.data.tasks import TaskSample, TaskSpec
+from transferlimits.data.normalise import normalise_channel, zscore_stats
+from transferlimits.tasks.kinds import get_kind
+from transferlimits.tasks.kinds.base import body_mask, sample_input
+from transferlimits.tasks.registry import TaskSample, TaskSpec
 
-__all__ = ["normalise_channel", "zscore_stats", "in_input_units", "target_units", "target_tensor", "channel_view", "stack_view", "slice_triplets",
-           "slice_centres", "channel_pretrain_volume", "stack_pretrain_volume", "stack_pretrain_item"]
-
-
-def zscore_stats(x: np.ndarray, mask: np.ndarray | None = None) -> tuple[float, float] | None:
-    """(mean, SD) of ``x`` [D, H, W] over ``mask`` (default: the non-zero voxels); None when empty/constant."""
-    x = np.asarray(x, np.float32)
-    sel = (x != 0) if mask is None else (np.asarray(mask) > 0)
-    if not sel.any():
-        return None
-    vals = x[sel]
-    std = float(vals.std())
-    return None if std < 1e-8 else (float(vals.mean()), std)
-
-
-def normalise_channel(x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """z-score of ``x`` over ``mask`` (default: the non-zero voxels); an empty/constant input gives zeros."""
-    x = np.asarray(x, np.float32)
-    stats = zscore_stats(x, mask)
-    if stats is None:
-        return np.zeros_like(x)
-    return ((x - stats[0]) / stats[1]).astype(np.float32)
-
-
-def _body(sample: TaskSample) -> np.ndarray | None:
-    body = sample.masks.get("body")
-    return body if body is not None and (np.asarray(body) > 0).any() else None
+__all__ = ["normalise_channel", "zscore_stats", "in_input_units", "target_units", "target_tensor", "channel_view",
+           "stack_view", "slice_triplets", "slice_centres", "centre_channels", "channel_pretrain_volume",
+           "stack_pretrain_volume", "stack_pretrain_item"]
 
 
 def in_input_units(spec: TaskSpec) -> bool:
-    """True for regression tasks whose target is expressed in its input's body z-score (``target_unit`` None)."""
-    return spec.kind == "regression" and getattr(spec, "target_unit", None) is None
+    """True when the task's target is expressed in its input's body z-score (the kind decides: dense regression
+    with ``target_unit`` None).
+
+    Raises:
+        ValueError: ``spec.kind`` is not a registered kind (the message names it and the registered ones).
+    """
+    return get_kind(spec.kind).in_input_units(spec)
 
 
 def target_units(sample: TaskSample, spec: TaskSpec) -> tuple[float, float]:
-    """``(offset, scale)`` of the regression target, ``y = (target - offset) / scale`` (see the module docstring).
-
-    Non-regression kinds: (0, 1). A fixed ``spec.target_unit``: (0, unit). Otherwise the mean and SD of
-    ``spec.single_input`` over the body mask (whole volume without one): the units the views give the input;
-    a constant input gives (its mean, 1).
+    """``(offset, scale)`` of the target, ``y = (target - offset) / scale`` (see the module docstring), from the
+    task's kind (``TaskKind.target_units``): (0, 1) for the non-regression kinds; for dense regression, (0, unit)
+    with a fixed ``spec.target_unit``, else the mean and SD of ``spec.single_input`` over the body mask.
 
     Raises:
-        ValueError: the sample lacks ``spec.single_input``.
+        ValueError: unknown kind (named, with the registered ones), or the sample lacks ``spec.single_input``.
     """
-    if spec.kind != "regression":
-        return 0.0, 1.0
-    if not in_input_units(spec):
-        return 0.0, float(spec.target_unit)
-    x = _input(sample, spec.single_input)
-    body = _body(sample)
-    stats = zscore_stats(x, body if body is not None else np.ones(np.shape(x), bool))
-    return stats if stats is not None else (float(np.mean(x)), 1.0)
+    return get_kind(spec.kind).target_units(sample, spec)
 
 
 def target_tensor(sample: TaskSample, spec: TaskSpec, units: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
-    """``y`` of both views: int64 class / label map, float32 scalar, or the volume in ``units`` (offset, scale)."""
-    if spec.kind == "classification":
-        return torch.tensor(int(sample.target), dtype=torch.int64)
-    if spec.kind == "segmentation":
-        return torch.from_numpy(np.asarray(sample.target, np.int64))
-    if spec.kind == "scalar_regression":
-        return torch.tensor(float(sample.target), dtype=torch.float32)
-    offset, scale = units
-    return torch.from_numpy(((np.asarray(sample.target, np.float32) - np.float32(offset)) / np.float32(scale))
-                            .astype(np.float32))
+    """``y`` of both views, made by the task's kind (``TaskKind.target_tensor``): int64 class / label map,
+    float32 scalar, or the volume in ``units`` (offset, scale).
+
+    Raises:
+        ValueError: unknown kind (the message names it and the registered ones).
+    """
+    return get_kind(spec.kind).target_tensor(sample, spec, units)
 
 
 def _common(sample: TaskSample, spec: TaskSpec) -> dict:
-    offset, scale = target_units(sample, spec)
+    kind = get_kind(spec.kind)
+    offset, scale = kind.target_units(sample, spec)
     return {
-        "y": target_tensor(sample, spec, (offset, scale)),
+        "y": kind.target_tensor(sample, spec, (offset, scale)),
         "masks": {k: torch.from_numpy(np.asarray(v, np.uint8)) for k, v in sample.masks.items()},
         "case_id": sample.case_id,
         "scale": float(scale),
@@ -120,20 +95,13 @@ def _common(sample: TaskSample, spec: TaskSpec) -> dict:
     }
 
 
-def _input(sample: TaskSample, name: str) -> np.ndarray:
-    """``sample.inputs[name]`` (ValueError naming the case and the available inputs when missing)."""
-    if name not in sample.inputs:
-        raise ValueError(f"case {sample.case_id}: input {name!r} missing; available: {sorted(sample.inputs)}")
-    return sample.inputs[name]
-
-
 def channel_view(sample: TaskSample, spec: TaskSpec) -> dict:
     """3D view: ``x`` float32 [3, D, H, W] (``spec.channel_inputs``), ``y``, ``masks``, ``case_id``, ``scale``,
     ``offset``. Channels are z-scored over their non-zero voxels, except the input of a task in input units
     (:func:`in_input_units`), z-scored over the body mask like its target."""
     shape = next(iter(sample.inputs.values())).shape
-    body = _body(sample) if in_input_units(spec) else None
-    chans = [normalise_channel(_input(sample, n), body if n == spec.single_input else None) if n
+    body = body_mask(sample) if in_input_units(spec) else None
+    chans = [normalise_channel(sample_input(sample, n), body if n == spec.single_input else None) if n
              else np.zeros(shape, np.float32) for n in spec.channel_inputs]
     return {"x": torch.from_numpy(np.stack(chans)), **_common(sample, spec)}
 
@@ -180,7 +148,7 @@ def stack_view(sample: TaskSample, spec: TaskSpec, slice_size: int, slice_step: 
     """
     if int(slice_size) < 1:
         raise ValueError(f"slice_size must be a positive int, got {slice_size}")
-    vol = np.asarray(_input(sample, spec.single_input), np.float32)
+    vol = np.asarray(sample_input(sample, spec.single_input), np.float32)
     mask = None
     # a task in input units: z-score over the body, the target's units; else over the gland (pre-training's)
     for name in (("body",) if in_input_units(spec) else ("gland", "body")):

@@ -31,6 +31,13 @@ from torch import Tensor, nn
 
 from transferlimits.data.views import centre_channels
 from transferlimits.models.fullres import FullResRefine, from_view_size, residual_source
+from transferlimits.models.pooled_heads import (
+    Classifier,
+    ScalarRegressor,
+    encode_pooled,
+    flatten_slices,
+    is_slice_encoder,
+)
 from transferlimits.models.provicnet_heads import SegmentationConvHead
 from transferlimits.models.registry import get_model
 from transferlimits.models.upernet3d import UperNet3D
@@ -44,82 +51,6 @@ __all__ = [
     "UperNet3D",
     "build_task_model",
 ]
-
-
-def _is_slices(encoder: nn.Module) -> bool:
-    return getattr(encoder, "input_kind", "volume") == "slices"
-
-
-def _flatten_slices(x: Tensor, pos: Tensor | None) -> tuple[Tensor, Tensor]:
-    if x.ndim != 5 or x.shape[2] != 3:
-        raise ValueError(f"slice encoders take x [B, D, 3, S, S], got shape {tuple(x.shape)}")
-    b, d = x.shape[:2]
-    if pos is None or tuple(pos.shape) != (b, d, 2):
-        got = None if pos is None else tuple(pos.shape)
-        raise ValueError(f"slice encoders need pos [B, D, 2] = [{b}, {d}, 2], got {got}")
-    return x.reshape(b * d, *x.shape[2:]), pos.reshape(b * d, 2)
-
-
-def encode_pooled(encoder: nn.Module, x: Tensor, pos: Tensor | None = None) -> Tensor:
-    """Per-volume embedding [B, C].
-
-    Volume encoders: ``forward_features(x).pooled``. Slice encoders: the per-slice pooled CLS of the D
-    slices of each volume, averaged over the slices.
-
-    Args:
-        encoder: a volume or slice encoder (``input_kind``).
-        x: [B, 3, D, H, W] (volume) or [B, D, 3, S, S] (slices).
-        pos: [B, D, 2] for slice encoders; ignored otherwise. Default None.
-    """
-    if not _is_slices(encoder):
-        return encoder.forward_features(x).pooled
-    b, d = x.shape[:2]
-    xs, ps = _flatten_slices(x, pos)
-    return encoder.forward_features(xs, ps).pooled.reshape(b, d, -1).mean(dim=1)
-
-
-class Classifier(nn.Module):
-    """ProFound's ``Classifier``: ``head = Linear(C, bottleneck) -> BatchNorm1d -> ReLU -> Linear``.
-
-    Args:
-        encoder: the backbone (keys ``encoder.*``); its ``out_dim`` is C.
-        n_classes: number of logits.
-        bottleneck: hidden width (default 256).
-
-    ``forward(x, pos=None)`` -> logits [B, n_classes].
-    """
-
-    def __init__(self, encoder: nn.Module, n_classes: int, bottleneck: int = 256) -> None:
-        super().__init__()
-        if n_classes < 1 or bottleneck < 1:
-            raise ValueError(f"n_classes and bottleneck must be >= 1, got {n_classes}, {bottleneck}")
-        self.encoder = encoder
-        self.head = nn.Sequential(
-            nn.Linear(encoder.out_dim, bottleneck), nn.BatchNorm1d(bottleneck), nn.ReLU(), nn.Linear(bottleneck, n_classes)
-        )
-
-    def forward(self, x: Tensor, pos: Tensor | None = None) -> Tensor:
-        return self.head(encode_pooled(self.encoder, x, pos))
-
-
-class ScalarRegressor(nn.Module):
-    """Pooled embedding -> ``Linear -> GELU -> Linear(1)``: one float per volume.
-
-    Args:
-        encoder: the backbone. hidden: MLP width (default 256).
-
-    ``forward(x, pos=None)`` -> predictions [B].
-    """
-
-    def __init__(self, encoder: nn.Module, hidden: int = 256) -> None:
-        super().__init__()
-        if hidden < 1:
-            raise ValueError(f"hidden must be >= 1, got {hidden}")
-        self.encoder = encoder
-        self.head = nn.Sequential(nn.Linear(encoder.out_dim, hidden), nn.GELU(), nn.Linear(hidden, 1))
-
-    def forward(self, x: Tensor, pos: Tensor | None = None) -> Tensor:
-        return self.head(encode_pooled(self.encoder, x, pos)).squeeze(-1)
 
 
 class SliceDenseModel(nn.Module):
@@ -147,7 +78,7 @@ class SliceDenseModel(nn.Module):
                  out_size: Sequence[int] | None = None, out_depth: int | None = None, slice_step: int = 1,
                  full_res: bool = False, residual: bool = False, full_res_width: int = 8) -> None:
         super().__init__()
-        if not _is_slices(encoder):
+        if not is_slice_encoder(encoder):
             raise ValueError("SliceDenseModel needs a slice encoder (input_kind == 'slices')")
         self.encoder = encoder
         self.head = SegmentationConvHead(encoder.out_dim, out_channels, mid=tuple(mid))
@@ -162,7 +93,7 @@ class SliceDenseModel(nn.Module):
 
     def forward(self, x: Tensor, pos: Tensor | None = None) -> Tensor:
         b, d = x.shape[:2]
-        xs, ps = _flatten_slices(x, pos)
+        xs, ps = flatten_slices(x, pos)
         tokens = self.encoder.forward_features(xs, ps).tokens
         grid = (xs.shape[-2] // self.encoder.patch_size, xs.shape[-1] // self.encoder.patch_size)
         out = self.head(tokens, grid)  # [B*D, C, 8h, 8w]

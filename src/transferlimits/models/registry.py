@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # annotations only: the adapters import this module
     from torch import nn
 
-    from transferlimits.models.adapters.base import ModelAdapter
+    from transferlimits.models.adapters.base import ModelAdapter, ObjectiveInfo
 
 __all__ = [
     "MODEL_REGISTRY",
@@ -33,6 +33,8 @@ __all__ = [
     "encoder_for_profile",
     "load_pretrained",
     "build_objective",
+    "check_profile_models",
+    "objective_info",
 ]
 
 #: name -> adapter, in registration order (the study's two models first).
@@ -50,8 +52,9 @@ def register_model(adapter: "ModelAdapter", overwrite: bool = False) -> "ModelAd
         overwrite: replace an adapter of the same name (default False).
 
     Raises:
-        ValueError: the name is not lower-case letters (it is a Snakemake wildcard), it has no objective,
-            a required method is missing, or the name is taken and not ``overwrite``.
+        ValueError: the name is not lower-case letters (it is a Snakemake wildcard), it declares no objective
+            (``objective_infos``, see ``models.adapters.base.ObjectiveInfo``) or two with one name, a required
+            method is missing, or the name is taken and not ``overwrite``.
     """
     name = getattr(adapter, "name", None)
     if not isinstance(name, str) or not _NAME.match(name):
@@ -59,8 +62,14 @@ def register_model(adapter: "ModelAdapter", overwrite: bool = False) -> "ModelAd
     missing = [m for m in _REQUIRED if not callable(getattr(adapter, m, None))]
     if missing:
         raise ValueError(f"model adapter {name!r} lacks {missing}; subclass models.adapters.base.ModelAdapter")
-    if not getattr(adapter, "objectives", ()):
-        raise ValueError(f"model adapter {name!r} declares no pre-training objective")
+    infos = tuple(getattr(adapter, "objective_infos", ()) or ())
+    names = [getattr(o, "name", None) for o in infos]
+    if not infos or not all(hasattr(o, "family") and hasattr(o, "uses_labels") for o in infos):
+        raise ValueError(f"model adapter {name!r} declares no pre-training objective: set objective_infos = "
+                         "(ObjectiveInfo(name, family, uses_labels), ...), native first")
+    if len(set(names)) != len(names) or tuple(adapter.objectives) != tuple(names):
+        raise ValueError(f"model adapter {name!r}: objective names must be unique and objectives must be the names "
+                         f"of objective_infos; got objective_infos names {names}, objectives {adapter.objectives!r}")
     if name in MODEL_REGISTRY and not overwrite:
         raise ValueError(f"model {name!r} is already registered; pass overwrite=True to replace it")
     MODEL_REGISTRY[name] = adapter
@@ -81,6 +90,33 @@ def get_model(name: str) -> "ModelAdapter":
 def model_names() -> tuple[str, ...]:
     """Registered model names, in registration order."""
     return tuple(MODEL_REGISTRY)
+
+
+def check_profile_models(profile: Any) -> None:
+    """Check that every model a profile names (``profile.models``) is registered.
+
+    Call it where a profile is consumed, after any ``--model-module`` has registered its model.
+
+    Args:
+        profile: a :class:`~transferlimits.config.Profile` (or any object with ``name`` and ``models``).
+
+    Raises:
+        ValueError: a model is not registered (the message names the profile, the unknown models and the
+            valid ones).
+    """
+    unknown = sorted(set(getattr(profile, "models", ())) - set(MODEL_REGISTRY))
+    if unknown:
+        raise ValueError(f"profile {getattr(profile, 'name', '?')!r}: unknown model(s) {unknown}; "
+                         f"valid: {list(MODEL_REGISTRY)}")
+
+
+def objective_info(model: str, objective: str) -> "ObjectiveInfo":
+    """The declared contract (family, labels) of ``objective`` of model ``model``.
+
+    Raises:
+        ValueError: unknown model, or an objective the model does not declare (the messages list the valid ones).
+    """
+    return get_model(model).objective_info(objective)
 
 
 def build_encoder(name: str, size: str, **kw: Any) -> "nn.Module":

@@ -9,7 +9,8 @@ Three rules (issue 12; stated in the book's run page, checked by ``scripts/check
   and its direction come from each file's ``task_spec``, the baseline from ``baselines`` ({name: {metric:
   value}}: the only entry, or the one named in :data:`BASELINE_NAMES`);
 * **pairs**: ``contrastive_active_fraction`` >= 0.5 in every contrastive pre-training's ``pretrain.json``, for
-  both backbones (``pretrain/<model>__contrastive/pretrain.json``);
+  both backbones (``pretrain/<model>__<objective>/pretrain.json`` where the model's adapter declares the objective's
+  family ``contrastive``, ``models.adapters.base.ObjectiveInfo``);
 * **wall**: the whole grid's wall time <= 90 min (``grid.json`` ``wall_s``, written by ``transferlimits run``).
 
 :func:`floor_rows` gives one :class:`FloorRow` per (point, init) for tables; :func:`check_tree` the failures.
@@ -30,10 +31,11 @@ from pathlib import Path
 import yaml
 
 from transferlimits import paths
+from transferlimits.models.registry import MODEL_REGISTRY
 
 __all__ = ["MARGINS", "BASELINE_NAMES", "CHECKED_INITS", "EXPLANATIONS", "FloorRow", "strict_json",
-           "baseline_value", "floor_rows", "contrastive_fractions", "grid_wall_s", "check_tree", "load_explanations",
-           "explanation_for", "split_explained"]
+           "baseline_value", "floor_rows", "is_contrastive", "contrastive_paths", "contrastive_fractions",
+           "grid_wall_s", "check_tree", "load_explanations", "explanation_for", "split_explained"]
 
 #: task -> (margin, rule): "over" = pretrained/scratch >= baseline + margin (in the metric's better direction;
 #: margin 0 = strictly better), "floor" = the run's value itself >= margin (AUROC: a constant prior scores 0.5).
@@ -132,13 +134,32 @@ def floor_rows(metrics: dict, where: str) -> list[FloorRow]:
     return rows
 
 
-def contrastive_fractions(root: Path) -> dict[str, float | None]:
-    """``{model: contrastive_active_fraction}`` of every ``pretrain/<model>__contrastive/pretrain.json``."""
+def is_contrastive(model: str, objective: str) -> bool:
+    """Whether ``model``'s adapter declares ``objective`` of the ``contrastive`` family (False for a model not
+    registered in this process or an objective it does not declare)."""
+    adapter = MODEL_REGISTRY.get(model)
+    return adapter is not None and objective in adapter.objectives and \
+        adapter.objective_info(objective).family == "contrastive"
+
+
+def contrastive_paths(root: Path) -> dict[str, Path]:
+    """``{model: pretrain.json}`` of every contrastive pre-training under ``root`` (folders
+    ``pretrain/<model>__<objective>``, :func:`transferlimits.paths.pretrain_dir`; see :func:`is_contrastive`)."""
     out = {}
     for path in sorted(Path(root).rglob("pretrain.json")):
-        if path.parent.name.endswith("__contrastive"):
-            frac = strict_json(path).get("contrastive_active_fraction")
-            out[path.parent.name.split("__")[0]] = None if frac is None else float(frac)
+        model, sep, objective = path.parent.name.partition("__")
+        if sep and is_contrastive(model, objective):
+            out[model] = path
+    return out
+
+
+def contrastive_fractions(root: Path) -> dict[str, float | None]:
+    """``{model: contrastive_active_fraction}`` of every contrastive pre-training's ``pretrain.json``
+    (:func:`contrastive_paths`)."""
+    out = {}
+    for model, path in contrastive_paths(root).items():
+        frac = strict_json(path).get("contrastive_active_fraction")
+        out[model] = None if frac is None else float(frac)
     return out
 
 
@@ -169,12 +190,12 @@ def check_tree(root: Path, max_wall_min: float = 90.0, min_active: float = 0.5) 
                                     f"(baseline {r.baseline:.4g})")
         except (ValueError, KeyError) as err:
             failures.append(f"{path}: {err}")
-    fractions = contrastive_fractions(root)
+    fractions, where = contrastive_fractions(root), contrastive_paths(root)
     if len(fractions) < 2:
         failures.append(f"{root}: contrastive pre-training of both backbones expected, found {sorted(fractions)}")
     for model, frac in fractions.items():
         if frac is None or frac < min_active:
-            failures.append(f"pretrain/{model}__contrastive/pretrain.json: contrastive_active_fraction = {frac}, "
+            failures.append(f"{where[model].relative_to(root)}: contrastive_active_fraction = {frac}, "
                             f"needs >= {min_active}")
     if not (root / "grid.json").is_file():
         failures.append(f"{root / 'grid.json'}: missing (transferlimits run writes it with the grid's wall time)")

@@ -23,16 +23,25 @@ from typing import Any
 import pandas as pd
 
 from transferlimits.metrics.correlation import average_seeds, within_group_correlation
+from transferlimits.models.registry import MODEL_REGISTRY
 from transferlimits.study.schema import load_metrics
 
-__all__ = ["RESTORATION_KINDS", "RECONSTRUCTION_OBJECTIVES", "load_profile_points", "point_rows",
+__all__ = ["RESTORATION_KINDS", "objective_family", "load_profile_points", "point_rows",
            "average_points", "model_correlation", "excluded_points", "layer_columns"]
 
 #: Task kinds whose target is an image to restore (H1, H4: "restoration" tasks); the others are semantic.
 RESTORATION_KINDS = ("regression",)
-#: Pre-training objectives that reconstruct the input (masked autoencoding); the others are contrastive.
-RECONSTRUCTION_OBJECTIVES = ("fcmae", "mae")
 _NAN = float("nan")
+
+
+def objective_family(model: str, objective: str) -> str | None:
+    """The family (``reconstruction`` / ``contrastive`` / ``supervised``) the model's adapter declares for
+    ``objective`` (``ObjectiveInfo``); None when the model is not registered in this process (import its module,
+    e.g. a ``--model-module``, to classify it) or does not declare ``objective``."""
+    adapter = MODEL_REGISTRY.get(model)
+    if adapter is None or objective not in adapter.objectives:
+        return None
+    return adapter.objective_info(objective).family
 
 
 def load_profile_points(results_root: str | Path) -> list[dict]:
@@ -86,7 +95,8 @@ def point_rows(points: Iterable[dict], layer: str = "embedding", fraction: str =
         objective_kind (native / swapped), primary, higher_is_better, score_<init> for the three inits,
         baseline, baseline_name, learned_<init> (1 / 0 / NaN), rpg_defined (bool), rpg_reason, rpg
         (NaN where undefined), gain (normalised gain vs scratch), mmd2, mmd2_p, cka, mmd2__<layer>..., logme,
-        target_type, epochs_ratio, restoration (bool), reconstruction (bool).
+        target_type, epochs_ratio, restoration (bool), objective_family (the adapter's declaration, None for an
+        unregistered model), reconstruction (bool: the family is ``reconstruction``).
     """
     rows = []
     for m in points:
@@ -116,7 +126,8 @@ def point_rows(points: Iterable[dict], layer: str = "embedding", fraction: str =
             "epochs_ratio": _num(conv.get("epochs_ratio")),
         }
         row["restoration"] = row["kind"] in RESTORATION_KINDS
-        row["reconstruction"] = row["objective"] in RECONSTRUCTION_OBJECTIVES
+        row["objective_family"] = objective_family(row["model"], row["objective"])
+        row["reconstruction"] = row["objective_family"] == "reconstruction"
         rows.append(row)
     return pd.DataFrame(rows)
 

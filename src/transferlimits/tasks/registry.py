@@ -15,22 +15,25 @@ tensors of each encoder. Adding a task is one call::
 
 Kinds (strategies in :mod:`transferlimits.tasks.kinds`): ``classification`` (target: int class),
 ``segmentation`` (target: int label map [D, H, W]), ``regression`` (dense regression, target: float32
-volume [D, H, W]), ``scalar_regression`` (target: float scalar). ``config.TASKS`` is the tuple of the
-tasks registered here (the five study tasks).
+volume [D, H, W]), ``scalar_regression`` (target: float scalar). The five tasks registered here are the
+built-in profiles' :data:`transferlimits.config.STUDY_TASKS`; :func:`check_profile_tasks` checks a profile's
+task names against the registry where the profile is used.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from transferlimits.data.case import MRCase
-from transferlimits.tasks.kinds.base import KIND_REGISTRY, add_entry, find_entry, get_kind
+from transferlimits.data.degrade import epi_distortion, through_plane_degrade
+from transferlimits.tasks.kinds import KIND_REGISTRY, get_kind
+from transferlimits.tasks.kinds.base import add_entry, find_entry
 
 __all__ = [
-    "TaskSpec", "TaskSample", "TASK_REGISTRY", "TASK_KINDS", "register_task", "get_task",
+    "TaskSpec", "TaskSample", "TASK_REGISTRY", "TASK_KINDS", "register_task", "get_task", "check_profile_tasks",
     "pirads_class", "rectal_gas_mask",
 ]
 
@@ -123,6 +126,26 @@ def get_task(name: str) -> TaskSpec:
     return find_entry(TASK_REGISTRY, name, "task")
 
 
+def check_profile_tasks(profile: Any) -> None:
+    """Check that every task a profile names (``tasks``, ``control_tasks``) is registered.
+
+    Call it where a profile is consumed, after any ``--task-module`` has registered its tasks.
+
+    Args:
+        profile: a :class:`~transferlimits.config.Profile` (or any object with ``name``, ``tasks`` and
+            ``control_tasks``).
+
+    Raises:
+        ValueError: a task is not registered (the message names the profile, the unknown tasks and the valid
+            ones).
+    """
+    named = list(getattr(profile, "tasks", ())) + list(getattr(profile, "control_tasks", ()))
+    unknown = sorted(set(named) - set(TASK_REGISTRY))
+    if unknown:
+        raise ValueError(f"profile {getattr(profile, 'name', '?')!r}: unknown task(s) {unknown}; "
+                         f"valid: {list(TASK_REGISTRY)}")
+
+
 def pirads_class(pirads: int | None) -> int:
     """PI-RADS -> class: <= 2 -> 0, 3 -> 1, 4 -> 2, 5 -> 3; a missing PI-RADS counts as class 0.
 
@@ -162,16 +185,11 @@ def _segmentation(case: MRCase, rng: np.random.Generator) -> TaskSample:
 
 
 def _super_resolution(case: MRCase, rng: np.random.Generator) -> TaskSample:
-    # imported here: data.degrade -> data.regrid -> config, and config derives TASKS from this registry
-    from transferlimits.data.degrade import through_plane_degrade
-
     return TaskSample({"t2w_degraded": through_plane_degrade(case.t2w, 2)}, case.t2w.astype(np.float32),
                       _masks(case), case.case_id)
 
 
 def _distortion(case: MRCase, rng: np.random.Generator) -> TaskSample:
-    from transferlimits.data.degrade import epi_distortion  # see _super_resolution (import cycle via config)
-
     distorted, disp = epi_distortion(case.hbv, case.spacing, rng, max_shift_mm=4.0, mask=rectal_gas_mask(case))
     return TaskSample({"hbv_distorted": distorted}, case.hbv.astype(np.float32), _masks(case), case.case_id,
                       extra={"displacement": disp})

@@ -99,13 +99,16 @@ def forward_objective(
 ) -> Any:
     """Call an objective module with the arguments its contract expects.
 
-    The model adapter's ``pretrain_keys`` come first (``x``, or ``x, pos`` for 2.5D models); ``contrastive``
-    adds ``labels``: ``module(x[, pos][, labels])``. Returns the module's output (``loss`` first).
+    The model adapter's ``pretrain_keys`` come first (``x``, or ``x, pos`` for 2.5D models); an objective that
+    declares ``uses_labels`` (``ObjectiveInfo``, e.g. both contrastive objectives) adds ``labels``:
+    ``module(x[, pos][, labels])``. Returns the module's output (``loss`` first).
 
     Raises:
+        ValueError: unknown model, or an objective the model does not declare.
         KeyError: the batch lacks a field the objective needs (named in the message).
     """
-    needed = list(get_model(model).pretrain_keys) + (["labels"] if objective == "contrastive" else [])
+    adapter = get_model(model)
+    needed = list(adapter.pretrain_keys) + (["labels"] if adapter.objective_info(objective).uses_labels else [])
     missing = [k for k in needed if k not in batch]
     if missing:
         raise KeyError(f"pre-training batch lacks {missing} needed by {model}/{objective}; has {sorted(batch)}")

@@ -19,10 +19,10 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from transferlimits.models.heads import Classifier, ScalarRegressor
+from transferlimits.models.adapters.objectives import OBJECTIVE_FAMILIES, ObjectiveInfo
+from transferlimits.models.pooled_heads import Classifier, ScalarRegressor
 
-__all__ = ["ViewSettings", "ModelAdapter"]
-
+__all__ = ["OBJECTIVE_FAMILIES", "ObjectiveInfo", "ViewSettings", "ModelAdapter"]
 
 @dataclass(frozen=True)
 class ViewSettings:
@@ -50,7 +50,10 @@ class ModelAdapter(ABC):
         display_name: human name for titles and legends (e.g. ``"ProFound"``).
         color: matplotlib colour of the model in figures.
         input_kind: ``"volume"`` or ``"slices"`` (the encoder's ``input_kind``).
-        objectives: pre-training objectives it supports, native first, then the swapped control.
+        objective_infos: the pre-training objectives it supports as :class:`ObjectiveInfo`, native first, then
+            the swapped control (if any); :attr:`objectives` are their names.
+        objective_modules: objective name -> its module class, called ``cls(encoder, **kwargs)`` by
+            :meth:`build_objective`.
         sizes: encoder size names :meth:`build_encoder` accepts.
         pretrain_keys: batch keys the objective modules take before ``labels`` (``("x",)`` or ``("x", "pos")``).
         pretrain_ndim: dimensions of a pre-training batch ``x`` (5: [B, 3, D, H, W]; 4: [B, 3, S, S]).
@@ -62,13 +65,33 @@ class ModelAdapter(ABC):
     display_name: str = ""
     color: str = "tab:gray"
     input_kind: str = "volume"
-    objectives: tuple[str, ...] = ()
+    objective_infos: tuple[ObjectiveInfo, ...] = ()
+    objective_modules: Mapping[str, type[nn.Module]] = {}
     sizes: tuple[str, ...] = ()
     pretrain_keys: tuple[str, ...] = ("x",)
     pretrain_ndim: int = 5
     no_decay_names: tuple[str, ...] = ()
 
     # --- objectives -------------------------------------------------------------------------------------
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """The names of :attr:`objective_infos`, native first."""
+        return tuple(o.name for o in self.objective_infos)
+
+    def objective_info(self, objective: str) -> ObjectiveInfo:
+        """The declared contract of ``objective``.
+
+        Raises:
+            ValueError: ``objective`` is not one of :attr:`objectives` (the message lists them).
+        """
+        self.check_objective(objective)
+        return next(o for o in self.objective_infos if o.name == objective)
+
+    @property
+    def has_control(self) -> bool:
+        """True when the model has a second, swapped objective (the 2x2 control, STUDY H6, runs it)."""
+        return len(self.objective_infos) > 1
+
     @property
     def native_objective(self) -> str:
         """The objective the model was published with (the first of :attr:`objectives`)."""
@@ -84,15 +107,38 @@ class ModelAdapter(ABC):
         if objective not in self.objectives:
             raise ValueError(f"unknown objective {objective!r} for {self.name!r}; valid: {list(self.objectives)}")
 
-    @abstractmethod
     def build_objective(self, objective: str, encoder: nn.Module, profile_or_kwargs: Any = None) -> nn.Module:
-        """Wrap ``encoder`` in the pre-training module of ``objective``.
+        """Wrap ``encoder`` in the pre-training module of ``objective``: ``objective_modules[objective](encoder,
+        **kwargs)`` with the kwargs of :meth:`objective_kwargs` (an adapter may override this instead).
 
         Args:
             objective: one of :attr:`objectives`.
             encoder: the encoder to train (shared by reference).
             profile_or_kwargs: a ``Profile`` (settings follow it), a dict of constructor kwargs, or None.
+
+        Raises:
+            ValueError: ``objective`` is not one of :attr:`objectives`.
+            NotImplementedError: the adapter names no module class for it (``objective_modules``).
         """
+        self.check_objective(objective)
+        module = dict(self.objective_modules).get(objective)
+        if module is None:
+            raise NotImplementedError(f"model adapter {self.name!r} has no objective_modules entry for {objective!r}: "
+                                      "set objective_modules or override build_objective")
+        return module(encoder, **self.objective_kwargs(objective, profile_or_kwargs))
+
+    def objective_kwargs(self, objective: str, profile_or_kwargs: Any = None) -> dict[str, Any]:
+        """Constructor kwargs of ``objective``'s module: none for None, a mapping as it is, and for a ``Profile``
+        :meth:`profile_objective_kwargs`."""
+        if profile_or_kwargs is None:
+            return {}
+        if isinstance(profile_or_kwargs, Mapping):
+            return dict(profile_or_kwargs)
+        return self.profile_objective_kwargs(objective, profile_or_kwargs)
+
+    def profile_objective_kwargs(self, objective: str, profile: Any) -> dict[str, Any]:
+        """Constructor kwargs of ``objective``'s module that follow ``profile`` (default none)."""
+        return {}
 
     # --- encoders ---------------------------------------------------------------------------------------
     @abstractmethod

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
 
 from transferlimits.data.views import channel_pretrain_volume, channel_view
-from transferlimits.models.adapters.base import ModelAdapter, ViewSettings
+from transferlimits.models.adapters.base import ModelAdapter, ObjectiveInfo, ViewSettings
+from transferlimits.models.adapters.objectives import masked_objective_kwargs, pair_objective_kwargs
 from transferlimits.models.checkpoints_profound import load_profound_checkpoint
 from transferlimits.models.contrastive import ConvNeXtContrastive
 from transferlimits.models.convnext3d import PROFOUND_SIZES, build_profound
@@ -32,7 +33,7 @@ __all__ = ["ProFoundAdapter", "PROFOUND"]
 #: FCMAE decoder width per encoder size: ProFound's decoder is 512 wide; small ones for CPU sizes.
 _FCMAE_DECODER = {"tiny": 512, "cpu": 64, "smoke": 64, "test": 32}
 #: CL_Head (hidden, bottleneck, out) widths and segmentation-head width for the non-published sizes.
-_SMALL_CL_DIMS = (128, 32, 512)
+_SMALL_PAIR_HEADS = {"cl_dims": (128, 32, 512), "head_mid": 16}
 _PUBLISHED_SIZE = "tiny"
 
 
@@ -43,7 +44,14 @@ class ProFoundAdapter(ModelAdapter):
     display_name = "ProFound"
     color = "tab:blue"
     input_kind = "volume"
-    objectives = ("fcmae", "contrastive")
+    objective_infos = (
+        ObjectiveInfo("fcmae", "reconstruction", uses_labels=False,
+                      description="FCMAE: masked sparse-conv autoencoding, MSE on the masked voxels"),
+        ObjectiveInfo("contrastive", "contrastive", uses_labels=True,
+                      description="ProViCNet's recipe on ConvNeXt: (1 - alpha) x DiceCE on the lesion labels + "
+                                  "alpha x the patch-pair loss of label-mined pairs"),
+    )
+    objective_modules = {"fcmae": FCMAE, "contrastive": ConvNeXtContrastive}
     sizes = tuple(PROFOUND_SIZES)
     pretrain_keys = ("x",)
     pretrain_ndim = 5
@@ -74,31 +82,16 @@ class ProFoundAdapter(ModelAdapter):
         allow = os.environ.get("TRANSFERLIMITS_ALLOW_PICKLE", "") == "1"
         return self.load_released(path, size=self.size_for(profile), allow_pickle=allow, hint=PICKLE_HINT_ENV)
 
-    def build_objective(self, objective: str, encoder: nn.Module, profile_or_kwargs: Any = None) -> nn.Module:
-        """``fcmae`` -> :class:`FCMAE`; ``contrastive`` -> :class:`ConvNeXtContrastive`."""
-        self.check_objective(objective)
-        kw = self._objective_kwargs(objective, profile_or_kwargs)
-        return FCMAE(encoder, **kw) if objective == "fcmae" else ConvNeXtContrastive(encoder, **kw)
-
-    def _objective_kwargs(self, objective: str, profile_or_kwargs: Any) -> dict[str, Any]:
-        if profile_or_kwargs is None:
-            return {}
-        if isinstance(profile_or_kwargs, Mapping):
-            return dict(profile_or_kwargs)
-        prof = profile_or_kwargs
-        size = self.size_for(prof)
-        if objective == "fcmae":
-            return {"mask_ratio": prof.pretrain.mask_ratio, "decoder_dim": _FCMAE_DECODER.get(size, 64)}
+    def profile_objective_kwargs(self, objective: str, profile: Any) -> dict[str, Any]:
+        """FCMAE: mask ratio and decoder width; contrastive: alpha and pair rules, pairs on the stage-1 grid."""
+        size = self.size_for(profile)
+        if self.objective_info(objective).family == "reconstruction":
+            return masked_objective_kwargs(profile, _FCMAE_DECODER, size)
         # Pairs are mined on the stride-4 (stage-1) grid, not stage 4: a stage-4 cell is 16^3 voxels
         # (16x8x8 mm at the reference grid) and no csPCa lesion fills 62/64 of one, so the pair term was
         # always zero there (measured on the real lesion of 11373_1001396: max 19.7 % cancer per cell).
         # A stage-1 cell has 4^3 = 64 voxels, the same count as ProViCNet's 8x8-pixel label cells.
-        kw: dict[str, Any] = {"alpha": prof.pretrain.contrastive_alpha, "pair_stage": 0,
-                              "anchor_frac": prof.pretrain.anchor_frac, "neg_frac": prof.pretrain.neg_frac}
-        if size != _PUBLISHED_SIZE:
-            kw["cl_dims"] = _SMALL_CL_DIMS
-            kw["head_mid"] = 16
-        return kw
+        return {**pair_objective_kwargs(profile, size == _PUBLISHED_SIZE, _SMALL_PAIR_HEADS), "pair_stage": 0}
 
     def task_view(self, sample: Any, spec: Any, settings: ViewSettings) -> dict:
         """The 3D channel view (``data.views.channel_view``): x [3, D, H, W]."""

@@ -18,7 +18,8 @@ import torch
 from torch import nn
 
 from transferlimits.data.views import slice_centres, stack_pretrain_item, stack_pretrain_volume, stack_view
-from transferlimits.models.adapters.base import ModelAdapter, ViewSettings
+from transferlimits.models.adapters.base import ModelAdapter, ObjectiveInfo, ViewSettings
+from transferlimits.models.adapters.objectives import masked_objective_kwargs, pair_objective_kwargs
 from transferlimits.models.checkpoints_provicnet import load_provicnet_checkpoint
 from transferlimits.models.contrastive import ProViCNetContrastive
 from transferlimits.models.heads import SliceDenseModel
@@ -31,7 +32,7 @@ __all__ = ["ProViCNetAdapter", "PROVICNET"]
 #: MAE decoder width per encoder size.
 _MAE2D_DECODER = {"vits14": 256, "cpu": 64, "smoke": 64, "test": 32}
 #: CL_Head (hidden, bottleneck, out) and segmentation-head widths for the non-published sizes.
-_SMALL_CL_DIMS = (128, 32, 512)
+_SMALL_PAIR_HEADS = {"cl_dims": (128, 32, 512), "head_mid": (32, 16)}
 _PUBLISHED_SIZE = "vits14"
 
 
@@ -42,7 +43,15 @@ class ProViCNetAdapter(ModelAdapter):
     display_name = "ProViCNet"
     color = "tab:orange"
     input_kind = "slices"
-    objectives = ("contrastive", "mae")
+    # "contrastive" is ProViCNet's published recipe: (1 - alpha) x DiceCE on the lesion labels + alpha x the
+    # patch-pair loss (alpha 0.05), so it uses labels although its family is contrastive
+    objective_infos = (
+        ObjectiveInfo("contrastive", "contrastive", uses_labels=True,
+                      description="0.95 x DiceCE on the lesion labels + 0.05 x the patch-pair loss of label-mined pairs"),
+        ObjectiveInfo("mae", "reconstruction", uses_labels=False,
+                      description="MAE on 2.5D stacks: masked-patch reconstruction, MSE on the masked patches"),
+    )
+    objective_modules = {"contrastive": ProViCNetContrastive, "mae": MAE2D}
     sizes = tuple(PROVICNET_SIZES)
     pretrain_keys = ("x", "pos")
     pretrain_ndim = 4
@@ -67,27 +76,12 @@ class ProViCNetAdapter(ModelAdapter):
         encoder, extras = load_provicnet_checkpoint(path, size=size or _PUBLISHED_SIZE, **kw)
         return (encoder, extras) if return_extras else encoder
 
-    def build_objective(self, objective: str, encoder: nn.Module, profile_or_kwargs: Any = None) -> nn.Module:
-        """``contrastive`` -> :class:`ProViCNetContrastive`; ``mae`` -> :class:`MAE2D`."""
-        self.check_objective(objective)
-        kw = self._objective_kwargs(objective, profile_or_kwargs)
-        return MAE2D(encoder, **kw) if objective == "mae" else ProViCNetContrastive(encoder, **kw)
-
-    def _objective_kwargs(self, objective: str, profile_or_kwargs: Any) -> dict[str, Any]:
-        if profile_or_kwargs is None:
-            return {}
-        if isinstance(profile_or_kwargs, Mapping):
-            return dict(profile_or_kwargs)
-        prof = profile_or_kwargs
-        size = self.size_for(prof)
-        if objective == "mae":
-            return {"mask_ratio": prof.pretrain.mask_ratio, "decoder_dim": _MAE2D_DECODER.get(size, 64)}
-        kw: dict[str, Any] = {"alpha": prof.pretrain.contrastive_alpha, "anchor_frac": prof.pretrain.anchor_frac,
-                              "neg_frac": prof.pretrain.neg_frac}
-        if size != _PUBLISHED_SIZE:
-            kw["cl_dims"] = _SMALL_CL_DIMS
-            kw["head_mid"] = (32, 16)
-        return kw
+    def profile_objective_kwargs(self, objective: str, profile: Any) -> dict[str, Any]:
+        """MAE: mask ratio and decoder width; contrastive: alpha and the pair rules."""
+        size = self.size_for(profile)
+        if self.objective_info(objective).family == "reconstruction":
+            return masked_objective_kwargs(profile, _MAE2D_DECODER, size)
+        return pair_objective_kwargs(profile, size == _PUBLISHED_SIZE, _SMALL_PAIR_HEADS)
 
     def task_view(self, sample: Any, spec: Any, settings: ViewSettings) -> dict:
         """The 2.5D stack view (``data.views.stack_view``): x [D', 3, S, S], pos [D', 2]."""

@@ -4,8 +4,11 @@ A kind owns the target tensor and its loss, the evaluation (per-batch accumulati
 with metric directions), the head choice (``"classifier"``, ``"scalar"`` or ``"dense"``; the model supplies
 the head factories), the per-case LogME/transferability target and its type, the example figure and the
 trivial baselines (:meth:`TaskKind.baseline`, scored on the test split with :mod:`transferlimits.metrics.baselines`;
-:func:`strongest_baseline` picks the one a run must beat). :class:`DenseKind` holds what the voxel-wise kinds (segmentation, dense regression) share.
-A new kind is one module that subclasses :class:`TaskKind` and calls :func:`register_kind`.
+:func:`strongest_baseline` picks the one a run must beat). :class:`~.dense.DenseKind` holds what the voxel-wise
+kinds (segmentation, dense regression) share.
+A kind also owns the target ``y`` of the model views (:meth:`TaskKind.target_tensor`, in the units of
+:meth:`TaskKind.target_units`; ``data.views`` asks the kind). A new kind is one module that subclasses
+:class:`TaskKind` and calls :func:`register_kind` (a module in this package is imported by the package itself).
 """
 
 from __future__ import annotations
@@ -15,11 +18,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from torch import Tensor
 
-from transferlimits.metrics import tasks as mt
 from transferlimits.metrics.tasks import METRIC_DIRECTION
 
-__all__ = ["AUX_WEIGHT", "TaskKind", "DenseKind", "KIND_REGISTRY", "register_kind", "get_kind", "add_entry",
-           "find_entry", "strongest_baseline", "item_values", "metric_scores",
+__all__ = ["AUX_WEIGHT", "TaskKind", "KIND_REGISTRY", "register_kind", "get_kind", "add_entry",
+           "find_entry", "strongest_baseline", "item_values", "metric_scores", "sample_input", "body_mask",
            "SCORE_EXTRAS"]
 
 #: keys of the ``metrics.baselines`` results that are bookkeeping, not metrics (left out of ``baselines``).
@@ -59,6 +61,24 @@ class TaskKind:
     def head_channels(self, spec: Any) -> int:
         """Output channels of the head (default ``spec.out_channels``)."""
         return int(spec.out_channels)
+
+    # --- the target of the model views (data.views) -------------------------------------------------------
+    def in_input_units(self, spec: Any) -> bool:
+        """True when the target is expressed in its input's z-score over the body mask, so the views z-score
+        that input over the body too (default False)."""
+        return False
+
+    def target_units(self, sample: Any, spec: Any) -> tuple[float, float]:
+        """``(offset, scale)`` of the target, ``y = (target - offset) / scale`` (default ``(0, 1)``)."""
+        return 0.0, 1.0
+
+    def target_tensor(self, sample: Any, spec: Any, units: tuple[float, float] = (0.0, 1.0)) -> Tensor:
+        """``y`` of both views from ``sample.target`` in ``units`` (:meth:`target_units`).
+
+        Raises:
+            NotImplementedError: the kind does not define its target (the message names the kind).
+        """
+        raise NotImplementedError(f"task kind {self.name!r} does not define target_tensor(sample, spec, units)")
 
     def directions(self) -> dict[str, bool]:
         """metric -> higher is better, for RPG signs."""
@@ -112,6 +132,23 @@ class TaskKind:
         return {}
 
 
+def sample_input(sample: Any, name: str) -> np.ndarray:
+    """``sample.inputs[name]`` of a task sample.
+
+    Raises:
+        ValueError: the sample has no input ``name`` (the message names the case and the available inputs).
+    """
+    if name not in sample.inputs:
+        raise ValueError(f"case {sample.case_id}: input {name!r} missing; available: {sorted(sample.inputs)}")
+    return sample.inputs[name]
+
+
+def body_mask(sample: Any) -> np.ndarray | None:
+    """The sample's ``body`` mask when it has one with at least one voxel, else None."""
+    body = sample.masks.get("body")
+    return body if body is not None and (np.asarray(body) > 0).any() else None
+
+
 def item_values(ds: Any, key: str) -> list[Any]:
     """``[ds[i][key] for i]`` as NumPy arrays (tensors converted; nested dicts kept as dicts of arrays)."""
     def conv(v: Any) -> Any:
@@ -127,6 +164,11 @@ def metric_scores(scores: dict[str, Any]) -> dict[str, float]:
             if k not in SCORE_EXTRAS and isinstance(v, (int, float, np.number)) and not isinstance(v, bool)}
 
 
+def wanted(metric: str, spec: Any, fast: bool) -> bool:
+    """Compute an expensive secondary metric (SSIM, HD95)? Not in fast per-epoch validation, unless primary."""
+    return not fast or spec.primary_metric == metric
+
+
 def strongest_baseline(spec: Any, baselines: dict[str, dict[str, float]]) -> tuple[str, float] | None:
     """The baseline with the best finite value of ``spec.primary_metric`` (the one a run must beat).
 
@@ -137,114 +179,6 @@ def strongest_baseline(spec: Any, baselines: dict[str, dict[str, float]]) -> tup
     finite = [(n, float(s[spec.primary_metric])) for n, s in baselines.items()
               if s.get(spec.primary_metric) is not None and np.isfinite(s[spec.primary_metric])]
     return max(finite, key=lambda nv: sign * nv[1]) if finite else None
-
-
-def _wanted(metric: str, spec: Any, fast: bool) -> bool:
-    """Compute an expensive secondary metric (SSIM, HD95)? Not in fast per-epoch validation, unless primary."""
-    return not fast or spec.primary_metric == metric
-
-
-class DenseKind(TaskKind):
-    """Voxel-wise kinds: target [D, H, W], prediction [B, 1, D, H, W] (+ an auxiliary output in training)."""
-
-    dense = True
-    head = "dense"
-
-    def voxel_loss(self, pred: Tensor, y: Tensor, batch: dict, spec: Any = None) -> Tensor:
-        """Loss of one dense output ``pred`` [B, 1, D, H, W] against ``y`` [B, 1, D, H, W] (``spec``: the task)."""
-        raise NotImplementedError
-
-    def prediction(self, out: Tensor) -> Tensor:
-        """Model output -> the volume that is scored (default: as is)."""
-        return out
-
-    def case_scores(self, spec: Any, pred: np.ndarray, y: np.ndarray, masks: dict[str, np.ndarray],
-                    spacing: Sequence[float], fast: bool) -> dict[str, float]:
-        """Scores of one case (``pred``, ``y`` [D, H, W])."""
-        raise NotImplementedError
-
-    def example_slice(self, y: np.ndarray) -> int:
-        """Axial slice shown in the example figure (default: the mid slice)."""
-        return y.shape[0] // 2
-
-    def example_wanted(self, y: np.ndarray) -> bool:
-        """Whether a test case with target ``y`` [D, H, W] is a good example (default: every case); the
-        first cases that are wanted are shown, other cases only fill up when too few are wanted."""
-        return True
-
-    def display_range(self, target: np.ndarray) -> tuple[float | None, float | None]:
-        """Grey-value range of target and prediction panels."""
-        lo, hi = np.percentile(target, [1, 99])
-        return float(lo), float(hi)
-
-    def _one_loss(self, pred: Tensor, batch: dict, spec: Any = None) -> Tensor:
-        return self.voxel_loss(pred, batch["y"].float().unsqueeze(1), batch, spec)
-
-    def loss(self, spec: Any, out: Tensor | tuple[Tensor, Tensor], batch: dict) -> Tensor:
-        if isinstance(out, tuple):
-            main, aux = out
-            return self._one_loss(main, batch, spec) + AUX_WEIGHT * self._one_loss(aux, batch, spec)
-        return self._one_loss(out, batch, spec)
-
-    def new_state(self) -> dict[str, list]:
-        return {"per_case": [], "input": [], "target": [], "pred": [], "example_ids": [], "spare": []}
-
-    def add_batch(self, state, spec, out, batch, case_ids, spacing, fast, n_examples) -> None:
-        vol = self.prediction(out)[:, 0].cpu().numpy()
-        y = batch["y"].cpu().numpy()
-        masks = {k: v.cpu().numpy() for k, v in batch.get("masks", {}).items()}
-        for i, cid in enumerate(case_ids):
-            sp = spacing or (batch["spacing"][i].tolist() if "spacing" in batch else (1.0, 1.0, 1.0))
-            s = self.case_scores(spec, vol[i], y[i], {k: m[i] for k, m in masks.items()}, tuple(sp), fast)
-            state["per_case"].append({"case_id": str(cid), **{k: float(v) for k, v in s.items()}})
-            wanted = self.example_wanted(y[i])
-            if len(state["pred"]) < n_examples and (wanted or len(state["spare"]) < n_examples):
-                k = self.example_slice(y[i])
-                x = batch["x"][i].float().cpu().numpy()
-                # the task's input: volume [3,D,H,W] -> its first non-empty channel (a zeroed one is black);
-                # stack [D,3,S,S] -> the centre slice of the triplet
-                ch = next((c for c, name in enumerate(getattr(spec, "channel_inputs", ("x",))) if name), 0)
-                shown = (x[ch, k] if x.shape[0] == 3 else x[k, 1], y[i][k].astype(np.float32),
-                         vol[i][k].astype(np.float32), str(cid))
-                if wanted:
-                    for key, value in zip(("input", "target", "pred", "example_ids"), shown):
-                        state[key].append(value)
-                else:
-                    state["spare"].append(shown)
-
-    def finish(self, state, spec, ids, n_examples):
-        per_case = state["per_case"]
-        agg = mt.aggregate([{k: v for k, v in d.items() if k != "case_id"} for d in per_case])
-        for shown in state["spare"][: max(0, n_examples - len(state["pred"]))]:  # too few wanted cases
-            for key, value in zip(("input", "target", "pred", "example_ids"), shown):
-                state[key].append(value)
-        examples = {k: np.stack(state[k]) for k in ("input", "target", "pred") if state[k]}
-        if examples:
-            examples["case_ids"] = np.asarray(state["example_ids"])
-        return {k: float(v) for k, v in agg.items()}, per_case, examples
-
-    def case_target(self, item: dict) -> float:
-        y = np.asarray(item["y"])
-        body = np.asarray(item["masks"]["body"]) > 0 if "body" in item.get("masks", {}) else np.ones(y.shape, bool)
-        return float(y[body].mean()) if body.any() else float(y.mean())
-
-    def plot_examples(self, ex, inits, max_cases, subplots):
-        cols = ["input", "target"] + [f"pred_{i}" for i in inits]
-        n = min(max_cases, len(ex["target"]))
-        fig, axes = subplots(n, len(cols), figsize=(2.3 * len(cols), 2.4 * n), constrained_layout=True,
-                             squeeze=False)
-        for r in range(n):  # one grey scale per row for target and predictions (colourbar), the input its own
-            lo, hi = self.display_range(ex["target"][r])
-            ilo, ihi = (float(v) for v in np.percentile(ex["input"][r], [1, 99]))
-            for c, key in enumerate(cols):
-                rng = (ilo, ihi) if key == "input" else (lo, hi)
-                im = axes[r, c].imshow(ex[key][r], cmap="gray", vmin=rng[0], vmax=rng[1])
-                axes[r, c].set_axis_off()
-                if r == 0:
-                    axes[r, c].set_title(key.replace("pred_", "").replace("_", " "), fontsize=9)
-                if key == "input" or c == len(cols) - 1:
-                    fig.colorbar(im, ax=axes[r, c], fraction=0.046, pad=0.02).ax.tick_params(labelsize=7)
-        return fig
 
 
 KIND_REGISTRY: dict[str, TaskKind] = {}

@@ -8,6 +8,7 @@ case against the label.
 from __future__ import annotations
 
 import numpy as np
+import torch
 import torch.nn.functional as F
 
 from transferlimits.metrics import tasks as mt
@@ -26,6 +27,10 @@ class ClassificationKind(TaskKind):
     regression = False
     target_type = "class"
     target_description = "case class label (PI-RADS class)"
+
+    def target_tensor(self, sample, spec, units=(0.0, 1.0)):
+        """The case's class: int64 scalar."""
+        return torch.tensor(int(sample.target), dtype=torch.int64)
 
     def loss(self, spec, out, batch):
         return F.cross_entropy(out.float(), batch["y"].long())

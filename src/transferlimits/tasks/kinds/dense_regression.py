@@ -10,9 +10,9 @@ the squared error; a least-squares 3x3x3 linear filter: +0.84). Scores per case:
 SSIM, NMSE, MAE, also inside the gland). Transferability target: the mean target intensity in the body
 (``target_type`` "continuous", z-scored for LogME).
 
-Targets are in units the model can know from its input (``data.views.target_units``): a same-modality
-restoration target in its input's z-score over the body mask (the channel the model sees), a translation
-target in a fixed physical unit.
+Targets are in units the model can know from its input (:meth:`DenseRegressionKind.target_units`, the reasons
+in :mod:`transferlimits.data.views`): a same-modality restoration target (``spec.target_unit`` None) in its
+input's z-score over the body mask (the channel the model sees), a translation target in a fixed physical unit.
 
 Trivial baselines (STUDY §5), scored like the models on the test split: ``identity`` (the task's degraded
 input itself, on the target grid and in the target's units - for a same-modality restoration task exactly
@@ -26,10 +26,13 @@ median for modality translation, where the input is another sequence).
 from __future__ import annotations
 
 import numpy as np
+import torch
 
+from transferlimits.data.normalise import zscore_stats
 from transferlimits.metrics import tasks as mt
 from transferlimits.metrics.baselines import identity_scores, median_constant_scores
-from transferlimits.tasks.kinds.base import DenseKind, _wanted, item_values, metric_scores, register_kind
+from transferlimits.tasks.kinds.base import body_mask, item_values, metric_scores, register_kind, sample_input, wanted
+from transferlimits.tasks.kinds.dense import DenseKind
 
 __all__ = ["DenseRegressionKind", "MEDIAN_VOXELS", "SQUARED_ERROR_METRICS", "squared_error"]
 
@@ -61,6 +64,31 @@ class DenseRegressionKind(DenseKind):
     def validate(self, spec) -> None:
         self.require_one_channel(spec)
 
+    def in_input_units(self, spec) -> bool:
+        """True for a same-modality restoration task (``spec.target_unit`` None)."""
+        return getattr(spec, "target_unit", None) is None
+
+    def target_units(self, sample, spec) -> tuple[float, float]:
+        """A fixed ``spec.target_unit``: (0, unit). Otherwise the mean and SD of ``spec.single_input`` over the
+        body mask (whole volume without one), the units the views give the input; a constant input gives (its
+        mean, 1).
+
+        Raises:
+            ValueError: the sample lacks ``spec.single_input``.
+        """
+        if not self.in_input_units(spec):
+            return 0.0, float(spec.target_unit)
+        x = sample_input(sample, spec.single_input)
+        body = body_mask(sample)
+        stats = zscore_stats(x, body if body is not None else np.ones(np.shape(x), bool))
+        return stats if stats is not None else (float(np.mean(x)), 1.0)
+
+    def target_tensor(self, sample, spec, units=(0.0, 1.0)):
+        """The target volume in ``units``: float32 [D, H, W] = (target - offset) / scale."""
+        offset, scale = units
+        return torch.from_numpy(((np.asarray(sample.target, np.float32) - np.float32(offset)) / np.float32(scale))
+                                .astype(np.float32))
+
     def voxel_loss(self, pred, y, batch, spec=None):
         body = batch.get("masks", {}).get("body") if isinstance(batch.get("masks"), dict) else None
         diff = pred.float() - y
@@ -71,7 +99,7 @@ class DenseRegressionKind(DenseKind):
         return (err * w).sum() / w.sum().clamp_min(1.0)
 
     def case_scores(self, spec, pred, y, masks, spacing, fast):
-        return mt.restoration_scores(pred, y, masks, ssim=_wanted("ssim", spec, fast))
+        return mt.restoration_scores(pred, y, masks, ssim=wanted("ssim", spec, fast))
 
     def baseline(self, spec, data, spacing=None):
         test, train = data["test"], data["train"]

@@ -8,6 +8,7 @@ baseline is the train-median constant (``train_median``); the example figure plo
 from __future__ import annotations
 
 import numpy as np
+import torch
 import torch.nn.functional as F
 
 from transferlimits.metrics.regression import SCALAR_DIRECTION, scalar_scores
@@ -32,6 +33,10 @@ class ScalarRegressionKind(TaskKind):
 
     def directions(self) -> dict[str, bool]:
         return {**SCALAR_DIRECTION, **METRIC_DIRECTION}
+
+    def target_tensor(self, sample, spec, units=(0.0, 1.0)):
+        """The case's value: float32 scalar (not rescaled)."""
+        return torch.tensor(float(sample.target), dtype=torch.float32)
 
     def loss(self, spec, out, batch):
         return F.mse_loss(out.float(), batch["y"].float())

@@ -16,10 +16,12 @@ half the draws positive, at lr 1e-2).
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from transferlimits.metrics import tasks as mt
 from transferlimits.metrics.baselines import empty_mask_scores
-from transferlimits.tasks.kinds.base import DenseKind, _wanted, item_values, metric_scores, register_kind
+from transferlimits.tasks.kinds.base import item_values, metric_scores, register_kind, wanted
+from transferlimits.tasks.kinds.dense import DenseKind
 
 __all__ = ["SegmentationKind", "POSITIVE_SHARE"]
 
@@ -44,6 +46,10 @@ class SegmentationKind(DenseKind):
         self.validate(spec)
         return 1  # binary lesion mask: one sigmoid logit (ProFound's lesion model)
 
+    def target_tensor(self, sample, spec, units=(0.0, 1.0)):
+        """The label map: int64 [D, H, W]."""
+        return torch.from_numpy(np.asarray(sample.target, np.int64))
+
     def voxel_loss(self, pred, y, batch, spec=None):
         from monai.losses import DiceCELoss  # here, not at the top: importing MONAI costs ~3 s per process
 
@@ -53,7 +59,7 @@ class SegmentationKind(DenseKind):
         return out.sigmoid()
 
     def case_scores(self, spec, pred, y, masks, spacing, fast):
-        return mt.segmentation_scores(pred, y, tuple(spacing), hd95=_wanted("hd95", spec, fast))
+        return mt.segmentation_scores(pred, y, tuple(spacing), hd95=wanted("hd95", spec, fast))
 
     def example_slice(self, y: np.ndarray) -> int:
         area = (y > 0).reshape(y.shape[0], -1).sum(1)

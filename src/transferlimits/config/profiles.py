@@ -1,0 +1,106 @@
+"""The four built-in profiles (STUDY §6) as data: ``smoke``, ``cpu``, ``reference`` and ``picai``."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from transferlimits.config.profile import STUDY_TASKS, Profile
+from transferlimits.config.recipes import (
+    FinetuneRecipe,
+    GridSpec,
+    MeasureConfig,
+    PretrainRecipe,
+    SplitFractions,
+    SplitSizes,
+)
+
+__all__ = ["PROFILES"]
+
+
+_SMOKE = Profile(
+    name="smoke",
+    description="CPU, tiny models, tiny phantom grid: proves the pipeline in minutes (CI, first run).",
+    grid=GridSpec(shape=(16, 64, 64), spacing=(3.0, 1.5, 1.5)),
+    slice_size=56,
+    encoder_sizes={"profound": "smoke", "provicnet": "smoke"},
+    splits=SplitSizes(pretrain=48, train=24, val=8, test=16),
+    # anchor rule 3/64 (upstream 62/64): on the 4 x 4 token grid of 56-px slices no cell pair is ever >= 62/64
+    # cancer, so the contrastive term would be zero in every step; at 3/64 about 10 % of ProViCNet steps and
+    # 90 % of ProFound (stride-4 cell) steps mine a positive pair (pretrain.json contrastive_active_fraction)
+    pretrain=PretrainRecipe(steps=60, batch_size=4, warmup_steps=6, checkpoint_every=20, anchor_frac=3 / 64),
+    finetune=FinetuneRecipe(epochs=4, batch_size=4, lr=2e-3, decoder_width=32),
+    measure=MeasureConfig(n_permutations=200, n_bootstrap=200, token_samples=256),
+    seeds=(0,),
+    control_tasks=("classification", "super_resolution"),
+    num_threads=1,
+)
+
+_DENSE_CPU = {"batch_size": 2, "lr": 5e-3, "warmup_epochs": 0}
+_CPU = Profile(
+    name="cpu",
+    description=(
+        "Two CPU cores, under an hour: small encoders sized by benchmarks/estimate_cpu.py, 100 test cases per "
+        "task, three seeds, the 2x2 control on every task, full-resolution dense heads; results that can beat "
+        "the trivial baselines (scripts/check_cpu_profile.py)."
+    ),
+    grid=GridSpec(shape=(16, 64, 64), spacing=(3.0, 1.5, 1.5)),
+    slice_size=112,  # 8 x 8 ViT tokens per slice; 112 px = 2 x the 56 px of smoke, down-sampled to the 64 px grid
+    encoder_sizes={"profound": "cpu", "provicnet": "cpu"},
+    # fine-tuning is ~90 % of the grid (110 runs): 64 train cases x 3 epochs (48 steps of 4) against 96 x 6, and
+    # UperNet / conv head at width 16, cut it ~3.5x (benchmarks/estimate_cpu.py); 100 test cases stay (the floor)
+    splits=SplitSizes(pretrain=300, train=64, val=24, test=100),
+    # batch 24 and anchors at >= 1/4 cancer: on the 12 mm ViT token cells of 112 px slices of the 96 mm grid,
+    # 4.9 % of the pool's 2.5D stacks have a positive pair at 1/4 (1.6 % at 1/2, ~0 at 62/64), so ~70 % of
+    # batches of 24 do (ProFound's stride-4 cells: 39 % of crops, ~100 % of batches); benchmarks/estimate_cpu.py
+    pretrain=PretrainRecipe(steps=300, batch_size=24, lr=1e-3, warmup_steps=20, checkpoint_every=100,
+                            anchor_frac=0.25, neg_frac=2 / 64, channels_last_stages=2),
+    finetune=FinetuneRecipe(epochs=3, batch_size=4, lr=2e-3, decoder_width=16, full_res_skip=True,
+                            residual=True, channels_last_stages=2),
+    measure=MeasureConfig(n_permutations=200, n_bootstrap=200, token_samples=512),
+    seeds=(0, 1, 2),
+    control_tasks=STUDY_TASKS,
+    num_threads=1,
+    test_cspca_frac=0.5,
+    # dense tasks: batch 2 at lr 5e-3 without warm-up (twice the optimiser steps at the same cost), and
+    # segmentation 6 epochs: on this cohort a scratch ConvNeXt + UperNet predicts no lesion voxel before its
+    # ~150th step. Classification keeps batch 4 at 2e-3 (at 5e-3 ProViCNet's AUROC fell to chance)
+    task_finetune={
+        "super_resolution": _DENSE_CPU, "distortion_correction": _DENSE_CPU, "modality_translation": _DENSE_CPU,
+        "segmentation": {**_DENSE_CPU, "epochs": 6},
+    },
+)
+
+_REFERENCE = Profile(
+    name="reference",
+    description=(
+        "One GPU: ConvNeXt-V2-Tiny on 64x224x224 crops at 0.5x0.5x1 mm, ViT-S/14 with registers at "
+        "448 px, the phantom cohort, three seeds."
+    ),
+    grid=GridSpec(shape=(64, 224, 224), spacing=(1.0, 0.5, 0.5)),
+    slice_size=448,
+    encoder_sizes={"profound": "tiny", "provicnet": "vits14"},
+    # sized by benchmarks/estimate_reference.py to fit ~40 GPU-minutes on one H100 at ~30 % MFU
+    splits=SplitSizes(pretrain=600, train=160, val=40, test=200),
+    pretrain=PretrainRecipe(steps=1500, batch_size=8, warmup_steps=100, checkpoint_every=250),
+    # UperNet at 128 wide, not ProFound's 512: at 512 the 3D decoder costs ~3.8 TFLOP per 64x224x224
+    # volume, 40x the encoder (benchmarks/estimate_reference.py), which alone exceeds the GPU budget.
+    finetune=FinetuneRecipe(epochs=10, batch_size=4, lr=1e-3, decoder_width=128),
+    measure=MeasureConfig(n_permutations=1000, n_bootstrap=1000, token_samples=4096),
+    seeds=(0, 1, 2),
+    provicnet_slice_step=3,
+)
+
+_PICAI = dataclasses.replace(
+    _REFERENCE,
+    name="picai",
+    description=(
+        "The user's own PI-CAI public images (--data) with picai_labels, released weights by path "
+        "(--weights); reference sizes."
+    ),
+    data_source="picai",
+    # every usable patient of the user's folder, in the reference proportions (600/160/40/200), with
+    # minimums per split (data.splits.resolve_split_sizes); exact sizes: get_profile("picai", splits={...ints})
+    splits=SplitFractions(pretrain=0.6, train=0.16, val=0.04, test=0.2),
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (_SMOKE, _CPU, _REFERENCE, _PICAI)}
