@@ -22,8 +22,7 @@ __all__ = ["DataError", "Volume", "MAX_SHEAR", "off_orthogonality", "check_ortho
 #: Largest tolerated off-orthogonality of a direction matrix (max |D^T D - I| over the off-diagonal
 #: entries, D = the unit-normalised columns). Measured on the shipped data: 6000 picai_labels masks
 #: (sform/qform of /work/shared/data/picai_labels) <= 8.1e-8, the six shipped .mha and the three ProstateX-0218
-#: series <= 2.7e-17 (float32 /
-#: float64 round-off); a real shear is ~1e-2 and more (0.1 mm per mm gives 0.196). 1e-4 leaves three
+#: series <= 2.7e-17 (float32 / float64 round-off); a real shear is ~1e-2 and more (0.1 mm per mm gives 0.196). 1e-4 leaves three
 #: orders of magnitude on both sides.
 MAX_SHEAR = 1e-4
 
