@@ -137,3 +137,130 @@ def test_atomic_writes_follow_the_umask(tmp_path, umask, mode):
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == mode
     assert (tmp_path / "b.pt").stat().st_mode & 0o777 == mode
     assert load_torch_file(tmp_path / "b.pt")["x"].item() == 1.0
+
+
+# --- issue 25: nothing silently wrong in the weights loaders ------------------------------------------------
+class _Payload:
+    """A pickled object whose unpickling would create a folder: a stand-in for a malicious file."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.target,))
+
+
+@pytest.mark.parametrize("form", ["torch_zip", "raw_pickle"])
+def test_malicious_pickle_is_blocked_not_called_corrupt(tmp_path, form):
+    import pickle
+
+    marker = tmp_path / "payload_ran"
+    path = tmp_path / "evil.pth"
+    obj = {"model": build_profound("test").state_dict(), "x": _Payload(marker)}
+    if form == "torch_zip":
+        torch.save(obj, path)
+    else:
+        path.write_bytes(pickle.dumps({"x": _Payload(marker)}))
+    loaders = [
+        (lambda p: load_profound_checkpoint(p, hint=PICKLE_HINT_ENV), "TRANSFERLIMITS_ALLOW_PICKLE=1"),
+        (lambda p: load_profound_checkpoint(p, allow_pickle=True, hint=PICKLE_HINT_ENV), "TRANSFERLIMITS_ALLOW_PICKLE=1"),
+        (lambda p: load_provicnet_checkpoint(p, size="test", img_size=28), "plain state dict"),
+    ]
+    for load, how in loaders:
+        with pytest.raises(CheckpointError) as err:
+            load(path)
+        msg = str(err.value)
+        assert msg.startswith(f"{path}: blocked: ") and "posix.mkdir" in msg and "trust" in msg and how in msg
+        assert "truncated or corrupt" not in msg and "\n" not in msg
+    assert not marker.exists()
+
+
+def test_namespace_only_pickle_names_the_opt_in(tmp_path):
+    path = tmp_path / "checkpoint-799.pth"
+    torch.save({"model": build_profound("test").state_dict(), "args": argparse.Namespace(lr=1.0)}, path)
+    with pytest.raises(CheckpointError) as err:
+        load_profound_checkpoint(path, hint=PICKLE_HINT_ENV)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: blocked: ") and "argparse.Namespace" in msg
+    assert "to read it anyway set the environment variable TRANSFERLIMITS_ALLOW_PICKLE=1 (only for files you trust)" in msg
+
+
+def test_folder_given_as_checkpoint_is_named(tmp_path):
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    torch.save(build_profound("test").state_dict(), folder / "profound.pth")
+    with pytest.raises(CheckpointError, match=rf"^{folder}: is a folder, not a checkpoint file; pass the weights "
+                                              r"file itself \(found here: \['profound\.pth'\]\)"):
+        load_profound_checkpoint(folder)
+    with pytest.raises(CheckpointError, match=rf"^{folder}: is a folder, not a ProViCNet checkpoint file"):
+        load_provicnet_checkpoint(folder, size="test", img_size=28)
+
+
+def test_folder_given_to_load_encoders_is_named(tmp_path):
+    from transferlimits.config import get_profile
+    from transferlimits.study.runs import load_encoders
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    (folder / "T2_best.pth").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=rf"^{folder}: is a folder without an encoder\.pt, not a weights "
+                                                r"file; pass the file itself \(found here: \['T2_best\.pth'\]\)"):
+        load_encoders(get_profile("smoke"), "profound", folder, 0, torch.device("cpu"))
+
+
+def _poison(state, key, value):
+    state = dict(state)
+    t = state[key].clone()
+    t.view(-1)[3] = value
+    state[key] = t
+    return state
+
+
+def test_non_finite_released_weights_fail_at_load_naming_the_parameter(tmp_path):
+    key = "stages.1.0.dwconv.weight"
+    path = tmp_path / "profound_nan.pth"
+    torch.save(_poison(build_profound("test").state_dict(), key, float("nan")), path)
+    with pytest.raises(CheckpointError, match=rf"^{path}: parameter '{key}' \(\d+, 1, \d, \d, \d\) has 1 non-finite "
+                                              r"value\(s\) \(NaN\) of \d+: diverged or corrupted weights"):
+        load_profound_checkpoint(path)
+    sd = _provicnet_state()
+    first = next(k for k, v in sd.items() if v.is_floating_point())
+    pv = tmp_path / "T2_inf.pth"
+    torch.save(_poison(_poison(sd, "CL_Head.mlp.2.weight", float("inf")), first, float("-inf")), pv)
+    with pytest.raises(CheckpointError, match=rf"^{pv}: parameter '{first}' .* non-finite value\(s\) \(Inf\)"):
+        load_provicnet_checkpoint(pv, size="test", img_size=28)
+
+
+def test_non_finite_pretrained_encoder_fails_in_load_encoders(tmp_path):
+    from transferlimits.config import get_profile
+    from transferlimits.study.runs import load_encoders
+
+    path = tmp_path / "encoder.pt"
+    state = _poison(build_profound("test").state_dict(), "downsample_layers.0.0.weight", float("nan"))
+    atomic_save_torch(path, {"state_dict": state, "model": "profound", "size": "test", "img_size": None})
+    with pytest.raises(CheckpointError, match=rf"^{path}: parameter 'downsample_layers\.0\.0\.weight'"):
+        load_encoders(get_profile("smoke"), "profound", path, 0, torch.device("cpu"))
+
+
+def test_weights_errors_keep_key_and_shapes_in_the_line_the_cli_shows(tmp_path):
+    from transferlimits.config import get_profile
+    from transferlimits.runner.checks import check_weights
+
+    prof = get_profile("smoke", encoder_sizes={"profound": "test", "provicnet": "test"}, slice_size=28)
+    sd = _provicnet_state()
+    sd["head.segmentation_conv.9.weight"] = torch.zeros(4, 7, 3, 3)
+    pv = tmp_path / "T2_best.pth"
+    torch.save(sd, pv)
+    with pytest.raises(ValueError) as err:
+        check_weights({"provicnet": str(pv)}, prof)
+    assert "head.segmentation_conv.9.weight: checkpoint (4, 7, 3, 3) vs model (4, 6, 3, 3)" in str(err.value)
+    pf_sd = build_profound("test").state_dict()
+    pf_sd.pop("stages.2.0.pwconv1.weight")
+    pf = tmp_path / "profound.pth"
+    torch.save(pf_sd, pf)
+    with pytest.raises(ValueError) as err:
+        check_weights({"profound": str(pf)}, prof)
+    # (runner/checks.py currently shows the message inside quotes: its f-string applies !r to the whole line)
+    assert str(err.value).startswith(f"--weights profound={pf}: ")
+    assert "ProFound encoder state does not match the model: missing keys (1): ['stages.2.0.pwconv1.weight']" \
+        in str(err.value)

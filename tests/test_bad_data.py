@@ -47,14 +47,20 @@ def _edit_marksheet(labels, case_id, column, value):
     return path
 
 
-def test_adc_far_from_t2w_is_refused_not_zeroed(tree):
+@pytest.mark.parametrize("shift, gland, grid", [
+    ((500.0, 0.0, 0.0), "0.0%", "0.0%"),  # another exam: nothing of it on the T2W grid
+    ((0.0, 0.0, 40.0), "8.4%", "27.6%"),  # partly off the grid: 91.6 % of the gland would be zero-filled
+    ((0.0, 0.0, 20.0), "92.0%", "59.9%"),  # 8 % of the gland zero-filled: still more than the 5 % allowed
+])
+def test_adc_off_the_t2w_gland_is_refused_not_zeroed(tree, shift, gland, grid):
     images, labels = tree
     adc = _image(images, POS, "adc")
     img = sitk.ReadImage(str(adc))
-    img.SetOrigin(tuple(np.add(img.GetOrigin(), (500.0, 0.0, 0.0))))
+    img.SetOrigin(tuple(np.add(img.GetOrigin(), shift)))
     sitk.WriteImage(img, str(adc), True)
     ds = PicaiDataset(images, labels)
-    with pytest.raises(DataError, match=rf"{adc.name}: covers 0\.0% of the grid of .*{POS}_t2w\.mha \(need >= 25%"):
+    with pytest.raises(DataError, match=rf"{adc.name}: adc covers {gland} of the gland mask and {grid} of the grid "
+                                        rf"of .*{POS}_t2w\.mha \(need >= 95% of the gland"):
         ds.load_case(POS)
     assert ds.load_case(NEG).adc.any()  # the other case is untouched
 

@@ -5,23 +5,35 @@ plus the physical geometry in ITK (x, y, z) order and LPS world coordinates (spa
 direction cosines, row-major). Bad input raises :class:`DataError` naming the file and the problem::
 
     t2w = read_volume("11373/11373_1001396_t2w.mha")
-    adc = resample_to(read_volume("11373/11373_1001396_adc.mha"), t2w, min_overlap=MIN_OVERLAP)
+    adc = read_volume("11373/11373_1001396_adc.mha")
+    check_coverage(adc, t2w, "adc", gland=gland)                           # DataError if partly off the grid
+    adc = resample_to(adc, t2w, min_overlap=MIN_OVERLAP)
     check_same_geometry(read_volume("mask.nii.gz"), t2w)                   # DataError if they differ
 
-Images with NaN/inf voxels, empty, truncated or corrupt files, and a sequence that covers less than
-``min_overlap`` of the grid it is resampled onto (an ADC whose origin is 500 mm off would otherwise
-become all zeros) are refused with the file named.
+Refused, with the file named: NaN/inf voxels; empty, truncated or corrupt files; a sheared direction
+matrix (:mod:`.io_volume`, checked on the raw NIfTI header too, :mod:`.io_nifti`); a DICOM series with a
+missing, duplicated or unreadable slice (:mod:`.io_dicom`); a sequence that leaves too much of the T2W
+grid or of the gland zero-filled when resampled onto it (:func:`check_coverage`).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import SimpleITK as sitk
+
+from transferlimits.data.io_dicom import dicom_series_uid, list_dicom_series, read_dicom_series
+from transferlimits.data.io_nifti import check_nifti_shear, read_nifti_nibabel
+from transferlimits.data.io_volume import (
+    DataError,
+    Volume,
+    check_finite,
+    check_orthonormal,
+    file_suffix,
+    short_reason,
+)
 
 __all__ = [
     "DataError",
@@ -31,175 +43,33 @@ __all__ = [
     "list_dicom_series",
     "resample_to",
     "check_same_geometry",
+    "check_coverage",
     "copy_geometry",
     "overlap_fraction",
+    "coverage_fractions",
     "check_finite",
     "VOLUME_SUFFIXES",
     "MIN_OVERLAP",
+    "MIN_FOV_COVERAGE",
+    "MIN_GLAND_COVERAGE",
 ]
 
 #: File suffixes :func:`read_volume` accepts (besides DICOM series folders).
 VOLUME_SUFFIXES: tuple[str, ...] = (".mha", ".mhd", ".nii", ".nii.gz", ".nrrd")
 INTERPOLATIONS: dict[str, int] = {"linear": sitk.sitkLinear, "nearest": sitk.sitkNearestNeighbor}
-#: Least fraction of the T2W grid a resampled sequence must cover (the shipped ADC/hbv cover 0.875;
-#: a sequence from another exam or with a wrong origin covers ~0).
+#: Floor on the fraction of the T2W grid a resampled sequence must cover, whatever else is known (a
+#: sequence from another exam or with a wrong origin covers ~0).
 MIN_OVERLAP = 0.25
-
-
-class DataError(ValueError):
-    """Input data that cannot be used: missing, unreadable or corrupt file, or mismatched geometry."""
-
-
-@dataclass
-class Volume:
-    """A 3D image with its physical geometry.
-
-    Attributes:
-        array: [D, H, W] voxel values (SimpleITK array order, i.e. (z, y, x)).
-        spacing: (x, y, z) voxel size in mm (ITK order).
-        origin: (x, y, z) LPS position of voxel (0, 0, 0) in mm.
-        direction: 9 direction cosines, row-major 3x3 (ITK convention, columns = image axes).
-        path: the file or folder it was read from (None for derived volumes without a file).
-    """
-
-    array: np.ndarray
-    spacing: tuple[float, float, float]
-    origin: tuple[float, float, float]
-    direction: tuple[float, ...]
-    path: Path | None = None
-
-    def __post_init__(self) -> None:
-        if self.array.ndim != 3:
-            raise DataError(f"{self.path}: expected a 3D volume, got array shape {self.array.shape}")
-        self.spacing = tuple(float(s) for s in self.spacing)  # type: ignore[assignment]
-        self.origin = tuple(float(o) for o in self.origin)  # type: ignore[assignment]
-        self.direction = tuple(float(d) for d in self.direction)
-        if len(self.spacing) != 3 or len(self.origin) != 3 or len(self.direction) != 9:
-            raise DataError(
-                f"{self.path}: need 3 spacings, 3 origin values and 9 direction cosines, got "
-                f"{len(self.spacing)}, {len(self.origin)}, {len(self.direction)}"
-            )
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """(D, H, W) voxels."""
-        return tuple(int(n) for n in self.array.shape)  # type: ignore[return-value]
-
-    @property
-    def spacing_zyx(self) -> tuple[float, float, float]:
-        """Voxel size in mm in array order (z, y, x)."""
-        return tuple(reversed(self.spacing))  # type: ignore[return-value]
-
-    @property
-    def direction_matrix(self) -> np.ndarray:
-        """[3, 3] direction cosines (columns are the x, y, z image axes in LPS)."""
-        return np.asarray(self.direction, dtype=np.float64).reshape(3, 3)
-
-    @classmethod
-    def from_sitk(cls, img: sitk.Image, path: str | os.PathLike | None = None) -> "Volume":
-        """Wrap a 3D single-component SimpleITK image (the array is copied out of ITK)."""
-        if img.GetDimension() != 3 or img.GetNumberOfComponentsPerPixel() != 1:
-            raise DataError(
-                f"{path}: expected a 3D scalar image, got dimension {img.GetDimension()} with "
-                f"{img.GetNumberOfComponentsPerPixel()} component(s)"
-            )
-        return cls(
-            array=sitk.GetArrayFromImage(img),
-            spacing=img.GetSpacing(),
-            origin=img.GetOrigin(),
-            direction=img.GetDirection(),
-            path=Path(path) if path is not None else None,
-        )
-
-    def to_sitk(self) -> sitk.Image:
-        """A SimpleITK image with this array and geometry."""
-        img = sitk.GetImageFromArray(np.ascontiguousarray(self.array))
-        img.SetSpacing(self.spacing)
-        img.SetOrigin(self.origin)
-        img.SetDirection(self.direction)
-        return img
-
-    def index_to_world(self, index_zyx: Sequence[float]) -> np.ndarray:
-        """LPS (x, y, z) mm of a continuous voxel index given in array order (z, y, x)."""
-        ijk = np.asarray(index_zyx, dtype=np.float64)[::-1]
-        return np.asarray(self.origin) + self.direction_matrix @ (ijk * np.asarray(self.spacing))
-
-
-def _suffix(path: Path) -> str:
-    name = path.name.lower()
-    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
-
-
-def list_dicom_series(folder: str | os.PathLike) -> list[str]:
-    """SeriesInstanceUIDs of the DICOM series directly inside ``folder`` (empty list if none)."""
-    return list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or [])
-
-
-def _read_dicom_series(folder: Path, series_uid: str | None) -> Volume:
-    if not any(p.is_file() for p in folder.iterdir()):
-        subs = sorted(p.name for p in folder.iterdir() if p.is_dir())
-        hint = f"; it holds sub-folders {subs[:5]}: pass one of them" if subs else ""
-        raise DataError(f"{folder}: empty DICOM folder (no files){hint}")
-    uids = list_dicom_series(folder)
-    if not uids:
-        raise DataError(f"{folder}: no DICOM series found in this folder (files are not DICOM)")
-    if series_uid is None:
-        if len(uids) > 1:
-            raise DataError(f"{folder}: holds {len(uids)} DICOM series; pass series_uid= one of {uids}")
-        series_uid = uids[0]
-    elif series_uid not in uids:
-        raise DataError(f"{folder}: no DICOM series with SeriesInstanceUID {series_uid!r}; found {uids}")
-    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_uid)
-    reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(files)
-    try:
-        img = reader.Execute()
-    except RuntimeError as exc:
-        raise DataError(f"{folder}: cannot read DICOM series {series_uid}: {_short(exc)}") from exc
-    return Volume.from_sitk(img, folder)
-
-
-def _dicom_series_uid(path: Path) -> str | None:
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as exc:
-        raise DataError(f"{path}: unreadable DICOM file: {_short(exc)}") from exc
-    return reader.GetMetaData("0020|000e").strip() if reader.HasMetaDataKey("0020|000e") else None
-
-
-def _short(exc: Exception) -> str:
-    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else type(exc).__name__
-
-
-def read_nifti_nibabel(path: str | os.PathLike) -> Volume:
-    """Read a NIfTI file with nibabel, converted to SimpleITK's convention (LPS, array [D, H, W]).
-
-    nibabel's best affine (sform if set, else qform) maps voxel (i, j, k) to RAS; flipping the first
-    two rows gives LPS. Spacing is the column norm of the affine, direction the normalised columns.
-
-    Args:
-        path: ``.nii`` or ``.nii.gz`` file.
-    """
-    import nibabel as nib
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        img = nib.load(str(path))
-        data = np.asarray(img.dataobj)
-    except Exception as exc:  # nibabel raises several types for corrupt input
-        raise DataError(f"{path}: cannot read NIfTI with nibabel: {_short(exc)}") from exc
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(img.affine, dtype=np.float64)
-    spacing = np.linalg.norm(affine[:3, :3], axis=0)
-    direction = affine[:3, :3] / spacing
-    return check_finite(Volume(np.ascontiguousarray(data.transpose(2, 1, 0)), spacing, affine[:3, 3],
-                               direction.ravel(), path))
+#: Least fraction of the T2W field of view a sequence must cover when no gland mask is known (DICOM
+#: exams), i.e. an error when more than 20 % of it would be zero-filled. Measured: ProstateX-0218 ADC and
+#: high-b cover 1.000 of its T2W; the shipped PI-CAI ADC/hbv 0.875 (their in-plane field of view is
+#: 168 mm against the T2W's 192 mm, as is common for DWI), so 10 % would refuse ordinary exams.
+MIN_FOV_COVERAGE = 0.80
+#: Least fraction of the gland mask's voxels a sequence must cover where the mask is known (PI-CAI cases),
+#: i.e. an error when more than 5 % of the gland would be zero-filled. Measured: 1.000 for the ADC and hbv
+#: of both shipped PI-CAI cases (10795_1000811, 11373_1001396); an ADC shifted 20 mm along z covers
+#: 0.81 / 0.92 of it, 40 mm 0.21 / 0.08.
+MIN_GLAND_COVERAGE = 0.95
 
 
 def read_volume(path: str | os.PathLike, series_uid: str | None = None) -> Volume:
@@ -214,51 +84,101 @@ def read_volume(path: str | os.PathLike, series_uid: str | None = None) -> Volum
         The :class:`Volume` (array dtype as stored in the file).
 
     Raises:
-        DataError: missing path, unsupported suffix, unreadable/corrupt file, empty DICOM folder, or
-            an ambiguous multi-series folder (the message lists the series).
+        DataError: missing path, unsupported suffix, unreadable/corrupt file, empty DICOM folder, an
+            ambiguous multi-series folder (the message lists the series), a DICOM series with missing,
+            duplicated or unreadable slices, a sheared direction matrix, NaN/inf voxels.
     """
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: file not found")
     if path.is_dir():
-        return _read_dicom_series(path, series_uid)
-    suffix = _suffix(path)
+        return read_dicom_series(path, series_uid)
+    suffix = file_suffix(path)
     if suffix not in VOLUME_SUFFIXES and suffix != ".dcm":
         raise DataError(f"{path}: unsupported file type {suffix!r}; valid: {list(VOLUME_SUFFIXES)} or a DICOM folder")
     if suffix == ".dcm":  # the whole series this file belongs to
         if series_uid is None:
-            series_uid = _dicom_series_uid(path)
-        return _read_dicom_series(path.parent, series_uid)
+            series_uid = dicom_series_uid(path)
+        return read_dicom_series(path.parent, series_uid)
     size = path.stat().st_size
     if size == 0:
         raise DataError(f"{path}: empty image file (0 bytes): truncated copy?")
+    if suffix in (".nii", ".nii.gz"):
+        check_nifti_shear(path)  # SimpleITK would hide it (falls back to the qform) or call the file corrupt
     try:
         img = sitk.ReadImage(str(path))
     except RuntimeError as exc:
-        reason = _short(exc)
+        reason = short_reason(exc)
         if "No such file" in reason or "Unable to determine ImageIO" in reason:  # ITK's words for a torn file
             reason = "the header or the voxel data is incomplete"
         raise DataError(f"{path}: truncated or corrupt image file ({size} bytes): {reason}") from exc
+    check_orthonormal(np.asarray(img.GetDirection()).reshape(3, 3), path)
     return check_finite(Volume.from_sitk(img, path))
 
 
-def check_finite(volume: Volume, what: str = "") -> Volume:
-    """Return ``volume`` if all voxels are finite, else raise :class:`DataError` naming the file (or
-    ``what``, e.g. a case id) and the number of NaN/inf voxels."""
-    arr = volume.array
-    if np.issubdtype(arr.dtype, np.floating):
-        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
-        if bad:
-            raise DataError(f"{what or volume.path}: {bad} of {arr.size} voxels are NaN or infinite")
-    return volume
+def _covered(volume: Volume, reference: Volume) -> np.ndarray:
+    """uint8 [D, H, W] on ``reference``'s grid: 1 where the voxel centre lies inside ``volume``."""
+    ones = Volume(np.ones(volume.shape, np.uint8), volume.spacing, volume.origin, volume.direction, volume.path)
+    out = sitk.Resample(ones.to_sitk(), reference.to_sitk(), sitk.Transform(), sitk.sitkNearestNeighbor, 0.0,
+                        sitk.sitkUInt8)
+    return sitk.GetArrayFromImage(out)
 
 
 def overlap_fraction(volume: Volume, reference: Volume) -> float:
     """Fraction of ``reference``'s voxels whose centres lie inside ``volume``'s field of view."""
-    ones = Volume(np.ones(volume.shape, np.uint8), volume.spacing, volume.origin, volume.direction, volume.path)
-    out = sitk.Resample(ones.to_sitk(), reference.to_sitk(), sitk.Transform(), sitk.sitkNearestNeighbor, 0.0,
-                        sitk.sitkUInt8)
-    return float(sitk.GetArrayViewFromImage(out).mean())
+    return float(_covered(volume, reference).mean())
+
+
+def coverage_fractions(volume: Volume, reference: Volume, mask: np.ndarray | None = None) -> tuple[float, float | None]:
+    """``(field-of-view fraction, mask fraction)``: the fractions of ``reference``'s voxels, and of the
+    voxels where ``mask`` [D, H, W] (on ``reference``'s grid) is non-zero, that ``volume`` covers (None
+    without a mask or with an empty one)."""
+    covered = _covered(volume, reference)
+    inside = None
+    if mask is not None:
+        if tuple(mask.shape) != reference.shape:
+            raise ValueError(f"mask shape {tuple(mask.shape)} is not the reference grid {reference.shape}")
+        sel = np.asarray(mask) > 0
+        inside = float(covered[sel].mean()) if sel.any() else None
+    return float(covered.mean()), inside
+
+
+def check_coverage(
+    volume: Volume, reference: Volume, sequence: str, gland: np.ndarray | None = None,
+    min_fov: float = MIN_FOV_COVERAGE, min_gland: float = MIN_GLAND_COVERAGE,
+) -> tuple[float, float | None]:
+    """Refuse a sequence that would be zero-filled over too much of the grid it is resampled onto.
+
+    With a (non-empty) gland mask the gland decides: at least ``min_gland`` of its voxels must lie inside
+    ``volume`` (and :data:`MIN_OVERLAP` of the whole grid); without one, at least ``min_fov`` of the
+    reference grid must. See :data:`MIN_FOV_COVERAGE` and :data:`MIN_GLAND_COVERAGE` for the measured
+    values behind the defaults.
+
+    Args:
+        volume: the sequence (e.g. the ADC) on its own grid.
+        reference: the T2W it will be resampled onto.
+        sequence: its name for the message (``"adc"``, ``"hbv"``).
+        gland: optional [D, H, W] gland mask on ``reference``'s grid.
+        min_fov, min_gland: the thresholds (fractions in [0, 1]).
+
+    Returns:
+        ``(field-of-view fraction, gland fraction or None)``.
+
+    Raises:
+        DataError: naming the file, the sequence, the reference and the covered fraction.
+    """
+    fov, inside = coverage_fractions(volume, reference, gland)
+    dist = float(np.linalg.norm(np.subtract(volume.origin, reference.origin)))
+    where = (f"origins {dist:.1f} mm apart: not the same exam, a wrong origin/direction in its header, or a "
+             "field of view too small for this study")
+    if inside is not None and (inside < min_gland or fov < MIN_OVERLAP):
+        raise DataError(f"{volume.path}: {sequence} covers {inside:.1%} of the gland mask and {fov:.1%} of the "
+                        f"grid of {reference.path} (need >= {min_gland:.0%} of the gland and >= {MIN_OVERLAP:.0%} "
+                        f"of the grid): {1 - inside:.1%} of the gland would be zero-filled; {where}")
+    if inside is None and fov < min_fov:
+        raise DataError(f"{volume.path}: {sequence} covers {fov:.1%} of the grid of {reference.path} (need >= "
+                        f"{min_fov:.0%}): {1 - fov:.1%} of the T2W field of view would be zero-filled; {where}")
+    return fov, inside
 
 
 def resample_to(
@@ -273,7 +193,8 @@ def resample_to(
         interpolation: ``"linear"`` (result float32; images) or ``"nearest"`` (keeps the dtype; masks).
         default: value outside ``volume``'s field of view (default 0).
         min_overlap: least fraction of ``reference``'s voxels ``volume`` must cover (e.g.
-            :data:`MIN_OVERLAP`); default None: no check.
+            :data:`MIN_OVERLAP`); default None: no check. :func:`check_coverage` is the stricter check
+            the loaders use.
 
     Returns:
         A :class:`Volume` on the reference grid, ``path`` = ``volume.path``.
@@ -301,8 +222,7 @@ def resample_to(
         moving, reference.to_sitk(), sitk.Transform(), INTERPOLATIONS[interpolation], float(default),
         moving.GetPixelID(),
     )
-    res = Volume.from_sitk(out, volume.path)
-    return res
+    return Volume.from_sitk(out, volume.path)
 
 
 def _geometry_differences(

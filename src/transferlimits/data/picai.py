@@ -23,7 +23,8 @@ from scipy import ndimage
 
 from transferlimits import paths
 from transferlimits.data.case import MRCase
-from transferlimits.data.io import MIN_OVERLAP, DataError, Volume, read_volume, resample_to
+from transferlimits.data.io import MIN_OVERLAP, DataError, Volume, check_coverage, read_volume, resample_to
+from transferlimits.data.io_exam import load_dicom_exam
 from transferlimits.data.picai_labels import (
     GLAND_DIR,
     MARKSHEET,
@@ -206,16 +207,19 @@ class PicaiDataset:
             csPCa of unknown grade for Pooch25 binary masks); ``source="real"``.
 
         Raises:
-            DataError: unknown or skipped id, missing/truncated/corrupt file, NaN/inf voxels, an ADC/hbv
-                covering less than ``MIN_OVERLAP`` of the T2W grid, or a mask whose geometry differs
-                from the T2W (each message names the file).
+            DataError: unknown or skipped id, missing/truncated/corrupt file, NaN/inf voxels, a sheared
+                direction matrix, an ADC/hbv covering less than ``MIN_GLAND_COVERAGE`` (95 %) of the gland
+                mask (or less than ``MIN_OVERLAP`` of the T2W grid; see :func:`~.io.check_coverage`), or a
+                mask whose geometry differs from the T2W (each message names the file).
         """
         self._check_id(case_id)
         t2w = read_volume(self.image_path(case_id, "t2w"))
+        gland = self._mask(self.gland_dir / f"{case_id}.nii.gz", t2w) > 0
         seqs = {"t2w": t2w.array.astype(np.float32)}
         for seq in ("adc", "hbv"):
-            seqs[seq] = resample_to(read_volume(self.image_path(case_id, seq)), t2w, "linear", min_overlap=MIN_OVERLAP).array
-        gland = self._mask(self.gland_dir / f"{case_id}.nii.gz", t2w) > 0
+            moving = read_volume(self.image_path(case_id, seq))
+            check_coverage(moving, t2w, seq, gland=gland)
+            seqs[seq] = resample_to(moving, t2w, "linear", min_overlap=MIN_OVERLAP).array
         zone_map = self._mask(self.zone_dir / f"{case_id}.nii.gz", t2w)
         zones = np.zeros(t2w.shape, np.uint8)
         zones[gland] = 3
@@ -245,57 +249,3 @@ def load_real_cases() -> list[MRCase]:
     """The two shipped real cases (``paths.REAL_CASES`` + ``paths.PICAI_LABELS``), sorted by id."""
     ds = PicaiDataset(paths.REAL_CASES, paths.PICAI_LABELS)
     return [ds.load_case(cid) for cid in ds.case_ids]
-
-
-def _series_kind(description: str) -> str | None:
-    d = description.lower()
-    if "adc" in d:
-        return "adc"
-    if "bval" in d:
-        return "hbv"
-    if "t2" in d and "tra" in d:
-        return "t2w"
-    return None
-
-
-def load_dicom_exam(folder: str | os.PathLike = paths.DICOM_0218) -> dict[str, Volume]:
-    """Read an exam stored as one DICOM series per sub-folder (e.g. ProstateX-0218).
-
-    Series are recognised by SeriesDescription: ``*ADC*`` -> adc, ``*BVAL*`` (scanner-calculated
-    high b) -> hbv, ``*t2*tra*`` -> t2w. ADC and hbv are resampled (linear) onto the T2W grid.
-
-    Args:
-        folder: exam folder (default ``paths.DICOM_0218``).
-
-    Returns:
-        ``{"t2w", "adc", "hbv"}`` -> float32 :class:`Volume` on the T2W grid.
-    """
-    import SimpleITK as sitk
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"{folder}: DICOM exam folder not found")
-    found: dict[str, Volume] = {}
-    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-        files = sorted(sub.glob("*.dcm")) or sorted(p for p in sub.iterdir() if p.is_file())
-        if not files:
-            continue
-        reader = sitk.ImageFileReader()
-        reader.SetFileName(str(files[0]))
-        try:
-            reader.ReadImageInformation()
-        except RuntimeError as exc:
-            raise DataError(f"{files[0]}: unreadable DICOM file: {exc}") from exc
-        desc = reader.GetMetaData("0008|103e") if reader.HasMetaDataKey("0008|103e") else sub.name
-        kind = _series_kind(desc)
-        if kind is not None and kind not in found:
-            found[kind] = read_volume(sub)
-    missing = [s for s in IMAGE_SEQUENCES if s not in found]
-    if missing:
-        raise DataError(f"{folder}: no DICOM series recognised as {missing} (found {sorted(found)})")
-    t2w = found["t2w"]
-    t2w = Volume(t2w.array.astype(np.float32), t2w.spacing, t2w.origin, t2w.direction, t2w.path)
-    out = {"t2w": t2w}
-    for seq in ("adc", "hbv"):
-        out[seq] = resample_to(found[seq], t2w, "linear", min_overlap=MIN_OVERLAP)
-    return out

@@ -27,8 +27,9 @@ from typing import Any
 
 import torch
 
-from transferlimits.runtime import CheckpointError, load_torch_file
+from transferlimits.runtime import CheckpointError
 
+from .checkpoints_profound import check_finite_weights, read_weights_file
 from .provicnet_heads import CLHead, SegmentationConvHead
 from .vit import ProViCNetEncoder, build_provicnet
 
@@ -73,7 +74,7 @@ def _describe(missing, unexpected, mismatched) -> str:
         parts.append(f"unexpected keys ({len(unexpected)}): {sorted(unexpected)}")
     if mismatched:
         parts.append("shape mismatches: " + "; ".join(f"{k}: checkpoint {a} vs model {b}" for k, a, b in mismatched))
-    return "\n  ".join(parts)
+    return "; ".join(parts)
 
 
 def _split(state: dict[str, torch.Tensor]) -> tuple[dict, dict, dict, dict, list[str]]:
@@ -135,8 +136,9 @@ def load_provicnet_state_dict(
     unexpected += [f"head.{k}" for k in head if k not in _HEAD_KEYS]
     unexpected += [f"CL_Head.{k}" for k in cl if k not in _CL_KEYS]
     if strict and (missing or unexpected or mismatched):
-        raise CheckpointError(f"ProViCNet checkpoint does not match size {size!r}:\n  " + _describe(
-            missing, unexpected, mismatched))
+        raise CheckpointError(f"ProViCNet checkpoint does not match size {size!r}: " + _describe(
+            missing, unexpected, mismatched))  # one line: the CLI shows an error's first line only
+    check_finite_weights(state)
     bad = {k for k, _, _ in mismatched}
     usable = {k: v for k, v in enc_sd.items() if k in model_sd and k not in bad}
     encoder.load_state_dict(usable, strict=False, assign=True)
@@ -165,10 +167,11 @@ def load_provicnet_checkpoint(
 
     Raises:
         FileNotFoundError: no such file.
-        CheckpointError: empty / truncated / pickled file, or keys and shapes (heads included) that do
-            not match (the message names the file, the keys and both shapes).
+        CheckpointError: a folder, an empty / truncated / blocked pickled file, keys and shapes (heads
+            included) that do not match (the message names the file, the keys and both shapes), or a tensor
+            with NaN/Inf values (named).
     """
-    state = load_torch_file(path, hint=hint, what="ProViCNet checkpoint")
+    state = read_weights_file(path, hint=hint, what="ProViCNet checkpoint", opt_in=False)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     try:

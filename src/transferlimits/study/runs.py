@@ -20,6 +20,7 @@ from torch import nn
 from transferlimits.config import Profile
 from transferlimits.data.cohort import open_cohort, task_dataset
 from transferlimits.metrics.transfer import normalised_gain, rpg, rpg_status
+from transferlimits.models.checkpoints_profound import check_finite_weights
 from transferlimits.models.registry import encoder_for_profile, get_model
 from transferlimits.tasks import get_kind, get_task
 from transferlimits.tasks.kinds.base import strongest_baseline
@@ -66,9 +67,15 @@ def load_encoders(profile: Profile, model: str, pretrained: Path, seed: int,
     """``(pretrained encoder, scratch encoder)``, both in eval mode on ``device``.
 
     Raises:
-        FileNotFoundError: ``pretrained`` does not exist (the message names the pre-training command).
-        ValueError: the checkpoint holds another model than ``model``.
+        FileNotFoundError: ``pretrained`` does not exist (the message names the pre-training command), or is
+            a folder without an ``encoder.pt``.
+        ValueError: the checkpoint holds another model than ``model``; CheckpointError (a ValueError): a
+            blocked pickle, mismatched keys/shapes, or NaN/Inf weights (each naming the file and the key).
     """
+    if Path(pretrained).is_dir() and not (Path(pretrained) / "encoder.pt").is_file():
+        inside = sorted(p.name for p in Path(pretrained).iterdir() if p.suffix in (".pt", ".pth"))
+        raise FileNotFoundError(f"{pretrained}: is a folder without an encoder.pt, not a weights file; pass the "
+                                f"file itself{f' (found here: {inside[:5]})' if inside else ''}")
     if not Path(pretrained).exists():
         raise FileNotFoundError(
             f"no pre-trained encoder at {pretrained}; run `python -m transferlimits pretrain --model {model} "
@@ -77,6 +84,7 @@ def load_encoders(profile: Profile, model: str, pretrained: Path, seed: int,
         )
     if _is_own_encoder_file(pretrained):
         enc, meta = load_pretrained_encoder(pretrained, device)
+        check_finite_weights(enc.state_dict(), str(pretrained))  # diverged pre-training: fail here, not in sklearn
     else:  # released weights (ProFound-alpha, ProViCNet T2_best.pth ...): strict loaders in models/
         enc, meta = _load_released(profile, model, Path(pretrained)), {"model": model, "released": str(pretrained)}
         enc = enc.to(device)
