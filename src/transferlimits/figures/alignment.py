@@ -231,3 +231,41 @@ def plot_control(table: pd.DataFrame):
     ax.set_ylabel("RPG vs scratch (%)")
     ax.legend(fontsize=8)
     return fig
+
+
+def paper_beside(rows: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """The paper's four RPG numbers (:data:`PAPER_RPG`, a secondary source) beside this run's, with units and CIs.
+
+    Args:
+        rows: :func:`transferlimits.study.analysis.point_rows` (one row per seed; native rows are used).
+        level: confidence level of the t interval over seeds (default 0.95).
+
+    Returns:
+        Text DataFrame: model, task, paper RPG (%), this run's mean RPG (%) over the seeds whose RPG is defined,
+        its t interval over those seeds (n − 1 degrees of freedom; "—" with fewer than 2 seeds), seeds used of
+        seeds run. An undefined value is "—" with the reason, never 0.
+    """
+    from scipy import stats as sps
+
+    from transferlimits.figures.palette import model_label
+
+    native = rows[rows["objective_kind"] == "native"] if len(rows) else rows
+    out = []
+    for _, ref in PAPER_RPG.iterrows():
+        sel = native[(native["model"] == ref["model"]) & (native["task"] == ref["task"])] if len(native) else native
+        vals = sel["rpg"].to_numpy(float) if len(sel) else np.array([])
+        vals = vals[np.isfinite(vals)]
+        if vals.size == 0:
+            mean, ci = "— (RPG undefined: scratch not above its baseline)" if len(sel) else "— (not run)", "—"
+        else:
+            mean = f"{vals.mean():+.2f} %".replace("-", "−")
+            if vals.size >= 2:
+                half = sps.t.ppf((1 + level) / 2, vals.size - 1) * vals.std(ddof=1) / math.sqrt(vals.size)
+                ci = f"[{vals.mean() - half:+.2f}, {vals.mean() + half:+.2f}] %".replace("-", "−")
+            else:
+                ci = "— (one seed)"
+        out.append({"model": model_label(ref["model"]), "task": ref["task"].replace("_", " "),
+                    "paper (secondary summary)": f"{ref['rpg_paper']:+.2f} %",
+                    "this run, mean": mean, f"{level:.0%} CI over seeds".replace("%", " %"): ci,
+                    "seeds used": f"{vals.size} of {len(sel)}"})
+    return pd.DataFrame(out)
