@@ -391,25 +391,25 @@ def verdict_table(verdicts: list[Verdict], compact: bool = False) -> pd.DataFram
             False: every column).
 
     Returns:
-        DataFrame indexed by hypothesis with columns claim, predicted, statistic (unit), estimate [95 % CI],
-        test, p, n, MDE (80 % power, α = 0.05), verdict, note (``compact``: claim, verdict, estimate [95 % CI],
-        p, n). ``n`` is the count of independent units (points, or tasks for H6), with "below <minimum>"
+        DataFrame indexed by hypothesis with columns claim, predicted sign, statistic (unit), estimate [95 % CI],
+        "test: p" (the named test and its p), n, MDE (80 % power, α = 0.05), verdict, note (``compact``:
+        claim, verdict, estimate [95 % CI], p, n). ``n`` is the count of independent units (points, or tasks for H6), with "below <minimum>"
         where it is under the hypothesis' minimum.
     """
     rows = []
     for v in verdicts:
         d = DESIGN.get(v.hypothesis, {"short": v.statistic, "unit": "", "test": ""})
         note = v.note or ("" if math.isfinite(v.estimate) else "undefined: too few usable points")
-        rows.append({"hypothesis": v.hypothesis, "claim": CLAIMS.get(v.hypothesis, ""), "predicted": v.predicted,
+        p = f"{v.p:.3f}" if math.isfinite(v.p) else "—"
+        rows.append({"hypothesis": v.hypothesis, "claim": CLAIMS.get(v.hypothesis, ""), "predicted sign": v.predicted,
                      "statistic (unit)": f"{d['short']} ({d['unit']})",
                      "estimate [95 % CI]": f"{_fmt(v.estimate, _digits(v))} {_ci_text(v, _digits(v))}",
-                     "test": d["test"], "p": f"{v.p:.3f}" if math.isfinite(v.p) else "—", "n": _units_text(v),
-                     "MDE (80 % power, α = 0.05)": minimum_detectable_effect(v)[1], "verdict": v.verdict,
-                     "note": note})
+                     "test: p": f"{d['test']}: p = {p}", "p": p, "n": _units_text(v),
+                     "MDE": minimum_detectable_effect(v)[1], "verdict": v.verdict, "note": note})
     table = pd.DataFrame(rows).set_index("hypothesis")
     if compact:
         return table[["claim", "verdict", "estimate [95 % CI]", "p", "n"]]
-    return table
+    return table.drop(columns=["p"])
 
 
 def verdict_paragraph(v: Verdict) -> str:
@@ -472,10 +472,10 @@ def verdict_table_markdown(verdicts: list[Verdict], caption: str, name: str = ""
     lines = [f":::{{list-table}} {caption}", ":header-rows: 1", ":class: verdict-table"]
     if name:
         lines.append(f":name: {name}")
-    lines += ["", "* - hypothesis"] + [f"  - {c}" for c in cols]
+    lines += ["", f"* - {cols[0]}"] + [f"  - {c}" for c in cols[1:]]
     for h, row in table.iterrows():
-        lines.append(f"* - **{h}**")
-        for c in cols:
+        lines.append(f"* - **{h}** {_cell(row[cols[0]])}")
+        for c in cols[1:]:
             text = _cell(row[c])
             if c == "statistic (unit)" and h in DESIGN:
                 text += f", eq. {ref(DESIGN[h]['label'])}"
