@@ -175,9 +175,10 @@ def predictor_table(df: pd.DataFrame, n_perm: int = 200, n_boot: int = 200) -> p
 
 
 def _scatter(ax, df: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str) -> None:
+    from transferlimits.figures.palette import model_colour
+
     for model, sub in df.groupby("model"):
-        adapter = MODEL_REGISTRY.get(model)  # a model registered only in its run's process is grey here
-        color = adapter.color if adapter is not None else "tab:gray"
+        color = model_colour(model)  # a model registered only in its run's process is grey here
         ax.scatter(sub[x], sub[y], s=36, color=color, label=model, zorder=3)
     for _, row in df.iterrows():
         if np.isfinite(row[x]) and np.isfinite(row[y]):
@@ -215,20 +216,34 @@ def control_table(native: Sequence[dict], swapped: Sequence[dict]) -> pd.DataFra
 
 
 def plot_control(table: pd.DataFrame):
-    """Bars of RPG per task for the four (architecture, objective) pairs."""
+    """Bars of RPG per task for the four (architecture, objective) pairs: mean over the seeds whose RPG is defined
+    with the seed SD as error bar; colour = backbone, hatching = objective family (palette); a pair whose RPG is
+    undefined in every seed is a hatched "n/a" box, never a bar at 0."""
     import matplotlib.pyplot as plt
+
+    from transferlimits.figures.palette import draw_undefined, model_colour, model_label, objective_style
 
     tasks = sorted(table["task"].unique())
     pairs = list(table.groupby(["model", "objective"]).groups)
     fig, ax = plt.subplots(figsize=(max(5, 2.4 * len(tasks)), 3.6), constrained_layout=True)
     width = 0.8 / max(1, len(pairs))
+    finite = table["rpg"].to_numpy(float)
+    finite = finite[np.isfinite(finite)]
+    span = float(np.ptp(finite)) if finite.size else 1.0
     for i, (model, obj) in enumerate(pairs):
-        sub = table[(table["model"] == model) & (table["objective"] == obj)].groupby("task")["rpg"].mean()
+        sub = table[(table["model"] == model) & (table["objective"] == obj)].groupby("task")["rpg"]
+        mean, sd = sub.mean(), sub.std(ddof=1)
         xs = np.arange(len(tasks)) + i * width
-        ax.bar(xs, [sub.get(t, np.nan) for t in tasks], width, label=f"{model} + {obj}")
-    ax.set_xticks(np.arange(len(tasks)) + width * (len(pairs) - 1) / 2, tasks)
+        ys = np.array([mean.get(t, np.nan) for t in tasks], float)
+        err = np.nan_to_num(np.array([sd.get(t, np.nan) for t in tasks], float))
+        ok = np.isfinite(ys)
+        ax.bar(xs[ok], ys[ok], width, yerr=err[ok], capsize=2, color=model_colour(model), edgecolor="white",
+               hatch=objective_style(obj)["hatch"], label=f"{model_label(model)} + {obj}", zorder=2)
+        for x in xs[~ok]:
+            draw_undefined(ax, x, width, height=max(span, 1e-9) * 0.3, bottom=0.0)
+    ax.set_xticks(np.arange(len(tasks)) + width * (len(pairs) - 1) / 2, [t.replace("_", " ") for t in tasks])
     ax.axhline(0, color="0.5", lw=0.8)
-    ax.set_ylabel("RPG vs scratch (%)")
+    ax.set_ylabel("RPG vs scratch (%), mean ± seed SD")
     ax.legend(fontsize=8)
     return fig
 

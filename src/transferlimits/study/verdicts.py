@@ -403,7 +403,8 @@ def verdict_table(verdicts: list[Verdict], compact: bool = False) -> pd.DataFram
         p = f"{v.p:.3f}" if math.isfinite(v.p) else "—"
         rows.append({"hypothesis": v.hypothesis, "claim": CLAIMS.get(v.hypothesis, ""), "predicted sign": v.predicted,
                      "statistic (unit)": f"{d['short']} ({d['unit']})",
-                     "estimate [95 % CI]": f"{_fmt(v.estimate, _digits(v))} {_ci_text(v, _digits(v))}",
+                     "estimate [95 % CI]": (f"{_fmt(v.estimate, _digits(v))} {_ci_text(v, _digits(v))}"
+                                            if math.isfinite(v.estimate) else "— (undefined)"),
                      "test: p": f"{d['test']}: p = {p}", "p": p, "n": _units_text(v),
                      "MDE": minimum_detectable_effect(v)[1], "verdict": v.verdict, "note": note})
     table = pd.DataFrame(rows).set_index("hypothesis")
