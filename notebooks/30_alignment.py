@@ -70,7 +70,7 @@ text("n_seeds", str(len(seeds)))
 text("n_excluded", str(len(excluded)))
 shown = native[["task", "model", "n_seeds", "n_excluded", "rpg", "rpg_sd", "mmd2", "mmd2_sd", "epochs_ratio",
                 "logme", "target_type"]]
-shown.round(4).astype(object).where(shown.notna(), "—")
+HTML(shown.round(4).astype(object).where(shown.notna(), "—").to_html(classes="compact-table"))  # fits the column
 
 # %% [markdown]
 # `rpg` is the mean over the seeds whose RPG is defined (`rpg_sd`: their SD; "—" with one seed or none);
@@ -106,7 +106,7 @@ text("headline", headline)
 for v in verdicts:  # the numbers' own reading (study.verdicts.verdict_paragraph), for the chapters
     glue(f"verdict_paragraph_{v.hypothesis}", Markdown(vd.verdict_paragraph(v)), display=False)
     text(f"mde_{v.hypothesis}", vd.minimum_detectable_effect(v)[1])
-table
+HTML(table.drop(columns=["note"]).to_html(classes="verdict-table"))  # the book's table style: fits at 1280 px
 
 # %% [markdown]
 # Each row's statistic, unit and test are defined in the book's methods chapter; MDE is the smallest effect the

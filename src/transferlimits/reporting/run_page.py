@@ -201,6 +201,8 @@ def linear_references_markdown(root: Path, run: dict[str, Any] | None = None) ->
     lines = ["", f"**Linear references** (`benchmarks/linear_references.py`, {refs.get('hardware', '?')}): what a "
              "linear model fitted in closed form on the same training cases scores on the same test exams "
              "(`n_test`).", "",
+             ":::{table} Linear references: a closed-form linear model beside the trivial baseline, on the same test exams.",
+             ":name: tab-run-linear", "",
              "| task | metric | trivial baseline | linear reference | test exams | model |", "|---|---|---:|---:|---:|---|"]
     notes = []
     for task, r in sorted((refs.get("tasks") or {}).items()):
@@ -216,6 +218,7 @@ def linear_references_markdown(root: Path, run: dict[str, Any] | None = None) ->
                             f"inputs whose baseline is {_fmt(float(base))}, which matches no seed."))
         lines.append(f"| {task} | {r.get('metric')} | {_fmt(base)} | {_fmt(lin)} | {r.get('n_test', '?')} | "
                      f"{r.get('model', '')} |")
+    lines.append(":::")
     if notes:
         lines += ["", *[f"- {n}" for n in notes]]
     return lines
@@ -228,8 +231,10 @@ def reproduction_markdown() -> list[str]:
              "Float reductions differ in their last digits, and fine-tuning amplifies that. An earlier session re-ran "
              "classification, ProFound, seed 0 on another 2-core machine. These numbers were measured then and "
              "are not computed by this page:", "",
+             ":::{table} Reproduction of one point (classification, ProFound, seed 0) on another machine of the same "
+             "kind, measured in an earlier session.", ":name: tab-run-reproduction", "",
              "| quantity | committed | re-run |", "|---|---:|---:|"]
-    lines += [f"| {q} | {a:.4f} | {b:.4f} |" for q, a, b in REPRODUCTION]
+    lines += [f"| {q} | {a:.4f} | {b:.4f} |" for q, a, b in REPRODUCTION] + [":::"]
     lines += ["", "To compare your re-run with the committed files within a tolerance (timings and provenance are "
               "ignored; the differing keys beyond tolerance are listed and the exit status is non-zero):", "",
               "```bash", COMPARE_COMMAND, "```"]
@@ -245,10 +250,13 @@ def run_page_markdown(root: Path, profile: str, max_wall_min: float = 90.0, min_
     lines = [header_markdown(root, profile), ""]
     b = wall_breakdown(run)
     if b["total"] > 0:
-        lines += ["| part of the grid | core-minutes | share of cores × wall |", "|---|---:|---:|"]
+        lines += [":::{table} Where the run's core time went: pre-training, fine-tuning, measurement and the rest of "
+                  "cores × wall time (notebook start-up, plotting, the cohort, cores waiting on a dependency).",
+                  ":name: tab-run-breakdown", "",
+                  "| part of the grid | core-minutes | share of cores × wall |", "|---|---:|---:|"]
         for key in ("pre-training", "fine-tuning", "measurement", "overhead"):
             lines.append(f"| {key} | {b[key] / 60:.1f} | {100 * b[key] / b['total']:.0f} % |")
-        lines += [f"| total ({b['cores']:.0f} cores × wall) | {b['total'] / 60:.1f} | 100 % |", ""]
+        lines += [f"| total ({b['cores']:.0f} cores × wall) | {b['total'] / 60:.1f} | 100 % |", ":::", ""]
     note = ("" if profile == FLOOR_PROFILE else f" The floor is the `{FLOOR_PROFILE}` profile's; a `{profile}` run "
             "is not sized to meet it, and the table only shows where this run stands.")
     lines += ["**Scientific floor** (rules in `transferlimits.reporting.floor`, checked by "
@@ -257,6 +265,9 @@ def run_page_markdown(root: Path, profile: str, max_wall_min: float = 90.0, min_
               "score over seeds, then (seeds above the baseline at all, seeds meeting the floor's margin), of "
               "the seeds run. A run above its baseline has a defined RPG where its scratch run is above it too."
               + note, "",
+              ":::{table} The scientific floor per (task, model): mean test score over seeds, then (seeds above the "
+              "trivial baseline, seeds meeting the floor's margin) of the seeds run, per objective and initialisation.",
+              ":name: tab-run-floor", ":class: compact-table", "",
               "| task | model | metric (needs) | baseline | native: pretrained | native: scratch | "
               "swapped: pretrained | swapped: scratch | why not all |",
               "|---|---|---|---|---|---|---|---|---|"]
@@ -265,13 +276,16 @@ def run_page_markdown(root: Path, profile: str, max_wall_min: float = 90.0, min_
         c = r["cells"]
         lines.append(f"| {r['task']} | {r['model']} | {r['metric']} ({r['need']}) | {r['baseline']} | "
                      + " | ".join(c[slot] for slot in _SLOTS) + f" | {r['note']} |")
+    lines.append(":::")
     if notes:
         lines += ["", "Why a row is below the floor (`book/floor_explanations.yml`; each reason once):", ""]
         lines += [f"{i}. {why}" for i, why in enumerate(notes, 1)]
     lines += linear_references_markdown(root, run)
     fractions = contrastive_fractions(root)
-    lines += ["", "| contrastive pre-training | active fraction of steps | needs |", "|---|---:|---|"]
-    lines += [f"| {m} | {_fmt(f, 3)} | >= {min_active:g} |" for m, f in sorted(fractions.items())]
+    lines += ["", ":::{table} Contrastive pre-training: the fraction of steps whose batch held a positive and a "
+              "negative patch pair (the pair term acts only there).", ":name: tab-run-contrastive", "",
+              "| contrastive pre-training | active fraction of steps | needs |", "|---|---:|---|"]
+    lines += [f"| {m} | {_fmt(f, 3)} | >= {min_active:g} |" for m, f in sorted(fractions.items())] + [":::"]
     failures, n = check_tree(root, max_wall_min, min_active)
     explained = split_explained(root, entries)[1]
     failures = [f for f in failures if f not in explained]
