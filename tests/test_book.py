@@ -226,3 +226,118 @@ def test_screenshots(smoke_study, browser, page, name):
         assert browser.execute_script("return arguments[0].naturalWidth", img), f"{page}: an image did not load"
     shot = _screenshot(browser, smoke_study, name)
     assert shot.stat().st_size > 10_000
+
+
+# --- the book of the committed cpu run: built from book/generated/cpu, no computation ---------------------
+
+#: Pages outside this test's reach: their text and tables belong to the task-page restructuring (one page per
+#: (task, model), issue 24), which replaces "STUDY §5" by the methods chapter's {ref}`methods-baselines` and
+#: captions the summary tables. Checked by their own xfail test below, the rest strictly.
+NOT_YET = tuple(f"book/tasks/{t}" for t in TASKS)
+
+_AUDIT_JS = """
+const art = document.querySelector('article.bd-article') || document.querySelector('main');
+const right = art.getBoundingClientRect().right + 1;
+const out = {wide: [], uncaptioned: [], dangling: []};
+for (const t of art.querySelectorAll('table')) {
+  const nb = !!t.closest('.cell_output');
+  const label = (nb ? 'notebook output: ' : '') + t.innerText.slice(0, 50).replace(/\\s+/g, ' ');
+  if (t.getBoundingClientRect().right > right || t.scrollWidth > t.clientWidth + 1) out.wide.push(label);
+  if (nb) continue;  // a notebook's own displayed DataFrame is part of the executed notebook, not a book table
+  const glued = t.closest('.glued-table');
+  const cap = glued ? glued.querySelector('.caption-number') : t.querySelector('caption .caption-number');
+  if (!cap || !/^Table \\d+(\\.\\d+)?/.test(cap.innerText.trim())) out.uncaptioned.push('table: ' + label);
+}
+for (const f of art.querySelectorAll('figure')) {
+  if (f.getBoundingClientRect().right > right) out.wide.push('figure');
+  const c = f.querySelector('figcaption .caption-number');
+  if (!c || !/^Fig/.test(c.innerText.trim())) out.uncaptioned.push('figure: ' + (f.innerText || '').slice(0, 50));
+}
+for (const img of art.querySelectorAll('img')) if (img.getBoundingClientRect().right > right) out.wide.push('img');
+out.dangling = art.innerText.match(/STUDY ?§ ?[\\d.]*|§ ?\\d+(\\.\\d+)?/g) || [];
+return out;"""
+
+
+@pytest.fixture(scope="module")
+def cpu_book(tmp_path_factory):
+    """The book of the committed cpu run, built in a sandbox (book/generated/cpu copied; nothing executed)."""
+    from conftest import SmokeStudy, make_sandbox, sandbox_env
+
+    if not (REPO / "book" / "generated" / "cpu" / "30_alignment.ipynb").is_file():
+        pytest.skip("no committed cpu run in book/generated/cpu")
+    root = make_sandbox(tmp_path_factory.mktemp("cpu_book"))
+    shutil.copytree(REPO / "book" / "generated" / "cpu", root / "book" / "generated" / "cpu", dirs_exist_ok=True)
+    study = SmokeStudy(root, sandbox_env(root))
+    proc = study.cli("book", "--profile", "cpu", timeout=900)
+    assert proc.stdout.strip().endswith("index.html"), proc.stdout
+    return study
+
+
+def test_cpu_book_tables_and_figures_fit_are_numbered_and_captioned(cpu_book, browser):
+    """At 1280 px no table, figure or image is wider than the main column; every figure and every table of the
+    book's own text is numbered and captioned; no page refers to a section that is not in the book (STUDY §)."""
+    problems, notebook_wide = [], []
+    for f in _toc_files(cpu_book.root)[1]:
+        if f in NOT_YET:
+            continue
+        _open(browser, cpu_book.html / f"{f}.html")
+        found = browser.execute_script(_AUDIT_JS)
+        notebook_wide += [f"{f}: {w}" for w in found["wide"] if w.startswith("notebook output")]
+        problems += [f"{f}: wider than the main column: {w}" for w in found["wide"]
+                     if not w.startswith("notebook output")]
+        problems += [f"{f}: not numbered and captioned: {u}" for u in found["uncaptioned"]]
+        problems += [f"{f}: dangling section reference {d!r}" for d in found["dangling"]]
+    assert not problems, "\n".join(problems)
+    if notebook_wide:  # an executed notebook's own DataFrames re-render only when the run is re-made
+        print("notebook outputs wider than the column (templates fixed, shown after a re-run):",
+              *notebook_wide, sep="\n  ")
+
+
+@pytest.mark.xfail(reason="book/tasks/* is being restructured into one page per (task, model); its text still "
+                          "cites STUDY §5 and its summary tables have no numbered caption", strict=False)
+@pytest.mark.parametrize("page", NOT_YET)
+def test_cpu_task_pages_have_no_dangling_reference(cpu_book, browser, page):
+    _open(browser, cpu_book.html / f"{page}.html")
+    found = browser.execute_script(_AUDIT_JS)
+    assert not found["dangling"] and not found["uncaptioned"] and not found["wide"], found
+
+
+def test_cpu_verdict_table_reads_like_a_paper(cpu_book, browser):
+    """The alignment chapter's verdict table: numbered, every required column, p and n in separate cells, whole
+    words (no cut "negat"), the table inside the main column; the forest plot and a paragraph per hypothesis."""
+    _open(browser, cpu_book.html / "book" / "alignment.html")
+    info = browser.execute_script("""
+        const t = document.querySelector('main table.verdict-table');
+        const art = document.querySelector('article.bd-article');
+        if (!t) return null;
+        const heads = Array.from(t.querySelectorAll('thead th')).map(h => h.innerText.trim());
+        const rows = Array.from(t.querySelectorAll('tbody tr')).map(r => Array.from(r.cells).map(c => c.innerText.trim()));
+        const cut = Array.from(t.querySelectorAll('td, th')).filter(c => c.scrollWidth > c.clientWidth + 1).length;
+        return {caption: t.querySelector('caption').innerText, heads, rows, cut,
+                fits: t.getBoundingClientRect().right <= art.getBoundingClientRect().right + 1,
+                text: document.querySelector('main').innerText};""")
+    assert info is not None, "no verdict table on the alignment page"
+    assert re.match(r"Table \d+\.\d+", info["caption"]), info["caption"]
+    assert info["heads"] == ["claim", "predicted sign", "statistic (unit)", "estimate [95 % CI]", "test: p", "n",
+                             "MDE", "verdict"], info["heads"]
+    assert info["fits"] and info["cut"] == 0, {k: v for k, v in info.items() if k != "text"}
+    for row in info["rows"]:
+        _claim, predicted, _stat, _est, test_p, n, _mde, word = row
+        assert predicted in ("positive", "negative") and word in VERDICT_WORDS, row
+        assert re.search(r"p = (\d\.\d{3}|—)$", test_p) and re.match(r"^\d+ (points?|tasks?)", n), row
+    assert [r[0][:2] for r in info["rows"]] == list(HYPOTHESES)
+    for h in HYPOTHESES:
+        assert re.search(rf"\b{h} \(.*\)\. Predicted: a (positive|negative)", info["text"]), f"no paragraph for {h}"
+    captions = browser.execute_script(
+        "return Array.from(document.querySelectorAll('main figure figcaption')).map(c => c.innerText)")
+    assert any("bootstrap CIs" in c for c in captions), captions
+
+
+def test_cpu_methods_equations_are_numbered_and_referenced(cpu_book, browser):
+    _open(browser, cpu_book.html / "book" / "methods.html")
+    numbered = browser.execute_script("return document.querySelectorAll('main span.eqno').length")
+    assert numbered >= 15, f"expected a numbered equation per quantity, found {numbered}"
+    _open(browser, cpu_book.html / "book" / "alignment.html")
+    refs = browser.execute_script(
+        "return document.querySelectorAll('main a[href*=\"methods.html#equation-\"]').length")
+    assert refs >= 6, "the alignment chapter does not point to the methods' definitions"
