@@ -42,7 +42,8 @@ table = control_table([m for m in points if m["objective"] == "native"],
                       [m for m in points if m["objective"] == "swapped"])
 glue("n_control_points", len(table), display=False)
 shown = table[["task", "model", "objective", "kind", "seed", "rpg", "mmd2", "cka"]]
-shown.round(4).astype(object).where(shown.notna(), "— (RPG undefined: scratch run below its baseline)")
+HTML(shown.round(4).astype(object).where(shown.notna(), "— (RPG undefined: scratch run below its baseline)")
+     .to_html(classes="compact-table"))  # small type: the table fits the main column
 
 # %% [markdown]
 # ## RPG of the four (architecture, objective) pairs

@@ -26,12 +26,13 @@ from html import escape
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import HTML
+from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
-from transferlimits.figures.alignment import PAPER_RPG, sensitivity_table
+from transferlimits.figures.alignment import PAPER_RPG, paper_beside, sensitivity_table
 from transferlimits.figures.alignment_panels import plot_alignment_by_model
 from transferlimits.figures.task_summary import task_summary
+from transferlimits.figures.verdicts import plot_forest
 from transferlimits.runner.provenance import glue_provenance
 from transferlimits.study import analysis as an
 from transferlimits.study import verdicts as vd
@@ -70,7 +71,7 @@ text("n_seeds", str(len(seeds)))
 text("n_excluded", str(len(excluded)))
 shown = native[["task", "model", "n_seeds", "n_excluded", "rpg", "rpg_sd", "mmd2", "mmd2_sd", "epochs_ratio",
                 "logme", "target_type"]]
-shown.round(4).astype(object).where(shown.notna(), "—")
+HTML(shown.round(4).astype(object).where(shown.notna(), "—").to_html(classes="compact-table"))  # fits the column
 
 # %% [markdown]
 # `rpg` is the mean over the seeds whose RPG is defined (`rpg_sd`: their SD; "—" with one seed or none);
@@ -103,7 +104,21 @@ headline = (f"On the {profile} profile ({len(native)} task × model points, {len
             f"with the model as a fixed effect is r = {num(h2.estimate, '+.2f')} over n = {h2.n} points "
             f"(95 % CI {num(h2.ci_lo, '+.2f')} to {num(h2.ci_hi, '+.2f')}), where H2 predicts a negative value.")
 text("headline", headline)
-table
+for v in verdicts:  # the numbers' own reading (study.verdicts.verdict_paragraph), for the chapters
+    glue(f"verdict_paragraph_{v.hypothesis}", Markdown(vd.verdict_paragraph(v)), display=False)
+    text(f"mde_{v.hypothesis}", vd.minimum_detectable_effect(v)[1])
+HTML(table.drop(columns=["note"]).to_html(classes="verdict-table"))  # the book's table style: fits at 1280 px
+
+# %% [markdown]
+# Each row's statistic, unit and test are defined in the book's methods chapter; MDE is the smallest effect the
+# test detects with 80 % power at α = 0.05 on its n. The forest plot shows the same estimates with their CIs
+# (shaded: the side each hypothesis predicts); below it, what the numbers of each row show.
+
+# %%
+fig = plot_forest(verdicts)
+glue("fig_forest", fig)
+plt.close(fig)
+display(Markdown("\n\n".join(vd.verdict_paragraph(v) for v in verdicts)))
 
 # %% [markdown]
 # ## MMD² vs RPG and vs convergence, per model
@@ -165,16 +180,19 @@ sens_shown
 # %% [markdown]
 # ## Our RPG beside the paper's
 # The paper's four RPG numbers as recovered from a **secondary AI-written summary (ownyourai), not from the
-# paper's own tables**. Ours: mean over the seeds whose RPG is defined.
+# paper's own tables**. Ours: mean RPG (%) over the seeds whose RPG is defined, with the 95 % t interval over
+# those seeds.
 
 # %%
+beside_ci = paper_beside(rows)
+glue("paper_beside", beside_ci, display=False)
 ours = native.set_index(["model", "task"])["rpg"]
 beside = PAPER_RPG[["model", "task", "rpg_paper"]].copy()
 beside["rpg_ours"] = [num(ours.get((m, t), float("nan")), ".2f", "RPG undefined or not run")
                       for m, t in zip(beside["model"], beside["task"])]
 for _, row in beside.iterrows():
     text(f"ours_{row['model']}_{row['task']}", row["rpg_ours"])
-beside
+beside_ci
 
 # %% [markdown]
 # ## Task summaries

@@ -143,5 +143,116 @@ def test_all_verdicts_table_has_one_word_per_hypothesis():
     table = V.verdict_table(V.all_verdicts(_points(), None, 100, 100))
     assert list(table.index) == ["H1", "H2", "H3", "H4", "H5", "H6"]
     assert set(table["verdict"]) <= set(V.VERDICTS)
-    assert table.loc["H6", "verdict"] == "inconclusive" and table.loc["H6", "n (minimum)"].startswith("0 (12): too few")
-    assert table.loc["H6", "estimate"] == "—" and not table.isna().any().any()  # no bare NaN in the book
+    assert table.loc["H6", "verdict"] == "inconclusive" and table.loc["H6", "n"] == "0 tasks (0 cells); below 12"
+    assert table.loc["H6", "estimate [95 % CI]"] == "— (undefined)" and not table.isna().any().any()  # no bare NaN in the book
+
+
+# --- the verdict table, its MDE, paragraphs, forest plot and palette on the committed cpu run ---------------
+
+from pathlib import Path  # noqa: E402
+
+CPU_RESULTS = Path(__file__).resolve().parents[1] / "book" / "generated" / "cpu" / "results"
+
+
+@pytest.fixture(scope="module")
+def cpu_verdicts():
+    if not any(CPU_RESULTS.glob("runs/*/metrics.json")):
+        pytest.skip("no committed cpu results")
+    return V.study_verdicts(CPU_RESULTS, 200, 200)
+
+
+def test_mde_of_a_correlation_follows_fishers_z():
+    v = V.Verdict("H2", "r", "negative", 0.1, -0.5, 0.6, 0.5, 9, 6, "inconclusive", n_groups=2)
+    value, text = V.minimum_detectable_effect(v)
+    # tanh((1.95996 + 0.84162) / sqrt(9 - 2 - 2)) = tanh(1.25290)
+    assert value == pytest.approx(0.8489, abs=1e-3) and text == "|r| ≥ 0.85"
+    assert np.isnan(V.minimum_detectable_effect(V.Verdict("H2", "r", "negative", 0.1, -1, 1, 0.5, 4, 6,
+                                                          "inconclusive", n_groups=2))[0])
+
+
+@pytest.mark.parametrize("tasks, detectable", [(4, False), (5, False), (6, True)])
+def test_h6_sign_flip_smallest_p(tasks, detectable):
+    v = V.Verdict("H6", "d", "positive", 1.0, -1.0, 3.0, 0.5, 4 * tasks, 12, "inconclusive", n_units=tasks)
+    value, text = V.minimum_detectable_effect(v)
+    assert np.isfinite(value) == detectable
+    if not detectable:
+        assert text == f"none: smallest attainable p = {2 / 2 ** tasks:.3f} with {tasks} tasks"
+
+
+def test_committed_cpu_verdict_table(cpu_verdicts):
+    native, control, verdicts = cpu_verdicts
+    table = V.verdict_table(verdicts)
+    assert list(table.index) == ["H1", "H2", "H3", "H4", "H5", "H6"]
+    assert list(table.columns) == ["claim", "predicted sign", "statistic (unit)", "estimate [95 % CI]", "test: p", "n",
+                                   "MDE", "verdict", "note"]
+    assert not table.isna().any().any() and set(table["verdict"]) <= set(V.VERDICTS)
+    for h, row in table.iterrows():  # p and n never run together: separate cells, each with its own text
+        assert "p = " in row["test: p"] and row["n"].split()[1] in ("points", "tasks"), (h, row["n"])
+    assert table.loc["H2", "n"] == f"{len(native) - 1} points"  # ProViCNet segmentation: RPG undefined
+    assert table.loc["H6", "n"].startswith("4 tasks") and "none: smallest attainable p" in table.loc["H6", "MDE"]
+    md = V.verdict_table_markdown(verdicts, "Caption.", "tab-verdicts")
+    assert md.startswith(":::{list-table} Caption.") and ":name: tab-verdicts" in md and md.count("* - **H") == 6
+
+
+def test_paragraphs_say_when_an_effect_is_opposite_to_the_prediction(cpu_verdicts):
+    verdicts = {v.hypothesis: v for v in cpu_verdicts[2]}
+    for v in verdicts.values():
+        text = V.verdict_paragraph(v)
+        assert text.startswith(f"**{v.hypothesis}**") and f"**{v.verdict}**" in text
+        opposite = np.isfinite(v.estimate) and (v.estimate > 0) != (v.predicted == "positive")
+        assert ("opposite to the prediction" in text) == opposite, text
+    h3 = V.verdict_paragraph(verdicts["H3"])  # r < 0 where H3 predicts > 0, permutation p < 0.05, CI contains 0
+    assert "opposite to the prediction" in h3 and "the rule reads the CI" in h3
+
+
+def test_forest_plot_and_palette(cpu_verdicts):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from transferlimits.figures import palette
+    from transferlimits.figures.verdicts import plot_forest
+
+    fig = plot_forest(cpu_verdicts[2])
+    labels = [t.get_text() for ax in fig.axes for t in ax.get_yticklabels()]
+    assert sorted(lab.split(":")[0] for lab in labels) == ["H1", "H2", "H3", "H4", "H5", "H6"]
+    plt.close(fig)
+    undefined = V.Verdict("H4", "x", "positive", float("nan"), float("nan"), float("nan"), float("nan"), 0, 8,
+                          "inconclusive")
+    fig = plot_forest([undefined])
+    assert any(t.get_text().startswith("n/a") for t in fig.axes[0].texts)  # drawn as undefined, not as 0
+    plt.close(fig)
+    assert palette.model_colour("profound") != palette.model_colour("provicnet")
+    assert palette.objective_style("fcmae") == palette.objective_style("mae") != palette.objective_style("contrastive")
+    assert len(set(palette.INIT_MARKERS.values())) == 3
+
+
+def test_control_figure_draws_undefined_cells_as_such():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from transferlimits.figures.alignment import plot_control
+
+    table = pd.DataFrame({"task": ["a", "a", "a", "a", "b", "b", "b", "b"],
+                          "model": ["profound", "profound", "provicnet", "provicnet"] * 2,
+                          "objective": ["fcmae", "contrastive", "contrastive", "mae"] * 2,
+                          "rpg": [1.0, 2.0, 3.0, 4.0, np.nan, 1.0, 2.0, 3.0]})
+    fig = plot_control(table)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["n/a"]
+    assert "seed SD" in ax.get_ylabel()
+    plt.close(fig)
+
+
+def test_paper_beside_has_units_and_intervals(cpu_verdicts):
+    from transferlimits.figures.alignment import paper_beside
+    from transferlimits.study import analysis as an
+
+    table = paper_beside(an.point_rows(an.load_profile_points(CPU_RESULTS)))
+    assert len(table) == 4 and table["paper (secondary summary)"].str.endswith("%").all()
+    seg = table[table["task"] == "segmentation"].iloc[0]
+    assert seg["this run, mean"].startswith("— (RPG undefined") and seg["seeds used"] == "0 of 3"
+    assert table["95 % CI over seeds"].str.contains(r"\[").sum() == 3

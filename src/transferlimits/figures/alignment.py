@@ -175,9 +175,10 @@ def predictor_table(df: pd.DataFrame, n_perm: int = 200, n_boot: int = 200) -> p
 
 
 def _scatter(ax, df: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str) -> None:
+    from transferlimits.figures.palette import model_colour
+
     for model, sub in df.groupby("model"):
-        adapter = MODEL_REGISTRY.get(model)  # a model registered only in its run's process is grey here
-        color = adapter.color if adapter is not None else "tab:gray"
+        color = model_colour(model)  # a model registered only in its run's process is grey here
         ax.scatter(sub[x], sub[y], s=36, color=color, label=model, zorder=3)
     for _, row in df.iterrows():
         if np.isfinite(row[x]) and np.isfinite(row[y]):
@@ -215,19 +216,71 @@ def control_table(native: Sequence[dict], swapped: Sequence[dict]) -> pd.DataFra
 
 
 def plot_control(table: pd.DataFrame):
-    """Bars of RPG per task for the four (architecture, objective) pairs."""
+    """Bars of RPG per task for the four (architecture, objective) pairs: mean over the seeds whose RPG is defined
+    with the seed SD as error bar; colour = backbone, hatching = objective family (palette); a pair whose RPG is
+    undefined in every seed is a hatched "n/a" box, never a bar at 0."""
     import matplotlib.pyplot as plt
+
+    from transferlimits.figures.palette import draw_undefined, model_colour, model_label, objective_style
 
     tasks = sorted(table["task"].unique())
     pairs = list(table.groupby(["model", "objective"]).groups)
     fig, ax = plt.subplots(figsize=(max(5, 2.4 * len(tasks)), 3.6), constrained_layout=True)
     width = 0.8 / max(1, len(pairs))
+    finite = table["rpg"].to_numpy(float)
+    finite = finite[np.isfinite(finite)]
+    span = float(np.ptp(finite)) if finite.size else 1.0
     for i, (model, obj) in enumerate(pairs):
-        sub = table[(table["model"] == model) & (table["objective"] == obj)].groupby("task")["rpg"].mean()
+        sub = table[(table["model"] == model) & (table["objective"] == obj)].groupby("task")["rpg"]
+        mean, sd = sub.mean(), sub.std(ddof=1)
         xs = np.arange(len(tasks)) + i * width
-        ax.bar(xs, [sub.get(t, np.nan) for t in tasks], width, label=f"{model} + {obj}")
-    ax.set_xticks(np.arange(len(tasks)) + width * (len(pairs) - 1) / 2, tasks)
+        ys = np.array([mean.get(t, np.nan) for t in tasks], float)
+        err = np.nan_to_num(np.array([sd.get(t, np.nan) for t in tasks], float))
+        ok = np.isfinite(ys)
+        ax.bar(xs[ok], ys[ok], width, yerr=err[ok], capsize=2, color=model_colour(model), edgecolor="white",
+               hatch=objective_style(obj)["hatch"], label=f"{model_label(model)} + {obj}", zorder=2)
+        for x in xs[~ok]:
+            draw_undefined(ax, x, width, height=max(span, 1e-9) * 0.3, bottom=0.0)
+    ax.set_xticks(np.arange(len(tasks)) + width * (len(pairs) - 1) / 2, [t.replace("_", " ") for t in tasks])
     ax.axhline(0, color="0.5", lw=0.8)
-    ax.set_ylabel("RPG vs scratch (%)")
+    ax.set_ylabel("RPG vs scratch (%), mean ± seed SD")
     ax.legend(fontsize=8)
     return fig
+
+
+def paper_beside(rows: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """The paper's four RPG numbers (:data:`PAPER_RPG`, a secondary source) beside this run's, with units and CIs.
+
+    Args:
+        rows: :func:`transferlimits.study.analysis.point_rows` (one row per seed; native rows are used).
+        level: confidence level of the t interval over seeds (default 0.95).
+
+    Returns:
+        Text DataFrame: model, task, paper RPG (%), this run's mean RPG (%) over the seeds whose RPG is defined,
+        its t interval over those seeds (n − 1 degrees of freedom; "—" with fewer than 2 seeds), seeds used of
+        seeds run. An undefined value is "—" with the reason, never 0.
+    """
+    from scipy import stats as sps
+
+    from transferlimits.figures.palette import model_label
+
+    native = rows[rows["objective_kind"] == "native"] if len(rows) else rows
+    out = []
+    for _, ref in PAPER_RPG.iterrows():
+        sel = native[(native["model"] == ref["model"]) & (native["task"] == ref["task"])] if len(native) else native
+        vals = sel["rpg"].to_numpy(float) if len(sel) else np.array([])
+        vals = vals[np.isfinite(vals)]
+        if vals.size == 0:
+            mean, ci = "— (RPG undefined: scratch not above its baseline)" if len(sel) else "— (not run)", "—"
+        else:
+            mean = f"{vals.mean():+.2f} %".replace("-", "−")
+            if vals.size >= 2:
+                half = sps.t.ppf((1 + level) / 2, vals.size - 1) * vals.std(ddof=1) / math.sqrt(vals.size)
+                ci = f"[{vals.mean() - half:+.2f}, {vals.mean() + half:+.2f}] %".replace("-", "−")
+            else:
+                ci = "— (one seed)"
+        out.append({"model": model_label(ref["model"]), "task": ref["task"].replace("_", " "),
+                    "paper (secondary summary)": f"{ref['rpg_paper']:+.2f} %",
+                    "this run, mean": mean, f"{level:.0%} CI over seeds".replace("%", " %"): ci,
+                    "seeds used": f"{vals.size} of {len(sel)}"})
+    return pd.DataFrame(out)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from transferlimits.figures.palette import INIT_MARKERS, model_colour
 from transferlimits.models.registry import MODEL_REGISTRY
 
 __all__ = ["plot_alignment_by_model", "TASK_ABBREVIATIONS"]
@@ -49,12 +50,13 @@ def plot_alignment_by_model(points: pd.DataFrame, y: str = "rpg", ylabel: str = 
     for ax, model in zip(axes[0], models):
         sub = points[points["model"] == model]
         adapter = MODEL_REGISTRY.get(model)
-        colour = adapter.color if adapter is not None else "tab:gray"
+        colour = model_colour(model)
         ok = np.isfinite(sub[y].to_numpy(float))
         good, bad = sub[ok], sub[~ok]
         xerr = good.get("mmd2_sd", pd.Series(np.nan, index=good.index)).fillna(0).to_numpy(float)
         yerr = good.get(f"{y}_sd", pd.Series(np.nan, index=good.index)).fillna(0).to_numpy(float)
-        ax.errorbar(good["mmd2"], good[y], xerr=xerr, yerr=yerr, fmt="o", color=colour, ecolor=colour,
+        ax.errorbar(good["mmd2"], good[y], xerr=xerr, yerr=yerr, fmt=INIT_MARKERS["pretrained"], color=colour,
+                    ecolor=colour,
                     elinewidth=1, capsize=3, ms=6, label="mean over seeds ± SD", zorder=3)
         for (_, row), off in zip(good.iterrows(), _label_offsets(good[y].to_numpy(float))):
             ax.annotate(TASK_ABBREVIATIONS.get(row["task"], row["task"]), (row["mmd2"], row[y]), fontsize=9,

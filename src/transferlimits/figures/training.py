@@ -8,15 +8,17 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
+from transferlimits.figures.palette import INIT_LABELS, INIT_MARKERS, init_style
 from transferlimits.tasks.kinds import get_kind
 
 __all__ = ["plot_learning_curves", "plot_layer_alignment", "plot_examples", "INIT_STYLE"]
 
-#: colour and label per fine-tuning init, shared by every figure.
+#: colour and label per fine-tuning init for the task kinds' example figures (one model per figure, so the
+#: inits need distinct colours there); curves use the palette (model hue, marker per init).
 INIT_STYLE: dict[str, tuple[str, str]] = {
-    "pretrained": ("tab:blue", "pretrained"),
-    "scratch": ("tab:orange", "scratch"),
-    "linear_probe": ("tab:green", "linear probe (frozen)"),
+    "pretrained": ("tab:blue", INIT_LABELS["pretrained"]),
+    "scratch": ("tab:orange", INIT_LABELS["scratch"]),
+    "linear_probe": ("tab:green", INIT_LABELS["linear_probe"]),
 }
 
 
@@ -36,10 +38,12 @@ def plot_learning_curves(metrics: dict):
     fig, (ax_val, ax_loss) = plt.subplots(1, 2, figsize=(9, 3.4), constrained_layout=True)
     primary = metrics["task_spec"]["primary_metric"]
     for init, run in metrics["runs"].items():
-        colour, label = INIT_STYLE.get(init, ("tab:gray", init))
+        style = init_style(metrics["model"], init)
+        colour, label = style["color"], style["label"]
         ep = [r["epoch"] for r in run["curve"]]
-        ax_val.plot(ep, [r["val_metric"] for r in run["curve"]], "o-", color=colour, label=label)
-        ax_loss.plot(ep, [r["train_loss"] for r in run["curve"]], "o-", color=colour, label=label)
+        ax_val.plot(ep, [r["val_metric"] for r in run["curve"]], "-", marker=style["marker"], color=colour, label=label)
+        ax_loss.plot(ep, [r["train_loss"] for r in run["curve"]], "-", marker=style["marker"], color=colour,
+                     label=label)
         if run.get("best_epoch"):
             ax_val.axvline(run["best_epoch"], color=colour, lw=0.8, ls=":")
     ax_val.set(xlabel="epoch", ylabel=f"validation {primary}", title="validation (dotted: best epoch)")
@@ -66,16 +70,18 @@ def plot_layer_alignment(metrics: dict, kind: str = "pooled"):
         raise ValueError(f"kind must be 'pooled' or 'tokens', got {kind!r}")
     fig, (ax_m, ax_c) = plt.subplots(1, 2, figsize=(9, 3.4), constrained_layout=True)
     for init, block in metrics["alignment"].items():
-        colour, label = INIT_STYLE.get(init, ("tab:gray", init))
+        style = init_style(metrics["model"], init)
+        colour, label = style["color"], style["label"]
         layers = list(block[kind])
         x = np.arange(len(layers))
         mmd = np.array([block[kind][l]["mmd2"] for l in layers], float)
         ci = np.array([block[kind][l]["ci"] for l in layers], float).reshape(-1, 2)
         err = np.abs(np.stack([mmd - ci[:, 0], ci[:, 1] - mmd]))
         err = np.where(np.isfinite(err), err, 0.0)
-        ax_m.errorbar(x, mmd, yerr=err, fmt="o-", color=colour, capsize=3, label=f"{label} → fine-tuned")
+        marker = INIT_MARKERS.get(init, "D")
+        ax_m.errorbar(x, mmd, yerr=err, fmt="-", marker=marker, color=colour, capsize=3, label=f"{label} → fine-tuned")
         cka = [block[kind][l].get("cka", np.nan) for l in layers]
-        ax_c.plot(x, cka, "o-", color=colour, label=f"{label} → fine-tuned")
+        ax_c.plot(x, cka, "-", marker=marker, color=colour, label=f"{label} → fine-tuned")
         for ax in (ax_m, ax_c):
             ax.set_xticks(x, layers, rotation=30, fontsize=8)
     ax_m.axhline(0, color="k", lw=0.5)

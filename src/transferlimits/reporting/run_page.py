@@ -18,14 +18,20 @@ from typing import Any
 
 import numpy as np
 
-from transferlimits.reporting.floor import (MARGINS, check_tree, contrastive_fractions, explanation_for, floor_rows,
+from transferlimits.reporting.floor import (MARGINS, baseline_value, check_tree, contrastive_fractions, explanation_for, floor_rows,
                                             grid_wall_s, load_explanations, split_explained, strict_json)
 
 #: the profile whose results the floor is meant for (issue 12: the book's headline run).
 FLOOR_PROFILE = "cpu"
 
-__all__ = ["FLOOR_PROFILE", "load_run", "wall_breakdown", "floor_table", "header_markdown", "linear_references_markdown",
-           "run_page_markdown"]
+__all__ = ["FLOOR_PROFILE", "load_run", "wall_breakdown", "floor_table", "point_floor_table", "header_markdown",
+           "linear_references_markdown", "test_cases_markdown", "reproduction_markdown", "run_page_markdown"]
+
+#: Reproduction measured in an earlier session (not computed by this page; README "Reproducibility"): the same
+#: point re-run on another machine of the same kind. (quantity, committed, re-run).
+REPRODUCTION = (("scratch AUROC", 0.6302, 0.6278), ("pretrained AUROC", 0.6558, 0.6546),
+                ("embedding MMD²", 0.8784, 0.8817))
+COMPARE_COMMAND = ("python scripts/compare_results.py book/generated/cpu/results results/cpu --rtol 0.02 --atol 0.005")
 
 
 def load_run(root: Path) -> dict[str, Any]:
@@ -80,6 +86,53 @@ def floor_table(run: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+_SLOTS = (("native", "pretrained"), ("native", "scratch"), ("swapped", "pretrained"), ("swapped", "scratch"))
+
+
+def point_floor_table(run: dict[str, Any], entries: list[dict] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """One row per (task, model): per (objective, init) the mean score and the counts of seeds above the
+    baseline and passing the floor; the baseline (its range when it differs between seeds); the reasons of
+    the rows below the floor, each stated once (``notes``; a row refers to its note by number).
+
+    Returns:
+        ``(rows, notes)``: rows with task, model, metric, need, baseline text, ``cells`` {(objective, init):
+        text}, ``note`` (note numbers, "" when every seed passes, "not explained" when a failing slot has no
+        explanation); notes = the distinct reasons in order of first use.
+    """
+    entries = entries or []
+    groups: dict[tuple, list] = defaultdict(list)
+    for where, m in run["metrics"].items():
+        for r in floor_rows(m, where):
+            groups[(r.task, r.model)].append(r)
+    rows, notes = [], []
+    for (task, model), rs in sorted(groups.items()):
+        bases = sorted({round(r.baseline, 3) for r in rs})
+        base = _fmt(bases[0]) if len(bases) == 1 else f"{_fmt(bases[0])}–{_fmt(bases[-1])}"
+        kind = rs[0].baseline_name + ("" if len(bases) == 1 else ", per seed")
+        cells, refs = {}, []
+        for slot in _SLOTS:
+            mine = [r for r in rs if (r.objective, r.init) == slot]
+            if not mine:
+                cells[slot] = "—"
+                continue
+            vals = [r.value for r in mine if r.value is not None]
+            n, above, passed = len(mine), sum(r.above for r in mine), sum(r.passes for r in mine)
+            cells[slot] = f"{_fmt(float(np.mean(vals)) if vals else None)} ({above}/{n}, {passed}/{n})"
+            if passed < n:
+                why = explanation_for(task, model, slot[1], entries)
+                if why is None:
+                    refs.append("not explained")
+                else:
+                    if why not in notes:
+                        notes.append(why)
+                    refs.append(str(notes.index(why) + 1))
+        note = ", ".join(dict.fromkeys(refs))
+        rows.append({"task": task, "model": model, "metric": rs[0].metric, "need": _rule_text(task),
+                     "baseline": f"{base} ({kind})", "cells": cells,
+                     "note": "**not explained**" if "not explained" in refs else (f"note {note}" if note else "")})
+    return rows, notes
+
+
 def _rule_text(task: str) -> str:
     margin, rule = MARGINS.get(task, (0.0, "over"))
     return f">= {margin:g}" if rule == "floor" else (f"baseline + {margin:g}" if margin else "better than baseline")
@@ -111,22 +164,92 @@ def header_markdown(root: Path, profile: str, label: str = "Run shown") -> str:
             f"device `{hw.get('device', '?')}`) · torch {sw.get('torch', '?')} · commit(s) "
             + ", ".join(f"`{c}`" for c in prov["commits"]) + f" · {prov['first'][:16]} – {prov['last'][:16]} UTC · "
             f"whole-grid wall time **{_fmt(None if wall is None else wall / 60, 1)} min** over "
-            f"{len(grid.get('invocations') or [])} invocation(s), largest job's peak memory {peak:.0f} MiB.\n")
+            f"{len(grid.get('invocations') or [])} invocation(s), largest job's peak memory {peak:.0f} MiB.\n"
+            + (_DIRTY if any(c.endswith("-dirty") for c in prov["commits"]) else ""))
 
 
-def linear_references_markdown(root: Path) -> list[str]:
-    """Table of ``linear_references.json`` (benchmarks/linear_references.py), when the run has one."""
+_DIRTY = ("\nA commit ending in `-dirty` (`transferlimits.runtime.git_commit`) means that tracked files differed from "
+          "that commit when the points were computed. Since the committed `cpu` run, the run's own outputs under "
+          "`book/generated/` no longer count as a difference (`tests/test_publish.py` checks it). In that run, the "
+          "differing files were its own executed notebooks, rewritten as it ran (README, \"The committed cpu run\"), "
+          "not the code.\n")
+
+
+def test_cases_markdown(run: dict[str, Any], root: Path) -> list[str]:
+    """The test split in patients and in exams (a patient may have two exams), from splits.json and the points."""
+    splits_path = Path(root) / "data" / "splits.json"
+    if not splits_path.is_file():
+        return []
+    test = (strict_json(splits_path).get("splits") or {}).get("test") or []
+    patients = {str(c).split("_")[0] for c in test}
+    n_cases = sorted({int((m.get("n_cases") or {}).get("test", -1)) for m in run["metrics"].values()} - {-1})
+    return ["", f"**Test split.** The profile asks for {len(patients)} test patients, and the split holds "
+            f"{len(test)} exams: {len(test) - len(patients)} test patient(s) have two exams. Splits are by patient, "
+            "so both exams of a patient stay in one split. Every point is scored on the exams: its `n_cases.test` is "
+            + (" / ".join(map(str, n_cases)) if n_cases else "?") + "."]
+
+
+def _seed_baselines(run: dict[str, Any] | None, task: str) -> dict[int, float]:
+    """{seed: trivial-baseline score} of the task's native ProFound-or-first-model points (the baseline is a
+    property of the task's test inputs, drawn per seed where the degradation is random)."""
+    out: dict[int, float] = {}
+    for where, m in (run or {}).get("metrics", {}).items():
+        if m.get("task") == task and m.get("objective", "native") == "native":
+            try:
+                out.setdefault(int(m.get("seed", -1)), baseline_value(m, where)[1])
+            except (ValueError, KeyError):
+                continue
+    return out
+
+
+def linear_references_markdown(root: Path, run: dict[str, Any] | None = None) -> list[str]:
+    """Table of ``linear_references.json`` (benchmarks/linear_references.py), when the run has one, with the
+    seed whose test inputs its trivial baseline matches (a task whose degradation is drawn per seed has one
+    identity score per seed; the floor table above shows their range)."""
     path = Path(root) / "linear_references.json"
     if not path.is_file():
         return []
     refs = strict_json(path)
     lines = ["", f"**Linear references** (`benchmarks/linear_references.py`, {refs.get('hardware', '?')}): what a "
-             "linear model fitted in closed form on the same training cases scores on the same test cases.", "",
-             "| task | metric | trivial baseline | linear reference | model |", "|---|---|---:|---:|---|"]
+             "linear model fitted in closed form on the same training cases scores on the same test exams "
+             "(`n_test`).", "",
+             ":::{table} Linear references: a closed-form linear model beside the trivial baseline, on the same test exams.",
+             ":name: tab-run-linear", "",
+             "| task | metric | trivial baseline | linear reference | test exams | model |", "|---|---|---:|---:|---:|---|"]
+    notes = []
     for task, r in sorted((refs.get("tasks") or {}).items()):
         base = r.get("identity", r.get("empty_mask"))
         lin = r.get("linear_filter", r.get("logistic_voxel"))
-        lines.append(f"| {task} | {r.get('metric')} | {_fmt(base)} | {_fmt(lin)} | {r.get('model', '')} |")
+        seeds = _seed_baselines(run, task)
+        if base is not None and len(set(round(v, 6) for v in seeds.values())) > 1:
+            match = [s for s, v in sorted(seeds.items()) if abs(v - float(base)) < 1e-6]
+            notes.append(f"{task}: the degradation of the test inputs is drawn per fine-tuning seed, so its trivial "
+                         f"baseline differs between seeds ({', '.join(f'seed {s}: {_fmt(v)}' for s, v in sorted(seeds.items()))}); "
+                         f"the floor table shows their range and the linear reference was fitted and scored on "
+                         + (f"seed {match[0]}'s inputs ({_fmt(float(base))})." if match else
+                            f"inputs whose baseline is {_fmt(float(base))}, which matches no seed."))
+        lines.append(f"| {task} | {r.get('metric')} | {_fmt(base)} | {_fmt(lin)} | {r.get('n_test', '?')} | "
+                     f"{r.get('model', '')} |")
+    lines.append(":::")
+    if notes:
+        lines += ["", *[f"- {n}" for n in notes]]
+    return lines
+
+
+def reproduction_markdown() -> list[str]:
+    """How far a re-run reproduces the committed numbers: measured facts (an earlier session) and the command."""
+    lines = ["", "**Reproduction.** The `cpu` run is deterministic on one machine: the same point re-run there into "
+             "an empty folder gives the same scores. On another machine of the same kind it is not bit-identical. "
+             "Float reductions differ in their last digits, and fine-tuning amplifies that. An earlier session re-ran "
+             "classification, ProFound, seed 0 on another 2-core machine. These numbers were measured then and "
+             "are not computed by this page:", "",
+             ":::{table} Reproduction of one point (classification, ProFound, seed 0) on another machine of the same "
+             "kind, measured in an earlier session.", ":name: tab-run-reproduction", "",
+             "| quantity | committed | re-run |", "|---|---:|---:|"]
+    lines += [f"| {q} | {a:.4f} | {b:.4f} |" for q, a, b in REPRODUCTION] + [":::"]
+    lines += ["", "To compare your re-run with the committed files within a tolerance (timings and provenance are "
+              "ignored; the differing keys beyond tolerance are listed and the exit status is non-zero):", "",
+              "```bash", COMPARE_COMMAND, "```"]
     return lines
 
 
@@ -139,37 +262,55 @@ def run_page_markdown(root: Path, profile: str, max_wall_min: float = 90.0, min_
     lines = [header_markdown(root, profile), ""]
     b = wall_breakdown(run)
     if b["total"] > 0:
-        lines += ["| part of the grid | core-minutes | share of cores × wall |", "|---|---:|---:|"]
+        lines += [":::{table} Where the run's core time went: pre-training, fine-tuning, measurement and the rest of "
+                  "cores × wall time (notebook start-up, plotting, the cohort, cores waiting on a dependency).",
+                  ":name: tab-run-breakdown", "",
+                  "| part of the grid | core-minutes | share of cores × wall |", "|---|---:|---:|"]
         for key in ("pre-training", "fine-tuning", "measurement", "overhead"):
             lines.append(f"| {key} | {b[key] / 60:.1f} | {100 * b[key] / b['total']:.0f} % |")
-        lines += [f"| total ({b['cores']:.0f} cores × wall) | {b['total'] / 60:.1f} | 100 % |", ""]
+        lines += [f"| total ({b['cores']:.0f} cores × wall) | {b['total'] / 60:.1f} | 100 % |", ":::", ""]
     note = ("" if profile == FLOOR_PROFILE else f" The floor is the `{FLOOR_PROFILE}` profile's; a `{profile}` run "
             "is not sized to meet it, and the table only shows where this run stands.")
     lines += ["**Scientific floor** (rules in `transferlimits.reporting.floor`, checked by "
-              "`scripts/check_cpu_profile.py`): test-split score of the pretrained and scratch runs against the "
-              "task's trivial baseline: seeds above the baseline at all (where a run's RPG is defined) and seeds "
-              "meeting the floor's margin, of seeds run." + note, "",
-              "| task | model | objective | init | metric | mean | baseline | needs | seeds above baseline | "
-              "seeds passing | why not all |",
-              "|---|---|---|---|---|---:|---:|---|---:|---:|---|"]
-    for r in floor_table(run):
-        why = "" if r["passed"] == r["n"] else (explanation_for(r["task"], r["model"], r["init"], entries)
-                                                or "**not explained**")
-        lines.append(f"| {r['task']} | {r['model']} | {r['objective']} | {r['init']} | {r['metric']} | "
-                     f"{_fmt(r['mean'])} | {_fmt(r['baseline'])} ({r['baseline_name']}) | {r['need']} | "
-                     f"{r['above']} / {r['n']} | {r['passed']} / {r['n']} | {why} |")
-    lines += linear_references_markdown(root)
+              "`scripts/check_cpu_profile.py`): the test-split score of the pretrained and scratch runs of each "
+              "point against the task's trivial baseline. One row per (task, model). Each cell gives the mean "
+              "score over seeds, then (seeds above the baseline at all, seeds meeting the floor's margin), of "
+              "the seeds run. A run above its baseline has a defined RPG where its scratch run is above it too."
+              + note, "",
+              ":::{table} The scientific floor per (task, model): mean test score over seeds, then (seeds above the "
+              "trivial baseline, seeds meeting the floor's margin) of the seeds run, per objective and initialisation.",
+              ":name: tab-run-floor", ":class: compact-table", "",
+              "| task | model | metric (needs) | baseline | native: pretrained | native: scratch | "
+              "swapped: pretrained | swapped: scratch | why not all |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    rows, notes = point_floor_table(run, entries)
+    for r in rows:
+        c = r["cells"]
+        lines.append(f"| {r['task']} | {r['model']} | {r['metric']} ({r['need']}) | {r['baseline']} | "
+                     + " | ".join(c[slot] for slot in _SLOTS) + f" | {r['note']} |")
+    lines.append(":::")
+    if notes:
+        lines += ["", "Why a row is below the floor (`book/floor_explanations.yml`; each reason once):", ""]
+        lines += [f"{i}. {why}" for i, why in enumerate(notes, 1)]
+    lines += linear_references_markdown(root, run)
     fractions = contrastive_fractions(root)
-    lines += ["", "| contrastive pre-training | active fraction of steps | needs |", "|---|---:|---|"]
-    lines += [f"| {m} | {_fmt(f, 3)} | >= {min_active:g} |" for m, f in sorted(fractions.items())]
+    lines += ["", ":::{table} Contrastive pre-training: the fraction of steps whose batch held a positive and a "
+              "negative patch pair (the pair term acts only there).", ":name: tab-run-contrastive", "",
+              "| contrastive pre-training | active fraction of steps | needs |", "|---|---:|---|"]
+    lines += [f"| {m} | {_fmt(f, 3)} | >= {min_active:g} |" for m, f in sorted(fractions.items())] + [":::"]
     failures, n = check_tree(root, max_wall_min, min_active)
     explained = split_explained(root, entries)[1]
     failures = [f for f in failures if f not in explained]
-    verdict = "every rule holds" if not failures else f"{len(failures)} unexplained item(s) below the floor"
-    lines += ["", f"**Check:** {n} points; {verdict}"
-              + (f"; {len(explained)} run(s) below the baseline floor, each explained in the table above." if explained
-                 else "."), ""]
+    all_rows = [r for w, m in run["metrics"].items() for r in floor_rows(m, w)]
+    below = sum(not r.passes for r in all_rows)
+    other = [f for f in failures if not f.split(":")[0].endswith("metrics.json")]
+    lines += ["", f"**Check:** {n} points, {len(all_rows)} checked runs (the pretrained and scratch run of each "
+              f"point): {len(all_rows) - below} meet the floor, {len(explained)} are below it with a stated reason, "
+              f"{below - len(explained)} are below it without one; {len(other)} other rule(s) (wall time, "
+              "contrastive pairs, missing files) fail. Every item without a reason is listed here.", ""]
     lines += [f"- `{f}`" for f in failures[:40]]
     if len(failures) > 40:
         lines.append(f"- … and {len(failures) - 40} more (run the check script for the full list)")
+    lines += test_cases_markdown(run, root)
+    lines += reproduction_markdown()
     return "\n".join(lines) + "\n"

@@ -37,9 +37,10 @@ import pandas as pd
 
 from transferlimits.metrics.correlation import within_group_correlation
 
-__all__ = ["VERDICT_RULE", "N_MIN", "VERDICTS", "CLAIMS", "Verdict", "verdict", "h1_suited_mmd", "h2_mmd_rpg",
-           "h3_mmd_convergence", "h4_interaction", "h5_prehoc_vs_posthoc", "h6_objective_effect",
-           "all_verdicts", "verdict_table"]
+__all__ = ["VERDICT_RULE", "N_MIN", "VERDICTS", "CLAIMS", "DESIGN", "ALPHA", "POWER", "Verdict", "verdict",
+           "h1_suited_mmd", "h2_mmd_rpg", "h3_mmd_convergence", "h4_interaction", "h5_prehoc_vs_posthoc",
+           "h6_objective_effect", "all_verdicts", "study_verdicts", "verdict_table", "minimum_detectable_effect",
+           "verdict_paragraph", "verdict_table_markdown", "signed"]
 
 VERDICTS = ("supported", "contradicted", "inconclusive")
 #: What each hypothesis claims, in one line (the verdict table's first column).
@@ -59,6 +60,24 @@ VERDICT_RULE = ("A hypothesis is **supported** when its statistic's 95 % bootstr
                 "0 or is undefined, or n is below the minimum). Minimum n: "
                 + ", ".join(f"{h} {n}" for h, n in N_MIN.items()) + ".")
 _NAN = float("nan")
+#: Significance level and power of the minimum detectable effect (:func:`minimum_detectable_effect`).
+ALPHA, POWER = 0.05, 0.80
+#: Per hypothesis: the statistic in a few words, its unit, the named test behind p, the independent unit,
+#: and the methods chapter's label of its definition (``book/methods.md``).
+DESIGN = {
+    "H1": {"short": "fixed-effect r(task suits objective, MMD²)", "unit": "r", "kind": "correlation",
+           "test": "permutation within model", "units": "points", "label": "eq-h1"},
+    "H2": {"short": "fixed-effect r(MMD², RPG)", "unit": "r", "kind": "correlation",
+           "test": "permutation within model", "units": "points", "label": "eq-fe-r"},
+    "H3": {"short": "fixed-effect r(MMD², epochs-ratio)", "unit": "r", "kind": "correlation",
+           "test": "permutation within model", "units": "points", "label": "eq-fe-r"},
+    "H4": {"short": "RPG interaction: objective family × task family", "unit": "pp of RPG", "kind": "difference",
+           "test": "permutation of task family within model", "units": "points", "label": "eq-h4"},
+    "H5": {"short": "r(LogME, RPG) + r(MMD², RPG), target-type fixed effect", "unit": "Δr", "kind": "difference",
+           "test": "bootstrap, two-sided", "units": "points", "label": "eq-h5"},
+    "H6": {"short": "RPG suited − unsuited objective, same backbone", "unit": "pp of RPG", "kind": "sign-flip",
+           "test": "sign flip over tasks", "units": "tasks", "label": "eq-h6"},
+}
 
 
 @dataclass(frozen=True)
@@ -76,6 +95,12 @@ class Verdict:
     n_min: int
     verdict: str
     note: str = ""
+    n_groups: int = 1  # fixed-effect groups (models, or target types for H5) the statistic conditions on
+    n_units: int = -1  # independent units of the test (points; tasks for H6); -1 = n
+
+    @property
+    def units(self) -> int:
+        return self.n if self.n_units < 0 else self.n_units
 
 
 def verdict(estimate: float, ci: tuple[float, float], n: int, predicted_sign: int, n_min: int) -> str:
@@ -101,38 +126,39 @@ def verdict(estimate: float, ci: tuple[float, float], n: int, predicted_sign: in
     return "inconclusive"
 
 
-def _make(h: str, statistic: str, sign: int, est: float, ci, p: float, n: int, note: str = "") -> Verdict:
+def _make(h: str, statistic: str, sign: int, est: float, ci, p: float, n: int, note: str = "", n_groups: int = 1,
+          n_units: int = -1) -> Verdict:
     lo, hi = (float(c) for c in ci)
     return Verdict(h, statistic, "positive" if sign > 0 else "negative", float(est), lo, hi, float(p), int(n),
-                   N_MIN[h], verdict(est, (lo, hi), n, sign, N_MIN[h]), note)
+                   N_MIN[h], verdict(est, (lo, hi), n, sign, N_MIN[h]), note, int(n_groups), int(n_units))
 
 
 def _fixed_effect(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_boot: int,
-                  n_perm: int, seed: int) -> tuple[float, tuple[float, float], float, int]:
+                  n_perm: int, seed: int) -> tuple[float, tuple[float, float], float, int, int]:
     c = within_group_correlation(x, y, groups, n_boot=n_boot, n_perm=n_perm, seed=seed, per_group=False)
-    return c["fe_r"], c["fe_ci"], c["fe_p_perm"], c["n"]
+    return c["fe_r"], c["fe_ci"], c["fe_p_perm"], c["n"], c["n_groups"]
 
 
 def h1_suited_mmd(points: pd.DataFrame, n_boot: int = 2000, n_perm: int = 2000, seed: int = 0) -> Verdict:
     """H1: within-model correlation of objective suitability (1 / 0) with MMD² (model fixed effect)."""
     suited = (points["restoration"].astype(bool) == points["reconstruction"].astype(bool)).to_numpy(float)
-    est, ci, p, n = _fixed_effect(suited, points["mmd2"].to_numpy(float), points["model"].to_numpy(),
-                                  n_boot, n_perm, seed)
-    return _make("H1", "r(task suits objective, MMD²), model fixed effect", -1, est, ci, p, n)
+    est, ci, p, n, g = _fixed_effect(suited, points["mmd2"].to_numpy(float), points["model"].to_numpy(),
+                                     n_boot, n_perm, seed)
+    return _make("H1", "r(task suits objective, MMD²), model fixed effect", -1, est, ci, p, n, n_groups=g)
 
 
 def h2_mmd_rpg(points: pd.DataFrame, n_boot: int = 2000, n_perm: int = 2000, seed: int = 0) -> Verdict:
     """H2: Pearson r of MMD² and RPG, model fixed effect (values z-scored within each model)."""
-    est, ci, p, n = _fixed_effect(points["mmd2"].to_numpy(float), points["rpg"].to_numpy(float),
-                                  points["model"].to_numpy(), n_boot, n_perm, seed)
-    return _make("H2", "r(MMD², RPG), model fixed effect", -1, est, ci, p, n)
+    est, ci, p, n, g = _fixed_effect(points["mmd2"].to_numpy(float), points["rpg"].to_numpy(float),
+                                     points["model"].to_numpy(), n_boot, n_perm, seed)
+    return _make("H2", "r(MMD², RPG), model fixed effect", -1, est, ci, p, n, n_groups=g)
 
 
 def h3_mmd_convergence(points: pd.DataFrame, n_boot: int = 2000, n_perm: int = 2000, seed: int = 0) -> Verdict:
     """H3: Pearson r of MMD² and the convergence ratio (pretrained / scratch epochs), model fixed effect."""
-    est, ci, p, n = _fixed_effect(points["mmd2"].to_numpy(float), points["epochs_ratio"].to_numpy(float),
-                                  points["model"].to_numpy(), n_boot, n_perm, seed)
-    return _make("H3", "r(MMD², epochs-to-90 % ratio), model fixed effect", 1, est, ci, p, n)
+    est, ci, p, n, g = _fixed_effect(points["mmd2"].to_numpy(float), points["epochs_ratio"].to_numpy(float),
+                                     points["model"].to_numpy(), n_boot, n_perm, seed)
+    return _make("H3", "r(MMD², epochs-to-90 % ratio), model fixed effect", 1, est, ci, p, n, n_groups=g)
 
 
 def _interaction(rpg: np.ndarray, restoration: np.ndarray, reconstruction: np.ndarray) -> float:
@@ -212,7 +238,8 @@ def h5_prehoc_vs_posthoc(points: pd.DataFrame, n_boot: int = 2000, seed: int = 0
     est, ci, _, reps = _boot_perm(stat, codes, n, n_boot, seed, None, 0)
     p = float(min(1.0, 2 * min((reps <= 0).mean(), (reps >= 0).mean()))) if reps.size else _NAN
     return _make("H5", "r(LogME, RPG) − (−r(MMD², RPG)), target type fixed effect", 1, est, ci, p, n,
-                 "positive: the pre-hoc score predicts RPG better; CI containing 0: no detectable difference")
+                 "positive: the pre-hoc score predicts RPG better; CI containing 0: no detectable difference",
+                 n_groups=len(np.unique(groups)))
 
 
 def _effects(control: pd.DataFrame) -> pd.DataFrame:
@@ -248,14 +275,15 @@ def h6_objective_effect(control: pd.DataFrame, n_boot: int = 2000, n_perm: int =
     note = f"architecture effect (reconstruction-native backbone − other, both objectives): {arch:+.2f} %"
     if len(v) == 0:
         return _make("H6", "RPG suited − unsuited objective, same backbone (2×2 control), %", 1, _NAN,
-                     (_NAN, _NAN), _NAN, 0, "no complete 2×2 block")
+                     (_NAN, _NAN), _NAN, 0, "no complete 2×2 block", n_units=0)
 
     def null(rng: np.random.Generator) -> float:
         return float(np.mean(v * rng.choice([-1.0, 1.0], v.size)))
 
     est, ci, p, _ = _boot_perm(lambda i: float(np.mean(v[i])), np.zeros(v.size, int), v.size, n_boot, seed, null,
                             n_perm)
-    return _make("H6", "RPG suited − unsuited objective, same backbone (2×2 control), %", 1, est, ci, p, n, note)
+    return _make("H6", "RPG suited − unsuited objective, same backbone (2×2 control), %", 1, est, ci, p, n, note,
+                 n_units=len(v))
 
 
 def all_verdicts(points: pd.DataFrame, control: pd.DataFrame | None = None, n_boot: int = 2000,
@@ -268,30 +296,192 @@ def all_verdicts(points: pd.DataFrame, control: pd.DataFrame | None = None, n_bo
             h5_prehoc_vs_posthoc(points, n_boot, seed), h6_objective_effect(ctl, n_boot, n_perm, seed)]
 
 
+def study_verdicts(results_root, n_boot: int = 1000, n_perm: int = 1000,
+                   seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, list[Verdict]]:
+    """H1–H6 of a profile's results tree exactly as ``notebooks/30_alignment.py`` computes them.
+
+    Args:
+        results_root: a results folder (``paths.results_dir(profile)`` or a published copy). n_boot, n_perm:
+            bootstrap and permutation sizes (the notebook's ``n_bootstrap`` / ``n_permutations``; default 1000).
+        seed: RNG seed (default 0).
+
+    Returns:
+        ``(native, control, verdicts)``: the seed-averaged native points, the control points (native and
+        swapped rows of the tasks that have swapped runs), and :func:`all_verdicts`.
+    """
+    from transferlimits.study import analysis as an
+
+    rows = an.point_rows(an.load_profile_points(results_root))
+    native = an.average_points(rows)
+    swapped_tasks = set(rows.loc[rows["objective_kind"] == "swapped", "task"])
+    control = an.average_points(rows[rows["task"].isin(swapped_tasks)], by_objective=True)
+    return native, control, all_verdicts(native, control if len(control) else None, n_boot, n_perm, seed)
+
+
+def _z(q: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(q))
+
+
+def minimum_detectable_effect(v: Verdict, alpha: float = ALPHA, power: float = POWER) -> tuple[float, str]:
+    """The smallest effect the hypothesis' test detects with ``power`` at two-sided ``alpha`` on its n.
+
+    * correlations (H1–H3): |r| = tanh((z₁₋α/₂ + z_power) / √(n − g − 2)) by Fisher's z, n points and g fixed-
+      effect groups (z-scoring within each group costs one degree of freedom per group beyond the first);
+    * differences (H4, H5): (z₁₋α/₂ + z_power) × SE, SE = the bootstrap CI's width / (2 z₀.₉₇₅);
+    * H6's sign-flip test over k tasks: its smallest attainable two-sided p is 2 / 2ᵏ; when that exceeds
+      ``alpha`` no effect, however large, is detectable, and the text says so.
+
+    Returns:
+        ``(value, text)``: value NaN where undefined (text gives the reason).
+    """
+    kind, unit = DESIGN[v.hypothesis]["kind"], DESIGN[v.hypothesis]["unit"]
+    k = _z(1 - alpha / 2) + _z(power)
+    if kind == "correlation":
+        dof = v.n - max(v.n_groups, 1) - 2
+        if dof < 1:
+            return _NAN, f"undefined (n = {v.n})"
+        r = math.tanh(k / math.sqrt(dof))
+        return r, f"|r| ≥ {r:.2f}"
+    if kind == "sign-flip":
+        tasks = v.units
+        p_min = 2.0 / 2 ** tasks if tasks else _NAN
+        if not math.isfinite(p_min) or p_min > alpha:
+            return _NAN, (f"none: smallest attainable p = {p_min:.3f} with {tasks} tasks" if tasks else
+                          "undefined (no complete 2×2 block)")
+    if not (math.isfinite(v.ci_lo) and math.isfinite(v.ci_hi)):
+        return _NAN, "undefined (no CI)"
+    mde = k * (v.ci_hi - v.ci_lo) / (2 * _z(0.975))
+    return mde, f"|Δr| ≥ {mde:.2f}" if unit == "Δr" else f"≥ {mde:.1f} {unit}"
+
+
+def signed(x: float, digits: int = 2) -> str:
+    """``x`` with an explicit sign and a true minus sign (U+2212); "—" when not finite."""
+    return f"{x:+.{digits}f}".replace("-", "−") if math.isfinite(x) else "—"
+
+
 def _fmt(x: float, digits: int = 2) -> str:
-    return f"{x:+.{digits}f}" if math.isfinite(x) else "—"
+    return signed(x, digits)
+
+
+def _ci_text(v: Verdict, digits: int = 2) -> str:
+    if not (math.isfinite(v.ci_lo) and math.isfinite(v.ci_hi)):
+        return "—"
+    return f"[{signed(v.ci_lo, digits)}, {signed(v.ci_hi, digits)}]"
+
+
+def _digits(v: Verdict) -> int:
+    return 1 if DESIGN.get(v.hypothesis, {}).get("unit") == "pp of RPG" else 2
+
+
+def _units_text(v: Verdict) -> str:
+    word = DESIGN.get(v.hypothesis, {}).get("units", "points")
+    text = f"{v.units} {word if v.units != 1 else word.rstrip('s')}"
+    if word == "tasks":
+        text += f" ({v.n} cells)"
+    return text + (f"; below {v.n_min}" if v.n < v.n_min else "")
 
 
 def verdict_table(verdicts: list[Verdict], compact: bool = False) -> pd.DataFrame:
-    """The verdicts as the book shows them: text cells, one row per hypothesis, "—" for an undefined number
-    with the reason in the ``n`` cell (below the minimum) or the ``note`` column.
+    """The verdicts as the book shows them: text cells, one row per hypothesis, "—" for an undefined number.
 
     Args:
-        verdicts: :func:`all_verdicts`. compact: only claim, verdict, estimate, 95 % CI, p and n (the intro's
-            table; default False: every column).
+        verdicts: :func:`all_verdicts`. compact: only claim, verdict, estimate [95 % CI], p and n (default
+            False: every column).
 
     Returns:
-        DataFrame indexed by hypothesis with columns claim, verdict, estimate, 95 % CI, p, n (minimum) and,
-        unless ``compact``, statistic, predicted sign, note.
+        DataFrame indexed by hypothesis with columns claim, predicted sign, statistic (unit), estimate [95 % CI],
+        "test: p" (the named test and its p), n, MDE (80 % power, α = 0.05), verdict, note (``compact``:
+        claim, verdict, estimate [95 % CI], p, n). ``n`` is the count of independent units (points, or tasks for H6), with "below <minimum>"
+        where it is under the hypothesis' minimum.
     """
     rows = []
     for v in verdicts:
-        small = v.n < v.n_min
-        ci = f"[{_fmt(v.ci_lo)}, {_fmt(v.ci_hi)}]" if math.isfinite(v.ci_lo) and math.isfinite(v.ci_hi) else "—"
+        d = DESIGN.get(v.hypothesis, {"short": v.statistic, "unit": "", "test": ""})
         note = v.note or ("" if math.isfinite(v.estimate) else "undefined: too few usable points")
-        rows.append({"hypothesis": v.hypothesis, "claim": CLAIMS.get(v.hypothesis, ""), "verdict": v.verdict,
-                     "estimate": _fmt(v.estimate), "95 % CI": ci, "p": f"{v.p:.3f}" if math.isfinite(v.p) else "—",
-                     "n (minimum)": f"{v.n} ({v.n_min})" + (": too few for a verdict" if small else ""),
-                     "statistic": v.statistic, "predicted sign": v.predicted, "note": note})
+        p = f"{v.p:.3f}" if math.isfinite(v.p) else "—"
+        rows.append({"hypothesis": v.hypothesis, "claim": CLAIMS.get(v.hypothesis, ""), "predicted sign": v.predicted,
+                     "statistic (unit)": f"{d['short']} ({d['unit']})",
+                     "estimate [95 % CI]": (f"{_fmt(v.estimate, _digits(v))} {_ci_text(v, _digits(v))}"
+                                            if math.isfinite(v.estimate) else "— (undefined)"),
+                     "test: p": f"{d['test']}: p = {p}", "p": p, "n": _units_text(v),
+                     "MDE": minimum_detectable_effect(v)[1], "verdict": v.verdict, "note": note})
     table = pd.DataFrame(rows).set_index("hypothesis")
-    return table.drop(columns=["statistic", "predicted sign", "note"]) if compact else table
+    if compact:
+        return table[["claim", "verdict", "estimate [95 % CI]", "p", "n"]]
+    return table.drop(columns=["p"])
+
+
+def verdict_paragraph(v: Verdict) -> str:
+    """One paragraph (Markdown) saying what the numbers of ``v`` show, generated from them: the estimate
+    against the prediction (an effect opposite to the prediction is said to be so), the CI, the test's p,
+    n, the minimum detectable effect, and the verdict the rule gives."""
+    d = DESIGN.get(v.hypothesis, {"short": v.statistic, "unit": "", "test": "test"})
+    head = f"**{v.hypothesis}** ({CLAIMS.get(v.hypothesis, v.statistic)})."
+    if not math.isfinite(v.estimate):
+        return f"{head} The statistic is undefined here ({v.note or 'too few usable points'}); verdict: {v.verdict}."
+    digits = _digits(v)
+    unit = "" if d["unit"] in ("r", "Δr") else f" {d['unit']}"
+    same = (v.estimate > 0) == (v.predicted == "positive") and v.estimate != 0
+    ci_ok = math.isfinite(v.ci_lo) and math.isfinite(v.ci_hi)
+    excludes = ci_ok and (v.ci_lo > 0 or v.ci_hi < 0)
+    parts = [head, f"Predicted: a {v.predicted} {d['short']}.",
+             f"Estimate {signed(v.estimate, digits)}{unit}"
+             + (f" (95 % CI {signed(v.ci_lo, digits)} to {signed(v.ci_hi, digits)})" if ci_ok else " (no CI)")
+             + f" over {_units_text(v)}"
+             + (f", {d['test']} p = {v.p:.3f}." if math.isfinite(v.p) else ".")]
+    if same:
+        parts.append("The estimate has the predicted sign"
+                     + (", and the CI excludes 0." if excludes else ", but the CI contains 0."))
+    else:
+        parts.append("The estimate is **opposite to the prediction**"
+                     + (", and the CI excludes 0 on that side." if excludes else "; the CI contains 0."))
+    if math.isfinite(v.p) and v.p < ALPHA and not excludes:
+        parts.append(f"The test's p is below {ALPHA:g} while the bootstrap CI contains 0: with this few units "
+                     "the two disagree, and the rule reads the CI.")
+    mde, mde_text = minimum_detectable_effect(v)
+    if math.isfinite(mde):
+        big = abs(v.estimate) >= mde
+        parts.append(f"With this n the test detects with 80 % power only effects of {mde_text}; the estimate is "
+                     + ("at least that large." if big else "smaller."))
+    else:
+        parts.append(f"Minimum detectable effect: {mde_text}.")
+    if v.n < v.n_min:
+        parts.append(f"n is below the minimum of {v.n_min} for a verdict.")
+    parts.append(f"Verdict by the rule: **{v.verdict}**.")
+    return " ".join(parts)
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def verdict_table_markdown(verdicts: list[Verdict], caption: str, name: str = "", compact: bool = False,
+                           ref: Callable[[str], str] | None = None) -> str:
+    """The verdict table as a MyST ``list-table`` in a colon fence (its caption may hold roles), numbered and
+    captioned by Sphinx, class ``verdict-table``.
+
+    Args:
+        verdicts: :func:`all_verdicts`. caption: the table's caption. name: its label (``:name:``).
+        compact: the intro's columns only. ref: maps a hypothesis' methods label to Markdown (default: a
+            ``{ref}`` role to it), shown under the statistic.
+    """
+    table = verdict_table(verdicts, compact)
+    cols = [c for c in table.columns if c != "note"]
+    ref = ref or (lambda label: f"{{eq}}`{label}`")
+    lines = [f":::{{list-table}} {caption}", ":header-rows: 1", ":class: verdict-table"]
+    if name:
+        lines.append(f":name: {name}")
+    lines += ["", f"* - {cols[0]}"] + [f"  - {c}" for c in cols[1:]]
+    for h, row in table.iterrows():
+        lines.append(f"* - **{h}** {_cell(row[cols[0]])}")
+        for c in cols[1:]:
+            text = _cell(row[c])
+            if c == "statistic (unit)" and h in DESIGN:
+                text += f", eq. {ref(DESIGN[h]['label'])}"
+            if c == "verdict":
+                text = f"**{text}**"
+            lines.append(f"  - {text}")
+    lines.append(":::")
+    return "\n".join(lines)
