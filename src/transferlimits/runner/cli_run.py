@@ -44,6 +44,7 @@ from pathlib import Path
 
 from transferlimits import paths
 from transferlimits.config import PROFILES, get_profile
+from transferlimits.data.fingerprint import inputs_fingerprint
 from transferlimits.models.registry import model_names
 from transferlimits.runner import outputs as out_mod
 from transferlimits.runner import workflow as wf
@@ -53,7 +54,7 @@ from transferlimits.runner.overrides import parse_overrides
 from transferlimits.runner.params import PARAMETER_HELP, validate_parameters
 from transferlimits.runner.publish import publish_results, published_dir
 from transferlimits.runner.supervise import failure_lines, run_snakemake
-from transferlimits.runtime import atomic_write_json
+from transferlimits.runtime import atomic_write_json, resolve_device
 
 __all__ = ["add_arguments", "main", "build_config", "parse_pairs"]
 
@@ -134,10 +135,10 @@ def build_config(args: argparse.Namespace) -> dict:
         task_params.setdefault(task, {})[name] = value
     gpu = args.gpu
     if gpu is None:
-        from transferlimits.runtime import resolve_device
-
         gpu = int(resolve_device("auto").type == "cuda")
     labels = getattr(args, "labels", None)
+    # a real-data run's data rule depends on the content of --data / --labels (an edited mask re-runs it)
+    fingerprint = inputs_fingerprint(args.data, labels) if getattr(args, "data", None) else ""
     return {
         "profile": args.profile,
         "only": {k: sorted(v) for k, v in only.items()},
@@ -150,6 +151,7 @@ def build_config(args: argparse.Namespace) -> dict:
         "labels": str(Path(labels).resolve()) if labels else "",
         "profile_overrides": overrides,
         "gpu": int(gpu),
+        "data_fingerprint": fingerprint,
     }
 
 

@@ -15,9 +15,10 @@ from typing import Any, Mapping, Sequence
 
 from transferlimits import paths
 from transferlimits.config import get_profile
-from transferlimits.models.registry import get_model
+from transferlimits.models.registry import check_profile_models, get_model
 from transferlimits.runner.extensions import load_model_modules, load_task_modules, task_template
 from transferlimits.study.pair import has_control
+from transferlimits.tasks.registry import check_profile_tasks
 
 __all__ = ["ONLY_KEYS", "PairJob", "Grid", "parse_only", "build_grid", "analysis_indexes", "pair_priorities"]
 
@@ -126,6 +127,8 @@ def build_grid(
     extra = load_task_modules(task_modules)
     tasks = list(prof.tasks) + [t for t in extra if t not in prof.tasks]
     extra_models = load_model_modules(model_modules)
+    check_profile_tasks(prof)  # names are checked at the edge, against the registries (config is a leaf)
+    check_profile_models(prof)
     models = list(prof.models) + [m for m in extra_models if m not in prof.models]
     for key, values in only.items():
         valid = {"task": tasks, "model": models, "seed": [str(s) for s in prof.seeds]}[key]

@@ -14,7 +14,7 @@ import ast
 from pathlib import Path
 from typing import Any, Mapping
 
-from transferlimits.config_ranges import Range
+from transferlimits.config import Range
 
 __all__ = ["read_template", "template_parameters", "validate_parameters", "coerce_value", "check_range",
            "bake_parameters", "PARAMETER_RANGES", "PARAMETER_HELP"]

@@ -53,19 +53,20 @@ SNAKEFILE: Path = paths.ROOT / "workflow" / "Snakefile"
 
 
 #: Source files each Snakefile rule depends on, by concern (paths under ``src/transferlimits``; a folder
-#: means its ``*.py`` files, ``*.py`` the package's top-level modules: config, paths, runtime, cli). The core
-#: is needed by every rule: config derives ``TASKS`` from ``tasks/``, whose kinds score with ``metrics/``, and
-#: every rule runs a notebook through ``runner/``. An edit in ``figures/`` therefore re-runs only the rules
-#: whose notebooks plot with it; an edit in ``models/`` re-runs pre-training and the task runs.
-CORE_SOURCES: tuple[str, ...] = ("*.py", "tasks", "metrics", "runner/notebook.py", "runner/params.py",
+#: means its ``*.py`` files, ``*.py`` the package's top-level modules: paths, runtime, resolved, cli). The core
+#: is needed by every rule: the ``config`` package (profiles), ``tasks/`` (registered on import, checked at the
+#: edge), whose kinds score with ``metrics/``, and the ``runner/`` modules that run a notebook. An edit in
+#: ``figures/`` therefore re-runs only the rules whose notebooks plot with it; an edit in ``models/`` re-runs
+#: pre-training and the pairs (whose points are re-computed only where their code fingerprint changed).
+CORE_SOURCES: tuple[str, ...] = ("*.py", "config", "tasks", "metrics", "runner/notebook.py", "runner/params.py",
                                  "runner/provenance.py")
 RULE_SOURCES: dict[str, tuple[str, ...]] = {
     "data": CORE_SOURCES + ("data", "figures/__init__.py", "figures/data.py"),
     "pretrain": CORE_SOURCES + ("data", "models", "training"),
     "pair": CORE_SOURCES + ("data", "models", "training", "study", "figures/__init__.py", "figures/training.py",
                             "figures/pair.py"),
-    "control": CORE_SOURCES + ("study", "figures"),
-    "alignment": CORE_SOURCES + ("study", "figures"),
+    "control": CORE_SOURCES + ("models", "study", "figures"),  # objective families come from the adapters
+    "alignment": CORE_SOURCES + ("models", "study", "figures"),
 }
 
 

@@ -92,7 +92,7 @@ def parse_objectives(value: Any) -> tuple[str, ...] | None:
 def has_control(prof: Profile, task: str, model: str, released: bool = False) -> bool:
     """Whether the pair runs the swapped-objective control: the profile runs it on ``task``, the model has a
     second objective, and no released weights replace its pre-training."""
-    return task in prof.control_tasks and len(get_model(model).objectives) > 1 and not released
+    return task in prof.control_tasks and get_model(model).has_control and not released
 
 
 def pair_points(task: str, model: str, prof: Profile, seeds: Sequence[int] | None = None,
