@@ -71,22 +71,14 @@ def test_picai_split_fractions_below_minimum_say_found_and_needed():
         get_profile("picai", splits={"pretrain": 0.9})
 
 
-@pytest.mark.parametrize("value, expected", [("0", 0), ("3", 3)])
-def test_finetune_epochs_zero_means_default_positive_overrides(value, expected):
-    assert validate_parameters(TEMPLATE, {"finetune_epochs": value}) == {"finetune_epochs": expected}
-
-
-@pytest.mark.parametrize("value, message", [
-    ("-3", r"parameter 'finetune_epochs'=-3 is invalid: expected an int >= 0 \(0 = the profile's fine-tuning epochs\)"),
-    ("abc", r"parameter 'finetune_epochs' expects an int, got 'abc'"),
-    (-1, r"parameter 'finetune_epochs'=-1 is invalid"),
-])
-def test_bad_finetune_epochs_is_refused(value, message):
-    with pytest.raises(ValueError, match=message):
-        validate_parameters(TEMPLATE, {"finetune_epochs": value})
+def test_epochs_are_not_a_notebook_parameter_but_a_profile_field():
+    """One way to set each parameter: fine-tuning epochs are the profile's (``run --set``), not the notebook's."""
+    with pytest.raises(ValueError, match=r"unknown notebook parameter\(s\) \['finetune_epochs'\]"):
+        validate_parameters(TEMPLATE, {"finetune_epochs": "2"})
 
 
 def test_seed_parameter_range_and_help_line():
+    pretrain = TEMPLATE.with_name("01_pretrain.py")
     with pytest.raises(ValueError, match=r"parameter 'seed'=-1 is invalid: expected an int >= 0"):
-        validate_parameters(TEMPLATE, {"seed": "-1"})
-    assert "finetune_epochs: an int >= 0 (0 = the profile's fine-tuning epochs)" in PARAMETER_HELP
+        validate_parameters(pretrain, {"seed": "-1"})
+    assert "seed: an int >= 0" in PARAMETER_HELP

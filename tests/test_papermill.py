@@ -1,8 +1,8 @@
 """Re-execution with plain papermill, the second way readers use the study (README, "Re-run one page").
 
 An executed task notebook of the smoke study must name no path of the machine that made it, name its kernel
-(``python3``), and re-execute with ``papermill IN.ipynb OUT.ipynb -p seed 1`` — no runner — writing seed 1's
-point next to seed 0's without touching it.
+(``python3``), and re-execute with ``papermill IN.ipynb OUT.ipynb -p seeds 1`` — no runner — writing seed 1's
+points (native and the swapped control) next to seed 0's without touching them or the pair's index.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from transferlimits import paths
 from transferlimits.runner.notebook import repo_relative
 
-NOTEBOOK = "super_resolution__profound__seed0.ipynb"
+NOTEBOOK = "super_resolution__profound.ipynb"  # one (task, model) pair; its control runs on smoke
 
 
 def _sha(path) -> str:
@@ -50,15 +50,21 @@ def test_executed_notebooks_name_no_machine_path_and_their_kernel(smoke_study):
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_plain_papermill_reexecutes_a_task_notebook_with_another_seed(smoke_study, tmp_path):
-    seed0 = smoke_study.results / "runs" / "super_resolution__profound__seed0" / "metrics.json"
-    before = _sha(seed0)
+    runs = smoke_study.results / "runs"
+    seed0 = [runs / f"super_resolution__profound__seed0{s}" / "metrics.json" for s in ("", "__swapped")]
+    index = smoke_study.results / "pairs" / "super_resolution__profound.json"
+    before = [_sha(f) for f in (*seed0, index)]
     out = tmp_path / "rerun.ipynb"
     proc = subprocess.run([sys.executable, "-m", "papermill", str(smoke_study.generated / NOTEBOOK), str(out),
-                           "-p", "seed", "1"], cwd=smoke_study.root, env=smoke_study.env, capture_output=True,
+                           "-p", "seeds", "1"], cwd=smoke_study.root, env=smoke_study.env, capture_output=True,
                           text=True, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    seed1 = smoke_study.results / "runs" / "super_resolution__profound__seed1" / "metrics.json"
-    assert json.loads(seed1.read_text())["seed"] == 1
-    assert _sha(seed0) == before, "re-executing with seed 1 changed seed 0's point"
+    for suffix in ("", "__swapped"):
+        seed1 = json.loads((runs / f"super_resolution__profound__seed1{suffix}" / "metrics.json").read_text())
+        assert seed1["seed"] == 1 and seed1["task"] == "super_resolution" and seed1["model"] == "profound"
+    assert [_sha(f) for f in (*seed0, index)] == before, "re-executing with seed 1 changed seed 0 or the index"
     nb = json.loads(out.read_text())
-    assert nb["metadata"]["papermill"]["parameters"]["seed"] == 1
+    assert nb["metadata"]["papermill"]["parameters"]["seeds"] == 1
+    assert "index" not in nb["metadata"]["papermill"]["parameters"]
+    status = smoke_study.cli("status", "--profile", "smoke")  # the extra seed leaves the grid up to date
+    assert "0 stale, 0 missing" in status.stderr, status.stderr

@@ -124,9 +124,12 @@ def test_bad_parameter_exits_2_before_running(tmp_path):
 # ---------------------------------------------------------------- grid and CLI validation
 def test_smoke_grid():
     grid = wf.build_grid("smoke")
+    assert len(grid.pairs) == 5 * 2 and all(p.seeds == (0,) for p in grid.pairs)
     assert len(grid.runs) == 5 * 2 * 1
     assert sorted({t for t, _, _ in grid.swapped}) == ["classification", "super_resolution"]
     assert len(grid.swapped) == 4
+    assert {p.name: p.objectives for p in grid.pairs}["classification__provicnet"] == ("native", "swapped")
+    assert {p.name: p.objectives for p in grid.pairs}["segmentation__provicnet"] == ("native",)
     assert grid.pretrain == (("profound", "contrastive"), ("profound", "fcmae"),
                              ("provicnet", "contrastive"), ("provicnet", "mae"))
     only = wf.build_grid("smoke", wf.parse_only("task=segmentation,model=profound"))
@@ -154,8 +157,10 @@ def test_cli_config_validation():
         build_config(run_args(param=["segmentation.epochs=2"]))
     with pytest.raises(ValueError, match="TASK.NAME"):
         build_config(run_args(param=["nosuchtask.seed=2"]))
-    cfg = build_config(run_args(param=["segmentation.finetune_epochs=2"]))
-    assert cfg["task_params"] == {"segmentation": {"finetune_epochs": "2"}}
+    with pytest.raises(ValueError, match="unknown notebook parameter 'finetune_epochs'"):  # one way: --set
+        build_config(run_args(param=["segmentation.finetune_epochs=2"]))
+    cfg = build_config(run_args(param=["segmentation.device=cpu"]))
+    assert cfg["task_params"] == {"segmentation": {"device": "cpu"}}
 
 
 def test_run_help_documents_every_option():
@@ -199,7 +204,7 @@ def test_slurm_profile_dry_run(tmp_path):
                            "--snakemake-profile", str(prof_dir)], capture_output=True, text=True,
                           env=dict(os.environ, **env), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
-    assert re.search(r"task_run\s+10", proc.stdout)
+    assert re.search(r"pair\s+10", proc.stdout)
 
 
 # ---------------------------------------------------------------- re-run logic on the finished smoke study
@@ -224,8 +229,8 @@ def test_smoke_dry_run_lists_the_grid(tmp_path):
                           env=dict(os.environ, TRANSFERLIMITS_RESULTS=str(tmp_path / "results")))
     assert proc.returncode == 0, proc.stderr[-2000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout, re.M))
-    assert counts["data"] == "1" and counts["pretrain"] == "4" and counts["task_run"] == "10"
-    assert counts["control_run"] == "4" and counts["control"] == "1" and counts["alignment"] == "1"
+    assert counts["data"] == "1" and counts["pretrain"] == "4" and counts["pair"] == "10"
+    assert counts["control"] == "1" and counts["alignment"] == "1" and counts["resolve_profile"] == "1"
 
 
 @pytest.mark.slow
@@ -240,9 +245,8 @@ def test_second_run_does_nothing(smoke_study):
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_changing_one_task_parameter_reruns_only_that_task(smoke_study):
-    jobs = _dry_run_jobs(smoke_study, "--param", "segmentation.finetune_epochs=2")
-    runs = sorted(j for j in jobs if j.startswith("task_run"))
-    assert runs == ["task_run[task=segmentation, model=profound, seed=0]",
-                    "task_run[task=segmentation, model=provicnet, seed=0]"], jobs
-    others = sorted(j for j in jobs if not j.startswith("task_run"))
+    jobs = _dry_run_jobs(smoke_study, "--param", "segmentation.device=cpu")
+    runs = sorted(j for j in jobs if j.startswith("pair"))
+    assert runs == ["pair[task=segmentation, model=profound]", "pair[task=segmentation, model=provicnet]"], jobs
+    others = sorted(j for j in jobs if not j.startswith("pair"))
     assert others == ["alignment", "all"], jobs

@@ -15,7 +15,6 @@ the profile's defaults.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -71,20 +70,3 @@ def load_resolved(name: str, path: str | Path | None = None) -> Profile:
         raise ValueError(f"resolved profile {path}: {exc}; re-run `python -m transferlimits run --profile {name}` "
                          "to rewrite it") from None
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m transferlimits.resolved PROFILE OVERRIDES_JSON OUT``: the workflow's ``resolve_profile`` rule."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 3:
-        print("usage: python -m transferlimits.resolved PROFILE OVERRIDES_JSON OUT", file=sys.stderr)
-        return 2
-    try:
-        write_resolved(args[0], json.loads(args[1] or "{}"), args[2])
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

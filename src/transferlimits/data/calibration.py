@@ -19,6 +19,10 @@ import numpy as np
 import pandas as pd
 
 from transferlimits.data.case import MRCase
+from transferlimits.data.geometry import CaseGeometry
+from transferlimits.data.phantom import synthesize
+from transferlimits.data.picai import load_real_cases
+from transferlimits.data.regrid import case_to_grid
 
 __all__ = ["ZONES", "zone_masks", "normalised", "zone_stats", "calibration_table", "phantom_of_real",
            "calibration_pairs"]
@@ -124,8 +128,6 @@ def phantom_of_real(case: MRCase, grid, seed: int = 0) -> MRCase:
 
     This is the like-for-like comparison the calibration uses: same anatomy, same clinical labels.
     """
-    from transferlimits.data.geometry import CaseGeometry
-    from transferlimits.data.phantom import synthesize
 
     isup = case.extra.get("lesion_isup")
     lesions = np.asarray(isup if isup is not None else np.where(case.lesion == 2, 1, 0), dtype=np.uint8)
@@ -136,8 +138,6 @@ def phantom_of_real(case: MRCase, grid, seed: int = 0) -> MRCase:
 def calibration_pairs(grid, seeds=(0, 1)) -> tuple[list[MRCase], list[MRCase]]:
     """The shipped real exams on ``grid`` and their phantoms (one per seed), for :func:`calibration_table`
     and :func:`transferlimits.figures.data.plot_phantom_vs_real`."""
-    from transferlimits.data.picai import load_real_cases
-    from transferlimits.data.regrid import case_to_grid
 
     native = load_real_cases()
     return [case_to_grid(c, grid) for c in native], [phantom_of_real(c, grid, s) for c in native for s in seeds]

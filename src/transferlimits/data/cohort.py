@@ -95,7 +95,6 @@ class Cohort:
 @functools.lru_cache(maxsize=2)
 def _pack(pack_path: str):
     """The geometry pack, opened once per process."""
-    from transferlimits.data.geometry import load_geometry_pack
 
     return load_geometry_pack(pack_path)
 
@@ -103,7 +102,6 @@ def _pack(pack_path: str):
 def _phantom_job(args: tuple) -> tuple[str, str]:
     """Synthesise one case into ``path`` (worker of :func:`build_cohort`); returns (case_id, sha256)."""
     pack_path, case_id, grid, seed, path, meta = args
-    from transferlimits.data.phantom import synthesize
 
     geom = _pack(pack_path).case(case_id)
     return case_id, write_case(synthesize(geom, grid, seed), path, meta)
@@ -203,8 +201,6 @@ def build_cohort(profile: Profile | str, seed: int = 0, progress: bool = True, w
     """
     from tqdm.auto import tqdm
 
-    from transferlimits.data.picai import PicaiDataset
-    from transferlimits.data.regrid import case_to_grid
 
     prof = _profile(profile)
     held_out = real_patient_ids() if held_out_patients is None else tuple(held_out_patients)
@@ -257,7 +253,6 @@ def build_cohort(profile: Profile | str, seed: int = 0, progress: bool = True, w
             if not _valid(path, cmeta):
                 write_case(case_to_grid(ds.load_case(cid), prof.grid), path, cmeta)
                 rebuilt.append(cid)
-    from transferlimits.data.cache import sha256_file
 
     cases = {}
     for split, ids in splits.items():
@@ -313,3 +308,8 @@ def open_cohort(profile: Profile | str, seed: int = 0) -> Cohort:
 
 
 from transferlimits.data.datasets import pretrain_dataset, task_dataset  # noqa: E402  (re-export)
+from transferlimits.data.cache import sha256_file
+from transferlimits.data.geometry import load_geometry_pack
+from transferlimits.data.phantom import synthesize
+from transferlimits.data.picai import PicaiDataset
+from transferlimits.data.regrid import case_to_grid

@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 
 from transferlimits.models.adapters import PROFOUND, PROVICNET
-from transferlimits.models.registry import MODEL_REGISTRY
+from transferlimits.figures.palette import draw_undefined, model_colour, model_label, objective_style
+from transferlimits.metrics.stats import correlate
+from transferlimits.study import load_metrics
 
 __all__ = [
     "PAPER_RPG",
@@ -49,7 +51,6 @@ def load_points(results_root: str | Path, objective: str = "native") -> list[dic
         results_root: ``paths.results_dir(profile)``.
         objective: ``"native"`` or ``"swapped"`` (default ``"native"``).
     """
-    from transferlimits.study import load_metrics
 
     if objective not in ("native", "swapped"):
         raise ValueError(f"objective must be 'native' or 'swapped', got {objective!r}")
@@ -114,7 +115,6 @@ def point_table(
 
 def correlation_row(x: Sequence[float], y: Sequence[float], n_perm: int = 200, n_boot: int = 200) -> dict:
     """``correlate`` reduced to the columns the book shows: n, r, r CI, p, rho, rho CI, p, max LOO change."""
-    from transferlimits.metrics.stats import correlate
 
     c = correlate(np.asarray(x, float), np.asarray(y, float), n_boot=n_boot, n_perm=n_perm)
     return {
@@ -175,7 +175,6 @@ def predictor_table(df: pd.DataFrame, n_perm: int = 200, n_boot: int = 200) -> p
 
 
 def _scatter(ax, df: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str) -> None:
-    from transferlimits.figures.palette import model_colour
 
     for model, sub in df.groupby("model"):
         color = model_colour(model)  # a model registered only in its run's process is grey here
@@ -221,7 +220,6 @@ def plot_control(table: pd.DataFrame):
     undefined in every seed is a hatched "n/a" box, never a bar at 0."""
     import matplotlib.pyplot as plt
 
-    from transferlimits.figures.palette import draw_undefined, model_colour, model_label, objective_style
 
     tasks = sorted(table["task"].unique())
     pairs = list(table.groupby(["model", "objective"]).groups)
@@ -262,7 +260,6 @@ def paper_beside(rows: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """
     from scipy import stats as sps
 
-    from transferlimits.figures.palette import model_label
 
     native = rows[rows["objective_kind"] == "native"] if len(rows) else rows
     out = []

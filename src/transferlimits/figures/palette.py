@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from matplotlib import colors as mcolors
+from transferlimits.models.registry import MODEL_REGISTRY
 
 __all__ = ["INIT_MARKERS", "INIT_LABELS", "INIT_SHADE", "OBJECTIVE_FAMILY", "FAMILY_STYLE", "UNDEFINED",
            "model_colour", "model_label", "init_colour", "init_style", "objective_family", "objective_style",
@@ -37,7 +38,6 @@ _FALLBACK = "tab:gray"
 
 def model_colour(model: str) -> str:
     """The registered adapter's colour (grey for a model this process does not know)."""
-    from transferlimits.models.registry import MODEL_REGISTRY
 
     adapter = MODEL_REGISTRY.get(model)
     return adapter.color if adapter is not None and adapter.color else _FALLBACK
@@ -45,7 +45,6 @@ def model_colour(model: str) -> str:
 
 def model_label(model: str) -> str:
     """The adapter's display name (the raw name for an unknown model)."""
-    from transferlimits.models.registry import MODEL_REGISTRY
 
     adapter = MODEL_REGISTRY.get(model)
     return adapter.display_name if adapter is not None and adapter.display_name else model

@@ -17,7 +17,7 @@ intervals over resampled points (replicates with a constant side are dropped).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 import pandas as pd

@@ -81,6 +81,8 @@ def summary(args: argparse.Namespace) -> list[tuple[str, str]]:
             state = "failed"
         elif why == "missing":
             state = "missing"
+        elif why.startswith("stale"):  # a pair's index no longer matches its points (edited or deleted)
+            state = "stale"
         rows.append((cols[0], state))
     return rows
 

@@ -32,6 +32,9 @@ from transferlimits.runner.params import bake_parameters, read_template, validat
 __all__ = ["NotebookFailed", "hermetic_env", "repo_relative", "execute", "main"]
 
 KERNEL = "python3"
+#: parameters that name an output of the grid job (a pair's index): injected for the job's own run, never baked
+#: into the executed notebook, so a re-execution by hand with other seeds cannot overwrite the grid's files
+GRID_OUTPUT_PARAMETERS = ("index",)
 
 
 class NotebookFailed(RuntimeError):
@@ -118,7 +121,8 @@ def execute(
         raise ValueError(f"output must be an .ipynb path, got {str(output)!r}")
     nb = read_template(template)
     params = {k: repo_relative(v) for k, v in validate_parameters(template, dict(parameters or {})).items()}
-    bake_parameters(nb, params)  # a plain `papermill OUT NEW -p seed 1` keeps this run's other values
+    # a plain `papermill OUT NEW -p seeds 1` keeps this run's other values, but not the grid's own outputs
+    bake_parameters(nb, {k: v for k, v in params.items() if k not in GRID_OUTPUT_PARAMETERS})
     if title:
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"# {title}"))
     nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3", "language": "python"}

@@ -29,6 +29,8 @@ from typing import Iterable
 from transferlimits import paths
 from transferlimits.runner.workflow import Grid
 from transferlimits.study.pair_index import index_problem
+from transferlimits.runtime import atomic_write_json
+from transferlimits.study.schema import load_metrics
 
 __all__ = ["JobFiles", "grid_jobs", "check_output", "unusable_outputs", "backup", "restore",
            "read_failed", "write_failed", "FAILED_RECORD", "BACKUP_DIR"]
@@ -80,7 +82,6 @@ def grid_jobs(grid: Grid) -> list[JobFiles]:
 
 def check_output(path: Path) -> str | None:
     """None when ``path`` is a usable output, else the problem in a few words ("missing", "unparseable: ...")."""
-    from transferlimits.study.schema import load_metrics
 
     path = Path(path)
     if not path.is_file():
@@ -190,7 +191,6 @@ def read_failed(profile: str) -> dict[str, str]:
 
 def write_failed(profile: str, failed: dict[str, str]) -> None:
     """Record ``{output path: job name}`` of failed jobs (the file is removed when there are none)."""
-    from transferlimits.runtime import atomic_write_json
 
     path = paths.results_dir(profile) / FAILED_RECORD
     if failed:

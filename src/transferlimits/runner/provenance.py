@@ -10,13 +10,13 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 from typing import Any
+from transferlimits.runtime import git_commit, hardware_info
 
 __all__ = ["provenance", "glue_provenance", "hardware_line"]
 
 
 def hardware_line(device: Any = None) -> str:
     """One line: CPU model and cores, plus the GPU name on CUDA."""
-    from transferlimits.runtime import hardware_info
 
     info = hardware_info(device)
     line = f"{info.get('cpu_model', '?')} ({info.get('cpu_count', '?')} cores)"
@@ -33,7 +33,6 @@ def provenance(profile: str, t0: float, device: Any = None) -> dict[str, Any]:
         t0: ``time.time()`` at the notebook's start.
         device: torch device the notebook used (default None = cpu).
     """
-    from transferlimits.runtime import git_commit
 
     return {
         "profile": profile,

@@ -61,6 +61,7 @@ SNAKEFILE: Path = paths.ROOT / "workflow" / "Snakefile"
 CORE_SOURCES: tuple[str, ...] = ("*.py", "config", "tasks", "metrics", "runner/notebook.py", "runner/params.py",
                                  "runner/provenance.py")
 RULE_SOURCES: dict[str, tuple[str, ...]] = {
+    "resolve_profile": ("*.py", "config", "runner/resolve_profile.py"),
     "data": CORE_SOURCES + ("data", "figures/__init__.py", "figures/data.py"),
     "pretrain": CORE_SOURCES + ("data", "models", "training"),
     "pair": CORE_SOURCES + ("data", "models", "training", "study", "figures/__init__.py", "figures/training.py",

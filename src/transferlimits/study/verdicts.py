@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from transferlimits.metrics.correlation import within_group_correlation
+from transferlimits.study import analysis as an
 
 __all__ = ["VERDICT_RULE", "N_MIN", "VERDICTS", "CLAIMS", "DESIGN", "ALPHA", "POWER", "Verdict", "verdict",
            "h1_suited_mmd", "h2_mmd_rpg", "h3_mmd_convergence", "h4_interaction", "h5_prehoc_vs_posthoc",
@@ -309,7 +310,6 @@ def study_verdicts(results_root, n_boot: int = 1000, n_perm: int = 1000,
         ``(native, control, verdicts)``: the seed-averaged native points, the control points (native and
         swapped rows of the tasks that have swapped runs), and :func:`all_verdicts`.
     """
-    from transferlimits.study import analysis as an
 
     rows = an.point_rows(an.load_profile_points(results_root))
     native = an.average_points(rows)
