@@ -5,6 +5,7 @@ registers a tiny 3D conv encoder with its own objective, and it runs through ``r
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -27,9 +28,9 @@ TESTS = Path(__file__).resolve().parent
 needs_pack = pytest.mark.skipif(not paths.GEOMETRY_PACK.exists(), reason="geometry pack not built")
 
 
-def tiny_profile():
+def tiny_profile(base: str = "smoke"):
     return get_profile(
-        "smoke", grid={"shape": (16, 16, 16), "spacing": (3.0, 6.0, 6.0)}, slice_size=14,
+        base, grid={"shape": (16, 16, 16), "spacing": (3.0, 6.0, 6.0)}, slice_size=14,
         encoder_sizes={"profound": "test", "provicnet": "test"},
         splits={"pretrain": 4, "train": 8, "val": 4, "test": 6},
         pretrain={"steps": 6, "batch_size": 2, "warmup_steps": 1, "checkpoint_every": 3},
@@ -51,13 +52,20 @@ def test_the_toy_model_is_registered_and_keeps_the_encoder_contract():
     grid = wf.build_grid("smoke", wf.parse_only("model=toy,task=segmentation"), model_modules=["toy_model"])
     assert grid.runs == (("segmentation", "toy", 0),) and grid.pretrain == (("toy", "recon"),)
     assert "toy" not in {m for _, m, _ in wf.build_grid("smoke").runs}  # the study grid is unchanged
+    # one objective: no swapped-objective control, not even on a control task of the profile
+    ctrl = wf.build_grid("smoke", wf.parse_only("model=toy,task=classification"), model_modules=["toy_model"])
+    assert [p.objectives for p in ctrl.pairs] == [("native",)] and ctrl.swapped == ()
+    assert not adapter.has_control and adapter.objective_info("recon").family == "reconstruction"
 
 
 @needs_pack
-@pytest.mark.parametrize("task", ["classification", "super_resolution"])
-def test_run_point_with_the_toy_model(tmp_path, monkeypatch, task):
+@pytest.mark.parametrize("task, base", [("classification", "smoke"), ("super_resolution", "smoke"),
+                                        ("super_resolution", "cpu")])  # cpu: its recipe (full-res, residual)
+def test_run_point_with_the_toy_model(tmp_path, monkeypatch, task, base):
     monkeypatch.setenv("TRANSFERLIMITS_RESULTS", str(tmp_path / "results"))
-    prof = tiny_profile()
+    prof = tiny_profile(base)
+    if base == "cpu":
+        assert prof.finetune_for(task).full_res_skip and prof.finetune_for(task).residual
     result = pretrain("toy", "recon", prof, device="cpu", out_dir=tmp_path / "pre", progress=False)
     enc, meta = load_pretrained_encoder(result.encoder_path)
     assert meta["model"] == "toy" and meta["objective"] == "recon" and isinstance(enc, toy_model.ToyEncoder)
@@ -74,11 +82,12 @@ def test_run_point_with_the_toy_model(tmp_path, monkeypatch, task):
 @pytest.mark.timeout(900)
 def test_runner_with_model_module(tmp_path):
     root = make_sandbox(tmp_path / "sandbox")
-    env = dict(sandbox_env(root), PYTHONPATH=str(TESTS))
+    env = sandbox_env(root)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), env.get("PYTHONPATH", "")]))
     import subprocess
 
     args = ["run", "--profile", "smoke", "--cores", "2", "--model-module", "toy_model",
-            "--only", "task=segmentation,model=toy", "--param", "segmentation.finetune_epochs=1"]
+            "--only", "task=segmentation,model=toy", "--set", "task_finetune.segmentation.epochs=1"]
     proc = subprocess.run([sys.executable, "-m", "transferlimits", *args], cwd=root, env=env,
                           capture_output=True, text=True, timeout=850)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]

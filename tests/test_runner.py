@@ -53,20 +53,23 @@ def run_args(**kw) -> argparse.Namespace:
 # ---------------------------------------------------------------- parameters
 def test_template_parameters_of_task_template():
     params = template_parameters(TASK_TEMPLATE)
-    for name in ("task", "model", "objective", "profile", "seed", "out_dir", "pretrained", "task_modules"):
+    for name in ("task", "model", "profile", "seeds", "objectives", "pretrained", "pretrained_swapped", "released",
+                 "index", "task_modules", "model_modules"):
         assert name in params
-    assert params["task"] == "classification" and params["seed"] == 0
+    assert params["task"] == "classification" and params["seeds"] == "" and params["index"] == ""
+    assert "profile_overrides" not in params and "finetune_epochs" not in params  # the resolved profile has them
 
 
 def test_unknown_parameter_lists_valid_ones():
-    with pytest.raises(ValueError, match=r"unknown notebook parameter.*'sed'.*valid: \[.*'seed'"):
+    with pytest.raises(ValueError, match=r"unknown notebook parameter.*'sed'.*valid: \[.*'seeds'"):
         validate_parameters(TASK_TEMPLATE, {"sed": 1})
 
 
 def test_parameter_values_are_coerced_or_rejected():
-    assert validate_parameters(TASK_TEMPLATE, {"seed": "3", "model": "provicnet"}) == {"seed": 3, "model": "provicnet"}
-    with pytest.raises(ValueError, match="expects an int"):
-        validate_parameters(TASK_TEMPLATE, {"seed": "three"})
+    assert validate_parameters(TASK_TEMPLATE, {"seeds": 3, "model": "provicnet", "released": "0"}) == {
+        "seeds": 3, "model": "provicnet", "released": False}
+    with pytest.raises(ValueError, match="expects a bool"):
+        validate_parameters(TASK_TEMPLATE, {"released": "maybe"})
     assert coerce_value("flag", "false", True) is False
     with pytest.raises(ValueError, match="expects a bool"):
         coerce_value("flag", "maybe", True)
@@ -157,7 +160,7 @@ def test_cli_config_validation():
         build_config(run_args(param=["segmentation.epochs=2"]))
     with pytest.raises(ValueError, match="TASK.NAME"):
         build_config(run_args(param=["nosuchtask.seed=2"]))
-    with pytest.raises(ValueError, match="unknown notebook parameter 'finetune_epochs'"):  # one way: --set
+    with pytest.raises(ValueError, match=r"unknown notebook parameter\(s\) \['finetune_epochs'\]"):  # one way: --set
         build_config(run_args(param=["segmentation.finetune_epochs=2"]))
     cfg = build_config(run_args(param=["segmentation.device=cpu"]))
     assert cfg["task_params"] == {"segmentation": {"device": "cpu"}}

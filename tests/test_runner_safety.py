@@ -48,10 +48,12 @@ def test_grid_jobs_name_every_output_and_log(tmp_path, monkeypatch):
     grid = wf.build_grid("smoke")
     jobs = out_mod.grid_jobs(grid)
     rules = [j.rule for j in jobs]
-    assert rules.count("task_run") == len(grid.runs) and rules.count("control_run") == len(grid.swapped)
+    assert rules.count("pair") == len(grid.pairs) == 10 and rules.count("resolve_profile") == 1
     assert rules.count("pretrain") == len(grid.pretrain) and rules.count("data") == 1
-    run = next(j for j in jobs if j.rule == "task_run")
-    assert [f.name for f in run.outputs] == [f"{run.log.stem}.ipynb", "metrics.json", "examples.npz"]
+    run = next(j for j in jobs if j.rule == "pair" and j.name == "classification__provicnet")
+    assert [f.name for f in run.outputs] == ["classification__provicnet.ipynb", "classification__provicnet.json"]
+    assert run.outputs[1].parent == tmp_path / "smoke" / "pairs"
+    assert run.points == ("classification__provicnet__seed0", "classification__provicnet__seed0__swapped")
     assert run.log.parent == tmp_path / "smoke" / "logs"
     assert len({f for j in jobs for f in j.outputs}) == sum(len(j.outputs) for j in jobs)  # no output twice
 

@@ -61,14 +61,17 @@ class Recon(nn.Module):
 class ToyDense(nn.Module):
     """Dense head: 1x1x1 conv of the last map, upsampled to the input grid -> [B, C, D, H, W]."""
 
-    def __init__(self, encoder: ToyEncoder, out_channels: int) -> None:
+    def __init__(self, encoder: ToyEncoder, out_channels: int, residual: bool = False) -> None:
         super().__init__()
         self.encoder = encoder
         self.head = nn.Conv3d(encoder.out_dim, out_channels, 1)
+        self.residual = residual
 
     def forward(self, x: torch.Tensor, pos: torch.Tensor | None = None) -> torch.Tensor:
         out = self.head(self.encoder.forward_features(x).maps[-1])
-        return F.interpolate(out, size=x.shape[2:], mode="trilinear", align_corners=False)
+        out = F.interpolate(out, size=x.shape[2:], mode="trilinear", align_corners=False)
+        # a parameter-free identity residual: output = input + f(encoder features)
+        return out + x[:, : out.shape[1]] if self.residual else out
 
 
 class ToyAdapter(ModelAdapter):
@@ -114,8 +117,11 @@ class ToyAdapter(ModelAdapter):
         return {"x": x, "labels": labels, "case_id": case_id}
 
     def dense_head(self, encoder: nn.Module, out_channels: int, width: int | None = None,
-                   out_size: Sequence[int] | None = None, slice_step: int = 1) -> nn.Module:
-        return ToyDense(encoder, out_channels)
+                   out_size: Sequence[int] | None = None, slice_step: int = 1, full_res: bool = False,
+                   residual: bool = False) -> nn.Module:
+        """The toy's decoder already works at the input's resolution (``full_res`` changes nothing); ``residual``
+        adds the input to its output."""
+        return ToyDense(encoder, out_channels, residual=residual)
 
 
 TOY = MODEL_REGISTRY.get("toy") or register_model(ToyAdapter())
