@@ -60,7 +60,8 @@ def test_new_task_runs_and_reaches_the_alignment(smoke_study, tmp_path):
     assert metrics["task_spec"]["kind"] == "scalar_regression" and metrics["task_spec"]["primary_metric"] == "mae"
     assert set(metrics["runs"]) >= {"pretrained", "scratch"}
     assert "mae" in metrics["runs"]["pretrained"]["test"]
-    assert (smoke_study.generated / "gland_volume__profound__seed0.ipynb").exists()
+    assert (smoke_study.generated / "gland_volume__profound.ipynb").exists()  # one page per (task, model)
+    assert (smoke_study.results / "pairs" / "gland_volume__profound.json").exists()
 
     alignment = (smoke_study.generated / "30_alignment.ipynb").read_text()
     assert re.search(r"gland_volume\s+profound\s", alignment), "the alignment notebook did not pick up the new task"

@@ -99,41 +99,41 @@ def test_real_path_end_to_end_then_keep_and_agree(tmp_path):
     manifest = json.loads((res / "data" / "manifest.json").read_text())
     assert manifest["data_source"] == "picai" and sum(manifest["patients"].values()) == N_PATIENTS
     for name in ("00_data", "01_pretrain__profound__fcmae", "01_pretrain__profound__contrastive",
-                 "classification__profound__seed0", "classification__profound__seed0__swapped", "20_control",
-                 "30_alignment"):  # every rule ran
+                 "classification__profound", "20_control", "30_alignment"):  # every rule ran
         assert (gen / f"{name}.ipynb").is_file(), name
     point = res / "runs" / "classification__profound__seed0"
     metrics = json.loads((point / "metrics.json").read_text())
     assert metrics["settings"]["profile"]["data_source"] == "picai"
     assert metrics["settings"]["profile"]["grid"]["shape"] == [16, 32, 32]
+    assert (res / "runs" / "classification__profound__seed0__swapped" / "metrics.json").is_file()  # the control
+    index = res / "pairs" / "classification__profound.json"
 
     status = cli("status", *[a for a in base if a != "--cores"])
     assert "0 stale, 0 missing, 0 unparseable, 0 failed" in status.stderr, status.stderr
 
-    # a truncated metrics.json: status calls it unparseable and a plain dry run plans exactly that point's job
+    # a truncated metrics.json: status calls the pair unparseable and a plain dry run plans exactly that pair's job
     good = (point / "metrics.json").read_bytes()
     (point / "metrics.json").write_bytes(good[: len(good) // 2])
     status = cli("status", *base)
-    assert re.search(r"^unparseable\s+\S*classification__profound__seed0/metrics.json", status.stdout, re.M), \
-        status.stdout
+    assert re.search(r"^unparseable\s+\S*pairs/classification__profound.json", status.stdout, re.M), status.stdout
     dry = cli("run", *base, "--dry-run").stdout
-    assert "rule task_run:" in dry and "classification__profound__seed0/metrics.json" in dry, dry[-3000:]
+    assert "rule pair:" in dry and "pairs/classification__profound.json" in dry, dry[-3000:]
     cli("run", *base)
     assert json.loads((point / "metrics.json").read_text())["task"] == "classification"
 
     # a failed re-run of the finished point (a template that fails after run_point) keeps the earlier result
     before = {f: (point / f).read_bytes() for f in ("metrics.json", "examples.npz")}
-    nb_before = (gen / "classification__profound__seed0.ipynb").read_bytes()
+    nb_before = (gen / "classification__profound.ipynb").read_bytes()
+    index_before = index.read_bytes()
     failing = tmp_path / "failing_task.py"
     failing.write_text((REPO / "notebooks" / "10_task.py").read_text()
                        + '\n# %%\nraise RuntimeError("injected failure after run_point")\n')
     proc = cli("run", *base, "--task-notebook", f"classification={failing}", check=False)
     assert proc.returncode != 0
-    assert "FAILED task_run classification/profound/seed0" in proc.stderr, proc.stderr[-3000:]
-    assert "logs/classification__profound__seed0.log" in proc.stderr and "injected failure" in proc.stderr
+    assert "FAILED pair classification__profound" in proc.stderr, proc.stderr[-3000:]
+    assert "logs/classification__profound.log" in proc.stderr and "injected failure" in proc.stderr
     assert "earlier result kept" in proc.stderr and "Traceback" not in proc.stderr.split("[run] FAILED")[-1]
     assert {f: (point / f).read_bytes() for f in before} == before
-    assert (gen / "classification__profound__seed0.ipynb").read_bytes() == nb_before
+    assert (gen / "classification__profound.ipynb").read_bytes() == nb_before and index.read_bytes() == index_before
     status = cli("status", *base, "--task-notebook", f"classification={failing}")
-    assert re.search(r"^failed\s+\S*classification__profound__seed0/metrics.json", status.stdout, re.M), \
-        status.stdout
+    assert re.search(r"^failed\s+\S*pairs/classification__profound.json", status.stdout, re.M), status.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import subprocess
 import sys
@@ -253,3 +254,28 @@ def test_changing_one_task_parameter_reruns_only_that_task(smoke_study):
     assert runs == ["pair[task=segmentation, model=profound]", "pair[task=segmentation, model=provicnet]"], jobs
     others = sorted(j for j in jobs if not j.startswith("pair"))
     assert others == ["alignment", "all"], jobs
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_a_changed_control_point_re_executes_the_analysis_notebooks(smoke_study):
+    """Every rule declares every file its notebook reads: the analysis rules declare the pair indexes, whose
+    hashes pin each point, so editing a swapped control run's metrics.json re-executes its pair's notebook (the
+    points resume, nothing is re-trained), the 2x2 control and the alignment notebook."""
+    from transferlimits.study.pair_index import index_problem
+
+    point = smoke_study.results / "runs" / "classification__provicnet__seed0__swapped" / "metrics.json"
+    index = smoke_study.results / "pairs" / "classification__provicnet.json"
+    point.write_text(json.dumps(json.loads(point.read_text()), indent=1))  # the same values, other bytes
+    edited = point.read_bytes()
+    status = smoke_study.cli("status", "--profile", "smoke")
+    assert re.search(r"^stale\s+\S*pairs/classification__provicnet.json", status.stdout, re.M), status.stdout
+    notebooks = {n: smoke_study.generated / f"{n}.ipynb" for n in ("30_alignment", "20_control",
+                                                                    "classification__provicnet", "segmentation__profound")}
+    before = {n: p.stat().st_mtime_ns for n, p in notebooks.items()}
+    log = smoke_study.cli("run", "--profile", "smoke").stderr
+    after = {n: p.stat().st_mtime_ns for n, p in notebooks.items()}
+    assert [n for n in notebooks if after[n] != before[n]] == ["30_alignment", "20_control",
+                                                               "classification__provicnet"], log[-3000:]
+    assert index_problem(index) is None
+    assert point.read_bytes() == edited, "the point was re-computed instead of resumed"

@@ -110,9 +110,10 @@ def unusable_outputs(jobs: Iterable[JobFiles]) -> dict[Path, str]:
     for job in jobs:
         for f in job.outputs:
             problem = check_output(f)
-            if problem is None and job.points and f.parent.name == "pairs":
+            if problem is None and job.points and f.parent.name == "pairs":  # a pair's index and its points
                 problem = index_problem(f, job.points)
-                problem = f"stale: {problem}" if problem else None
+                if problem:
+                    problem = f"{'unparseable' if 'unparseable' in problem else 'stale'}: {problem}"
             if problem:
                 out[f] = problem
     return out

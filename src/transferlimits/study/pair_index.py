@@ -84,6 +84,10 @@ def index_problem(path: str | Path, expected: Iterable[str] | None = None) -> st
         if not metrics.is_file():
             return f"point {entry['point']}: metrics.json is missing"
         if file_sha256(metrics) != entry["sha256"]:
+            try:
+                load_metrics(metrics)
+            except (ValueError, KeyError, TypeError) as exc:
+                return f"point {entry['point']}: metrics.json is unparseable ({str(exc).splitlines()[0][:120]})"
             return f"point {entry['point']}: metrics.json changed since the pair was indexed"
     return None
 
