@@ -38,7 +38,7 @@ from transferlimits.resolved import load_resolved
 from transferlimits.runner.provenance import glue_provenance
 from transferlimits.runtime import resolve_device
 from transferlimits.study import pair_summary, run_pair
-from transferlimits.study.pair import parse_objectives, parse_seeds
+from transferlimits.study.pair import PairRequest, parse_objectives, parse_seeds
 
 t0 = time.time()
 
@@ -62,8 +62,9 @@ for name in filter(None, task_modules.split(",") + model_modules.split(",")):
 prof = load_resolved(profile)
 dev = resolve_device(device if device != "auto" else prof.device)
 encoders = {k: paths.ROOT / v for k, v in (("native", pretrained), ("swapped", pretrained_swapped)) if v}
-points = run_pair(task, model, prof, seeds=parse_seeds(seeds, prof.seeds), objectives=parse_objectives(objectives),
-                  encoders=encoders, released=bool(released), device=dev, index=paths.ROOT / index if index else None)
+request = PairRequest(parse_seeds(seeds, prof.seeds), parse_objectives(objectives), encoders, bool(released),
+                      paths.ROOT / index if index else None)
+points = run_pair(task, model, prof, request, device=dev)
 spec = points[0]["task_spec"]
 primary = spec["primary_metric"]
 first = points[0]  # the first seed's native point: the detailed figures below

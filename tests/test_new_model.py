@@ -18,7 +18,7 @@ from transferlimits import paths
 from transferlimits.config import get_profile
 from transferlimits.models.heads import build_task_model
 from transferlimits.runner import workflow as wf
-from transferlimits.study import run_point, validate_metrics
+from transferlimits.study import PointFiles, PointKey, run_point, validate_metrics
 from transferlimits.tasks import get_task
 from transferlimits.training.pretrain import load_pretrained_encoder, pretrain
 
@@ -69,8 +69,7 @@ def test_run_point_with_the_toy_model(tmp_path, monkeypatch, task, base):
     result = pretrain("toy", "recon", prof, device="cpu", out_dir=tmp_path / "pre", progress=False)
     enc, meta = load_pretrained_encoder(result.encoder_path)
     assert meta["model"] == "toy" and meta["objective"] == "recon" and isinstance(enc, toy_model.ToyEncoder)
-    d = run_point(task, "toy", prof, seed=0, out_dir=tmp_path / "run", pretrained=result.encoder_path,
-                  progress=False)
+    d = run_point(PointKey(task, "toy"), prof, PointFiles(tmp_path / "run", result.encoder_path), progress=False)
     validate_metrics(d)
     assert d["model"] == "toy" and d["task"] == task
     assert {"pretrained", "scratch"} <= set(d["runs"])

@@ -21,7 +21,7 @@ from transferlimits.resolved import load_resolved, write_resolved
 from transferlimits.runtime import atomic_save_torch
 from transferlimits.study import pair_summary
 from transferlimits.study import runs as study_runs
-from transferlimits.study.pair import PointKey, pair_points, parse_objectives, parse_seeds, run_pair
+from transferlimits.study.pair import PairRequest, PointKey, pair_points, parse_objectives, parse_seeds, run_pair
 from transferlimits.study.pair_index import index_problem, load_indexed_points, read_index
 from transferlimits.tasks import get_task
 
@@ -116,7 +116,7 @@ class Counting:
 
 
 def _runner(counter):
-    return functools.partial(study.run_point, load_data=_load_data, finetune_all=counter)
+    return functools.partial(study.run_point, collaborators=study.Collaborators(_load_data, counter))
 
 
 def test_a_killed_pair_loses_only_the_unfinished_point_and_resumes(tiny):
@@ -124,14 +124,14 @@ def test_a_killed_pair_loses_only_the_unfinished_point_and_resumes(tiny):
     index = paths.pair_index(prof.name, "classification", "profound")
     first = Counting(stop_at=3)  # the job is killed while computing its third point
     with pytest.raises(KeyboardInterrupt):
-        run_pair("classification", "profound", prof, encoders=encoders, progress=False, index=index,
+        run_pair("classification", "profound", prof, PairRequest(encoders=encoders, index=index), progress=False,
                  point_runner=_runner(first))
     done = sorted(p.name for p in paths.results_dir(prof.name).glob("runs/*") if (p / "metrics.json").exists())
     assert done == ["classification__profound__seed0", "classification__profound__seed0__swapped"]
     assert not index.exists()  # the index is the job's output: written only when every point is finished
     again = Counting()
-    points = run_pair("classification", "profound", prof, encoders=encoders, progress=False, index=index,
-                      point_runner=_runner(again))
+    points = run_pair("classification", "profound", prof, PairRequest(encoders=encoders, index=index),
+                      progress=False, point_runner=_runner(again))
     assert again.calls == 2, "the re-run re-computed finished points"
     assert [(m["seed"], m["objective"]) for m in points] == [(0, "native"), (0, "swapped"), (1, "native"),
                                                             (1, "swapped")]
@@ -141,15 +141,16 @@ def test_a_killed_pair_loses_only_the_unfinished_point_and_resumes(tiny):
                                  for s in (0, 1) for o in ("native", "swapped")]) is None
     assert [m["seed"] for m in load_indexed_points([index])] == [0, 0, 1, 1]
     third = Counting()
-    run_pair("classification", "profound", prof, encoders=encoders, progress=False, point_runner=_runner(third))
+    run_pair("classification", "profound", prof, PairRequest(encoders=encoders), progress=False,
+             point_runner=_runner(third))
     assert third.calls == 0  # everything resumed
 
 
 def test_index_notices_a_changed_or_missing_point(tiny):
     prof, encoders = tiny
     index = paths.pair_index(prof.name, "classification", "profound")
-    run_pair("classification", "profound", prof, seeds=(0,), objectives=("native",), encoders=encoders,
-             progress=False, index=index, point_runner=_runner(Counting()))
+    run_pair("classification", "profound", prof, PairRequest((0,), ("native",), encoders, index=index),
+             progress=False, point_runner=_runner(Counting()))
     assert read_index(index)["points"][0]["point"] == "classification__profound__seed0"
     assert index_problem(index, ["classification__profound__seed1"]).startswith("lists points")
     metrics = paths.run_dir(prof.name, "classification", "profound", 0) / "metrics.json"

@@ -10,7 +10,6 @@ geometry pack is present.
 from __future__ import annotations
 
 import copy
-import functools
 import json
 
 import numpy as np
@@ -48,8 +47,13 @@ def fake_load_data(profile, task, model, seed):
     return spec, tiny_splits(spec.kind, model, real=not spec.uses_labels, grid=GRID, slice_size=SLICE)
 
 
-#: run_point on the stand-in data
-run_point = functools.partial(study.run_point, load_data=fake_load_data)
+def run_point(task, model, prof, seed=0, objective="native", out_dir=None, pretrained=None, reuse_scratch_from=None,
+              progress=True, finetune_all=study_runs.finetune_all, load_data=fake_load_data):
+    """``study.run_point`` on the stand-in data, its arguments spelled out (key, files, collaborators)."""
+    key = study.PointKey(task, model, seed, objective)
+    files = study.PointFiles(out_dir, pretrained, reuse_scratch_from)
+    return study.run_point(key, prof, files, progress=progress,
+                           collaborators=study.Collaborators(load_data, finetune_all))
 
 
 @pytest.fixture()
@@ -156,7 +160,7 @@ def test_swapped_control_reuses_scratch_and_uses_sibling_folder(env):
     native_dir = paths.run_dir(prof.name, "super_resolution", "provicnet", 0)
     assert (native_dir / "metrics.json").exists()
     swapped = run_point("super_resolution", "provicnet", prof, objective="swapped",
-                              pretrained=encoders["provicnet"], progress=False, reuse_scratch_from=native_dir)
+                        pretrained=encoders["provicnet"], progress=False, reuse_scratch_from=native_dir / "metrics.json")
     assert (native_dir.with_name(native_dir.name + "__swapped") / "metrics.json").exists()
     assert swapped["objective"] == "swapped" and swapped["objective_name"] == "mae"
     assert swapped["runs"]["scratch"]["test"] == native["runs"]["scratch"]["test"]
@@ -209,6 +213,6 @@ def test_run_point_on_the_real_phantom_cohort(tmp_path, monkeypatch):
     path = tmp_path / "enc.pt"
     atomic_save_torch(path, {"state_dict": enc.state_dict(), "model": "profound", "size": "test",
                              "objective": "fcmae", "img_size": None})
-    d = study.run_point("segmentation", "profound", prof, pretrained=path, progress=False)
+    d = run_point("segmentation", "profound", prof, pretrained=path, progress=False, load_data=study_runs.load_data)
     study.validate_metrics(d)
     assert d["n_cases"] == {"train": 8, "val": 4, "test": 6}

@@ -9,8 +9,10 @@
 * :mod:`.schema` - metrics.json: documentation, validation and construction from one definition.
 """
 
-from transferlimits.study.point import run_point, point_dir
-from transferlimits.study.pair import run_pair
+from transferlimits.study.point import Collaborators, PointFiles, point_dir, run_point
+from transferlimits.study.resume import PointKey
+from transferlimits.study.pair import PairRequest, run_pair
 from transferlimits.study.schema import INIT_NAMES, SCHEMA_VERSION, load_metrics, validate_metrics
 
-__all__ = ["SCHEMA_VERSION", "INIT_NAMES", "run_point", "run_pair", "validate_metrics", "load_metrics", "point_dir"]
+__all__ = ["SCHEMA_VERSION", "INIT_NAMES", "PointKey", "PointFiles", "Collaborators", "PairRequest", "run_point",
+           "run_pair", "validate_metrics", "load_metrics", "point_dir"]

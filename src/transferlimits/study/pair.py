@@ -13,7 +13,7 @@ a second objective and no released weights replace its pre-training.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -21,28 +21,11 @@ from transferlimits import paths
 from transferlimits.config import Profile
 from transferlimits.models.registry import get_model
 from transferlimits.study.pair_index import write_index
-from transferlimits.study.point import run_point
+from transferlimits.study.point import PointFiles, run_point
+from transferlimits.study.resume import PointKey
 
-__all__ = ["PointKey", "parse_seeds", "parse_objectives", "pair_points", "run_pair", "pair_metrics_paths"]
-
-
-@dataclass(frozen=True)
-class PointKey:
-    """One point of a pair: ``seed`` and objective kind (``"native"`` / ``"swapped"``)."""
-
-    task: str
-    model: str
-    seed: int
-    objective: str = "native"
-
-    @property
-    def name(self) -> str:
-        """The point's name (:func:`transferlimits.paths.point_name`)."""
-        return paths.point_name(self.task, self.model, self.seed, self.objective)
-
-    def folder(self, profile: str) -> Path:
-        """The point's results folder (metrics.json, examples.npz)."""
-        return paths.run_dir(profile, self.task, self.model, self.seed, self.objective)
+__all__ = ["PointKey", "PairRequest", "parse_seeds", "parse_objectives", "has_control", "pair_points", "run_pair",
+           "pair_metrics_paths"]
 
 
 def parse_seeds(value: Any, default: Sequence[int]) -> tuple[int, ...]:
@@ -122,35 +105,46 @@ def pair_metrics_paths(profile: str, points: Iterable[PointKey]) -> list[Path]:
     return [p.folder(profile) / "metrics.json" for p in points]
 
 
-def run_pair(task: str, model: str, prof: Profile, seeds: Sequence[int] | None = None,
-             objectives: Sequence[str] | None = None, encoders: Mapping[str, str | Path] | None = None,
-             released: bool = False, device: Any = None, progress: bool = True, index: str | Path | None = None,
-             point_runner: Callable[..., dict] = run_point) -> list[dict]:
+@dataclass(frozen=True)
+class PairRequest:
+    """What to run of a pair (defaults: its whole plan, the profile's pre-trainings, no index).
+
+    Attributes:
+        seeds, objectives: see :func:`pair_points` (None = the plan's).
+        encoders: objective kind -> ``encoder.pt`` (or released weights); default the profile's pre-trainings.
+        released: ``encoders["native"]`` are released weights (the pair then has no control).
+        index: where to write the pair's index of finished points (:mod:`.pair_index`; the grid job's output).
+    """
+
+    seeds: Sequence[int] | None = None
+    objectives: Sequence[str] | None = None
+    encoders: Mapping[str, str | Path] = field(default_factory=dict)
+    released: bool = False
+    index: str | Path | None = None
+
+
+def run_pair(task: str, model: str, prof: Profile, request: PairRequest = PairRequest(), device: Any = None,
+             progress: bool = True, point_runner: Callable[..., dict] = run_point) -> list[dict]:
     """Run (or resume) every point of one (task, model) pair; returns their metrics, in plan order.
 
     Args:
         task, model: the pair. prof: the resolved profile (:func:`transferlimits.resolved.load_resolved`).
-        seeds, objectives: see :func:`pair_points` (default: the whole plan).
-        encoders: objective kind -> ``encoder.pt`` (or released weights); default the profile's pre-trainings.
-        released: ``encoders["native"]`` are released weights (the pair then has no control).
+        request: which seeds and objectives, their encoders, the index to write (:class:`PairRequest`).
         device: torch device or spec (default ``prof.device``). progress: tqdm bars.
-        index: where to write the pair's index of finished points (:mod:`.pair_index`; the grid job's output);
-            default None (no index).
-        point_runner: runs one point (default :func:`transferlimits.study.point.run_point`; tests pass a stand-in).
+        point_runner: runs one point (default :func:`transferlimits.study.point.run_point`; tests pass one with
+            stand-in collaborators).
 
     Raises:
         ValueError: an unknown model or an impossible objective (see :func:`pair_points`).
     """
-    encoders = dict(encoders or {})
     out = []
-    keys = pair_points(task, model, prof, seeds, objectives, released)
+    keys = pair_points(task, model, prof, request.seeds, request.objectives, request.released)
     for key in keys:
-        native_dir = PointKey(task, model, key.seed).folder(prof.name)
-        enc = encoders.get(key.objective)
-        out.append(point_runner(
-            task, model, prof, seed=key.seed, out_dir=key.folder(prof.name), objective=key.objective,
-            pretrained=Path(enc) if enc else None, device=device, progress=progress,
-            reuse_scratch_from=native_dir / "metrics.json" if key.objective == "swapped" else None))
-    if index is not None:
-        write_index(index, prof.name, task, model, [k.name for k in keys])
+        enc = request.encoders.get(key.objective)
+        reuse = PointKey(task, model, key.seed).folder(prof.name) / "metrics.json" if key.objective == "swapped" \
+            else None
+        files = PointFiles(key.folder(prof.name), Path(enc) if enc else None, reuse)
+        out.append(point_runner(key, prof, files, device=device, progress=progress))
+    if request.index is not None:
+        write_index(request.index, prof.name, task, model, [k.name for k in keys])
     return out

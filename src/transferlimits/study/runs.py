@@ -134,12 +134,17 @@ def warm_caches(data: dict[str, Any]) -> float:
     return time.perf_counter() - t0
 
 
-def finetune_all(spec: Any, model: str, pre_encoder: nn.Module, scr_encoder: nn.Module, data: dict[str, Any],
-                 profile: Profile, device: torch.device, seed: int, progress: bool,
-                 reuse_scratch_from: str | Path | None = None
+def finetune_all(spec: Any, key: Any, encoders: dict[str, nn.Module], data: dict[str, Any], profile: Profile,
+                 device: torch.device, progress: bool, reuse_scratch_from: str | Path | None = None
                  ) -> tuple[dict[str, dict], dict[str, FinetuneResult], dict[str, float]]:
     """Fine-tune pretrained, scratch (unless reused) and linear_probe with one recipe (the task's,
     ``profile.finetune_for(spec.name)``).
+
+    Args:
+        spec: the TaskSpec. key: the point (its ``model`` and ``seed``; :class:`~transferlimits.study.resume.PointKey`).
+        encoders: ``{"pretrained": encoder, "scratch": encoder}`` (the linear probe uses the pretrained one).
+        data: ``{split: dataset}``. profile: the resolved profile. device, progress: as for ``finetune``.
+        reuse_scratch_from: a finished point's metrics.json whose scratch record is reused (default None).
 
     Returns:
         ``(records, results, seconds)`` keyed by init; a reused scratch run has a record but no result.
@@ -149,21 +154,26 @@ def finetune_all(spec: Any, model: str, pre_encoder: nn.Module, scr_encoder: nn.
     records: dict[str, dict] = {}
     results: dict[str, FinetuneResult] = {}
     seconds: dict[str, float] = {}
-    inits = {"pretrained": pre_encoder, "scratch": scr_encoder, "linear_probe": pre_encoder}
+    inits = {"pretrained": encoders["pretrained"], "scratch": encoders["scratch"],
+             "linear_probe": encoders["pretrained"]}
     for init, enc in inits.items():
         if init == "scratch" and reuse_scratch_from is not None:
-            src = Path(reuse_scratch_from)
-            src = src / "metrics.json" if src.is_dir() else src
-            old = json.loads(src.read_text())
-            rec = copy.deepcopy(old["runs"]["scratch"])
-            rec["reused_from"] = str(src)
-            rec["lr_groups"] = old.get("lr_groups", {}).get("scratch", [])
-            records[init], seconds[init] = rec, 0.0
+            records[init], seconds[init] = _reused_scratch(Path(reuse_scratch_from)), 0.0
             continue
-        res = finetune(spec, model, enc, init, data, recipe, device, seed=seed, progress=progress,
+        res = finetune(spec, key.model, enc, init, data, recipe, device, seed=key.seed, progress=progress,
                        spacing=spacing)
         results[init], records[init], seconds[init] = res, run_record(res), float(res.train_seconds)
     return records, results, seconds
+
+
+def _reused_scratch(src: Path) -> dict:
+    """The scratch record of a finished point (its folder or metrics.json), marked as reused."""
+    src = src / "metrics.json" if src.is_dir() else src
+    old = json.loads(src.read_text())
+    rec = copy.deepcopy(old["runs"]["scratch"])
+    rec["reused_from"] = str(src)
+    rec["lr_groups"] = old.get("lr_groups", {}).get("scratch", [])
+    return rec
 
 
 def rpg_table(records: dict[str, dict], spec: Any) -> dict[str, dict[str, float | None]]:
