@@ -114,18 +114,10 @@ def execute(
         ValueError: bad template or parameters.
         NotebookFailed: a cell raised; the partial notebook is kept as ``<name>.failed.ipynb``.
     """
-
-
     template, output = Path(template), Path(output)
     if output.suffix != ".ipynb":
         raise ValueError(f"output must be an .ipynb path, got {str(output)!r}")
-    nb = read_template(template)
-    params = {k: repo_relative(v) for k, v in validate_parameters(template, dict(parameters or {})).items()}
-    # a plain `papermill OUT NEW -p seeds 1` keeps this run's other values, but not the grid's own outputs
-    bake_parameters(nb, {k: v for k, v in params.items() if k not in GRID_OUTPUT_PARAMETERS})
-    if title:
-        nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"# {title}"))
-    nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3", "language": "python"}
+    nb, params = _prepared(template, parameters, title)
     os.environ.update(hermetic_env(threads))
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.stem}.partial.ipynb")
@@ -133,28 +125,13 @@ def execute(
     failed.unlink(missing_ok=True)
     t0 = time.time()
     try:
-        papermill.execute_notebook(
-            nb,
-            str(partial),
-            parameters=params,
-            kernel_name=KERNEL,
-            cwd=str(cwd or paths.ROOT),
-            log_output=log_output,
-            progress_bar=False,
-            request_save_on_cell_execute=True,
-        )
+        papermill.execute_notebook(nb, str(partial), parameters=params, kernel_name=KERNEL,
+                                   cwd=str(cwd or paths.ROOT), log_output=log_output, progress_bar=False,
+                                   request_save_on_cell_execute=True)
     except PapermillExecutionError as exc:
-        index = getattr(exc, "cell_index", None)
         if partial.exists():
             os.replace(partial, failed)
-        first = next((ln for ln in (exc.source or "").splitlines() if ln.strip()), "")
-        where = f"cell {index} (execution count {exc.exec_count}, {first[:80]!r})"
-        raise NotebookFailed(
-            f"notebook {str(template)!r} failed in {where}: "
-            f"{exc.ename}: {exc.evalue}\n  partial notebook kept: {failed}",
-            failed,
-            index,
-        ) from None
+        raise _failure(template, exc, failed) from None
     except BaseException:
         if partial.exists():
             os.replace(partial, failed)
@@ -162,6 +139,27 @@ def execute(
     os.replace(partial, output)
     print(f"[notebook] {template.name} -> {output} in {time.time() - t0:.1f} s", file=sys.stderr)
     return output
+
+
+def _prepared(template: Path, parameters: Mapping[str, Any] | None, title: str | None) -> tuple[Any, dict]:
+    """The template with the run's parameters baked in (and its title), and the validated parameters."""
+    nb = read_template(template)
+    params = {k: repo_relative(v) for k, v in validate_parameters(template, dict(parameters or {})).items()}
+    # a plain `papermill OUT NEW -p seeds 1` keeps this run's other values, but not the grid's own outputs
+    bake_parameters(nb, {k: v for k, v in params.items() if k not in GRID_OUTPUT_PARAMETERS})
+    if title:
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"# {title}"))
+    nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3", "language": "python"}
+    return nb, params
+
+
+def _failure(template: Path, exc: PapermillExecutionError, failed: Path) -> NotebookFailed:
+    """The error naming the notebook, the failing cell and the kept partial notebook."""
+    index = getattr(exc, "cell_index", None)
+    first = next((ln for ln in (exc.source or "").splitlines() if ln.strip()), "")
+    where = f"cell {index} (execution count {exc.exec_count}, {first[:80]!r})"
+    return NotebookFailed(f"notebook {str(template)!r} failed in {where}: {exc.ename}: {exc.evalue}\n"
+                          f"  partial notebook kept: {failed}", failed, index)
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
