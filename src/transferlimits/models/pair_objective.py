@@ -7,7 +7,7 @@ cell grid (:mod:`.pair_mining`) and combines both losses.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -62,10 +62,6 @@ class PairObjectiveConfig:
         Raises:
             TypeError: a keyword that is no field.
         """
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(keywords) - names)
-        if unknown:
-            raise TypeError(f"unexpected keyword argument(s) {unknown}; valid: {sorted(names)}")
         return replace(config if config is not None else cls(), **keywords)
 
     def check(self, n_classes: int) -> None:

@@ -24,7 +24,7 @@ Recipe (identical for the pretrained and the scratch init of one encoder; from `
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -134,12 +134,8 @@ def _better(value: float, best: float | None, higher: bool) -> bool:
 
 
 def _options(options: FinetuneOptions | None, keywords: dict[str, Any]) -> FinetuneOptions:
-    """``options`` with the keywords ``seed``, ``progress``, ``spacing`` applied (TypeError for others)."""
-    unknown = sorted(set(keywords) - {"seed", "progress", "spacing"})
-    if unknown:
-        raise TypeError(f"finetune() got unexpected keyword argument(s) {unknown}")
-    base = options if options is not None else FinetuneOptions()
-    return FinetuneOptions(**{**base.__dict__, **keywords})
+    """``options`` (default: the defaults) with the keywords applied (TypeError for a keyword that is no field)."""
+    return replace(options if options is not None else FinetuneOptions(), **keywords)
 
 
 def _splits(init: str, data: Mapping[str, Dataset]) -> tuple[Dataset, Dataset, Dataset]:

@@ -25,7 +25,7 @@ Example::
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -82,12 +82,8 @@ class PretrainOptions:
 
 
 def _options(options: PretrainOptions | None, keywords: dict[str, Any]) -> PretrainOptions:
-    """``options`` with the keywords ``progress``, ``max_steps``, ``stop_after`` applied (TypeError for others)."""
-    unknown = sorted(set(keywords) - {"progress", "max_steps", "stop_after"})
-    if unknown:
-        raise TypeError(f"pretrain() got unexpected keyword argument(s) {unknown}")
-    base = options if options is not None else PretrainOptions()
-    return PretrainOptions(**{**base.__dict__, **keywords})
+    """``options`` (default: the defaults) with the keywords applied (TypeError for a keyword that is no field)."""
+    return replace(options if options is not None else PretrainOptions(), **keywords)
 
 
 def _check_steps(profile: Profile, opts: PretrainOptions) -> int:
