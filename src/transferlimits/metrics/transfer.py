@@ -168,16 +168,9 @@ def epochs_to_fraction(
     return int(hit[0]) + (0 if epoch0 else 1)
 
 
-def seconds_to_fraction(
-    curve: Sequence[float],
-    seconds: Sequence[float],
-    fraction: float = 0.9,
-    higher_is_better: bool = True,
-    baseline: float | None = None,
-    *,
-    start: float | None = None,
-    epoch0: bool = False,
-) -> float | None:
+def seconds_to_fraction(curve: Sequence[float], seconds: Sequence[float], fraction: float = 0.9,
+                        higher_is_better: bool = True, baseline: float | None = None, *, start: float | None = None,
+                        epoch0: bool = False) -> float | None:
     """Cumulative wall seconds at :func:`epochs_to_fraction`'s epoch.
 
     Args:

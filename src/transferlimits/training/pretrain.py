@@ -179,17 +179,9 @@ def _steps(run: PretrainRun, optimizer: torch.optim.Optimizer, ckpt: Checkpointe
     return timer, stopped
 
 
-def pretrain(
-    model: str,
-    objective: str,
-    profile: Profile,
-    device: str | torch.device | None = None,
-    seed: int = 0,
-    out_dir: str | Path | None = None,
-    resume: bool = True,
-    options: PretrainOptions | None = None,
-    **keywords: Any,
-) -> PretrainResult:
+def pretrain(model: str, objective: str, profile: Profile, device: str | torch.device | None = None, seed: int = 0,
+             out_dir: str | Path | None = None, resume: bool = True, options: PretrainOptions | None = None,
+             **keywords: Any) -> PretrainResult:
     """Pre-train ``model`` with ``objective`` on ``profile``'s pre-training pool.
 
     Args:
