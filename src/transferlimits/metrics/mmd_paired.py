@@ -33,13 +33,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .mmd import _sq_dists, median_pairwise_distance, to_tensor
+from .mmd_kernel import BandwidthSpec, _sq_dists, median_pairwise_distance, to_tensor
 
 __all__ = ["MULTIPLIERS", "PairedKernel", "PairedMMDResult", "median_sigma", "mmd2_paired", "mmd2_paired_ci",
            "mmd2_paired_clustered", "mmd2_paired_multi", "mmd2_paired_test"]
 
 MULTIPLIERS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
-BandwidthSpec = str | float | Sequence[float]
 
 
 def median_sigma(x, max_samples: int = 4000, seed: int = 0) -> float:
@@ -277,17 +276,18 @@ def mmd2_paired_ci(x, y, n_boot: int = 1000, level: float = 0.95, seed: int = 0,
 
 
 def mmd2_paired_clustered(x, y, groups, n_permutations: int = 1000, n_boot: int = 1000, level: float = 0.95,
-                          seed: int = 0, bandwidth: BandwidthSpec = "median", sigma: float | None = None,
-                          **kw) -> PairedMMDResult:
+                          seed: int = 0, bandwidth: BandwidthSpec = "median", **kw) -> PairedMMDResult:
     """Token/voxel-level paired MMD²: pairs of tokens from different images, images flipped and resampled.
 
     Args:
         x: pretrained token features ``[N, d]``. y: fine-tuned features of the same tokens ``[N, d]``.
         groups: image of each token ``[N]`` (≥ 2 images). n_permutations: image-wise swaps (default 1000).
-        n_boot: image resamples for the CI (default 1000; 0 = none). level, seed, bandwidth, sigma, kw: as in
+        n_boot: image resamples for the CI (default 1000; 0 = none). level, seed, bandwidth: as in
             :func:`mmd2_paired_test` (σ "median" is over the tokens of x, subset to 4000 rows).
+        kw: ``sigma`` (a precomputed median σ of x), ``block_size``, ``device``, ``dtype``
+            (see :class:`PairedKernel`).
 
     Returns:
         :class:`PairedMMDResult` with ``n`` = tokens and ``n_groups`` = images.
     """
-    return PairedKernel(x, y, bandwidth, groups=groups, sigma=sigma, **kw).test(n_permutations, seed, n_boot, level)
+    return PairedKernel(x, y, bandwidth, groups=groups, **kw).test(n_permutations, seed, n_boot, level)

@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
 
 __all__ = ["RPGStatus", "rpg", "rpg_status", "normalised_gain", "epochs_to_fraction", "seconds_to_fraction",
-           "convergence_summary"]
+           "ProgressRule", "convergence_summary"]
 
 
 def rpg(pretrained: float, scratch: float, higher_is_better: bool = True) -> float:
@@ -167,16 +168,9 @@ def epochs_to_fraction(
     return int(hit[0]) + (0 if epoch0 else 1)
 
 
-def seconds_to_fraction(
-    curve: Sequence[float],
-    seconds: Sequence[float],
-    fraction: float = 0.9,
-    higher_is_better: bool = True,
-    baseline: float | None = None,
-    *,
-    start: float | None = None,
-    epoch0: bool = False,
-) -> float | None:
+def seconds_to_fraction(curve: Sequence[float], seconds: Sequence[float], fraction: float = 0.9,
+                        higher_is_better: bool = True, baseline: float | None = None, *, start: float | None = None,
+                        epoch0: bool = False) -> float | None:
     """Cumulative wall seconds at :func:`epochs_to_fraction`'s epoch.
 
     Args:
@@ -203,6 +197,23 @@ def _ratio(a: float | None, b: float | None) -> float:
     return float(a) / float(b)
 
 
+@dataclass(frozen=True)
+class ProgressRule:
+    """Where :func:`convergence_summary` measures progress from (see :func:`epochs_to_fraction`).
+
+    Attributes:
+        baseline: old name of ``start`` (kept for existing callers; default None).
+        start: common starting score of both runs. With ``epoch0=True`` its default is the scratch run's
+            epoch-0 value (the score without pre-training); without ``epoch0`` each run starts from its own
+            first value unless ``start``/``baseline`` is given (old behaviour).
+        epoch0: curves begin with the epoch-0 evaluation (default False).
+    """
+
+    baseline: float | None = None
+    start: float | None = None
+    epoch0: bool = False
+
+
 def convergence_summary(
     curve_pre: Sequence[float],
     curve_scr: Sequence[float],
@@ -210,10 +221,8 @@ def convergence_summary(
     seconds_scr: Sequence[float] | None = None,
     fractions: Sequence[float] = (0.9, 0.95),
     higher_is_better: bool = True,
-    baseline: float | None = None,
-    *,
-    start: float | None = None,
-    epoch0: bool = False,
+    rule: ProgressRule | None = None,
+    **keywords: float | bool | None,
 ) -> dict:
     """Epochs and seconds to each fraction for the pretrained and scratch runs, and their ratios.
 
@@ -222,18 +231,22 @@ def convergence_summary(
         seconds_pre: cumulative seconds per entry of the pretrained run ``[E1]`` (default None: no seconds).
         seconds_scr: same for the scratch run ``[E2]``.
         fractions: progress fractions (default 0.9, 0.95).
-        higher_is_better, baseline: as in :func:`epochs_to_fraction`.
-        start: common starting score of both runs. With ``epoch0=True`` its default is the scratch run's
-            epoch-0 value (the score without pre-training); without ``epoch0`` each run starts from its own
-            first value unless ``start``/``baseline`` is given (old behaviour).
-        epoch0: curves begin with the epoch-0 evaluation (default False).
+        higher_is_better: as in :func:`epochs_to_fraction`.
+        rule: :class:`ProgressRule` (``baseline``, ``start``, ``epoch0``); default: its defaults.
+        **keywords: ``baseline``, ``start`` and/or ``epoch0`` (override ``rule``; the former signature).
 
     Returns:
         ``{str(fraction): {"epochs_pretrained", "epochs_scratch", "epochs_ratio", "seconds_pretrained",
         "seconds_scratch", "seconds_ratio"}}`` (plus ``"start"`` with ``epoch0``); ratio = pretrained /
         scratch (< 1 means pretrained is faster), NaN when a side is ``None`` or the scratch side is 0;
         seconds are ``None`` when not given.
+
+    Raises:
+        TypeError: a keyword that is no field of :class:`ProgressRule`.
+        ValueError: a fraction outside (0, 1], conflicting ``start``/``baseline``, bad seconds.
     """
+    rule = replace(rule if rule is not None else ProgressRule(), **keywords)
+    baseline, start, epoch0 = rule.baseline, rule.start, rule.epoch0
     if epoch0 and start is None and baseline is None:
         v = np.asarray(curve_scr, dtype=np.float64).ravel()
         start = float(v[np.argmax(np.isfinite(v))]) if np.isfinite(v).any() else None

@@ -29,7 +29,7 @@ import torch
 
 from transferlimits.runtime import CheckpointError
 
-from .checkpoints_profound import check_finite_weights, read_weights_file
+from .weights_file import check_finite_weights, read_weights_file
 from .provicnet_heads import CLHead, SegmentationConvHead
 from .vit import ProViCNetEncoder, build_provicnet
 

@@ -21,19 +21,18 @@ still reach the backbone); ``train_cl_head=False`` reproduces that by freezing i
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .pair_mining import cancer_cell_counts, mine_pairs, patch_pair_loss
-from .provicnet_heads import CLHead, SegmentationConvHead
+from .pair_mining import cancer_cell_counts
+from .pair_objective import DEFAULT_CL_DIMS, DEFAULT_CLASS_WEIGHTS, PairObjective, PairObjectiveConfig
+from .provicnet_heads import SegmentationConvHead
 
-__all__ = ["ProViCNetContrastive", "ConvNeXtContrastive", "SegmentationHead3D", "four_class_labels"]
-
-#: Upstream DiceCE class weights (background, gland, indolent, csPCa).
-DEFAULT_CLASS_WEIGHTS: tuple[float, ...] = (0.02, 0.04, 0.5, 0.5)
-#: CL_Head (hidden, bottleneck, out) dims of the released ViT-S models.
-DEFAULT_CL_DIMS: tuple[int, int, int] = (2048, 256, 65536)
+__all__ = ["DEFAULT_CLASS_WEIGHTS", "DEFAULT_CL_DIMS", "PairObjectiveConfig", "ProViCNetContrastive",
+           "ConvNeXtContrastive", "SegmentationHead3D", "four_class_labels"]
 
 
 def four_class_labels(zones: torch.Tensor, lesion: torch.Tensor) -> torch.Tensor:
@@ -55,122 +54,26 @@ def four_class_labels(zones: torch.Tensor, lesion: torch.Tensor) -> torch.Tensor
     return torch.where(lesion >= 2, torch.full_like(out, 3), out)
 
 
-class _PairObjective(nn.Module):
-    """Shared parts: argument checks, DiceCE, CL_Head and the batched pair loss."""
-
-    def __init__(
-        self,
-        feat_dim: int,
-        n_classes: int,
-        alpha: float,
-        class_weights: tuple[float, ...],
-        train_cl_head: bool,
-        cl_dims: tuple[int, int, int],
-        max_pairs: int,
-        margin: float,
-        anchor_frac: float,
-        neg_frac: float,
-        seed: int,
-    ) -> None:
-        super().__init__()
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha={alpha} must be in [0, 1]")
-        if n_classes < 4:
-            raise ValueError(f"n_classes={n_classes} must be >= 4 (classes 2 and 3 are the cancer classes)")
-        if len(class_weights) != n_classes:
-            raise ValueError(f"class_weights {class_weights} must have n_classes={n_classes} entries")
-        if len(cl_dims) != 3:
-            raise ValueError(f"cl_dims={cl_dims} must be (hidden, bottleneck, out_dim)")
-        self.alpha, self.max_pairs, self.margin = float(alpha), int(max_pairs), float(margin)
-        self.anchor_frac, self.neg_frac = float(anchor_frac), float(neg_frac)
-        self.CL_Head = CLHead(feat_dim, *cl_dims)
-        if not train_cl_head:
-            self.CL_Head.requires_grad_(False)
-        self.train_cl_head = train_cl_head
-        from monai.losses import DiceCELoss  # here, not at the top: importing MONAI costs ~3 s per process
-
-        self.dice_ce = DiceCELoss(
-            to_onehot_y=True, softmax=True, weight=torch.tensor(class_weights, dtype=torch.float32)
-        )
-        self.rng = torch.Generator().manual_seed(seed)
-
-    def get_extra_state(self) -> dict[str, torch.Tensor]:
-        """The pair-shuffling generator state travels with the state dict (exact resume)."""
-        return {"rng": self.rng.get_state()}
-
-    def set_extra_state(self, state: dict[str, torch.Tensor]) -> None:
-        self.rng.set_state(state["rng"])
-
-    def _pair_loss(
-        self, features: torch.Tensor, counts: torch.Tensor, cell_voxels: int
-    ) -> tuple[torch.Tensor, int, int]:
-        """features [B, N, C] (row-major over the cell grid), counts [B, *grid] -> (loss, n_pos, n_neg)."""
-        b, n, _ = features.shape
-        idx, pos = [], []
-        for i in range(b):
-            pairs, is_pos = mine_pairs(
-                counts[i], cell_voxels, self.anchor_frac, self.neg_frac, self.max_pairs, True, self.rng
-            )
-            idx.append(pairs + i * n)
-            pos.append(is_pos)
-        pairs, is_pos = torch.cat(idx), torch.cat(pos)
-        n_pos = int(is_pos.sum())
-        if pairs.shape[0] == 0:
-            return features.sum() * 0.0 + 0.0, 0, 0
-        flat = features.reshape(b * n, -1)
-        used, inverse = torch.unique(pairs.flatten(), return_inverse=True)
-        proj = self.CL_Head(flat[used.to(flat.device)].float())
-        inverse = inverse.reshape(-1, 2).to(flat.device)
-        loss = patch_pair_loss(proj[inverse[:, 0]], proj[inverse[:, 1]], is_pos.to(flat.device), self.margin)
-        return loss, n_pos, int(is_pos.numel() - n_pos)
-
-    def _combine(
-        self, logits: torch.Tensor, labels: torch.Tensor, features: torch.Tensor, counts: torch.Tensor, cell_voxels: int
-    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
-        """(1 - alpha) * DiceCE(logits, labels [B, ...]) + alpha * pair loss; returns (loss, logits, stats)."""
-        dice_ce = self.dice_ce(logits.float(), labels.unsqueeze(1))
-        pair, n_pos, n_neg = self._pair_loss(features, counts, cell_voxels)
-        loss = (1.0 - self.alpha) * dice_ce + self.alpha * pair
-        stats = {"dice_ce": float(dice_ce.detach()), "contrastive": float(pair.detach()), "n_pos_pairs": n_pos,
-                 "n_neg_pairs": n_neg}
-        return loss, logits, stats
-
-
-class ProViCNetContrastive(_PairObjective):
+class ProViCNetContrastive(PairObjective):
     """ViT + ``conv_head8`` + ``CL_Head`` trained with DiceCE + alpha * patch-pair loss.
 
     Args:
         encoder: a :class:`~transferlimits.models.vit.ProViCNetEncoder`.
         n_classes: segmentation classes (default 4).
-        alpha: weight of the pair loss (default 0.05, upstream ``--contrastive_alpha``).
-        class_weights: DiceCE class weights (default (0.02, 0.04, 0.5, 0.5)).
-        train_cl_head: train ``CL_Head`` (default True); False freezes it like upstream's optimiser.
-        cl_dims: CL_Head (hidden, bottleneck, out_dim) (default (2048, 256, 65536)).
         head_mid: segmentation head hidden widths (default (128, 64)).
-        max_pairs: cap on positives and on negatives per slice (default 30).
-        margin: negative cosine margin (default 0.5).
-        anchor_frac, neg_frac: cancer fractions for anchors/positives and negatives (62/64, 2/64).
-        seed: seed of the pair-shuffling generator (default 0).
+        config: :class:`PairObjectiveConfig` (alpha, class weights, CL_Head, pair mining, seed); default: its
+            defaults.
+        **keywords: fields of :class:`PairObjectiveConfig` (override ``config``).
+
+    Raises:
+        ValueError: invalid settings (see :meth:`PairObjectiveConfig.check`).
+        TypeError: a keyword that is no field of :class:`PairObjectiveConfig`.
     """
 
-    def __init__(
-        self,
-        encoder: nn.Module,
-        n_classes: int = 4,
-        alpha: float = 0.05,
-        class_weights: tuple[float, ...] = DEFAULT_CLASS_WEIGHTS,
-        train_cl_head: bool = True,
-        cl_dims: tuple[int, int, int] = DEFAULT_CL_DIMS,
-        head_mid: tuple[int, int] = (128, 64),
-        max_pairs: int = 30,
-        margin: float = 0.5,
-        anchor_frac: float = 62 / 64,
-        neg_frac: float = 2 / 64,
-        seed: int = 0,
-    ) -> None:
+    def __init__(self, encoder: nn.Module, n_classes: int = 4, head_mid: tuple[int, int] = (128, 64),
+                 config: PairObjectiveConfig | None = None, **keywords: Any) -> None:
         dim = encoder.out_dim
-        super().__init__(dim, n_classes, alpha, class_weights, train_cl_head, cl_dims, max_pairs, margin,
-                         anchor_frac, neg_frac, seed)
+        super().__init__(dim, n_classes, PairObjectiveConfig.resolve(config, keywords))
         self.encoder = encoder
         self.head = SegmentationConvHead(dim, n_classes, head_mid)
 
@@ -230,43 +133,31 @@ class SegmentationHead3D(nn.Module):
         return F.interpolate(self.classifier(self.fuse(x)), size=out_size, mode="trilinear")
 
 
-class ConvNeXtContrastive(_PairObjective):
+class ConvNeXtContrastive(PairObjective):
     """The ProViCNet objective on the 3D ConvNeXt (swapped-objective control).
 
     Args:
         encoder3d: a :class:`~transferlimits.models.convnext3d.ConvNeXtV2_3D`.
-        n_classes, alpha, class_weights, train_cl_head, max_pairs, margin, anchor_frac, neg_frac,
-        seed: as :class:`ProViCNetContrastive`.
-        cl_dims: CL_Head dims (default (2048, 256, 65536)).
+        n_classes: segmentation classes (default 4).
         head_mid: hidden width of the 3D segmentation head (default 32).
         pair_stage: index of the stage map whose grid carries the pair loss (default 3 = stage 4,
             stride 16, features through the encoder's final ``norm``; 0 = stage 1, stride 4, whose
             4^3 = 64-voxel cells match the ViT's 8 x 8 = 64-pixel cells, features through an own
             LayerNorm ``pair_norm``). On the reference grid a 16^3 cell is 16 x 8 x 8 mm, which real
             lesions almost never fill to 62/64, so stage 4 yields few or no pairs.
+        config, **keywords: as :class:`ProViCNetContrastive`.
+
+    Raises:
+        ValueError: ``pair_stage`` out of range or invalid settings.
+        TypeError: a keyword that is no field of :class:`PairObjectiveConfig`.
     """
 
-    def __init__(
-        self,
-        encoder3d: nn.Module,
-        n_classes: int = 4,
-        alpha: float = 0.05,
-        class_weights: tuple[float, ...] = DEFAULT_CLASS_WEIGHTS,
-        train_cl_head: bool = True,
-        cl_dims: tuple[int, int, int] = DEFAULT_CL_DIMS,
-        head_mid: int = 32,
-        pair_stage: int = 3,
-        max_pairs: int = 30,
-        margin: float = 0.5,
-        anchor_frac: float = 62 / 64,
-        neg_frac: float = 2 / 64,
-        seed: int = 0,
-    ) -> None:
+    def __init__(self, encoder3d: nn.Module, n_classes: int = 4, head_mid: int = 32, pair_stage: int = 3,
+                 config: PairObjectiveConfig | None = None, **keywords: Any) -> None:
         dims = list(encoder3d.map_dims)
         if pair_stage not in range(len(dims)):
             raise ValueError(f"pair_stage={pair_stage} must be one of {list(range(len(dims)))}")
-        super().__init__(dims[pair_stage], n_classes, alpha, class_weights, train_cl_head, cl_dims, max_pairs,
-                         margin, anchor_frac, neg_frac, seed)
+        super().__init__(dims[pair_stage], n_classes, PairObjectiveConfig.resolve(config, keywords))
         self.encoder = encoder3d
         self.head = SegmentationHead3D(dims, n_classes, head_mid)
         self.pair_stage = pair_stage

@@ -22,6 +22,7 @@ deviations from the published heads, which never see the input at full resolutio
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -48,9 +49,26 @@ __all__ = [
     "Classifier",
     "ScalarRegressor",
     "SliceDenseModel",
+    "SliceRefine",
     "UperNet3D",
     "build_task_model",
 ]
+
+
+@dataclass(frozen=True)
+class SliceRefine:
+    """The opt-in full-resolution parts of :class:`SliceDenseModel` (deviations from the published head).
+
+    Attributes:
+        full_res: refine each slice's output at the (H, W) output size from the input stack resized to it (a
+            full-resolution skip, :class:`~transferlimits.models.fullres.FullResRefine`; default False).
+        residual: also add ``gain * src + bias``, ``src`` the centre slices in target units (needs ``full_res``).
+        full_res_width: hidden width of the full-resolution convs (default 8).
+    """
+
+    full_res: bool = False
+    residual: bool = False
+    full_res_width: int = 8
 
 
 class SliceDenseModel(nn.Module):
@@ -66,17 +84,21 @@ class SliceDenseModel(nn.Module):
             (``data.views.slice_centres``): the D' slice outputs are interpolated linearly along z onto the
             D slices. Default None: one output slice per stack.
         slice_step: the step of the stack centres (default 1).
-        full_res: refine each slice's output at the (H, W) output size from the input stack resized to it (a
-            full-resolution skip, :class:`~transferlimits.models.fullres.FullResRefine`; default False).
-        residual: also add ``gain * src + bias``, ``src`` the centre slices in target units (needs ``full_res``).
-        full_res_width: hidden width of the full-resolution convs (default 8).
+        refine: :class:`SliceRefine` (``full_res``, ``residual``, ``full_res_width``); default: off.
+        **keywords: fields of :class:`SliceRefine` (override ``refine``).
+
+    Raises:
+        ValueError: not a slice encoder, or ``residual`` without ``full_res``.
+        TypeError: a keyword that is no field of :class:`SliceRefine`.
 
     ``forward(x [B, D', 3, S, S], pos [B, D', 2])`` -> [B, out_channels, D, H, W].
     """
 
     def __init__(self, encoder: nn.Module, out_channels: int, mid: tuple[int, int] = (128, 64),
                  out_size: Sequence[int] | None = None, out_depth: int | None = None, slice_step: int = 1,
-                 full_res: bool = False, residual: bool = False, full_res_width: int = 8) -> None:
+                 refine: SliceRefine | None = None, **keywords: Any) -> None:
+        refine = replace(refine if refine is not None else SliceRefine(), **keywords)
+        full_res, residual = refine.full_res, refine.residual
         super().__init__()
         if not is_slice_encoder(encoder):
             raise ValueError("SliceDenseModel needs a slice encoder (input_kind == 'slices')")
@@ -86,7 +108,7 @@ class SliceDenseModel(nn.Module):
         self.out_depth, self.slice_step = (None if out_depth is None else int(out_depth)), int(slice_step)
         if residual and not full_res:
             raise ValueError("SliceDenseModel: residual=True needs full_res=True")
-        self.full_res = FullResRefine(3, out_channels, out_channels, full_res_width, 2, residual) if full_res else None
+        self.full_res = FullResRefine(3, out_channels, out_channels, refine.full_res_width, 2, residual) if full_res else None
         if residual:  # start from gain * input + bias: the head's correction begins at zero
             nn.init.zeros_(self.head.segmentation_conv[-1].weight)
             nn.init.zeros_(self.head.segmentation_conv[-1].bias)

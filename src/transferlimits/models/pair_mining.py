@@ -173,14 +173,8 @@ def mine_pairs(
     return torch.cat([pos, neg]), is_positive
 
 
-def balanced_pair_count(
-    counts: torch.Tensor,
-    cell_voxels: int,
-    anchor_frac: float = 62 / 64,
-    neg_frac: float = 2 / 64,
-    max_pairs: int = 30,
-    distant_negative: bool = True,
-) -> int:
+def balanced_pair_count(counts: torch.Tensor, cell_voxels: int, anchor_frac: float = 62 / 64, neg_frac: float = 2 / 64,
+                        max_pairs: int = 30, distant_negative: bool = True) -> int:
     """Positive pairs :func:`mine_pairs` keeps for one count map: ``min(#pos, #neg, max_pairs)`` (no shuffling).
 
     A pre-training step's contrastive term is active when some sample of its batch has a count > 0 (the

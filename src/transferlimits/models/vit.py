@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .output import EncoderOutput
+from .vit_blocks import PATCH_SIZE, Block, PatchEmbed
 
 __all__ = ["DinoV2ViT", "ProViCNetEncoder", "PROVICNET_SIZES", "build_provicnet"]
 
@@ -31,78 +32,8 @@ PROVICNET_SIZES: dict[str, dict[str, int]] = {
     "vits14": {"embed_dim": 384, "depth": 12, "num_heads": 6},
 }
 
-PATCH_SIZE = 14
 #: DINOv2 was trained at 518 px, so its position embedding covers a 37 x 37 patch grid.
 POS_EMBED_GRID = 37
-
-
-class PatchEmbed(nn.Module):
-    """Non-overlapping 14 x 14 patches -> tokens; ``proj`` is the hub's ``patch_embed.proj``."""
-
-    def __init__(self, in_chans: int, embed_dim: int, patch_size: int = PATCH_SIZE) -> None:
-        super().__init__()
-        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, 3, H, W] -> [B, (H/14)*(W/14), C]."""
-        return self.proj(x).flatten(2).transpose(1, 2)
-
-
-class Attention(nn.Module):
-    """Multi-head self-attention with a fused ``qkv`` projection (bias) and fused SDPA kernel."""
-
-    def __init__(self, dim: int, num_heads: int) -> None:
-        super().__init__()
-        self.num_heads = num_heads
-        self.qkv = nn.Linear(dim, dim * 3, bias=True)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, n, c = x.shape
-        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
-        return self.proj(out.transpose(1, 2).reshape(b, n, c))
-
-
-class LayerScale(nn.Module):
-    """Per-channel residual scaling (``gamma``)."""
-
-    def __init__(self, dim: int, init_value: float) -> None:
-        super().__init__()
-        self.gamma = nn.Parameter(torch.full((dim,), float(init_value)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gamma
-
-
-class Mlp(nn.Module):
-    """``fc1`` -> GELU -> ``fc2``."""
-
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-
-class Block(nn.Module):
-    """Pre-norm transformer block with LayerScale (DINOv2 ``NestedTensorBlock`` names)."""
-
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, layerscale_init: float) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = Attention(dim, num_heads)
-        self.ls1 = LayerScale(dim, layerscale_init)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        self.ls2 = LayerScale(dim, layerscale_init)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.ls1(self.attn(self.norm1(x)))
-        return x + self.ls2(self.mlp(self.norm2(x)))
 
 
 class DinoV2ViT(nn.Module):
@@ -118,16 +49,8 @@ class DinoV2ViT(nn.Module):
         layerscale_init: initial LayerScale ``gamma`` (default 1.0, as the hub models).
     """
 
-    def __init__(
-        self,
-        embed_dim: int = 384,
-        depth: int = 12,
-        num_heads: int = 6,
-        num_registers: int = 4,
-        mlp_ratio: float = 4.0,
-        in_chans: int = 3,
-        layerscale_init: float = 1.0,
-    ) -> None:
+    def __init__(self, embed_dim: int = 384, depth: int = 12, num_heads: int = 6, num_registers: int = 4,
+                 mlp_ratio: float = 4.0, in_chans: int = 3, layerscale_init: float = 1.0) -> None:
         super().__init__()
         if embed_dim <= 0 or num_heads <= 0 or embed_dim % num_heads != 0:
             raise ValueError(f"embed_dim={embed_dim} must be a positive multiple of num_heads={num_heads}")
@@ -217,15 +140,8 @@ class ProViCNetEncoder(nn.Module):
     patch_size = PATCH_SIZE
     n_extra_tokens = 2
 
-    def __init__(
-        self,
-        img_size: int = 448,
-        embed_dim: int = 384,
-        depth: int = 12,
-        num_heads: int = 6,
-        num_registers: int = 4,
-        layerscale_init: float = 1.0,
-    ) -> None:
+    def __init__(self, img_size: int = 448, embed_dim: int = 384, depth: int = 12, num_heads: int = 6,
+                 num_registers: int = 4, layerscale_init: float = 1.0) -> None:
         super().__init__()
         if img_size <= 0 or img_size % PATCH_SIZE != 0:
             raise ValueError(f"img_size={img_size} must be a positive multiple of the patch size {PATCH_SIZE}")

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from transferlimits.tasks.kinds import get_kind
 from transferlimits.training.loop import autocast_context, check_finite, set_lr
 
-__all__ = ["collate", "to_device", "train_step", "EpochResult", "train_epoch", "evaluate"]
+__all__ = ["collate", "to_device", "train_step", "EpochResult", "EpochSetup", "train_epoch", "evaluate"]
 
 
 def collate(items: list[dict]) -> dict:
@@ -93,26 +93,44 @@ class EpochResult:
     step: int
 
 
-def train_epoch(model: nn.Module, loader: Iterable[dict], optimizer: torch.optim.Optimizer, spec: Any,
-                device: torch.device, lr_at: Callable[[int], float], step: int, where: str,
-                prepare: Callable[[dict], dict] | None = None) -> EpochResult:
-    """Train ``model`` for one pass over ``loader`` with the task kind's loss.
+@dataclass(frozen=True)
+class EpochSetup:
+    """What stays fixed across the epochs of one run (for :func:`train_epoch`).
 
-    Args:
-        model: task model (``model(x, pos)``), already in train mode. loader: collated CPU batches.
-        optimizer: its optimiser. spec: the TaskSpec (``kind``). device: torch device.
-        lr_at: global step -> learning rate. step: global step of the first batch. where: names the run.
+    Attributes:
+        model: task model (``model(x, pos)``). optimizer: its optimiser. spec: the TaskSpec (``kind``).
+        device: torch device. lr_at: global step -> learning rate.
         prepare: CPU batch -> batch before the move to ``device`` (augmentation). Default None.
     """
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    spec: Any
+    device: torch.device
+    lr_at: Callable[[int], float]
+    prepare: Callable[[dict], dict] | None = None
+
+
+def train_epoch(setup: EpochSetup, loader: Iterable[dict], step: int, where: str) -> EpochResult:
+    """Train ``setup.model`` (already in train mode) for one pass over ``loader`` with the task kind's loss.
+
+    Args:
+        setup: the run's model, optimiser, task, device, lr schedule and batch preparation.
+        loader: collated CPU batches. step: global step of the first batch. where: names the run.
+
+    Raises:
+        NonFiniteLossError: a NaN/inf loss.
+    """
+    model, spec, device = setup.model, setup.spec, setup.device
     kind = get_kind(spec.kind)
     losses: list[float] = []
     lr = 0.0
     for batch in loader:
-        if prepare is not None:
-            batch = prepare(batch)
+        if setup.prepare is not None:
+            batch = setup.prepare(batch)
         batch = to_device(batch, device)
-        lr = lr_at(step)
-        value, _ = train_step(optimizer, lr, lambda: model(batch["x"], batch.get("pos")),
+        lr = setup.lr_at(step)
+        value, _ = train_step(setup.optimizer, lr, lambda: model(batch["x"], batch.get("pos")),
                               lambda out: kind.loss(spec, out, batch), device, step, where)
         losses.append(value)
         step += 1

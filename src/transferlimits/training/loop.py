@@ -1,5 +1,5 @@
 """Shared training utilities: lr schedule, AdamW parameter groups, NaN guard, device helpers,
-atomic checkpoint/resume with RNG state, and a wall/device-seconds timer.
+atomic checkpoint/resume with RNG state; the wall/device-seconds timer lives in :mod:`.timer` (re-exported).
 
 Used by both the pre-training runner (:mod:`transferlimits.training.pretrain`) and the fine-tuning
 loop (:mod:`transferlimits.training.finetune`). Nothing here knows about models or data.
@@ -10,15 +10,15 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from transferlimits.runtime import atomic_save_torch, load_torch_file
+from transferlimits.training.timer import Timer
 
 __all__ = [
     "warmup_cosine_lr",
@@ -278,47 +278,3 @@ class Checkpointer:
     def restore_rng(state: dict[str, Any]) -> None:
         """Apply the RNG states stored in a checkpoint dict."""
         restore_rng(state)
-
-
-class Timer:
-    """Wall seconds and device seconds of timed sections.
-
-    On CUDA, device seconds come from CUDA events around each section; on CPU they equal the section's
-    wall seconds. ``wall`` counts only the timed sections; ``elapsed()`` is the time since creation.
-
-    Example::
-
-        timer = Timer(device)
-        with timer.section():
-            train_step()
-        timer.wall, timer.device_seconds
-    """
-
-    def __init__(self, device: torch.device | str = "cpu") -> None:
-        self.device = torch.device(device)
-        self.wall = 0.0
-        self.device_seconds = 0.0
-        self._start = time.perf_counter()
-
-    @contextlib.contextmanager
-    def section(self) -> Iterator[None]:
-        cuda = self.device.type == "cuda" and torch.cuda.is_available()
-        if cuda:
-            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            begin.record()
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            if cuda:
-                end.record()
-                end.synchronize()
-                self.device_seconds += begin.elapsed_time(end) / 1000.0
-            dt = time.perf_counter() - t0
-            self.wall += dt
-            if not cuda:
-                self.device_seconds += dt
-
-    def elapsed(self) -> float:
-        """Wall seconds since the timer was created."""
-        return time.perf_counter() - self._start
