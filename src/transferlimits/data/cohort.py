@@ -97,6 +97,19 @@ def _phantom_job(args: tuple) -> tuple[str, str]:
 
 def _select_phantom(prof: Profile, seed: int, held_out: tuple[str, ...] | None = None,
                     load_pack: Callable[[str], Any] = _pack) -> tuple[dict[str, list[str]], Path]:
+    """Patient-level splits of the geometry pack's cases (gland volume > 0, ``held_out`` patients left out).
+
+    Args:
+        prof: the profile (split sizes, csPCa share of the test split). seed: the split seed.
+        held_out: patients kept out (default: the real exams', :func:`real_patient_ids`).
+        load_pack: opens the geometry pack from its path.
+
+    Returns:
+        ``(splits, pack path)``.
+
+    Raises:
+        ValueError: no geometry pack, or too few patients for the split sizes.
+    """
     pack_path = paths.GEOMETRY_PACK
     try:
         pack = load_pack(str(pack_path))
