@@ -46,14 +46,20 @@ class FakePack:
 def tiny(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TRANSFERLIMITS_RESULTS", str(tmp_path_factory.mktemp("results")))
-        fake = FakePack()
-        mp.setattr(cohort_mod, "_pack", lambda path: fake)
         yield get_profile("smoke", splits={"pretrain": 3, "train": 3, "val": 2, "test": 2},
                           grid={"shape": (8, 32, 32), "spacing": (3.0, 2.0, 2.0)}, slice_size=28)
 
 
-def test_build_reload_and_cache(tiny):
-    built = cohort_mod.build_cohort(tiny, seed=0, progress=False)
+@pytest.fixture(scope="module")
+def build():
+    """``build(profile, **options)``: :func:`build_cohort_with` on the fake pack (the loader is passed in)."""
+    fake = FakePack()
+    return lambda prof, **kw: cohort_mod.build_cohort_with(
+        prof, cohort_mod.BuildOptions(load_pack=lambda path: fake, **kw))
+
+
+def test_build_reload_and_cache(tiny, build):
+    built = build(tiny, seed=0, progress=False)
     root = paths.data_dir(tiny.name)
     assert (root / "splits.json").is_file() and (root / "manifest.json").is_file()
     manifest = json.loads((root / "manifest.json").read_text())
@@ -70,18 +76,18 @@ def test_build_reload_and_cache(tiny):
     # a second build reuses the cache (files untouched, same hashes)
     f = root / manifest["cases"][case.case_id]["file"]
     mtime = f.stat().st_mtime_ns
-    again = cohort_mod.build_cohort(tiny, seed=0, progress=False)
+    again = build(tiny, seed=0, progress=False)
     assert f.stat().st_mtime_ns == mtime and again.manifest["cases"] == manifest["cases"]
     # a corrupt cache file is rebuilt
     f.write_bytes(b"torn")
-    cohort_mod.build_cohort(tiny, seed=0, progress=False)
+    build(tiny, seed=0, progress=False)
     assert loaded.case(case.case_id).shape == (8, 32, 32)
     with pytest.raises(ValueError, match="unknown split"):
         loaded.case_ids("holdout")
 
 
-def test_task_and_pretrain_datasets(tiny):
-    c = cohort_mod.build_cohort(tiny, seed=0, progress=False)
+def test_task_and_pretrain_datasets(tiny, build):
+    c = build(tiny, seed=0, progress=False)
     for model in ("profound", "provicnet"):
         ds = cohort_mod.task_dataset(c, "segmentation", "test", model)
         item = ds[0]
@@ -112,7 +118,11 @@ def test_task_and_pretrain_datasets(tiny):
     assert it["x"].shape == (3, 28, 28) and it["pos"].tolist() == [7.0, 8.0] and it["labels"].shape == (28, 28)
 
 
-def test_cli_hook_and_missing_inputs(tiny, capsys, monkeypatch):
+def _no_pack(path):
+    raise FileNotFoundError("no pack")
+
+
+def test_cli_hook_and_missing_inputs(tiny, capsys):
     parser = argparse.ArgumentParser()
     cli_data.add_arguments(parser)  # the data CLI lives in the runner, not in the library
     args = parser.parse_args(["--profile", "smoke", "--no-progress"])
@@ -123,9 +133,8 @@ def test_cli_hook_and_missing_inputs(tiny, capsys, monkeypatch):
         cohort_mod.Cohort.load("reference")
     with pytest.raises(ValueError, match="images_root"):
         cohort_mod.build_cohort(get_profile("picai"), progress=False)
-    monkeypatch.setattr(cohort_mod, "_pack", lambda path: (_ for _ in ()).throw(FileNotFoundError("no pack")))
     with pytest.raises(ValueError, match="geometry pack"):
-        cohort_mod.build_cohort(tiny, progress=False)
+        cohort_mod.build_cohort_with(tiny, cohort_mod.BuildOptions(progress=False, load_pack=_no_pack))
 
 
 def test_picai_data_source_on_the_shipped_exams(tmp_path, monkeypatch):

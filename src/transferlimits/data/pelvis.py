@@ -59,6 +59,28 @@ def _ellipse(coords, centre, radii) -> np.ndarray:
     return r <= 1.0
 
 
+def _gland_extent(coords, gland: np.ndarray) -> list[tuple[float, float]]:
+    """(min, max) mm of the gland along z, y, x (a default box when the mask is empty)."""
+    if not gland.any():
+        return [(-15.0, 15.0), (-15.0, 15.0), (-20.0, 20.0)]
+    idx = np.nonzero(gland)
+    return [(float(a[i].min()), float(a[i].max())) for a, i in zip((c.ravel() for c in coords), idx)]
+
+
+def _add_rectum(tissue: np.ndarray, coords, y1: float, rng: np.random.Generator) -> None:
+    """Rectum: a tube behind the gland (posterior edge ``y1``), centre drifting slightly with z; wall + air lumen."""
+    z, y, x = coords
+    shape = tissue.shape
+    r_ap, r_lr = rng.uniform(9, 14), rng.uniform(14, 20)
+    rect_y = y1 + r_ap + rng.uniform(1, 4) + 0.1 * rng.uniform(-1, 1) * z
+    rect_x = rng.uniform(-4, 4) + 0.05 * z
+    wall = _ellipse((y, x), (rect_y, rect_x), (r_ap, r_lr))
+    tissue[np.broadcast_to(wall, shape)] = _T["rectal_wall"]
+    air_frac = rng.uniform(0.3, 0.75)
+    lumen = _ellipse((y, x), (rect_y, rect_x), (r_ap * air_frac, r_lr * air_frac))
+    tissue[np.broadcast_to(lumen, shape)] = _T["rectal_air"]
+
+
 def build_pelvis(grid: GridSpec, gland: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Tissue labels (indices into :data:`TISSUE_NAMES`) of the pelvis and the body mask.
 
@@ -72,13 +94,7 @@ def build_pelvis(grid: GridSpec, gland: np.ndarray, rng: np.random.Generator) ->
         caller blends the gland in with partial volume).
     """
     z, y, x = grid_coordinates(grid)
-    if gland.any():
-        idx = np.nonzero(gland)
-        ext = [(float(a[i].min()), float(a[i].max())) for a, i in
-               zip((z.ravel(), y.ravel(), x.ravel()), idx)]
-    else:
-        ext = [(-15.0, 15.0), (-15.0, 15.0), (-20.0, 20.0)]
-    (z0, z1), (y0, y1), (x0, x1) = ext
+    (z0, z1), (y0, y1), (x0, x1) = _gland_extent((z, y, x), gland)
     half_w = max(abs(x0), abs(x1))
     shape = tuple(grid.shape)
     tissue = np.full(shape, _T["fat"], np.uint8)
@@ -106,15 +122,7 @@ def build_pelvis(grid: GridSpec, gland: np.ndarray, rng: np.random.Generator) ->
             m = _ellipse((z, y, x), (z1, py, side * 9.0), (rng.uniform(20, 30), 9.0, 7.0))
             tissue[m] = _T["bone"]
 
-    # rectum: tube behind the gland, centre drifting slightly with z; wall + air lumen
-    r_ap, r_lr = rng.uniform(9, 14), rng.uniform(14, 20)
-    rect_y = y1 + r_ap + rng.uniform(1, 4) + 0.1 * rng.uniform(-1, 1) * z
-    rect_x = rng.uniform(-4, 4) + 0.05 * z
-    wall = _ellipse((y, x), (rect_y, rect_x), (r_ap, r_lr))
-    tissue[np.broadcast_to(wall, shape)] = _T["rectal_wall"]
-    air_frac = rng.uniform(0.3, 0.75)
-    lumen = _ellipse((y, x), (rect_y, rect_x), (r_ap * air_frac, r_lr * air_frac))
-    tissue[np.broadcast_to(lumen, shape)] = _T["rectal_air"]
+    _add_rectum(tissue, (z, y, x), y1, rng)
 
     # bladder: ellipsoid anterior-superior to the gland
     bz, by = z1 + rng.uniform(10, 25), y0 + rng.uniform(0, 10)

@@ -69,28 +69,14 @@ def _lowres(arr: np.ndarray, grid: GridSpec, low_shape: tuple[int, ...]) -> np.n
     return resize_to_shape(ndimage.uniform_filter(arr, size=size, mode="nearest"), low_shape, order=1)
 
 
-def synthesize(geom: CaseGeometry, grid: GridSpec, seed: int) -> MRCase:
-    """Synthesise the phantom of one case on ``grid``.
-
-    Args:
-        geom: real label geometry (zones 1 PZ / 2 TZ / 3 gland w/o zone; lesions 0, 1 = csPCa of unknown
-            grade, 2..5 ISUP) with its spacing and clinical fields (``pirads``, ``isup``, ``cspca`` ...).
-        grid: target grid (shape (D, H, W), spacing (z, y, x) mm); the crop is centred on the gland.
-        seed: phantom seed; together with ``geom.case_id`` it fixes every random choice.
+def _lesion_maps(geom: CaseGeometry, grid: GridSpec, centre, zones: np.ndarray,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Lesion contrast and labels on ``grid``: soft maps per csPCa grade, else a seeded PI-RADS-only finding.
 
     Returns:
-        :class:`MRCase` (``source="phantom"``): float32 t2w/hbv/adc [D, H, W]; zones; lesion (2 csPCa,
-        1 PI-RADS-only finding); body; ``extra["lesion_isup"]`` (uint8 grade map, 0 elsewhere),
-        ``extra["generator_version"]``.
+        ``(t2_drop, adc_drop, lesion, isup_map)``: float32 T2W / ADC drop factors, uint8 lesion label (2 csPCa,
+        1 PI-RADS-only) and uint8 ISUP grade map.
     """
-    if not isinstance(grid, GridSpec):
-        raise ValueError(f"grid must be a GridSpec, got {type(grid).__name__}")
-    rng = case_rng(geom.case_id, seed)
-    centre = gland_centre_index(geom.zones)
-    soft = resample_onehot(geom.zones, 4, geom.spacing, grid, centre)  # bg, PZ, TZ, other
-    zones = soft.argmax(0).astype(np.uint8)
-
-    # lesions: soft maps per grade, contrast factors
     t2_drop = np.zeros(grid.shape, np.float32)
     adc_drop = np.zeros(grid.shape, np.float32)
     lesion = np.zeros(grid.shape, np.uint8)
@@ -110,15 +96,74 @@ def synthesize(geom: CaseGeometry, grid: GridSpec, seed: int) -> MRCase:
         t2_drop += ct2 * p_s
         adc_drop += cadc * p_s
         lesion[p > 0.5] = 1
+    return t2_drop, adc_drop, lesion, isup_map
 
-    # pelvis + gland: parameter maps with partial-volume blending of the gland classes
+
+def _tissue_maps(grid: GridSpec, soft: np.ndarray, zones: np.ndarray,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Pelvis + gland parameter maps with partial-volume blending of the gland classes.
+
+    Returns:
+        ``(maps [D, H, W, 4] of (T2W, ADC, high-b, texture), body mask)``.
+    """
     tissue, body = build_pelvis(grid, zones > 0, rng)
     jitter = rng.uniform(0.93, 1.07, size=(len(TISSUE_NAMES), 3)).astype(np.float32)
     params = _PARAMS.copy()
     params[:, :3] *= jitter
     pelvis = params[tissue]  # [D, H, W, 4]
     gland_p = params[[7, 8, 9]]  # pz, tz, gland_other
-    maps = soft[0][..., None] * pelvis + np.einsum("kdhw,kc->dhwc", soft[1:], gland_p)
+    return soft[0][..., None] * pelvis + np.einsum("kdhw,kc->dhwc", soft[1:], gland_p), body
+
+
+def _t2w(grid: GridSpec, t2_rel: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """T2W from the relative T2W map: smooth bias field, scanner gain and Rician noise."""
+    z, y, x = (c / (0.5 * max(e, 1e-6)) for c, e in zip(grid_coordinates(grid), grid.extent_mm))
+    a = rng.normal(0, 0.12, size=5)
+    bias = np.exp(a[0] * y + a[1] * x + a[2] * y * y + a[3] * x * x + a[4] * z)
+    gain = T2W_SCALE * rng.uniform(0.85, 1.15)
+    t2 = t2_rel * bias * gain
+    sigma = 0.025 * gain * rng.uniform(0.7, 1.3)
+    return np.hypot(t2 + rng.normal(0, sigma, grid.shape), rng.normal(0, sigma, grid.shape))
+
+
+def _dwi(grid: GridSpec, adc: np.ndarray, s0: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """ADC and high-b at the lower DWI resolution with their noise, then back onto ``grid``: ``(adc, hbv)``."""
+    dwi_sp = [max(a_, b_) for a_, b_ in zip(DWI_SPACING, grid.spacing)]
+    low = tuple(max(2, int(round(n * s / d))) for n, s, d in zip(grid.shape, grid.spacing, dwi_sp))
+    adc_lo = _lowres(adc.astype(np.float32), grid, low)
+    s0_lo = _lowres(s0.astype(np.float32), grid, low)
+    hbv_lo = HBV_SCALE * s0_lo * np.exp(-B_VALUE * 1e-6 * np.clip(adc_lo, 0, None))
+    hs = 0.07 * HBV_SCALE
+    hbv_lo = np.hypot(hbv_lo + rng.normal(0, hs, low), rng.normal(0, hs, low))
+    adc_lo = np.clip(adc_lo + rng.normal(0, 60.0, low), 0.0, 4000.0)
+    return resize_to_shape(adc_lo, grid.shape, order=1), resize_to_shape(hbv_lo, grid.shape, order=1)
+
+
+def synthesize(geom: CaseGeometry, grid: GridSpec, seed: int) -> MRCase:
+    """Synthesise the phantom of one case on ``grid``.
+
+    Args:
+        geom: real label geometry (zones 1 PZ / 2 TZ / 3 gland w/o zone; lesions 0, 1 = csPCa of unknown
+            grade, 2..5 ISUP) with its spacing and clinical fields (``pirads``, ``isup``, ``cspca`` ...).
+        grid: target grid (shape (D, H, W), spacing (z, y, x) mm); the crop is centred on the gland.
+        seed: phantom seed; together with ``geom.case_id`` it fixes every random choice.
+
+    Returns:
+        :class:`MRCase` (``source="phantom"``): float32 t2w/hbv/adc [D, H, W]; zones; lesion (2 csPCa,
+        1 PI-RADS-only finding); body; ``extra["lesion_isup"]`` (uint8 grade map, 0 elsewhere),
+        ``extra["generator_version"]``.
+
+    Raises:
+        ValueError: ``grid`` is not a :class:`GridSpec`.
+    """
+    if not isinstance(grid, GridSpec):
+        raise ValueError(f"grid must be a GridSpec, got {type(grid).__name__}")
+    rng = case_rng(geom.case_id, seed)
+    centre = gland_centre_index(geom.zones)
+    soft = resample_onehot(geom.zones, 4, geom.spacing, grid, centre)  # bg, PZ, TZ, other
+    zones = soft.argmax(0).astype(np.uint8)
+    t2_drop, adc_drop, lesion, isup_map = _lesion_maps(geom, grid, centre, zones, rng)
+    maps, body = _tissue_maps(grid, soft, zones, rng)
     t2_rel, adc, hbv_rel, tex = (maps[..., i] for i in range(4))
 
     # texture and lesion contrast
@@ -128,28 +173,8 @@ def synthesize(geom: CaseGeometry, grid: GridSpec, seed: int) -> MRCase:
     t2_rel = t2_rel * np.exp(tex * homogeneous * field) * (1.0 - t2_drop)
     s0 = hbv_rel * np.exp(B_VALUE * 1e-6 * adc)  # S0 at the nominal ADC of the tissue
     adc = adc * (1.0 + 0.12 * (0.5 * field + 0.87 * smooth_field(grid, 5.0, rng))) * (1.0 - adc_drop)
-
-    # T2W: bias field and Rician noise
-    z, y, x = (c / (0.5 * max(e, 1e-6)) for c, e in zip(grid_coordinates(grid), grid.extent_mm))
-    a = rng.normal(0, 0.12, size=5)
-    bias = np.exp(a[0] * y + a[1] * x + a[2] * y * y + a[3] * x * x + a[4] * z)
-    gain = T2W_SCALE * rng.uniform(0.85, 1.15)
-    t2 = t2_rel * bias * gain
-    sigma = 0.025 * gain * rng.uniform(0.7, 1.3)
-    t2 = np.hypot(t2 + rng.normal(0, sigma, grid.shape), rng.normal(0, sigma, grid.shape))
-
-    # DWI/ADC at the lower DWI resolution, then back onto the grid
-    dwi_sp = [max(a_, b_) for a_, b_ in zip(DWI_SPACING, grid.spacing)]
-    low = tuple(max(2, int(round(n * s / d))) for n, s, d in zip(grid.shape, grid.spacing, dwi_sp))
-    adc_lo = _lowres(adc.astype(np.float32), grid, low)
-    s0_lo = _lowres(s0.astype(np.float32), grid, low)
-    hbv_lo = HBV_SCALE * s0_lo * np.exp(-B_VALUE * 1e-6 * np.clip(adc_lo, 0, None))
-    hs = 0.07 * HBV_SCALE
-    hbv_lo = np.hypot(hbv_lo + rng.normal(0, hs, low), rng.normal(0, hs, low))
-    adc_lo = np.clip(adc_lo + rng.normal(0, 60.0, low), 0.0, 4000.0)
-    adc_g = resize_to_shape(adc_lo, grid.shape, order=1)
-    hbv_g = resize_to_shape(hbv_lo, grid.shape, order=1)
-
+    t2 = _t2w(grid, t2_rel, rng)
+    adc_g, hbv_g = _dwi(grid, adc, s0, rng)
     return MRCase(
         case_id=geom.case_id,
         t2w=t2.astype(np.float32),

@@ -103,25 +103,9 @@ def make_splits(
     pids = [patient_id(c) for c in case_ids] if patient_ids is None else [str(p) for p in patient_ids]
     if len(pids) != len(case_ids):
         raise ValueError(f"patient_ids has {len(pids)} entries for {len(case_ids)} cases")
-    by_patient: dict[str, list[str]] = {}
-    stratum: dict[str, int] = {}
-    for c, p, s in zip(case_ids, pids, strata):
-        by_patient.setdefault(p, []).append(c)
-        stratum[p] = max(stratum.get(p, int(s)), int(s))
-    sizes = resolve_split_sizes(sizes, len(by_patient))
-    need = {n: int(getattr(sizes, n)) for n in SPLIT_NAMES}
-    if any(v < 0 for v in need.values()):
-        raise ValueError(f"split sizes must be >= 0, got {need}")
-    if sum(need.values()) > len(by_patient):
-        raise ValueError(f"split sizes {need} need {sum(need.values())} patients, only {len(by_patient)} available")
-    rng = np.random.default_rng(seed)
-    keys: list[tuple[float, float, str]] = []
-    for s in sorted(set(stratum.values())):
-        members = sorted(p for p in by_patient if stratum[p] == s)
-        order = rng.permutation(len(members))
-        for rank, i in enumerate(order):
-            keys.append(((rank + rng.uniform()) / len(members), rng.uniform(), members[i]))
-    ordered = [p for _, _, p in sorted(keys)]
+    by_patient, stratum = _by_patient(case_ids, pids, strata)
+    need = _patients_needed(sizes, len(by_patient))
+    ordered = _stratified_order(by_patient, stratum, np.random.default_rng(seed))
     if test_enrich_frac:
         ordered = _enrich_test_first(ordered, case_ids, pids, enrich, test_enrich_frac, need["test"])
     out: dict[str, list[str]] = {}
@@ -131,6 +115,44 @@ def make_splits(
         start += need[name]
         out[name] = sorted(c for p in chosen for c in by_patient[p])
     return {n: out[n] for n in SPLIT_NAMES}
+
+
+def _by_patient(case_ids: list[str], pids: list[str],
+                strata: Sequence[int]) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """``({patient: its cases}, {patient: its stratum})``; a patient's stratum is the max over its cases."""
+    by_patient: dict[str, list[str]] = {}
+    stratum: dict[str, int] = {}
+    for c, p, s in zip(case_ids, pids, strata):
+        by_patient.setdefault(p, []).append(c)
+        stratum[p] = max(stratum.get(p, int(s)), int(s))
+    return by_patient, stratum
+
+
+def _patients_needed(sizes: SplitSizes | SplitFractions, n_patients: int) -> dict[str, int]:
+    """Patients per split for ``n_patients`` patients.
+
+    Raises:
+        ValueError: a negative size, or more patients asked for than there are.
+    """
+    sizes = resolve_split_sizes(sizes, n_patients)
+    need = {n: int(getattr(sizes, n)) for n in SPLIT_NAMES}
+    if any(v < 0 for v in need.values()):
+        raise ValueError(f"split sizes must be >= 0, got {need}")
+    if sum(need.values()) > n_patients:
+        raise ValueError(f"split sizes {need} need {sum(need.values())} patients, only {n_patients} available")
+    return need
+
+
+def _stratified_order(by_patient: dict[str, list[str]], stratum: dict[str, int],
+                      rng: np.random.Generator) -> list[str]:
+    """The patients shuffled within each stratum, the strata interleaved by relative rank (jittered)."""
+    keys: list[tuple[float, float, str]] = []
+    for s in sorted(set(stratum.values())):
+        members = sorted(p for p in by_patient if stratum[p] == s)
+        order = rng.permutation(len(members))
+        for rank, i in enumerate(order):
+            keys.append(((rank + rng.uniform()) / len(members), rng.uniform(), members[i]))
+    return [p for _, _, p in sorted(keys)]
 
 
 def _enrich_test_first(ordered: list[str], case_ids: list[str], pids: list[str], enrich: Sequence[bool] | None,

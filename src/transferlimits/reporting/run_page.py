@@ -8,6 +8,8 @@ runs' own timers - and every verdict from the rules of :mod:`transferlimits.repo
 The breakdown is in core-seconds, as the grid runs jobs side by side: pre-training (the ``wall_seconds`` of each
 ``pretrain.json``), fine-tuning (``provenance.timings.finetune_s``), measurement (``measure_s``) and the rest of
 ``cores x wall`` (cohort, notebook start-up and plotting, idle cores while one job waits for another).
+The closing sections (test split, linear references, reproduction) are in
+:mod:`transferlimits.reporting.run_sections`.
 """
 
 from __future__ import annotations
@@ -18,20 +20,17 @@ from typing import Any
 
 import numpy as np
 
-from transferlimits.reporting.floor import (MARGINS, baseline_value, check_tree, contrastive_fractions, explanation_for, floor_rows,
+from transferlimits.reporting.floor import (MARGINS, check_tree, contrastive_fractions, explanation_for, floor_rows,
                                             grid_wall_s, load_explanations, split_explained, strict_json)
+from transferlimits.reporting.run_sections import (COMPARE_COMMAND, REPRODUCTION, fmt, linear_references_markdown,
+                                                   reproduction_markdown, test_cases_markdown)
 
 #: the profile whose results the floor is meant for (issue 12: the book's headline run).
 FLOOR_PROFILE = "cpu"
 
-__all__ = ["FLOOR_PROFILE", "load_run", "wall_breakdown", "floor_table", "point_floor_table", "header_markdown",
-           "linear_references_markdown", "test_cases_markdown", "reproduction_markdown", "run_page_markdown"]
-
-#: Reproduction measured in an earlier session (not computed by this page; README "Reproducibility"): the same
-#: point re-run on another machine of the same kind. (quantity, committed, re-run).
-REPRODUCTION = (("scratch AUROC", 0.6302, 0.6278), ("pretrained AUROC", 0.6558, 0.6546),
-                ("embedding MMD²", 0.8784, 0.8817))
-COMPARE_COMMAND = ("python scripts/compare_results.py book/generated/cpu/results results/cpu --rtol 0.02 --atol 0.005")
+__all__ = ["FLOOR_PROFILE", "load_run", "wall_breakdown", "overhead_line", "floor_table", "point_floor_table",
+           "header_markdown", "linear_references_markdown", "test_cases_markdown", "reproduction_markdown",
+           "run_page_markdown", "REPRODUCTION", "COMPARE_COMMAND"]
 
 
 def load_run(root: Path) -> dict[str, Any]:
@@ -107,7 +106,7 @@ def point_floor_table(run: dict[str, Any], entries: list[dict] | None = None) ->
     rows, notes = [], []
     for (task, model), rs in sorted(groups.items()):
         bases = sorted({round(r.baseline, 3) for r in rs})
-        base = _fmt(bases[0]) if len(bases) == 1 else f"{_fmt(bases[0])}–{_fmt(bases[-1])}"
+        base = fmt(bases[0]) if len(bases) == 1 else f"{fmt(bases[0])}–{fmt(bases[-1])}"
         kind = rs[0].baseline_name + ("" if len(bases) == 1 else ", per seed")
         cells, refs = {}, []
         for slot in _SLOTS:
@@ -117,7 +116,7 @@ def point_floor_table(run: dict[str, Any], entries: list[dict] | None = None) ->
                 continue
             vals = [r.value for r in mine if r.value is not None]
             n, above, passed = len(mine), sum(r.above for r in mine), sum(r.passes for r in mine)
-            cells[slot] = f"{_fmt(float(np.mean(vals)) if vals else None)} ({above}/{n}, {passed}/{n})"
+            cells[slot] = f"{fmt(float(np.mean(vals)) if vals else None)} ({above}/{n}, {passed}/{n})"
             if passed < n:
                 why = explanation_for(task, model, slot[1], entries)
                 if why is None:
@@ -137,9 +136,6 @@ def _rule_text(task: str) -> str:
     margin, rule = MARGINS.get(task, (0.0, "over"))
     return f">= {margin:g}" if rule == "floor" else (f"baseline + {margin:g}" if margin else "better than baseline")
 
-
-def _fmt(v: float | None, nd: int = 3) -> str:
-    return "–" if v is None or not np.isfinite(v) else f"{v:.{nd}f}"
 
 
 def _provenance(run: dict[str, Any]) -> dict[str, Any]:
@@ -163,7 +159,7 @@ def header_markdown(root: Path, profile: str, label: str = "Run shown") -> str:
             f"({hw.get('cpu_count', '?')} logical CPUs, {hw.get('torch_threads', '?')} torch thread(s) per job, "
             f"device `{hw.get('device', '?')}`) · torch {sw.get('torch', '?')} · commit(s) "
             + ", ".join(f"`{c}`" for c in prov["commits"]) + f" · {prov['first'][:16]} – {prov['last'][:16]} UTC · "
-            f"whole-grid wall time **{_fmt(None if wall is None else wall / 60, 1)} min** over "
+            f"whole-grid wall time **{fmt(None if wall is None else wall / 60, 1)} min** over "
             f"{len(grid.get('invocations') or [])} invocation(s), largest job's peak memory {peak:.0f} MiB.\n"
             + (_DIRTY if any(c.endswith("-dirty") for c in prov["commits"]) else ""))
 
@@ -175,114 +171,35 @@ _DIRTY = ("\nA commit ending in `-dirty` (`transferlimits.runtime.git_commit`) m
           "not the code.\n")
 
 
-def test_cases_markdown(run: dict[str, Any], root: Path) -> list[str]:
-    """The test split in patients and in exams (a patient may have two exams), from splits.json and the points."""
-    splits_path = Path(root) / "data" / "splits.json"
-    if not splits_path.is_file():
+def _breakdown_lines(b: dict[str, float]) -> list[str]:
+    """The core-time table of :func:`wall_breakdown` ``b`` (none when no grid wall time is recorded)."""
+    if b["total"] <= 0:
         return []
-    test = (strict_json(splits_path).get("splits") or {}).get("test") or []
-    patients = {str(c).split("_")[0] for c in test}
-    n_cases = sorted({int((m.get("n_cases") or {}).get("test", -1)) for m in run["metrics"].values()} - {-1})
-    return ["", f"**Test split.** The profile asks for {len(patients)} test patients, and the split holds "
-            f"{len(test)} exams: {len(test) - len(patients)} test patient(s) have two exams. Splits are by patient, "
-            "so both exams of a patient stay in one split. Every point is scored on the exams: its `n_cases.test` is "
-            + (" / ".join(map(str, n_cases)) if n_cases else "?") + "."]
+    lines = [":::{table} Where the run's core time went: pre-training, fine-tuning, measurement and the rest of "
+             "cores × wall time (notebook start-up, plotting, the cohort, cores waiting on a dependency).",
+             ":name: tab-run-breakdown", "",
+             "| part of the grid | core-minutes | share of cores × wall |", "|---|---:|---:|"]
+    for key in ("pre-training", "fine-tuning", "measurement", "overhead"):
+        lines.append(f"| {key} | {b[key] / 60:.1f} | {100 * b[key] / b['total']:.0f} % |")
+    return lines + [f"| total ({b['cores']:.0f} cores × wall) | {b['total'] / 60:.1f} | 100 % |", ":::", ""]
 
 
-def _seed_baselines(run: dict[str, Any] | None, task: str) -> dict[int, float]:
-    """{seed: trivial-baseline score} of the task's native ProFound-or-first-model points (the baseline is a
-    property of the task's test inputs, drawn per seed where the degradation is random)."""
-    out: dict[int, float] = {}
-    for where, m in (run or {}).get("metrics", {}).items():
-        if m.get("task") == task and m.get("objective", "native") == "native":
-            try:
-                out.setdefault(int(m.get("seed", -1)), baseline_value(m, where)[1])
-            except (ValueError, KeyError):
-                continue
-    return out
-
-
-def linear_references_markdown(root: Path, run: dict[str, Any] | None = None) -> list[str]:
-    """Table of ``linear_references.json`` (benchmarks/linear_references.py), when the run has one, with the
-    seed whose test inputs its trivial baseline matches (a task whose degradation is drawn per seed has one
-    identity score per seed; the floor table above shows their range)."""
-    path = Path(root) / "linear_references.json"
-    if not path.is_file():
-        return []
-    refs = strict_json(path)
-    lines = ["", f"**Linear references** (`benchmarks/linear_references.py`, {refs.get('hardware', '?')}): what a "
-             "linear model fitted in closed form on the same training cases scores on the same test exams "
-             "(`n_test`).", "",
-             ":::{table} Linear references: a closed-form linear model beside the trivial baseline, on the same test exams.",
-             ":name: tab-run-linear", "",
-             "| task | metric | trivial baseline | linear reference | test exams | model |", "|---|---|---:|---:|---:|---|"]
-    notes = []
-    for task, r in sorted((refs.get("tasks") or {}).items()):
-        base = r.get("identity", r.get("empty_mask"))
-        lin = r.get("linear_filter", r.get("logistic_voxel"))
-        seeds = _seed_baselines(run, task)
-        if base is not None and len(set(round(v, 6) for v in seeds.values())) > 1:
-            match = [s for s, v in sorted(seeds.items()) if abs(v - float(base)) < 1e-6]
-            notes.append(f"{task}: the degradation of the test inputs is drawn per fine-tuning seed, so its trivial "
-                         f"baseline differs between seeds ({', '.join(f'seed {s}: {_fmt(v)}' for s, v in sorted(seeds.items()))}); "
-                         f"the floor table shows their range and the linear reference was fitted and scored on "
-                         + (f"seed {match[0]}'s inputs ({_fmt(float(base))})." if match else
-                            f"inputs whose baseline is {_fmt(float(base))}, which matches no seed."))
-        lines.append(f"| {task} | {r.get('metric')} | {_fmt(base)} | {_fmt(lin)} | {r.get('n_test', '?')} | "
-                     f"{r.get('model', '')} |")
-    lines.append(":::")
-    if notes:
-        lines += ["", *[f"- {n}" for n in notes]]
-    return lines
-
-
-def reproduction_markdown() -> list[str]:
-    """How far a re-run reproduces the committed numbers: measured facts (an earlier session) and the command."""
-    lines = ["", "**Reproduction.** The `cpu` run is deterministic on one machine: the same point re-run there into "
-             "an empty folder gives the same scores. On another machine of the same kind it is not bit-identical. "
-             "Float reductions differ in their last digits, and fine-tuning amplifies that. An earlier session re-ran "
-             "classification, ProFound, seed 0 on another 2-core machine. These numbers were measured then and "
-             "are not computed by this page:", "",
-             ":::{table} Reproduction of one point (classification, ProFound, seed 0) on another machine of the same "
-             "kind, measured in an earlier session.", ":name: tab-run-reproduction", "",
-             "| quantity | committed | re-run |", "|---|---:|---:|"]
-    lines += [f"| {q} | {a:.4f} | {b:.4f} |" for q, a, b in REPRODUCTION] + [":::"]
-    lines += ["", "To compare your re-run with the committed files within a tolerance (timings and provenance are "
-              "ignored; the differing keys beyond tolerance are listed and the exit status is non-zero):", "",
-              "```bash", COMPARE_COMMAND, "```"]
-    return lines
-
-
-def run_page_markdown(root: Path, profile: str, max_wall_min: float = 90.0, min_active: float = 0.5,
-                      explanations: Path | None = None) -> str:
-    """The run page (Markdown) of the results tree ``root`` of ``profile``: header, breakdown, floor (with the
-    book's explanations of failing rows, :func:`~transferlimits.reporting.floor.load_explanations`), check."""
-    run = load_run(root)
-    entries = load_explanations(explanations)
-    lines = [header_markdown(root, profile), ""]
-    b = wall_breakdown(run)
-    if b["total"] > 0:
-        lines += [":::{table} Where the run's core time went: pre-training, fine-tuning, measurement and the rest of "
-                  "cores × wall time (notebook start-up, plotting, the cohort, cores waiting on a dependency).",
-                  ":name: tab-run-breakdown", "",
-                  "| part of the grid | core-minutes | share of cores × wall |", "|---|---:|---:|"]
-        for key in ("pre-training", "fine-tuning", "measurement", "overhead"):
-            lines.append(f"| {key} | {b[key] / 60:.1f} | {100 * b[key] / b['total']:.0f} % |")
-        lines += [f"| total ({b['cores']:.0f} cores × wall) | {b['total'] / 60:.1f} | 100 % |", ":::", ""]
+def _floor_lines(run: dict[str, Any], profile: str, entries: list[dict]) -> list[str]:
+    """The floor table of :func:`point_floor_table` with its intro and the numbered reasons below it."""
     note = ("" if profile == FLOOR_PROFILE else f" The floor is the `{FLOOR_PROFILE}` profile's; a `{profile}` run "
             "is not sized to meet it, and the table only shows where this run stands.")
-    lines += ["**Scientific floor** (rules in `transferlimits.reporting.floor`, checked by "
-              "`scripts/check_cpu_profile.py`): the test-split score of the pretrained and scratch runs of each "
-              "point against the task's trivial baseline. One row per (task, model). Each cell gives the mean "
-              "score over seeds, then (seeds above the baseline at all, seeds meeting the floor's margin), of "
-              "the seeds run. A run above its baseline has a defined RPG where its scratch run is above it too."
-              + note, "",
-              ":::{table} The scientific floor per (task, model): mean test score over seeds, then (seeds above the "
-              "trivial baseline, seeds meeting the floor's margin) of the seeds run, per objective and initialisation.",
-              ":name: tab-run-floor", ":class: compact-table", "",
-              "| task | model | metric (needs) | baseline | native: pretrained | native: scratch | "
-              "swapped: pretrained | swapped: scratch | why not all |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["**Scientific floor** (rules in `transferlimits.reporting.floor`, checked by "
+             "`scripts/check_cpu_profile.py`): the test-split score of the pretrained and scratch runs of each "
+             "point against the task's trivial baseline. One row per (task, model). Each cell gives the mean "
+             "score over seeds, then (seeds above the baseline at all, seeds meeting the floor's margin), of "
+             "the seeds run. A run above its baseline has a defined RPG where its scratch run is above it too."
+             + note, "",
+             ":::{table} The scientific floor per (task, model): mean test score over seeds, then (seeds above the "
+             "trivial baseline, seeds meeting the floor's margin) of the seeds run, per objective and initialisation.",
+             ":name: tab-run-floor", ":class: compact-table", "",
+             "| task | model | metric (needs) | baseline | native: pretrained | native: scratch | "
+             "swapped: pretrained | swapped: scratch | why not all |",
+             "|---|---|---|---|---|---|---|---|---|"]
     rows, notes = point_floor_table(run, entries)
     for r in rows:
         c = r["cells"]
@@ -292,25 +209,54 @@ def run_page_markdown(root: Path, profile: str, max_wall_min: float = 90.0, min_
     if notes:
         lines += ["", "Why a row is below the floor (`book/floor_explanations.yml`; each reason once):", ""]
         lines += [f"{i}. {why}" for i, why in enumerate(notes, 1)]
-    lines += linear_references_markdown(root, run)
+    return lines
+
+
+def _contrastive_lines(root: Path, min_active: float) -> list[str]:
+    """The table of contrastive pre-trainings' active-step fractions against ``min_active``."""
     fractions = contrastive_fractions(root)
-    lines += ["", ":::{table} Contrastive pre-training: the fraction of steps whose batch held a positive and a "
-              "negative patch pair (the pair term acts only there).", ":name: tab-run-contrastive", "",
-              "| contrastive pre-training | active fraction of steps | needs |", "|---|---:|---|"]
-    lines += [f"| {m} | {_fmt(f, 3)} | >= {min_active:g} |" for m, f in sorted(fractions.items())] + [":::"]
-    failures, n = check_tree(root, max_wall_min, min_active)
+    lines = ["", ":::{table} Contrastive pre-training: the fraction of steps whose batch held a positive and a "
+             "negative patch pair (the pair term acts only there).", ":name: tab-run-contrastive", "",
+             "| contrastive pre-training | active fraction of steps | needs |", "|---|---:|---|"]
+    return lines + [f"| {m} | {fmt(f, 3)} | >= {min_active:g} |" for m, f in sorted(fractions.items())] + [":::"]
+
+
+def _check_lines(root: Path, run: dict[str, Any], entries: list[dict], limits: tuple[float, float]) -> list[str]:
+    """The check's summary and every failing item without a stated reason (``limits``: max wall min, min active)."""
+    failures, n = check_tree(root, *limits)
     explained = split_explained(root, entries)[1]
     failures = [f for f in failures if f not in explained]
     all_rows = [r for w, m in run["metrics"].items() for r in floor_rows(m, w)]
     below = sum(not r.passes for r in all_rows)
     other = [f for f in failures if not f.split(":")[0].endswith("metrics.json")]
-    lines += ["", f"**Check:** {n} points, {len(all_rows)} checked runs (the pretrained and scratch run of each "
-              f"point): {len(all_rows) - below} meet the floor, {len(explained)} are below it with a stated reason, "
-              f"{below - len(explained)} are below it without one; {len(other)} other rule(s) (wall time, "
-              "contrastive pairs, missing files) fail. Every item without a reason is listed here.", ""]
+    lines = ["", f"**Check:** {n} points, {len(all_rows)} checked runs (the pretrained and scratch run of each "
+             f"point): {len(all_rows) - below} meet the floor, {len(explained)} are below it with a stated reason, "
+             f"{below - len(explained)} are below it without one; {len(other)} other rule(s) (wall time, "
+             "contrastive pairs, missing files) fail. Every item without a reason is listed here.", ""]
     lines += [f"- `{f}`" for f in failures[:40]]
     if len(failures) > 40:
         lines.append(f"- … and {len(failures) - 40} more (run the check script for the full list)")
+    return lines
+
+
+def run_page_markdown(root: Path, profile: str, max_wall_min: float = 90.0, min_active: float = 0.5,
+                      explanations: Path | None = None) -> str:
+    """The run page (Markdown) of the results tree ``root`` of ``profile``: header, breakdown, floor (with the
+    book's explanations of failing rows, :func:`~transferlimits.reporting.floor.load_explanations`), check.
+
+    Args:
+        root: the results tree. profile: its profile's name. max_wall_min, min_active: the check's limits on the
+            whole-grid wall time and the contrastive active fraction. explanations: the floor explanations file
+            (default: the book's).
+    """
+    run = load_run(root)
+    entries = load_explanations(explanations)
+    lines = [header_markdown(root, profile), ""]
+    lines += _breakdown_lines(wall_breakdown(run))
+    lines += _floor_lines(run, profile, entries)
+    lines += linear_references_markdown(root, run)
+    lines += _contrastive_lines(root, min_active)
+    lines += _check_lines(root, run, entries, (max_wall_min, min_active))
     lines += test_cases_markdown(run, root)
     lines += reproduction_markdown()
     return "\n".join(lines) + "\n"

@@ -131,6 +131,29 @@ def _slice_volume(item: dict[str, Any], encoder: nn.Module, device, batch_size: 
     return row
 
 
+def _encode_all(loader_or_dataset: Iterable[Any], encoder: nn.Module, device, batch_size: int,
+                sampler: _Sampler) -> tuple[list[dict[str, np.ndarray]], list[str]]:
+    """One feature row and one id per item, in order: slices volume by volume, volumes in same-shape batches."""
+    rows: list[dict[str, np.ndarray]] = []
+    ids: list[str] = []
+    pending: list[dict[str, Any]] = []
+    for item in iter_items(loader_or_dataset):
+        ids.append(str(item.get("case_id", len(ids))))
+        if encoder.input_kind == "slices":
+            rows.append(_slice_volume(item, encoder, device, batch_size, sampler))
+            continue
+        if pending and _as_tensor(item["x"]).shape != _as_tensor(pending[0]["x"]).shape:
+            rows += _volume_batches(pending, encoder, device, sampler)
+            pending = []
+        pending.append(item)
+        if len(pending) == batch_size:
+            rows += _volume_batches(pending, encoder, device, sampler)
+            pending = []
+    if pending:
+        rows += _volume_batches(pending, encoder, device, sampler)
+    return rows, ids
+
+
 @torch.no_grad()
 def extract_features(
     encoder: nn.Module,
@@ -172,24 +195,8 @@ def extract_features(
     sampler = _Sampler(math.ceil(token_samples / n_items) if token_samples else 0, seed)
     was_training = encoder.training
     encoder.to(device).eval()
-    rows: list[dict[str, np.ndarray]] = []
-    ids: list[str] = []
-    pending: list[dict[str, Any]] = []
     try:
-        for item in iter_items(loader_or_dataset):
-            ids.append(str(item.get("case_id", len(ids))))
-            if kind == "slices":
-                rows.append(_slice_volume(item, encoder, device, batch_size, sampler))
-                continue
-            if pending and _as_tensor(item["x"]).shape != _as_tensor(pending[0]["x"]).shape:
-                rows += _volume_batches(pending, encoder, device, sampler)
-                pending = []
-            pending.append(item)
-            if len(pending) == batch_size:
-                rows += _volume_batches(pending, encoder, device, sampler)
-                pending = []
-        if pending:
-            rows += _volume_batches(pending, encoder, device, sampler)
+        rows, ids = _encode_all(loader_or_dataset, encoder, device, batch_size, sampler)
     finally:
         encoder.train(was_training)
     layers = {k: np.stack([r[k] for r in rows]) for k in rows[0] if k != "pooled" or kind == "volume"}

@@ -1,0 +1,175 @@
+"""The verdict rule of H1–H6 and what it is applied to: claims, minimum n, design, :class:`Verdict`, power.
+
+:func:`verdict` applies :data:`VERDICT_RULE`; :func:`make_verdict` turns one statistic (:class:`Estimate`)
+into a :class:`Verdict`; :func:`minimum_detectable_effect` gives the smallest effect its test detects. The
+statistics themselves are in :mod:`transferlimits.study.verdict_stats`, their tables and paragraphs in
+:mod:`transferlimits.study.verdict_text` (all re-exported by :mod:`transferlimits.study.verdicts`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["VERDICT_RULE", "N_MIN", "VERDICTS", "CLAIMS", "DESIGN", "ALPHA", "POWER", "Verdict", "Estimate",
+           "verdict", "make_verdict", "undefined", "minimum_detectable_effect", "NAN"]
+
+VERDICTS = ("supported", "contradicted", "inconclusive")
+#: What each hypothesis claims, in one line (the verdict table's first column).
+CLAIMS = {
+    "H1": "MMD² is smaller where the pre-training objective suits the task",
+    "H2": "lower MMD² goes with larger RPG (negative correlation)",
+    "H3": "lower MMD² goes with faster convergence",
+    "H4": "the MAE model gains most on restoration tasks, the contrastive model on semantic tasks",
+    "H5": "pre-hoc LogME predicts RPG at least as well as post-hoc MMD²",
+    "H6": "the objective, not the architecture, decides where pre-training helps (2×2 control)",
+}
+#: Smallest n (points, or cells for H6) for a verdict other than "inconclusive".
+N_MIN = {"H1": 6, "H2": 6, "H3": 6, "H4": 8, "H5": 6, "H6": 12}  # H6: 4 cells per task, >= 3 tasks to resample
+VERDICT_RULE = ("A hypothesis is **supported** when its statistic's 95 % bootstrap CI excludes 0 on the side "
+                "the hypothesis predicts and n is at least the stated minimum; **contradicted** when the CI "
+                "excludes 0 on the opposite side with the same n; **inconclusive** otherwise (the CI contains "
+                "0 or is undefined, or n is below the minimum). Minimum n: "
+                + ", ".join(f"{h} {n}" for h, n in N_MIN.items()) + ".")
+#: Not a number: an undefined statistic, CI bound or p.
+NAN = float("nan")
+#: Significance level and power of the minimum detectable effect (:func:`minimum_detectable_effect`).
+ALPHA, POWER = 0.05, 0.80
+#: Per hypothesis: the statistic in a few words, its unit, the named test behind p, the independent unit,
+#: and the methods chapter's label of its definition (``book/methods.md``).
+DESIGN = {
+    "H1": {"short": "fixed-effect r(task suits objective, MMD²)", "unit": "r", "kind": "correlation",
+           "test": "permutation within model", "units": "points", "label": "eq-h1"},
+    "H2": {"short": "fixed-effect r(MMD², RPG)", "unit": "r", "kind": "correlation",
+           "test": "permutation within model", "units": "points", "label": "eq-fe-r"},
+    "H3": {"short": "fixed-effect r(MMD², epochs-ratio)", "unit": "r", "kind": "correlation",
+           "test": "permutation within model", "units": "points", "label": "eq-fe-r"},
+    "H4": {"short": "RPG interaction: objective family × task family", "unit": "pp of RPG", "kind": "difference",
+           "test": "permutation of task family within model", "units": "points", "label": "eq-h4"},
+    "H5": {"short": "r(LogME, RPG) + r(MMD², RPG), target-type fixed effect", "unit": "Δr", "kind": "difference",
+           "test": "bootstrap, two-sided", "units": "points", "label": "eq-h5"},
+    "H6": {"short": "RPG suited − unsuited objective, same backbone", "unit": "pp of RPG", "kind": "sign-flip",
+           "test": "sign flip over tasks", "units": "tasks", "label": "eq-h6"},
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One hypothesis' test: what was computed, on how many points, and the verdict word."""
+
+    hypothesis: str
+    statistic: str
+    predicted: str  # "negative" | "positive"
+    estimate: float
+    ci_lo: float
+    ci_hi: float
+    p: float
+    n: int
+    n_min: int
+    verdict: str
+    note: str = ""
+    n_groups: int = 1  # fixed-effect groups (models, or target types for H5) the statistic conditions on
+    n_units: int = -1  # independent units of the test (points; tasks for H6); -1 = n
+
+    @property
+    def units(self) -> int:
+        return self.n if self.n_units < 0 else self.n_units
+
+
+def verdict(estimate: float, ci: tuple[float, float], n: int, predicted_sign: int, n_min: int) -> str:
+    """The verdict word by :data:`VERDICT_RULE`.
+
+    Args:
+        estimate: the statistic (only its finiteness is used; the CI decides).
+        ci: (lo, hi) 95 % interval. n: points behind the statistic. predicted_sign: +1 or −1.
+        n_min: the minimum n for a verdict other than "inconclusive".
+
+    Raises:
+        ValueError: ``predicted_sign`` is not ±1 or ``n_min`` < 1.
+    """
+    if predicted_sign not in (1, -1):
+        raise ValueError(f"predicted_sign must be +1 or -1, got {predicted_sign}")
+    if n_min < 1:
+        raise ValueError(f"n_min must be >= 1, got {n_min}")
+    lo, hi = (float(c) for c in ci)
+    if n < n_min or not all(math.isfinite(v) for v in (estimate, lo, hi)):
+        return "inconclusive"
+    if lo > 0 or hi < 0:
+        return "supported" if (lo > 0) == (predicted_sign > 0) else "contradicted"
+    return "inconclusive"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One computed statistic: the estimate, its 95 % CI, p, n and what the test conditions on.
+
+    ``n_groups``: fixed-effect groups (models, or target types for H5); ``n_units``: independent units of the
+    test (points; tasks for H6), -1 = n.
+    """
+
+    estimate: float
+    ci: tuple[float, float]
+    p: float
+    n: int
+    n_groups: int = 1
+    n_units: int = -1
+
+
+def undefined(n: int, n_units: int = -1) -> Estimate:
+    """An :class:`Estimate` whose statistic, CI and p are NaN, on ``n`` points (``n_units`` units)."""
+    return Estimate(NAN, (NAN, NAN), NAN, n, n_units=n_units)
+
+
+def make_verdict(h: str, statistic: str, sign: int, stat: Estimate, note: str = "") -> Verdict:
+    """The :class:`Verdict` of hypothesis ``h`` on ``stat`` by :func:`verdict` and :data:`N_MIN`.
+
+    Args:
+        h: hypothesis ("H1".."H6"). statistic: what was computed, in words. sign: the predicted sign (+1 / −1).
+        stat: the statistic with its CI, p and n. note: shown beside the verdict.
+
+    Raises:
+        KeyError: ``h`` is not a hypothesis of :data:`N_MIN`.
+        ValueError: ``sign`` is not ±1 (from :func:`verdict`).
+    """
+    est, n = stat.estimate, stat.n
+    lo, hi = (float(c) for c in stat.ci)
+    return Verdict(h, statistic, "positive" if sign > 0 else "negative", float(est), lo, hi, float(stat.p), int(n),
+                   N_MIN[h], verdict(est, (lo, hi), n, sign, N_MIN[h]), note, int(stat.n_groups), int(stat.n_units))
+
+
+def _z(q: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(q))
+
+
+def minimum_detectable_effect(v: Verdict, alpha: float = ALPHA, power: float = POWER) -> tuple[float, str]:
+    """The smallest effect the hypothesis' test detects with ``power`` at two-sided ``alpha`` on its n.
+
+    * correlations (H1–H3): |r| = tanh((z₁₋α/₂ + z_power) / √(n − g − 2)) by Fisher's z, n points and g fixed-
+      effect groups (z-scoring within each group costs one degree of freedom per group beyond the first);
+    * differences (H4, H5): (z₁₋α/₂ + z_power) × SE, SE = the bootstrap CI's width / (2 z₀.₉₇₅);
+    * H6's sign-flip test over k tasks: its smallest attainable two-sided p is 2 / 2ᵏ; when that exceeds
+      ``alpha`` no effect, however large, is detectable, and the text says so.
+
+    Returns:
+        ``(value, text)``: value NaN where undefined (text gives the reason).
+    """
+    kind, unit = DESIGN[v.hypothesis]["kind"], DESIGN[v.hypothesis]["unit"]
+    k = _z(1 - alpha / 2) + _z(power)
+    if kind == "correlation":
+        dof = v.n - max(v.n_groups, 1) - 2
+        if dof < 1:
+            return NAN, f"undefined (n = {v.n})"
+        r = math.tanh(k / math.sqrt(dof))
+        return r, f"|r| ≥ {r:.2f}"
+    if kind == "sign-flip":
+        tasks = v.units
+        p_min = 2.0 / 2 ** tasks if tasks else NAN
+        if not math.isfinite(p_min) or p_min > alpha:
+            return NAN, (f"none: smallest attainable p = {p_min:.3f} with {tasks} tasks" if tasks else
+                          "undefined (no complete 2×2 block)")
+    if not (math.isfinite(v.ci_lo) and math.isfinite(v.ci_hi)):
+        return NAN, "undefined (no CI)"
+    mde = k * (v.ci_hi - v.ci_lo) / (2 * _z(0.975))
+    return mde, f"|Δr| ≥ {mde:.2f}" if unit == "Δr" else f"≥ {mde:.1f} {unit}"
