@@ -10,10 +10,11 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-import transferlimits.training.pretrain_data as pretrain_data
 from transferlimits.config import Profile, get_profile
 from transferlimits.training.loop import NonFiniteLossError
-from transferlimits.training.pretrain import load_pretrained_encoder, pretrain
+from transferlimits.training.pretrain_data import forward_objective
+from transferlimits.training.pretrain import PretrainCollaborators, load_pretrained_encoder
+from transferlimits.training.pretrain import pretrain as _pretrain
 
 torch.set_num_threads(1)
 
@@ -72,11 +73,20 @@ class SyntheticPool(Dataset):
         return self.items[i]
 
 
+#: the synthetic pool instead of the cohort's (passed in, no module global patched)
+SYNTHETIC = PretrainCollaborators(load_pool=lambda profile, model: SyntheticPool(model, profile))
+
+
+def pretrain(*args, collaborators=None, **kwargs):
+    """``training.pretrain.pretrain`` on the synthetic pool (other collaborators may be given)."""
+    collab = SYNTHETIC if collaborators is None else collaborators
+    return _pretrain(*args, collaborators=collab, **kwargs)
+
+
 @pytest.fixture()
 def synthetic_pool(monkeypatch, tmp_path):
-    """Point the results tree at tmp_path and feed the runner the synthetic pool."""
+    """Point the results tree at tmp_path (the synthetic pool is passed in by :func:`pretrain`)."""
     monkeypatch.setenv("TRANSFERLIMITS_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setattr(pretrain_data, "load_pretrain_pool", lambda profile, model: SyntheticPool(model, profile))
     return tmp_path
 
 
@@ -124,36 +134,31 @@ def test_resume_reproduces_uninterrupted_run(synthetic_pool, model, objective):
         assert torch.equal(a, b), k
 
 
-def test_finished_run_is_reused_and_settings_change_reruns(synthetic_pool, monkeypatch):
-    import transferlimits.training.pretrain as pretrain_mod
-
+def test_finished_run_is_reused_and_settings_change_reruns(synthetic_pool):
     prof = tiny_profile(steps=4)
     first = pretrain("provicnet", "mae", prof, device="cpu", progress=False)
 
     def _fail(*args, **kwargs):
         raise AssertionError("a finished run must not be rebuilt")
 
-    monkeypatch.setattr(pretrain_mod, "_build_modules", _fail)
-    again = pretrain("provicnet", "mae", prof, device="cpu", progress=False)
+    failing = PretrainCollaborators(load_pool=SYNTHETIC.load_pool, build_modules=_fail)
+    again = pretrain("provicnet", "mae", prof, device="cpu", progress=False, collaborators=failing)
     assert again.encoder_path == first.encoder_path and _losses(again) == _losses(first)
     with pytest.raises(AssertionError, match="must not be rebuilt"):  # other seed: different settings
-        pretrain("provicnet", "mae", prof, device="cpu", seed=1, progress=False)
+        pretrain("provicnet", "mae", prof, device="cpu", seed=1, progress=False, collaborators=failing)
 
 
-def test_nan_loss_stops_with_clear_error(synthetic_pool, monkeypatch):
-    import transferlimits.training.pretrain as pretrain_mod
-
-    real = pretrain_mod.forward_objective
+def test_nan_loss_stops_with_clear_error(synthetic_pool):
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
-        out = real(*args, **kwargs)
+        out = forward_objective(*args, **kwargs)
         calls["n"] += 1
         return (out[0] * float("nan"), *out[1:]) if calls["n"] == 4 else out
 
-    monkeypatch.setattr(pretrain_mod, "forward_objective", poisoned)
+    collab = PretrainCollaborators(load_pool=SYNTHETIC.load_pool, forward=poisoned)
     with pytest.raises(NonFiniteLossError, match=r"loss became nan at step 3 of pretraining provicnet/mae"):
-        pretrain("provicnet", "mae", tiny_profile(steps=10), device="cpu", progress=False)
+        pretrain("provicnet", "mae", tiny_profile(steps=10), device="cpu", progress=False, collaborators=collab)
 
 
 def test_huge_lr_gives_nonfinite_error_not_garbage(synthetic_pool):
@@ -190,11 +195,14 @@ def test_cli_help_explains_options(capsys):
 
 
 def test_cli_runs_and_rejects_unknown_model(synthetic_pool, capsys):
+    from transferlimits.cli import build_parser
     from transferlimits.cli import main as cli_main
+    from transferlimits.runner import cli_pretrain
 
     out = synthetic_pool / "cli"
-    assert cli_main(["pretrain", "--model", "provicnet", "--steps", "3", "--device", "cpu", "--out", str(out),
-                     "--no-progress"]) == 0
+    args = build_parser().parse_args(["pretrain", "--model", "provicnet", "--steps", "3", "--device", "cpu", "--out",
+                                      str(out), "--no-progress"])
+    assert cli_pretrain.main(args, collaborators=SYNTHETIC) == 0
     assert (out / "encoder.pt").exists() and "provicnet/contrastive" in capsys.readouterr().out
     assert json.loads((out / "pretrain.json").read_text())["objective"] == "contrastive"  # native default
     assert cli_main(["pretrain", "--model", "vgg"]) == 2
@@ -216,7 +224,7 @@ def phantom_results(tmp_path_factory):
 @pytest.mark.parametrize("model,objective", PAIRS)
 def test_loss_decreases_on_phantom_pool(phantom_results, model, objective):
     prof = tiny_profile(steps=24, pool=3)
-    result = pretrain(model, objective, prof, device="cpu", progress=False)
+    result = _pretrain(model, objective, prof, device="cpu", progress=False)
     losses = _losses(result)
     # the pretrain split only: the 2 real exams are a test set, never pre-trained on
     assert result.summary["pool_items"] == 3 * (1 if model == "profound" else prof.grid.shape[0])

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 
-from transferlimits.config import get_profile
+from transferlimits.resolved import load_resolved
 from transferlimits.models.registry import get_model, model_names
-from transferlimits.training.pretrain import pretrain
+from transferlimits.training.pretrain import PretrainCollaborators, pretrain
 
 __all__ = ["add_arguments", "main"]
 
@@ -35,12 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
-def main(args: argparse.Namespace) -> int:
-    """Run :func:`pretrain` from parsed CLI arguments; prints the outputs. Returns 0."""
+def main(args: argparse.Namespace, collaborators: PretrainCollaborators | None = None) -> int:
+    """Run :func:`pretrain` from parsed CLI arguments (``collaborators``: stand-ins for tests); prints the outputs.
+    The profile is the run's resolved one (``results/<profile>/profile.json``) when it exists. Returns 0."""
     objective = args.objective or get_model(args.model).native_objective
-    profile = get_profile(args.profile)
+    profile = load_resolved(args.profile)
     result = pretrain(args.model, objective, profile, device=args.device, seed=args.seed, out_dir=args.out,
-                      resume=not args.no_resume, progress=not args.no_progress, max_steps=args.steps)
+                      resume=not args.no_resume, progress=not args.no_progress, max_steps=args.steps,
+                      collaborators=collaborators)
     s = result.summary
     print(f"{args.model}/{objective}: {s['steps']} steps, loss {s['first_loss']:.4f} -> {s['last_loss']:.4f}, "
           f"{s['samples_per_s']:.2f} samples/s on {s['device']}; encoder: {result.encoder_path}")

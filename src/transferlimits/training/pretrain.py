@@ -27,7 +27,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -48,7 +48,7 @@ from transferlimits.training.loop import (
     seed_generators,
     warmup_cosine_lr,
 )
-from transferlimits.training.pretrain_data import build_pretrain_loader, forward_objective
+from transferlimits.training.pretrain_data import build_pretrain_loader, forward_objective, load_pretrain_pool
 from transferlimits.training.pretrain_record import (
     PretrainResult,
     PretrainRun,
@@ -74,11 +74,28 @@ class PretrainOptions:
         max_steps: number of steps instead of ``profile.pretrain.steps`` (default None).
         stop_after: stop after completing and checkpointing this step (simulated interruption; the result
             then has ``encoder_path=None``). Default None.
+        collaborators: :class:`PretrainCollaborators` (default: the real pool, modules and forward).
     """
 
     progress: bool = True
     max_steps: int | None = None
     stop_after: int | None = None
+    collaborators: "PretrainCollaborators | None" = None
+
+
+@dataclass(frozen=True)
+class PretrainCollaborators:
+    """What a pre-training calls (tests pass stand-ins; None = the real one).
+
+    Attributes:
+        load_pool: ``(profile, model) -> Dataset`` (default :func:`~.pretrain_data.load_pretrain_pool`).
+        build_modules: ``(model, objective, profile) -> (encoder, objective module)`` (default the adapter's).
+        forward: one step's objective forward (default :func:`~.pretrain_data.forward_objective`).
+    """
+
+    load_pool: Callable | None = None
+    build_modules: Callable | None = None
+    forward: Callable | None = None
 
 
 def _options(options: PretrainOptions | None, keywords: dict[str, Any]) -> PretrainOptions:
@@ -117,11 +134,11 @@ def _stats(output: Any) -> dict[str, float]:
     return out
 
 
-def _start(run: PretrainRun, seed: int, resume: bool) -> tuple[torch.optim.Optimizer, Checkpointer]:
-    """Build the modules and the optimiser on ``run.device`` and resume from a matching checkpoint."""
+def _start(run: PretrainRun, seed: int, resume: bool, build: Callable) -> tuple[torch.optim.Optimizer, Checkpointer]:
+    """Build the modules (``build``) and the optimiser on ``run.device`` and resume from a matching checkpoint."""
     rec, adapter = run.profile.pretrain, get_model(run.model)
     seed_everything(seed)
-    run.encoder, module = _build_modules(run.model, run.objective, run.profile)
+    run.encoder, module = build(run.model, run.objective, run.profile)
     seed_generators(module, seed)  # an objective's own generator (pair shuffling) follows the run seed
     run.module = maybe_channels_last(module.to(run.device), run.device, adapter.pretrain_ndim)
     optimizer = torch.optim.AdamW(param_groups(run.module, rec.weight_decay, no_decay_names=adapter.no_decay_names),
@@ -149,6 +166,7 @@ def _steps(run: PretrainRun, optimizer: torch.optim.Optimizer, ckpt: Checkpointe
     """
     rec, steps, ndim = run.profile.pretrain, int(run.settings["steps"]), get_model(run.model).pretrain_ndim
     model, objective, module, device, curve = run.model, run.objective, run.module, run.device, run.curve
+    forward = (opts.collaborators or PretrainCollaborators()).forward or forward_objective
     prior_wall = curve[-1]["wall_s"] if curve else 0.0
     where = f"pretraining {model}/{objective}"
     timer = Timer(device)
@@ -160,7 +178,7 @@ def _steps(run: PretrainRun, optimizer: torch.optim.Optimizer, ckpt: Checkpointe
         lr = warmup_cosine_lr(step, steps, rec.warmup_steps, rec.lr)
         with timer.section():
             value, output = train_step(
-                optimizer, lr, lambda: forward_objective(module, model, objective, batch, device, ndim),
+                optimizer, lr, lambda: forward(module, model, objective, batch, device, ndim),
                 lambda out: out[0] if isinstance(out, (tuple, list)) else out, device, step, where)
         curve.append({"step": step, "loss": value, "lr": lr, "wall_s": prior_wall + timer.elapsed(), **_stats(output)})
         bar.set_postfix(loss=f"{value:.4f}", lr=f"{lr:.2e}")
@@ -215,10 +233,11 @@ def pretrain(model: str, objective: str, profile: Profile, device: str | torch.d
         return reused
     run.device = resolve_device(device if device is not None else profile.device)
     set_threads(profile.num_threads)
-    optimizer, ckpt = _start(run, seed, resume)
+    collab = opts.collaborators or PretrainCollaborators()
+    optimizer, ckpt = _start(run, seed, resume, collab.build_modules or _build_modules)
     prior_wall = run.curve[-1]["wall_s"] if run.curve else 0.0
-    loader, n_pool = build_pretrain_loader(profile, model, profile.pretrain.batch_size, seed, run.start, steps,
-                                           run.device)
+    pool = (collab.load_pool or load_pretrain_pool)(profile, model)
+    loader, n_pool = build_pretrain_loader(pool, profile.pretrain.batch_size, seed, run.start, steps, run.device)
     timer, stopped = _steps(run, optimizer, ckpt, loader, opts)
     if stopped:
         return PretrainResult(None, run.curve, {"interrupted": True, "step": opts.stop_after,

@@ -70,16 +70,16 @@ def load_pretrain_pool(profile: Profile, model: str) -> Dataset:
 
 
 def build_pretrain_loader(
-    profile: Profile, model: str, batch_size: int, seed: int, start_step: int, total_steps: int, device: torch.device
+    dataset: Dataset, batch_size: int, seed: int, start_step: int, total_steps: int, device: torch.device
 ) -> tuple[DataLoader, int]:
-    """A DataLoader over the pool yielding the batches of steps ``start_step .. total_steps - 1``.
+    """A DataLoader over the pool (:func:`load_pretrain_pool`) yielding the batches of steps
+    ``start_step .. total_steps - 1``.
 
     ``num_workers=0`` on CPU (bit-exact resume); 4 workers and pinned memory on CUDA.
 
     Returns:
         ``(loader, number of items in the pool)``.
     """
-    dataset = load_pretrain_pool(profile, model)
     sampler = StepBatchSampler(len(dataset), batch_size, seed, start_step, total_steps)
     cuda = torch.device(device).type == "cuda"
     loader = DataLoader(
