@@ -55,6 +55,7 @@ task_modules = ""  # comma-separated modules that register extra tasks (the exte
 model_modules = ""  # comma-separated modules that register extra foundation models (the extension point)
 device = "auto"  # torch device spec
 index = ""  # where to write the pair's index of finished points (the workflow's output; empty: none)
+render_only = False  # True: show the finished points as they are, compute nothing (results made elsewhere)
 
 # %%
 for name in filter(None, task_modules.split(",") + model_modules.split(",")):
@@ -63,7 +64,7 @@ prof = load_resolved(profile)
 dev = resolve_device(device if device != "auto" else prof.device)
 encoders = {k: paths.ROOT / v for k, v in (("native", pretrained), ("swapped", pretrained_swapped)) if v}
 request = PairRequest(parse_seeds(seeds, prof.seeds), parse_objectives(objectives), encoders, bool(released),
-                      paths.ROOT / index if index else None)
+                      paths.ROOT / index if index else None, bool(render_only))
 points = run_pair(task, model, prof, request, device=dev)
 spec = points[0]["task_spec"]
 primary = spec["primary_metric"]
@@ -82,7 +83,7 @@ table = pair_summary.seed_scores(points)
 gain = pair_summary.paired_gain(table)
 glue("primary_metric", HTML(f"<code>{primary}</code>"), display=False)
 glue("n_points", len(points), display=False)
-shown = table.drop(columns=["objective_name"]).round(4)
+shown = table.drop(columns=["objective_name", "sign"]).round(4)
 shown.astype(object).where(shown.notna(), "—")
 
 # %% [markdown]
@@ -108,6 +109,8 @@ glue("rpg_text", HTML(f"<span>{rpg_text}</span>"), display=False)
 gain_text = (f"{native['mean']:.4f} [{native['ci_low']:.4f}, {native['ci_high']:.4f}]" if native["n"] > 1
              else shown_num(native["mean"], ".4f", "no finite score"))
 glue("gain_text", HTML(f"<span>{gain_text}</span>"), display=False)
+glue("findings", HTML(f"<span>{pair_summary.findings_text(table, gain, adapter.display_name, primary)}</span>"),
+     display=False)
 display_gain = gain.round(4)
 fig = plot_seed_scores(table, primary, adapter.color)
 glue("fig_seeds", fig)
@@ -116,7 +119,8 @@ display_gain.astype(object).where(display_gain.notna(), "—")
 
 # %% [markdown]
 # ## Learning curves, convergence and feature shift (first seed, native objective)
-# Convergence compares the epochs to reach 90 % of the final validation score (pretrained / scratch); the feature
+# Convergence compares the epochs each run needs to cover 90 % of the way from the common starting score to its best
+# validation score (pretrained / scratch; definition: {ref}`methods-convergence`); the feature
 # shift is how far fine-tuning moved each layer's features away from the pretrained encoder: MMD² (RBF kernel,
 # median bandwidth, with a permutation p-value) and linear CKA between the features before and after. The
 # table gives the mean over seeds of the native objective.

@@ -145,6 +145,15 @@ def test_a_killed_pair_loses_only_the_unfinished_point_and_resumes(tiny):
              point_runner=_runner(third))
     assert third.calls == 0  # everything resumed
 
+    def no_compute(*args, **kwargs):
+        raise AssertionError("render-only must not compute")
+
+    shown = run_pair("classification", "profound", get_profile("smoke", seeds=(0, 1), control_tasks=("classification",)),
+                     PairRequest(render_only=True), point_runner=no_compute)  # another profile object: no settings check
+    assert [m["runs"] for m in shown] == [m["runs"] for m in points]
+    with pytest.raises(FileNotFoundError, match="render-only: point classification__profound__seed2"):
+        run_pair("classification", "profound", prof, PairRequest(seeds=(2,), render_only=True), point_runner=no_compute)
+
 
 def test_index_notices_a_changed_or_missing_point(tiny):
     prof, encoders = tiny
@@ -221,3 +230,9 @@ def test_seed_scores_and_paired_gain_against_a_hand_computation():
     with pytest.raises(ValueError, match="no points"):
         pair_summary.seed_scores([])
     assert isinstance(table, pd.DataFrame)
+    text = pair_summary.findings_text(table, pair_summary.paired_gain(table), "ProFound", "auc")
+    assert text.startswith("ProFound, auc over 3 seed(s): pretrained 0.700, scratch 0.600")
+    assert "beaten by pretrained in 3 and by scratch in 3 of 3 seeds" in text
+    assert "[95 % CI -0.1484, 0.3484]; the interval includes 0" in text and "swapped objective (swa)" in text
+    one = pair_summary.seed_scores([_point(0, "native", 1.0, 2.0, 3.0, 4.0, higher=False)])
+    assert "(one seed: no interval)" in pair_summary.findings_text(one, pair_summary.paired_gain(one), "M", "mae")

@@ -23,6 +23,7 @@ from transferlimits.models.registry import get_model
 from transferlimits.study.pair_index import write_index
 from transferlimits.study.point import PointFiles, run_point
 from transferlimits.study.resume import PointKey
+from transferlimits.study.schema import load_metrics
 
 __all__ = ["PointKey", "PairRequest", "parse_seeds", "parse_objectives", "has_control", "pair_points", "run_pair",
            "pair_metrics_paths"]
@@ -114,6 +115,8 @@ class PairRequest:
         encoders: objective kind -> ``encoder.pt`` (or released weights); default the profile's pre-trainings.
         released: ``encoders["native"]`` are released weights (the pair then has no control).
         index: where to write the pair's index of finished points (:mod:`.pair_index`; the grid job's output).
+        render_only: read the finished points as they are, compute nothing (a results tree made elsewhere, e.g.
+            on a GPU, rendered on the CPU); a missing point is an error naming it.
     """
 
     seeds: Sequence[int] | None = None
@@ -121,6 +124,7 @@ class PairRequest:
     encoders: Mapping[str, str | Path] = field(default_factory=dict)
     released: bool = False
     index: str | Path | None = None
+    render_only: bool = False
 
 
 def run_pair(task: str, model: str, prof: Profile, request: PairRequest = PairRequest(), device: Any = None,
@@ -139,6 +143,11 @@ def run_pair(task: str, model: str, prof: Profile, request: PairRequest = PairRe
     """
     out = []
     keys = pair_points(task, model, prof, request.seeds, request.objectives, request.released)
+    if request.render_only:
+        out = [_finished(key, prof.name) for key in keys]
+        if request.index is not None:
+            write_index(request.index, prof.name, task, model, [k.name for k in keys])
+        return out
     for key in keys:
         enc = request.encoders.get(key.objective)
         reuse = PointKey(task, model, key.seed).folder(prof.name) / "metrics.json" if key.objective == "swapped" \
@@ -148,3 +157,15 @@ def run_pair(task: str, model: str, prof: Profile, request: PairRequest = PairRe
     if request.index is not None:
         write_index(request.index, prof.name, task, model, [k.name for k in keys])
     return out
+
+
+def _finished(key: PointKey, profile: str) -> dict:
+    """A finished point's metrics, read without checking its settings (render-only).
+
+    Raises:
+        FileNotFoundError: the point has no metrics.json (the message names it).
+    """
+    path = key.folder(profile) / "metrics.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"render-only: point {key.name} has no metrics.json at {path}; compute it first")
+    return load_metrics(path)

@@ -30,7 +30,8 @@ def _num(value) -> float:
 
 def seed_scores(points: Sequence[dict]) -> pd.DataFrame:
     """One row per point: ``objective``, ``objective_name``, ``seed``, ``<init>`` primary test scores,
-    ``baseline``, ``diff`` (sign × (pretrained − scratch); sign = −1 where lower is better), ``rpg``.
+    ``baseline``, ``sign`` (+1 where higher is better, −1 where lower is), ``diff`` (sign × (pretrained − scratch)),
+    ``rpg``.
 
     Raises:
         ValueError: no points, or points of more than one (task, model) pair.
@@ -48,6 +49,7 @@ def seed_scores(points: Sequence[dict]) -> pd.DataFrame:
         for init in INIT_ORDER:
             row[init] = _num(m["runs"].get(init, {}).get("test", {}).get(metric))
         row["baseline"] = _num((m.get("baseline_primary") or {}).get("value"))
+        row["sign"] = sign
         row["diff"] = sign * (row["pretrained"] - row["scratch"])
         row["rpg"] = _num(m.get("rpg_primary"))
         rows.append(row)
@@ -75,3 +77,41 @@ def paired_gain(table: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
                      "rpg_mean": float(np.nanmean(rpg)) if np.isfinite(rpg).any() else math.nan,
                      "rpg_n": int(np.isfinite(rpg).sum())})
     return pd.DataFrame(rows)
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    return f"{x:.{digits}f}" if isinstance(x, (int, float)) and math.isfinite(x) else "undefined"
+
+
+def findings_text(table: pd.DataFrame, gain: pd.DataFrame, model_label: str, metric: str) -> str:
+    """One paragraph of what a pair's points show (the task chapter opens with it): mean scores over seeds, how
+    many seeds beat the trivial baseline, the paired difference with its interval and whether the interval
+    excludes 0, and the swapped-objective control's difference where it ran.
+
+    Args:
+        table: :func:`seed_scores`. gain: :func:`paired_gain`. model_label: e.g. ``"ProFound"``. metric: the
+            primary metric's name.
+    """
+    nat = table[table["objective"] == "native"]
+    n = len(nat)
+    base = float(np.nanmean(nat["baseline"])) if np.isfinite(nat["baseline"]).any() else math.nan
+    above = {init: int(((nat[init] - nat["baseline"]) * nat["sign"]).gt(0).sum()) for init in ("pretrained", "scratch")}
+    g = gain.set_index("objective")
+    row = g.loc["native"]
+    if n > 1 and math.isfinite(row["ci_low"]):
+        verdict = ("the interval excludes 0" if row["ci_low"] > 0 or row["ci_high"] < 0
+                   else "the interval includes 0: pre-training made no difference these seeds can resolve")
+        diff = f"{_fmt(row['mean'], 4)} [95 % CI {_fmt(row['ci_low'], 4)}, {_fmt(row['ci_high'], 4)}]; {verdict}"
+    else:
+        diff = f"{_fmt(row['mean'], 4)} (one seed: no interval)"
+    text = (f"{model_label}, {metric} over {n} seed(s): pretrained {_fmt(float(np.nanmean(nat['pretrained'])))}, "
+            f"scratch {_fmt(float(np.nanmean(nat['scratch'])))}, linear probe "
+            f"{_fmt(float(np.nanmean(nat['linear_probe'])) if np.isfinite(nat['linear_probe']).any() else math.nan)}"
+            f" against a trivial baseline of {_fmt(base)} (beaten by pretrained in {above['pretrained']} and by "
+            f"scratch in {above['scratch']} of {n} seeds). Pretrained − scratch (positive = pre-training helped): "
+            f"{diff}.")
+    if "swapped" in g.index:
+        sw = g.loc["swapped"]
+        text += (f" With the swapped objective ({sw['objective_name']}) the difference is {_fmt(sw['mean'], 4)}"
+                 + (f" [95 % CI {_fmt(sw['ci_low'], 4)}, {_fmt(sw['ci_high'], 4)}]." if sw["n"] > 1 else "."))
+    return text
