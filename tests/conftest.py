@@ -84,7 +84,8 @@ def sandbox_env(root: Path) -> dict[str, str]:
 def smoke_study(tmp_path_factory) -> SmokeStudy:
     """Run the smoke study (Snakemake + papermill, 2 cores) and build the book, once per session."""
     keep = os.environ.get("TRANSFERLIMITS_TEST_SANDBOX")
-    root = make_sandbox(Path(keep) if keep else tmp_path_factory.mktemp("sandbox"))
+    # a checkout path with a space and non-ASCII letters: every shell command of the workflow must quote its paths
+    root = make_sandbox(Path(keep) if keep else tmp_path_factory.mktemp("sandbox") / "my checkout ünï")
     if not (root / "data" / "geometry" / "picai_geometry.npz").exists():
         pytest.skip("the geometry pack data/geometry/picai_geometry.npz is missing (scripts/build_geometry_pack.py)")
     study = SmokeStudy(root, sandbox_env(root))

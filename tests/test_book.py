@@ -230,10 +230,8 @@ def test_screenshots(smoke_study, browser, page, name):
 
 # --- the book of the committed cpu run: built from book/generated/cpu, no computation ---------------------
 
-#: Pages outside this test's reach: their text and tables belong to the task-page restructuring (one page per
-#: (task, model), issue 24), which replaces "STUDY §5" by the methods chapter's {ref}`methods-baselines` and
-#: captions the summary tables. Checked by their own xfail test below, the rest strictly.
-NOT_YET = tuple(f"book/tasks/{t}" for t in TASKS)
+#: The task chapters (one executed page per (task, model) under each), checked strictly like every page.
+TASK_PAGES = tuple(f"book/tasks/{t}" for t in TASKS)
 
 _AUDIT_JS = """
 const art = document.querySelector('article.bd-article') || document.querySelector('main');
@@ -278,8 +276,6 @@ def test_cpu_book_tables_and_figures_fit_are_numbered_and_captioned(cpu_book, br
     book's own text is numbered and captioned; no page refers to a section that is not in the book (STUDY §)."""
     problems, notebook_wide = [], []
     for f in _toc_files(cpu_book.root)[1]:
-        if f in NOT_YET:
-            continue
         _open(browser, cpu_book.html / f"{f}.html")
         found = browser.execute_script(_AUDIT_JS)
         notebook_wide += [f"{f}: {w}" for w in found["wide"] if w.startswith("notebook output")]
@@ -293,13 +289,14 @@ def test_cpu_book_tables_and_figures_fit_are_numbered_and_captioned(cpu_book, br
               *notebook_wide, sep="\n  ")
 
 
-@pytest.mark.xfail(reason="book/tasks/* is being restructured into one page per (task, model); its text still "
-                          "cites STUDY §5 and its summary tables have no numbered caption", strict=False)
-@pytest.mark.parametrize("page", NOT_YET)
-def test_cpu_task_pages_have_no_dangling_reference(cpu_book, browser, page):
+@pytest.mark.parametrize("page", TASK_PAGES)
+def test_cpu_task_pages_open_with_findings_and_have_no_dangling_reference(cpu_book, browser, page):
     _open(browser, cpu_book.html / f"{page}.html")
     found = browser.execute_script(_AUDIT_JS)
-    assert not found["dangling"] and not found["uncaptioned"] and not found["wide"], found
+    assert not found["dangling"] and not found["uncaptioned"], found
+    text = browser.execute_script("return document.querySelector('main').innerText")
+    for label in ("ProFound", "ProViCNet"):  # the generated findings paragraph of each model
+        assert re.search(rf"{label}, \S+ over \d+ seed\(s\): pretrained \d", text), f"{page}: no findings for {label}"
 
 
 def test_cpu_verdict_table_reads_like_a_paper(cpu_book, browser):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -279,3 +280,15 @@ def test_a_changed_control_point_re_executes_the_analysis_notebooks(smoke_study)
                                                                "classification__provicnet"], log[-3000:]
     assert index_problem(index) is None
     assert point.read_bytes() == edited, "the point was re-computed instead of resumed"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_a_checkout_path_with_spaces_runs_and_writes_nothing_beside_it(smoke_study):
+    """The shared smoke study runs in a checkout whose path holds a space and non-ASCII letters (conftest): every
+    shell command quotes its paths, and nothing lands beside the checkout (an unquoted ``> {log}`` would)."""
+    if os.environ.get("TRANSFERLIMITS_TEST_SANDBOX"):
+        pytest.skip("a kept sandbox names its own path")
+    assert " " in str(smoke_study.root) and "ü" in str(smoke_study.root)
+    assert [p.name for p in smoke_study.root.parent.iterdir()] == [smoke_study.root.name]
+    assert (smoke_study.html / "index.html").is_file()

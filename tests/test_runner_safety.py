@@ -277,6 +277,19 @@ def test_read_only_results_folder_is_one_line(tmp_path):
     assert f"{target}/smoke: cannot write there" in one_error_line(proc)
 
 
+@pytest.mark.parametrize("option", ["--task-module", "--model-module"])
+@pytest.mark.parametrize("body, says", [("raise RuntimeError('bad registration')", "raised while it was imported: "
+                                         "RuntimeError: bad registration"),
+                                        ("import no_such_package_xyz", "cannot be imported")])
+def test_a_module_that_fails_at_import_is_named_in_one_line(tmp_path, option, body, says):
+    (tmp_path / "broken_ext.py").write_text(body + "\n")
+    proc = cli("run", "--profile", "smoke", "--dry-run", option, "broken_ext",
+               env={"PYTHONPATH": str(tmp_path), "TRANSFERLIMITS_RESULTS": str(tmp_path / "results")})
+    assert proc.returncode == 2
+    line = one_error_line(proc)
+    assert f"{option} 'broken_ext'" in line and says in line, line
+
+
 def test_help_lists_the_new_options():
     from transferlimits.runner.params import PARAMETER_HELP
 

@@ -33,7 +33,10 @@ def _import_modules(modules: Iterable[str], what: str) -> None:
         try:
             importlib.import_module(name)
         except ImportError as exc:
-            raise ValueError(f"{what} module {name!r} cannot be imported: {exc}") from None
+            raise ValueError(f"--{what}-module {name!r} cannot be imported: {exc}") from None
+        except Exception as exc:  # the module itself raised (a bad register_task call, a typo): name it, one line
+            raise ValueError(f"--{what}-module {name!r} raised while it was imported: {type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
 
 
 #: (kind, module name) -> the names its import registered, so that a second call returns them again
