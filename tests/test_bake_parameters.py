@@ -9,13 +9,13 @@ from transferlimits.runner.workflow import TASK_TEMPLATE
 def test_baked_values_become_defaults_and_keep_comments():
     nb = read_template(TASK_TEMPLATE)
     before = _parameters_cell(nb).source
-    bake_parameters(nb, {"task": "super_resolution", "model": "provicnet", "seed": 2, "out_dir": "a # b"})
+    bake_parameters(nb, {"task": "super_resolution", "model": "provicnet", "seeds": "0,2", "pretrained": "a # b"})
     values = template_parameters(nb)
-    assert (values["task"], values["model"], values["seed"], values["out_dir"]) == (
-        "super_resolution", "provicnet", 2, "a # b")
+    assert (values["task"], values["model"], values["seeds"], values["pretrained"]) == (
+        "super_resolution", "provicnet", "0,2", "a # b")
     after = _parameters_cell(nb).source
     assert after.count("#") == before.count("#") + 1  # the string's '#' is data; every comment survives
-    assert values["objective"] == "native"  # untouched defaults stay
+    assert values["objectives"] == "" and values["released"] is False  # untouched defaults stay
 
 
 def test_unknown_parameter_is_refused():

@@ -292,3 +292,22 @@ def test_a_checkout_path_with_spaces_runs_and_writes_nothing_beside_it(smoke_stu
     assert " " in str(smoke_study.root) and "ü" in str(smoke_study.root)
     assert [p.name for p in smoke_study.root.parent.iterdir()] == [smoke_study.root.name]
     assert (smoke_study.html / "index.html").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_render_only_executes_the_pages_without_computing(smoke_study):
+    """``run --render-only`` (results made elsewhere, e.g. on a GPU): the pair notebooks re-execute on the finished
+    points, no point is re-computed, and the invocation is listed in grid.json without adding to its wall time."""
+    runs = smoke_study.results / "runs"
+    points = {p: p.read_bytes() for p in runs.glob("classification__*/metrics.json")}
+    grid_before = json.loads((smoke_study.results / "grid.json").read_text())
+    page = smoke_study.generated / "classification__profound.ipynb"
+    mtime = page.stat().st_mtime_ns
+    smoke_study.cli("run", "--profile", "smoke", "--only", "task=classification", "--render-only")
+    assert page.stat().st_mtime_ns != mtime, "the page was not re-executed"
+    assert {p: p.read_bytes() for p in points} == points, "render-only re-computed a point"
+    grid = json.loads((smoke_study.results / "grid.json").read_text())
+    assert grid["invocations"][-1]["render_only"] is True and grid["wall_s"] == grid_before["wall_s"]
+    smoke_study.cli("run", "--profile", "smoke", "--only", "task=classification")  # back to the plain grid: resumes
+    assert {p: p.read_bytes() for p in points} == points

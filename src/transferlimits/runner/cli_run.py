@@ -91,6 +91,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--param", action="append", default=[], metavar="TASK.NAME=VALUE",
                    help="a notebook parameter of one task's runs, validated against its template (repeatable); "
                         "changing it re-runs only that task's runs and the summaries. Ranges: " + PARAMETER_HELP)
+    p.add_argument("--render-only", action="store_true",
+                   help="execute the notebooks on finished points without computing any (a results tree made "
+                        "elsewhere, e.g. by the compute path on a GPU, rendered here); a missing point is an error "
+                        "naming it; the invocation is recorded in grid.json but not counted in its compute wall time")
     p.add_argument("--gpu", type=int, default=None, choices=(0, 1),
                    help="declare resources gpu=1 for GPU rules (default: 1 when CUDA is available)")
     p.add_argument("--snakemake-profile", default=None, metavar="DIR",
@@ -152,6 +156,7 @@ def build_config(args: argparse.Namespace) -> dict:
         "profile_overrides": overrides,
         "gpu": int(gpu),
         "data_fingerprint": fingerprint,
+        "render_only": bool(getattr(args, "render_only", False)),
     }
 
 
@@ -230,10 +235,11 @@ def _claim_checkout(cmd: list[str]) -> None:
     _RUN_PID.write_text(str(os.getpid()))
 
 
-def record_grid_wall(profile: str, t0: float, rc: int, cores: int | None) -> Path:
+def record_grid_wall(profile: str, t0: float, rc: int, cores: int | None, render_only: bool = False) -> Path:
     """Append this invocation to ``results/<profile>/grid.json``: ``invocations`` (start, wall seconds, exit code,
-    cores, peak RSS of the largest job process in MiB) and ``wall_s``, the sum over invocations (a resumed grid
-    adds up its pieces). ``scripts/check_cpu_profile.py`` reads ``wall_s``."""
+    cores, peak RSS of the largest job process in MiB, render_only) and ``wall_s``, the sum over the invocations
+    that computed (a resumed grid adds up its pieces; a render-only one is listed, not counted).
+    ``scripts/check_cpu_profile.py`` reads ``wall_s``."""
     path = paths.results_dir(profile) / "grid.json"
     try:
         old = json.loads(path.read_text()) if path.is_file() else {}
@@ -242,8 +248,10 @@ def record_grid_wall(profile: str, t0: float, rc: int, cores: int | None) -> Pat
     runs = list(old.get("invocations", []))
     runs.append({"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)), "wall_s": time.time() - t0,
                  "rc": int(rc), "cores": cores,
-                 "peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024})
-    return atomic_write_json(path, {"profile": profile, "wall_s": sum(r["wall_s"] for r in runs), "invocations": runs})
+                 "peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+                 "render_only": bool(render_only)})
+    wall = sum(r["wall_s"] for r in runs if not r.get("render_only"))
+    return atomic_write_json(path, {"profile": profile, "wall_s": wall, "invocations": runs})
 
 
 def main(args: argparse.Namespace) -> int:
@@ -266,7 +274,7 @@ def main(args: argparse.Namespace) -> int:
         outcome = run_snakemake(cmd, args.profile, out_mod.grid_jobs(grid_of(config)))
     finally:
         _RUN_PID.unlink(missing_ok=True)
-    record_grid_wall(args.profile, t0, outcome.rc, getattr(args, "cores", None))
+    record_grid_wall(args.profile, t0, outcome.rc, getattr(args, "cores", None), config["render_only"])
     if outcome.interrupted:
         raise KeyboardInterrupt
     for line in failure_lines(outcome):
