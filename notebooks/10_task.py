@@ -112,7 +112,7 @@ glue("gain_text", HTML(f"<span>{gain_text}</span>"), display=False)
 glue("findings", HTML(f"<span>{pair_summary.findings_text(table, gain, adapter.display_name, primary)}</span>"),
      display=False)
 display_gain = gain.round(4)
-fig = plot_seed_scores(table, primary, adapter.color)
+fig = plot_seed_scores(table, primary, model)
 glue("fig_seeds", fig)
 plt.close(fig)
 display_gain.astype(object).where(display_gain.notna(), "—")

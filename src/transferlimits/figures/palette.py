@@ -4,8 +4,9 @@
 * **marker = initialisation** (:data:`INIT_MARKERS`: pretrained ●, scratch ■, linear probe ▲); where several
   initialisations of one model share a panel they keep the model's hue in a shade of their own
   (:func:`init_colour`);
-* **line style / hatching = pre-training objective family** (:func:`objective_style`): reconstruction
-  (FCMAE, MAE) solid and unhatched, contrastive dashed and hatched;
+* **line style / hatching = pre-training objective family** (:func:`objective_style`, the family the model
+  adapters declare): reconstruction (FCMAE, MAE) solid and unhatched, contrastive dashed and hatched, supervised
+  dotted;
 * an **undefined** value is drawn as a grey hatched box labelled "n/a" (:func:`draw_undefined`), never as 0;
 * a **mean** is always drawn with an error bar (seed SD, or a CI where the caption says so).
 """
@@ -17,7 +18,7 @@ from typing import Any
 from matplotlib import colors as mcolors
 from transferlimits.models.registry import MODEL_REGISTRY
 
-__all__ = ["INIT_MARKERS", "INIT_LABELS", "INIT_SHADE", "OBJECTIVE_FAMILY", "FAMILY_STYLE", "UNDEFINED",
+__all__ = ["INIT_MARKERS", "INIT_LABELS", "INIT_SHADE", "FAMILY_STYLE", "UNDEFINED",
            "model_colour", "model_label", "init_colour", "init_style", "objective_family", "objective_style",
            "draw_undefined", "verdict_colour"]
 
@@ -26,11 +27,11 @@ INIT_MARKERS = {"pretrained": "o", "scratch": "s", "linear_probe": "^"}
 INIT_LABELS = {"pretrained": "pretrained", "scratch": "scratch", "linear_probe": "linear probe (frozen)"}
 #: lightness of each initialisation within the model's hue (1 = the model colour itself).
 INIT_SHADE = {"pretrained": 1.0, "scratch": 0.55, "linear_probe": 1.45}
-#: pre-training objective → family (reconstruction / contrastive).
-OBJECTIVE_FAMILY = {"fcmae": "reconstruction", "mae": "reconstruction", "contrastive": "contrastive"}
-#: line style and hatch per objective family.
+#: line style and hatch per objective family (the family is the adapters' declaration, ``ObjectiveInfo.family``).
 FAMILY_STYLE = {"reconstruction": {"linestyle": "-", "hatch": ""},
-                "contrastive": {"linestyle": "--", "hatch": "//"}}
+                "contrastive": {"linestyle": "--", "hatch": "//"},
+                "supervised": {"linestyle": ":", "hatch": ".."},
+                "unknown": {"linestyle": "-.", "hatch": "++"}}
 #: how an undefined cell looks.
 UNDEFINED = {"facecolor": "none", "edgecolor": "0.55", "hatch": "xx", "label": "n/a"}
 _FALLBACK = "tab:gray"
@@ -71,8 +72,13 @@ def init_style(model: str, init: str) -> dict[str, Any]:
 
 
 def objective_family(objective: str) -> str:
-    """"reconstruction" or "contrastive" (an unknown objective counts as contrastive only if named so)."""
-    return OBJECTIVE_FAMILY.get(objective, "contrastive" if "contrast" in objective else "reconstruction")
+    """The family a registered adapter declares for ``objective`` (``ObjectiveInfo.family``: reconstruction,
+    contrastive or supervised); ``"unknown"`` for an objective no registered model declares."""
+    for adapter in MODEL_REGISTRY.values():
+        for info in adapter.objective_infos:
+            if info.name == objective:
+                return info.family
+    return "unknown"
 
 
 def objective_style(objective: str) -> dict[str, str]:
