@@ -9,10 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -137,3 +139,9 @@ def test_real_path_end_to_end_then_keep_and_agree(tmp_path):
     assert (gen / "classification__profound.ipynb").read_bytes() == nb_before and index.read_bytes() == index_before
     status = cli("status", *base, "--task-notebook", f"classification={failing}")
     assert re.search(r"^failed\s+\S*pairs/classification__profound.json", status.stdout, re.M), status.stdout
+
+    # the user's data changed (one image touched, one marksheet value edited): the data rule and everything
+    # downstream are stale, because the data rule depends on a fingerprint of the --data/--labels trees
+    os.utime(next(images.rglob("*_t2w.mha")), ns=(time.time_ns(), time.time_ns() + 10**9))
+    status = cli("status", *base)
+    assert re.search(r"^stale\s+\S*00_data.ipynb", status.stdout, re.M), status.stdout
