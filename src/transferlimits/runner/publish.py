@@ -24,10 +24,12 @@ __all__ = ["PUBLISHED", "published_dir", "publish_results"]
 #: glob patterns, relative to ``results/<profile>``, of the files that are published.
 PUBLISHED: tuple[str, ...] = (
     "grid.json",
+    "profile.json",  # the run's resolved profile
     ".runtime/run_config.yaml",
     "data/splits.json",
     "data/manifest.json",
     "runs/*/metrics.json",
+    "pairs/*.json",  # each (task, model) pair's index: its points with their metrics' hashes
     "pretrain/*/pretrain.json",
     "pretrain/*/curve.json",
     "linear_references.json",  # benchmarks/linear_references.py, when it has run
