@@ -1,4 +1,8 @@
-"""The wheels the grid needs on the GPU machine, fetched here into ``.whl/``, and whether they fit the carry limit.
+"""The wheels the compute path needs on the GPU machine, fetched here into ``.whl/``, and whether they fit the carry limit.
+
+The device runs ``python -m transferlimits compute`` (no Snakemake, papermill, Jupyter or SimpleITK: issue 26), so
+by default the roots are only MONAI and nibabel (imported by ``data.io``); ``--grid`` lists the whole Snakemake +
+papermill grid's roots instead (what ``run`` would need there: 107.6 MiB of wheels, measured 2026-12-02).
 
 The device machine reaches no package index, so every distribution the grid imports that its image lacks
 (``scripts/gpu_image_packages.txt``) must travel with the working tree, which may hold **64 MiB** in all
@@ -26,8 +30,11 @@ from pathlib import Path
 from packaging.markers import Marker
 
 REPO = Path(__file__).resolve().parents[1]
-ROOTS = ("monai", "snakemake", "papermill", "jupytext", "ipykernel", "nbclient", "nbformat", "myst_nb", "nibabel",
-         "SimpleITK")
+#: what ``python -m transferlimits compute`` imports beyond the image (tests/test_cli_compute.py checks the rest)
+ROOTS = ("monai", "nibabel")
+#: what the Snakemake + papermill grid (``run``) imports beyond the image
+GRID_ROOTS = ("monai", "snakemake", "papermill", "jupytext", "ipykernel", "nbclient", "nbformat", "myst_nb",
+              "nibabel", "SimpleITK")
 LIMIT = 64 * 2**20
 DEVICE_ENV = {"python_version": "3.12", "python_full_version": "3.12.3", "sys_platform": "linux",
               "platform_system": "Linux", "platform_machine": "x86_64", "implementation_name": "cpython",
@@ -87,10 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--exclude", nargs="*", default=[], help="distributions left out (e.g. simpleitk pulp)")
     ap.add_argument("--dest", default=str(REPO / ".whl"), help="wheel folder (default .whl, git-ignored)")
     ap.add_argument("--dry-run", action="store_true", help="list the distributions, download nothing")
+    ap.add_argument("--grid", action="store_true", help="the whole `run` grid's roots instead of the compute path's")
     args = ap.parse_args(argv)
     image = REPO / "scripts" / "gpu_image_packages.txt"
     have = {norm(line.strip()) for line in image.read_text().splitlines() if line.strip() and not line.startswith("#")}
-    need = closure(ROOTS, have, {norm(e) for e in args.exclude})
+    need = closure(GRID_ROOTS if args.grid else ROOTS, have, {norm(e) for e in args.exclude})
     print(f"{len(need)} distribution(s) beyond the image: "
           + " ".join(f"{n}=={v}" if v else f"{n} (not installed here: newest)" for n, v in sorted(need.items())))
     if args.dry_run:

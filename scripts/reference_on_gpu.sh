@@ -1,22 +1,22 @@
 #!/usr/bin/env bash
-# The reference profile on one GPU in one command (issue 15): preflight, a 60-second throughput calibration,
-# then the grid, stopped cleanly before the device's per-command limit; what came out is packed into $OUT.
+# The reference profile on one GPU in one command (issues 15, 26): preflight, a 60-second throughput calibration,
+# then the compute-only path (`python -m transferlimits compute`: no Snakemake, papermill, Jupyter or SimpleITK),
+# which stops itself cleanly before the device's per-command limit; what came out is packed into $OUT. The pages
+# are rendered afterwards on the CPU: `python -m transferlimits run --profile reference --render-only`.
 #
-#   OUT=/some/dir scripts/reference_on_gpu.sh [extra `run` arguments, e.g. --only task=classification]
+#   OUT=/some/dir scripts/reference_on_gpu.sh [extra `compute` arguments, e.g. --only task=classification]
 #
 # Environment (all optional):
 #   OUT            folder whose contents come back from the device machine (default: ./gpu_out)
 #   PYTHON         the interpreter (default: .venv/bin/python if present, else python3)
-#   STOP_AFTER     seconds after which the grid is interrupted (SIGINT: Snakemake stops its jobs and keeps
-#                  every finished result; a second call resumes) (default 480 = the issue's 8 minutes)
+#   STOP_AFTER     seconds of this command after which nothing new is started (`compute --stop-after`: it stops
+#                  at a point or a pre-training checkpoint; a second call resumes) (default 480 = 8 minutes)
 #   CAL_SECONDS    calibration budget in seconds (default 60)
-#   GPU_JOBS       grid jobs sharing the GPU at once (Snakemake resources gpu=N) (default 4)
-#   CORES          Snakemake cores (default: nproc)
 #   REHEARSE=1     the CPU rehearsal: the same command with the reference profile shrunk to tiny sizes by
 #                  `--set` overrides, on the CPU, so that no GPU minute is spent on a typo (issue 15, item 2)
 #
-# Out: $OUT/calibration.json, $OUT/run.log (the runner's output), $OUT/reference_results.tar.gz (executed
-# notebooks + published results of book/generated/reference, and the run's logs) - at most 8 files come back.
+# Out: $OUT/calibration.json, $OUT/run.log (the command's output), $OUT/reference_results.tar.gz (results/reference
+# without training checkpoints: profile, cohort manifest, pre-trainings, points, pair indexes, grid.json).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu_out}
@@ -30,8 +30,6 @@ fi
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 STOP_AFTER=${STOP_AFTER:-480}
 CAL_SECONDS=${CAL_SECONDS:-60}
-GPU_JOBS=${GPU_JOBS:-4}
-CORES=${CORES:-$(nproc)}
 SETS=()
 DEVICE=auto
 if [ "${REHEARSE:-0}" = "1" ]; then
@@ -55,8 +53,7 @@ if compgen -G ".whl/*.whl" > /dev/null; then
 fi
 missing=$("$PYTHON" - <<'EOF'
 import importlib.util
-names = ["torch", "numpy", "scipy", "pandas", "sklearn", "matplotlib", "yaml", "tqdm", "monai", "snakemake",
-         "papermill", "jupytext", "ipykernel", "nbformat", "nbclient", "myst_nb", "nibabel", "SimpleITK"]
+names = ["torch", "numpy", "scipy", "pandas", "sklearn", "matplotlib", "yaml", "tqdm", "monai", "nibabel"]
 print(" ".join(n for n in names if importlib.util.find_spec(n) is None))
 EOF
 )
@@ -75,29 +72,18 @@ say "calibration (${CAL_SECONDS} s)"
 (cd benchmarks && "$PYTHON" calibrate_gpu.py --profile reference --device "$DEVICE" --seconds "$CAL_SECONDS" \
    --peak-tflops 989 --out "$OUT/calibration.json" "${SETS[@]}") || say "calibration failed (the grid still runs)"
 
-# 3. the grid, interrupted cleanly (SIGINT, then 20 s grace) before STOP_AFTER seconds of this command
+# 3. the compute path, which stops itself before STOP_AFTER seconds of this command (rc 0; the same command resumes)
 left=$(( STOP_AFTER - ($(date +%s) - t0) ))
-[ "$left" -lt 1 ] && left=1   # `timeout 0` would mean no limit at all
-say "grid: ${left} s left, ${CORES} cores, ${GPU_JOBS} job(s) per GPU"
-timeout --signal=INT --kill-after=20 "$left" "$PYTHON" -m transferlimits run --profile reference --cores "$CORES" \
-  --snakemake-args "--resources gpu=$GPU_JOBS" "${SETS[@]}" "$@" > "$OUT/run.log" 2>&1
+[ "$left" -lt 1 ] && left=1
+say "compute: ${left} s left"
+timeout --signal=INT --kill-after=20 "$(( left + 60 ))" "$PYTHON" -m transferlimits compute --profile reference \
+  --device "$DEVICE" --stop-after "$left" "${SETS[@]}" "$@" > "$OUT/run.log" 2>&1
 rc=$?
-[ $rc -eq 124 ] && say "stopped at the time limit: finished results are kept; the same command resumes"
-say "grid exit status $rc"
+say "compute exit status $rc"
 tail -n 20 "$OUT/run.log"
 
-# 4. pack what a reader needs (notebooks + small results + logs) into one file that comes back
-"$PYTHON" -m transferlimits status --profile reference "${SETS[@]}" "$@" > "$OUT/status.txt" 2>&1 || true
-"$PYTHON" - <<'EOF' || true
-from transferlimits.runner.publish import publish_results
-try:  # also after an interrupted grid: the finished points are published
-    print(f"[reference_on_gpu] {len(publish_results('reference'))} result file(s) published")
-except ValueError as err:
-    print(f"[reference_on_gpu] nothing published: {err}")
-EOF
-items=()
-[ -d "$ROOT/book/generated/reference" ] && items+=(-C "$ROOT/book/generated" reference)
-[ -d "$RESULTS/reference/logs" ] && items+=(-C "$RESULTS/reference" logs)
-[ ${#items[@]} -gt 0 ] && tar -czf "$OUT/reference_results.tar.gz" "${items[@]}"
+# 4. pack the results tree (what `run --render-only` renders on the CPU), without training checkpoints
+[ -d "$RESULTS/reference" ] && tar -czf "$OUT/reference_results.tar.gz" --exclude checkpoint_last.pt \
+  -C "$RESULTS" reference
 say "packed: $(ls "$OUT" | tr '\n' ' ')"
 exit $rc

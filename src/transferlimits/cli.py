@@ -21,10 +21,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "book": ("transferlimits.runner.cli_book", "build the Jupyter Book from the executed notebooks"),
     "pretrain": ("transferlimits.runner.cli_pretrain", "pre-train one encoder with one objective"),
     "data": ("transferlimits.runner.cli_data", "build a profile's cohort (phantoms, splits, manifest)"),
+    "compute": ("transferlimits.runner.cli_compute", "compute a profile's points without notebooks (for an "
+                "accelerator; render later with `run --render-only`)"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; with ``command`` (a known name) only that command's module is imported (the
+    others are listed by their help line), so ``compute`` never imports the notebook stack of ``run`` or ``book``."""
     parser = argparse.ArgumentParser(
         prog="python -m transferlimits",
         description=(
@@ -35,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
+        if command in COMMANDS and name != command:
+            sub.add_parser(name, help=help_text)
+            continue
         try:
             mod = importlib.import_module(module)
         except ImportError as exc:  # a command whose module is missing still shows in --help
@@ -61,7 +68,8 @@ def describe_os_error(exc: OSError) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()

@@ -35,6 +35,7 @@ from transferlimits.config import Profile
 from transferlimits.data.cache import sha256_file, write_case
 from transferlimits.data.cohort_inputs import (candidate_ids, is_current, phantom_digest, picai_digest,
                                                real_patient_ids, report_changes)
+from transferlimits.data.cohort_real import real_entries
 from transferlimits.data.cohort_store import Cohort, as_profile, grid_dict
 from transferlimits.data.datasets import pretrain_dataset, task_dataset  # re-exported
 from transferlimits.data.geometry import load_geometry_pack
@@ -182,20 +183,6 @@ def _picai_splits(build: _Build) -> dict[str, list[str]]:
     return splits
 
 
-def _real_entries(build: _Build) -> dict[str, dict[str, str]]:
-    """Resample the shipped real exams onto the grid where their cache is not current; their manifest entries."""
-    real = {}
-    real_ds = PicaiDataset(paths.REAL_CASES, paths.PICAI_LABELS)
-    for cid in real_ds.case_ids:
-        f = Path("real") / f"{cid}.npz"
-        rmeta = dict(build.meta, source="real", inputs_sha256=picai_digest(real_ds, cid))
-        if not is_current(build.root / f, rmeta):
-            write_case(case_to_grid(real_ds.load_case(cid), build.prof.grid), build.root / f, rmeta)
-            build.rebuilt.append(cid)
-        real[cid] = {"file": str(f), "sha256": sha256_file(build.root / f), "inputs_sha256": rmeta["inputs_sha256"]}
-    return real
-
-
 def _write_manifest(build: _Build, splits: dict[str, list[str]]) -> dict[str, Any]:
     """Write splits.json and manifest.json (case entries with their sha256) of a finished build; the manifest."""
     root, prof, seed = build.root, build.prof, build.options.seed
@@ -205,13 +192,13 @@ def _write_manifest(build: _Build, splits: dict[str, list[str]]) -> dict[str, An
             f = Path("cases") / f"{cid}.npz"
             cases[cid] = {"split": split, "file": str(f), "sha256": build.shas.get(cid) or sha256_file(root / f),
                           "inputs_sha256": build.digests[cid]}
-    real = _real_entries(build)
+    real, real_skipped = real_entries(build.prof, build.root, build.meta, build.rebuilt)
     report_changes(root, splits, build.rebuilt)
     write_splits(splits, root / "splits.json", {"seed": int(seed), "sizes": dataclasses.asdict(prof.splits)})
     manifest = {**build.meta, "profile": prof.name, "split_sizes": dataclasses.asdict(prof.splits),
                 "held_out_patients": list(build.held_out), "splits": splits,
                 "patients": {s: len({patient_id(c) for c in ids}) for s, ids in splits.items()}, "cases": cases,
-                "real_cases": real}
+                "real_cases": real, **({"real_skipped": real_skipped} if real_skipped else {})}
     atomic_write_json(root / "manifest.json", manifest)
     return manifest
 

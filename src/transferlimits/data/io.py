@@ -22,7 +22,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 
 from transferlimits.data.io_dicom import dicom_series_uid, list_dicom_series, read_dicom_series
 from transferlimits.data.io_nifti import check_nifti_shear, read_nifti_nibabel
@@ -32,8 +31,11 @@ from transferlimits.data.io_volume import (
     check_finite,
     check_orthonormal,
     file_suffix,
+    have_simpleitk,
+    require_simpleitk,
     short_reason,
 )
+from transferlimits.data.io_mha import read_mha
 
 __all__ = [
     "DataError",
@@ -56,7 +58,8 @@ __all__ = [
 
 #: File suffixes :func:`read_volume` accepts (besides DICOM series folders).
 VOLUME_SUFFIXES: tuple[str, ...] = (".mha", ".mhd", ".nii", ".nii.gz", ".nrrd")
-INTERPOLATIONS: dict[str, int] = {"linear": sitk.sitkLinear, "nearest": sitk.sitkNearestNeighbor}
+#: interpolation name -> SimpleITK interpolator attribute (SimpleITK is imported where it resamples)
+INTERPOLATIONS: dict[str, str] = {"linear": "sitkLinear", "nearest": "sitkNearestNeighbor"}
 #: Floor on the fraction of the T2W grid a resampled sequence must cover, whatever else is known (a
 #: sequence from another exam or with a wrong origin covers ~0).
 MIN_OVERLAP = 0.25
@@ -103,8 +106,13 @@ def read_volume(path: str | os.PathLike, series_uid: str | None = None) -> Volum
     size = path.stat().st_size
     if size == 0:
         raise DataError(f"{path}: empty image file (0 bytes): truncated copy?")
+    if suffix in (".mha", ".mhd") and not have_simpleitk():  # the compute path: same Volume, bit for bit
+        return _checked(read_mha(path))
     if suffix in (".nii", ".nii.gz"):
         check_nifti_shear(path)  # SimpleITK would hide it (falls back to the qform) or call the file corrupt
+        if not have_simpleitk():  # same arrays; geometry within 1e-5 (tests/test_io_integrity.py)
+            return read_nifti_nibabel(path)
+    sitk = require_simpleitk(f"reading {path.name}")
     try:
         img = sitk.ReadImage(str(path))
     except RuntimeError as exc:
@@ -112,13 +120,19 @@ def read_volume(path: str | os.PathLike, series_uid: str | None = None) -> Volum
         if "No such file" in reason or "Unable to determine ImageIO" in reason:  # ITK's words for a torn file
             reason = "the header or the voxel data is incomplete"
         raise DataError(f"{path}: truncated or corrupt image file ({size} bytes): {reason}") from exc
-    check_orthonormal(np.asarray(img.GetDirection()).reshape(3, 3), path)
-    return check_finite(Volume.from_sitk(img, path))
+    return _checked(Volume.from_sitk(img, path))
+
+
+def _checked(volume: Volume) -> Volume:
+    """``volume`` when its direction is orthonormal and every voxel finite (:class:`DataError` otherwise)."""
+    check_orthonormal(volume.direction_matrix, volume.path)
+    return check_finite(volume)
 
 
 def _covered(volume: Volume, reference: Volume) -> np.ndarray:
     """uint8 [D, H, W] on ``reference``'s grid: 1 where the voxel centre lies inside ``volume``."""
     ones = Volume(np.ones(volume.shape, np.uint8), volume.spacing, volume.origin, volume.direction, volume.path)
+    sitk = require_simpleitk(f"resampling {volume.path} onto {reference.path}")
     out = sitk.Resample(ones.to_sitk(), reference.to_sitk(), sitk.Transform(), sitk.sitkNearestNeighbor, 0.0,
                         sitk.sitkUInt8)
     return sitk.GetArrayFromImage(out)
@@ -215,11 +229,12 @@ def resample_to(
                 f"{volume.path}: covers {frac:.1%} of the grid of {reference.path} (need >= {min_overlap:.0%}; "
                 f"origins {dist:.1f} mm apart): not the same exam, or a wrong origin/direction in its header"
             )
+    sitk = require_simpleitk(f"resampling {volume.path} onto {reference.path}")
     moving = volume.to_sitk()
     if interpolation == "linear":
         moving = sitk.Cast(moving, sitk.sitkFloat32)
     out = sitk.Resample(
-        moving, reference.to_sitk(), sitk.Transform(), INTERPOLATIONS[interpolation], float(default),
+        moving, reference.to_sitk(), sitk.Transform(), getattr(sitk, INTERPOLATIONS[interpolation]), float(default),
         moving.GetPixelID(),
     )
     return Volume.from_sitk(out, volume.path)

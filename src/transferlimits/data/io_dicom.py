@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import SimpleITK as sitk
 
-from transferlimits.data.io_volume import DataError, Volume, short_reason
+from transferlimits.data.io_volume import DataError, Volume, require_simpleitk, short_reason
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk
 
 __all__ = ["list_dicom_series", "read_dicom_series", "dicom_series_uid", "check_series_slices",
            "SLICE_TOLERANCE_MM", "NON_DICOM_SUFFIXES"]
@@ -32,6 +35,7 @@ _IPP, _IOP = "0020|0032", "0020|0037"
 
 def list_dicom_series(folder: str | os.PathLike) -> list[str]:
     """SeriesInstanceUIDs of the DICOM series directly inside ``folder`` (empty list if none)."""
+    sitk = require_simpleitk("reading DICOM")
     return list(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or [])
 
 
@@ -41,6 +45,7 @@ def dicom_series_uid(path: Path) -> str | None:
     Raises:
         DataError: the file cannot be parsed as DICOM.
     """
+    sitk = require_simpleitk("reading DICOM")
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
@@ -64,6 +69,7 @@ def _numbers(reader: sitk.ImageFileReader, tag: str, count: int, path: str, name
 
 def _slice_geometry(files: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(positions [N, 3] in mm, orientations [N, 6]) read from each file's header."""
+    sitk = require_simpleitk("reading DICOM")
     positions, orientations = [], []
     for f in files:
         reader = sitk.ImageFileReader()
@@ -79,6 +85,7 @@ def _slice_geometry(files: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 def _stray_files(folder: Path) -> list[str]:
     """Files of ``folder`` that belong to no DICOM series GDCM found there (unreadable or not DICOM)."""
+    sitk = require_simpleitk("reading DICOM")
     listed = {os.path.realpath(f) for uid in list_dicom_series(folder)
               for f in sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), uid)}
     return sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
@@ -150,6 +157,7 @@ def read_dicom_series(folder: Path, series_uid: str | None) -> Volume:
         DataError: empty folder, no/ambiguous/unknown series, a series with missing, duplicated or
             unreadable slices, or one SimpleITK cannot read.
     """
+    sitk = require_simpleitk("reading DICOM")
     if not any(p.is_file() for p in folder.iterdir()):
         subs = sorted(p.name for p in folder.iterdir() if p.is_dir())
         hint = f"; it holds sub-folders {subs[:5]}: pass one of them" if subs else ""

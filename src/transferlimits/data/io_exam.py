@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import SimpleITK as sitk
 
 from transferlimits import paths
 from transferlimits.data.io import (
@@ -23,7 +22,7 @@ from transferlimits.data.io import (
     read_volume,
     resample_to,
 )
-from transferlimits.data.io_volume import short_reason
+from transferlimits.data.io_volume import require_simpleitk, short_reason
 
 __all__ = ["load_dicom_exam", "EXAM_SEQUENCES"]
 
@@ -58,6 +57,7 @@ def load_dicom_exam(folder: str | os.PathLike = paths.DICOM_0218) -> dict[str, V
             slices (:func:`~.io_dicom.check_series_slices`), a series not found, or an ADC/hbv covering less
             than :data:`~.io.MIN_FOV_COVERAGE` (80 %) of the T2W field of view (ProstateX-0218: 100 %).
     """
+    sitk = require_simpleitk("reading DICOM")
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: DICOM exam folder not found")

@@ -11,13 +11,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import SimpleITK as sitk
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk
 
 __all__ = ["DataError", "Volume", "MAX_SHEAR", "off_orthogonality", "check_orthonormal", "check_finite",
-           "short_reason", "file_suffix"]
+           "short_reason", "file_suffix", "require_simpleitk", "have_simpleitk"]
 
 #: Largest tolerated off-orthogonality of a direction matrix (max |D^T D - I| over the off-diagonal
 #: entries, D = the unit-normalised columns). Measured on the shipped data: 6000 picai_labels masks
@@ -29,6 +31,28 @@ MAX_SHEAR = 1e-4
 
 class DataError(ValueError):
     """Input data that cannot be used: missing, unreadable or corrupt file, or mismatched geometry."""
+
+
+def have_simpleitk() -> bool:
+    """Whether SimpleITK can be imported (the compute path on an accelerator runs without it)."""
+    try:
+        import SimpleITK  # noqa: F401  (optional heavy package, imported only where it is used)
+    except ImportError:
+        return False
+    return True
+
+
+def require_simpleitk(what: str) -> Any:
+    """The SimpleITK module, imported on first use; a one-line :class:`DataError` saying ``what`` needs it.
+
+    Args:
+        what: what needs it, for the message (e.g. ``"reading DICOM series"``).
+    """
+    try:
+        import SimpleITK
+    except ImportError as exc:
+        raise DataError(f"SimpleITK is needed for {what} but is not installed ({exc}); pip install SimpleITK") from exc
+    return SimpleITK
 
 
 @dataclass
@@ -84,6 +108,7 @@ class Volume:
                 f"{path}: expected a 3D scalar image, got dimension {img.GetDimension()} with "
                 f"{img.GetNumberOfComponentsPerPixel()} component(s)"
             )
+        sitk = require_simpleitk("converting an image")
         return cls(
             array=sitk.GetArrayFromImage(img),
             spacing=img.GetSpacing(),
@@ -94,6 +119,7 @@ class Volume:
 
     def to_sitk(self) -> sitk.Image:
         """A SimpleITK image with this array and geometry."""
+        sitk = require_simpleitk("converting a volume to a SimpleITK image")
         img = sitk.GetImageFromArray(np.ascontiguousarray(self.array))
         img.SetSpacing(self.spacing)
         img.SetOrigin(self.origin)

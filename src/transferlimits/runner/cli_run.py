@@ -32,9 +32,7 @@ Environment: TRANSFERLIMITS_RESULTS moves results/; TRANSFERLIMITS_ROOT moves th
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import shlex
 import subprocess
 import sys
@@ -50,13 +48,14 @@ from transferlimits.runner import outputs as out_mod
 from transferlimits.runner import workflow as wf
 from transferlimits.reporting.run_page import overhead_line
 from transferlimits.runner.checks import check_data, check_weights, check_writable
+from transferlimits.runner.invocations import record_grid_wall  # re-exported (the compute path records with it)
 from transferlimits.runner.overrides import parse_overrides
 from transferlimits.runner.params import PARAMETER_HELP, validate_parameters
 from transferlimits.runner.publish import publish_results, published_dir
 from transferlimits.runner.supervise import failure_lines, run_snakemake
-from transferlimits.runtime import atomic_write_json, resolve_device
+from transferlimits.runtime import resolve_device
 
-__all__ = ["add_arguments", "main", "build_config", "parse_pairs"]
+__all__ = ["add_arguments", "main", "build_config", "parse_pairs", "record_grid_wall"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -233,25 +232,6 @@ def _claim_checkout(cmd: list[str]) -> None:
         subprocess.run([*cmd, "--unlock"], cwd=paths.ROOT, capture_output=True)
     _RUN_PID.parent.mkdir(parents=True, exist_ok=True)
     _RUN_PID.write_text(str(os.getpid()))
-
-
-def record_grid_wall(profile: str, t0: float, rc: int, cores: int | None, render_only: bool = False) -> Path:
-    """Append this invocation to ``results/<profile>/grid.json``: ``invocations`` (start, wall seconds, exit code,
-    cores, peak RSS of the largest job process in MiB, render_only) and ``wall_s``, the sum over the invocations
-    that computed (a resumed grid adds up its pieces; a render-only one is listed, not counted).
-    ``scripts/check_cpu_profile.py`` reads ``wall_s``."""
-    path = paths.results_dir(profile) / "grid.json"
-    try:
-        old = json.loads(path.read_text()) if path.is_file() else {}
-    except ValueError:
-        old = {}
-    runs = list(old.get("invocations", []))
-    runs.append({"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)), "wall_s": time.time() - t0,
-                 "rc": int(rc), "cores": cores,
-                 "peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-                 "render_only": bool(render_only)})
-    wall = sum(r["wall_s"] for r in runs if not r.get("render_only"))
-    return atomic_write_json(path, {"profile": profile, "wall_s": wall, "invocations": runs})
 
 
 def main(args: argparse.Namespace) -> int:

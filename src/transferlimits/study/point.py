@@ -127,6 +127,16 @@ def _examples(results: dict[str, Any]) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in examples.items() if v is not None}
 
 
+def _n_cases(point: PointResult, prof: Profile, undefined: dict[str, str]) -> dict[str, int | None]:
+    """Cases per split; ``real`` null (reason in ``undefined``) when a restoration task's real exams were left out."""
+    n_cases: dict[str, int | None] = {k: len(v) for k, v in point.data.items()}
+    skipped = None if point.spec.uses_labels or "real" in point.data else study_runs.real_skipped(prof)
+    if skipped:
+        n_cases["real"] = None
+        undefined["n_cases.real"] = skipped
+    return n_cases
+
+
 def assemble(out: Path, point: PointResult, prof: Profile, settings: dict[str, Any], dev: torch.device,
              t0: float) -> dict:
     """Write ``examples.npz`` and ``metrics.json`` (atomically) from a computed point; returns the metrics."""
@@ -155,7 +165,7 @@ def assemble(out: Path, point: PointResult, prof: Profile, settings: dict[str, A
         objective=settings["objective"], objective_name=settings["objective_name"], settings=settings,
         task_spec={"kind": spec.kind, "primary_metric": spec.primary_metric,
                    "higher_is_better": bool(spec.higher_is_better), "metrics": list(getattr(spec, "metrics", []))},
-        n_cases={k: len(v) for k, v in point.data.items()},
+        n_cases=_n_cases(point, prof, undefined),
         runs=runs, baselines=point.baselines, rpg=rpg, lr_groups=lr_groups, **result,
         convergence=conv, alignment=point.alignment, transferability=point.transferability,
         provenance={"software": software_versions(), "hardware": hardware_info(dev), "git_commit": git_commit(),

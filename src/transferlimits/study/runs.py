@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from transferlimits import paths
 from transferlimits.config import Profile
 from transferlimits.data.cohort import open_cohort, task_dataset
 from transferlimits.metrics.transfer import normalised_gain, rpg, rpg_status
@@ -38,6 +39,15 @@ NG_FORMULA = ("NG = s*(P_pre - P_ref) / (|P_pre - P_base| + |P_ref - P_base| + 1
 def load_cohort(profile: Profile) -> Any:
     """The profile's cohort from disk; built only when missing or stale (see ``cohort.open_cohort``)."""
     return open_cohort(profile)
+
+
+def real_skipped(profile: Profile) -> str | None:
+    """Why the profile's cohort holds no real exams (its manifest's ``real_skipped``; None when it holds them)."""
+    try:
+        manifest = json.loads((paths.data_dir(profile.name) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest.get("real_skipped") if isinstance(manifest, dict) else None
 
 
 def load_data(profile: Profile, task: str, model: str, seed: int) -> tuple[Any, dict[str, Any]]:
