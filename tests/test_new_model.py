@@ -95,4 +95,7 @@ def test_runner_with_model_module(tmp_path):
     assert metrics["model"] == "toy" and metrics["objective_name"] == "recon"
     assert (root / "results" / "smoke" / "pretrain" / "toy__recon" / "encoder.pt").exists()
     alignment = (root / "book" / "generated" / "smoke" / "30_alignment.ipynb").read_text()
-    assert re.search(r"segmentation\s+toy\s", alignment), "the toy point is missing from the alignment table"
+    # the point table is HTML (<td> cells; newlines JSON-escaped in the .ipynb)
+    html = "".join("".join(o.get("data", {}).get("text/html", "")) for c in json.loads(alignment)["cells"]
+                   for o in c.get("outputs", []))  # the point table is HTML
+    assert re.search(r"<td>segmentation</td>\s*<td>toy</td>", html), "the toy point is missing from the alignment table"

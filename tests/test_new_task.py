@@ -58,7 +58,10 @@ def test_new_task_runs_and_reaches_the_alignment(smoke_study, tmp_path):
     assert (smoke_study.results / "pairs" / "gland_volume__profound.json").exists()
 
     alignment = (smoke_study.generated / "30_alignment.ipynb").read_text()
-    assert re.search(r"gland_volume\s+profound\s", alignment), "the alignment notebook did not pick up the new task"
+    html = "".join("".join(o.get("data", {}).get("text/html", "")) for c in json.loads(alignment)["cells"]
+                   for o in c.get("outputs", []))  # the point table is HTML
+    assert re.search(r"<td>gland_volume</td>\s*<td>profound</td>", html), \
+        "the alignment notebook did not pick up the new task"
 
     # without the task module the new task is not part of the grid (the standard study is unchanged)
     jobs = smoke_study.cli("run", "--profile", "smoke", "--dry-run").stdout

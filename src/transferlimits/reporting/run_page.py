@@ -266,5 +266,5 @@ def run_page_markdown(root: Path, profile: str, max_wall_min: float = 90.0, min_
     lines += _contrastive_lines(root, min_active)
     lines += _check_lines(root, run, entries, (max_wall_min, min_active))
     lines += test_cases_markdown(run, root)
-    lines += reproduction_markdown()
+    lines += reproduction_markdown(root)
     return "\n".join(lines) + "\n"

@@ -7,7 +7,8 @@
 workflow engine's reach, so that a killed job keeps every point it finished.
 
 An index is *current* when every point it lists still exists with its recorded hash (:func:`index_problem`);
-the runner re-runs a pair whose index is not, which resumes its unchanged points and re-writes the index, so an
+paths in it are relative to the profile's results folder that holds it (a copied tree stays readable); the
+runner re-runs a pair whose index is not, which resumes its unchanged points and re-writes the index, so an
 edited or deleted point re-executes everything downstream of it.
 """
 
@@ -75,7 +76,7 @@ def index_problem(path: str | Path, expected: Iterable[str] | None = None) -> st
         doc = read_index(path)
     except ValueError as exc:
         return str(exc).split(": ", 1)[-1]
-    root = paths.results_dir(doc["profile"])
+    root = Path(path).resolve().parent.parent  # results/<profile>/pairs/<pair>.json: the tree it indexes
     names = [e.get("point") for e in doc["points"]]
     if expected is not None and sorted(names) != sorted(expected):
         return f"lists points {sorted(names)}, the grid expects {sorted(expected)}"
@@ -105,7 +106,7 @@ def load_indexed_points(indexes: Iterable[str | Path]) -> list[dict]:
         if problem:
             raise ValueError(f"pair index {index}: {problem}; re-run `python -m transferlimits run` for this profile")
         doc = read_index(index)
-        root = paths.results_dir(doc["profile"])
+        root = Path(index).resolve().parent.parent
         files += [root / e["metrics"] for e in doc["points"]]
     return [load_metrics(f) for f in sorted(set(files))]
 
