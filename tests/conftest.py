@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from transferlimits import paths
+
 REPO = Path(__file__).resolve().parents[1]
 LINKED = ("src", "notebooks", "workflow", "data")
 COPIED = ("book", "_config.yml", "_toc.yml")
@@ -105,3 +107,12 @@ def smoke_study(tmp_path_factory) -> SmokeStudy:
 def pytest_collection_modifyitems(session, config, items):
     """Run test_new_task last: it adds a point to the shared smoke study (and re-runs its alignment)."""
     items.sort(key=lambda item: item.module.__name__.endswith("test_new_task"))
+
+
+@pytest.fixture()
+def tree(tmp_path):
+    """(images, labels) copies of the shipped exams and labels, metadata kept (copytree uses copy2)."""
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    shutil.copytree(paths.REAL_CASES, images)
+    shutil.copytree(paths.PICAI_LABELS, labels)
+    return images, labels

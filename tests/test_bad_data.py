@@ -8,7 +8,6 @@ truncated or empty image, NaN voxels, and changed inputs after a first cohort bu
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pandas as pd
@@ -25,14 +24,6 @@ from transferlimits.data.picai_labels import MARKSHEET
 POS, NEG = "11373_1001396", "10795_1000811"
 GRID = {"shape": (8, 32, 32), "spacing": (3.0, 2.0, 2.0)}
 
-
-@pytest.fixture()
-def tree(tmp_path):
-    """(images, labels) copies of the shipped exams and labels."""
-    images, labels = tmp_path / "images", tmp_path / "labels"
-    shutil.copytree(paths.REAL_CASES, images)
-    shutil.copytree(paths.PICAI_LABELS, labels)
-    return images, labels
 
 
 def _image(images, case_id, seq):

@@ -15,14 +15,6 @@ from transferlimits.data.picai_labels import GLAND_DIR, MARKSHEET
 CASE = "11373_1001396"
 
 
-@pytest.fixture()
-def tree(tmp_path):
-    """(images, labels) copies of the shipped exams and labels, metadata kept (copytree uses copy2)."""
-    images, labels = tmp_path / "images", tmp_path / "labels"
-    shutil.copytree(paths.REAL_CASES, images)
-    shutil.copytree(paths.PICAI_LABELS, labels)
-    return images, labels
-
 
 def test_same_tree_same_hash_anywhere(tree, tmp_path):
     images, labels = tree

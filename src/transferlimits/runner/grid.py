@@ -79,10 +79,6 @@ class Grid:
         """(task, model, seed) points of the objective x architecture control."""
         return tuple((j.task, j.model, s) for j in self.pairs if "swapped" in j.objectives for s in j.seeds)
 
-    def metrics_files(self, objective: str | None = None) -> list[Path]:
-        """``metrics.json`` of every point (of one objective kind when given), in grid order."""
-        return [paths.run_dir(self.profile, j.task, j.model, s, o) / "metrics.json"
-                for j in self.pairs for s, o in j.points() if objective in (None, o)]
 
 
 def parse_only(spec: str | None) -> dict[str, set[str]]:

@@ -25,8 +25,7 @@ from transferlimits.study.point import PointFiles, run_point
 from transferlimits.study.resume import PointKey
 from transferlimits.study.schema import load_metrics
 
-__all__ = ["PointKey", "PairRequest", "parse_seeds", "parse_objectives", "has_control", "pair_points", "run_pair",
-           "pair_metrics_paths"]
+__all__ = ["PointKey", "PairRequest", "parse_seeds", "parse_objectives", "has_control", "pair_points", "run_pair"]
 
 
 def parse_seeds(value: Any, default: Sequence[int]) -> tuple[int, ...]:
@@ -99,11 +98,6 @@ def pair_points(task: str, model: str, prof: Profile, seeds: Sequence[int] | Non
         raise ValueError(f"pair {task}/{model} has no swapped-objective control in profile {prof.name!r} (the task "
                          f"is not in control_tasks, the model has one objective, or it uses released weights)")
     return tuple(PointKey(task, model, int(s), o) for s in seeds for o in paths.OBJECTIVE_KINDS if o in objectives)
-
-
-def pair_metrics_paths(profile: str, points: Iterable[PointKey]) -> list[Path]:
-    """``metrics.json`` of every point (what the pair's Snakemake rule declares)."""
-    return [p.folder(profile) / "metrics.json" for p in points]
 
 
 @dataclass(frozen=True)
