@@ -14,7 +14,8 @@ from transferlimits.models.registry import build_encoder
 from transferlimits.study.runs import scratch_encoder
 from transferlimits.tasks import get_task
 from transferlimits.training.augment import augment_batch
-from transferlimits.models.fullres import FullResRefine
+from transferlimits.models.convnext3d import build_profound
+from transferlimits.models.heads import build_task_model
 from transferlimits.training.finetune import backbone_lr_scales, finetune, start_at_train_median
 from transferlimits.training.loop import NonFiniteLossError
 
@@ -153,18 +154,16 @@ def test_augment_moves_a_target_in_input_units_with_the_input():
 
 
 def test_translation_head_starts_at_the_train_median():
-    """A residual head for a fixed-unit target starts at the train median inside the body (gain 0)."""
-    model = nn.Module()
-    model.full_res = FullResRefine(1, 1, 1, width=2, ndim=3, residual=True)
+    """A translation head (no identity residual) starts at the train median inside the body, whatever the input."""
+    torch.manual_seed(0)
+    model = build_task_model("profound", build_profound("test"), get_task("modality_translation"), width=8,
+                             out_size=(16, 32, 32), full_res=True, residual=True).eval()
     body = np.zeros((2, 3, 3), np.uint8)
     body[1] = 1
     ds = [{"y": np.full((2, 3, 3), v, np.float32) * np.where(body > 0, 1, 100), "masks": {"body": body}}
           for v in (1.0, 2.0, 4.0)]
     assert start_at_train_median(model, ds) == 2.0  # the 100x values outside the body do not count
-    assert float(model.full_res.gain) == 0.0 and float(model.full_res.bias) == 2.0
-    head = torch.zeros(1, 1, 2, 3, 3)
-    out = model.full_res(head, torch.randn(1, 1, 2, 3, 3), torch.randn(1, 1, 2, 3, 3))
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 16, 32, 32))
     assert torch.allclose(out, torch.full_like(out, 2.0))  # exactly the train median, whatever the input
-    plain = nn.Module()
-    plain.full_res = FullResRefine(1, 1, 1, width=2, ndim=3, residual=False)
-    assert start_at_train_median(plain, ds) is None
+    assert start_at_train_median(nn.Linear(2, 2), ds) is None  # no dense output layer: nothing to start

@@ -1,10 +1,11 @@
-"""The full-resolution dense-head path (``models/fullres.py``) and the ConvNeXt channels-last option.
+"""The dense heads' full-resolution output (``models/fullres.py``), the encoder ablation and channels-last.
 
-Facts checked: the zero-initialised refinement leaves the published head's output unchanged at init (so the
-switch only adds capacity), the residual source is the input channel itself (the views put a restoration input in
-its target's units, tests/test_views_units.py), the task-model factory gives the residual to regression tasks only, and the
-channels-last layout changes neither outputs nor gradients beyond fp32 rounding; a slice model takes its up-sampled
-view back to the target grid exactly, so it too starts at the identity baseline.
+Facts checked: the heads have no learnable path from the raw input to the output that bypasses the encoder (with
+the encoder zeroed, the output does not depend on the input beyond the parameter-free identity residual, and
+no gradient reaches a head parameter through the input); the sub-pixel shuffle is the exact 3D depth-to-space;
+a residual model starts exactly at its input (the views put a restoration input in its target's units,
+tests/test_views_units.py); the factory gives the identity residual to same-modality restoration only; a slice
+model takes its up-sampled view back to the target grid exactly; channels-last changes nothing beyond rounding.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from transferlimits.models.convnext3d import build_profound
 from transferlimits.data.views import _resize_slices, centre_channels, slice_centres, slice_triplets
-from transferlimits.models.fullres import FullResRefine, from_view_size, residual_source, resize_to
-from transferlimits.models.heads import SliceDenseModel, build_task_model
-from transferlimits.models.upernet3d import UperNet3D
+from transferlimits.models.ablation import ZeroedEncoder
+from transferlimits.models.convnext3d import build_profound
+from transferlimits.models.fullres import from_view_size, pixel_shuffle_3d, residual_source, resize_to
+from transferlimits.models.heads import build_task_model
 from transferlimits.models.vit import build_provicnet
 from transferlimits.tasks import get_task
 
@@ -33,53 +34,89 @@ def test_residual_source_rejects_a_flat_input():
         residual_source(torch.zeros(5))
 
 
-@pytest.mark.parametrize("residual", [False, True])
-def test_refine_is_identity_on_head_at_init(residual):
+def test_pixel_shuffle_3d_is_depth_to_space():
+    """Output voxel (d*r + i, h*r + j, w*r + k) of channel c is input channel c*r^3 + i*r^2 + j*r + k at (d, h, w)."""
+    r, x = 2, torch.randn(1, 2 * 8, 3, 4, 5)
+    y = pixel_shuffle_3d(x, r)
+    assert y.shape == (1, 2, 6, 8, 10)
+    for c, d, h, w, i, j, k in [(0, 0, 0, 0, 0, 0, 0), (1, 2, 3, 4, 1, 0, 1), (0, 1, 2, 3, 1, 1, 0)]:
+        assert y[0, c, d * r + i, h * r + j, w * r + k] == x[0, c * 8 + i * 4 + j * 2 + k, d, h, w]
+    with pytest.raises(ValueError, match="pixel_shuffle_3d"):
+        pixel_shuffle_3d(torch.zeros(1, 7, 2, 2, 2), 2)
+
+
+def _model(model: str, task: str, **kw):
     torch.manual_seed(0)
-    head, skip, src = torch.randn(2, 1, 4, 8, 8), torch.randn(2, 3, 4, 8, 8), torch.randn(2, 1, 4, 8, 8)
-    out = FullResRefine(3, 1, 1, width=4, ndim=3, residual=residual)(head, skip, src)
-    torch.testing.assert_close(out, head + src if residual else head)
-
-
-def test_refine_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="ndim"):
-        FullResRefine(3, 1, 1, ndim=4)
-    with pytest.raises(ValueError, match="src"):
-        FullResRefine(3, 1, 1, ndim=2, residual=True)(torch.zeros(1, 1, 4, 4), torch.zeros(1, 3, 4, 4))
-    with pytest.raises(ValueError, match="full_res"):
-        UperNet3D(build_profound("test"), 1, width=8, aux_channels=4, residual=True)
-
-
-def test_upernet_full_res_equals_published_head_at_init():
-    torch.manual_seed(0)
-    plain = UperNet3D(build_profound("test"), 1, width=8, aux_channels=4).eval()
-    full = UperNet3D(build_profound("test"), 1, width=8, aux_channels=4, full_res=True).eval()
-    missing = full.load_state_dict(plain.state_dict(), strict=False).missing_keys
-    assert missing and all(k.startswith("full_res.") for k in missing)
-    x = torch.randn(1, 3, 16, 32, 32)
-    with torch.no_grad():
-        torch.testing.assert_close(full(x), plain(x))
-
-
-def test_slice_model_full_res_equals_published_head_at_init():
-    torch.manual_seed(0)
-    kw = {"mid": (8, 4), "out_size": (32, 32)}
-    plain = SliceDenseModel(build_provicnet("test", img_size=56), 1, **kw).eval()
-    full = SliceDenseModel(build_provicnet("test", img_size=56), 1, full_res=True, **kw).eval()
-    full.load_state_dict(plain.state_dict(), strict=False)
-    x, pos = torch.randn(2, 5, 3, 56, 56), torch.rand(2, 5, 2)
-    with torch.no_grad():
-        torch.testing.assert_close(full(x, pos), plain(x, pos))
-
-
-@pytest.mark.parametrize("task, residual", [("super_resolution", True), ("modality_translation", True),
-                                            ("segmentation", False)])
-@pytest.mark.parametrize("model", ["profound", "provicnet"])
-def test_factory_gives_residual_to_regression_only(model, task, residual):
     enc = build_profound("test") if model == "profound" else build_provicnet("test", img_size=56)
-    net = build_task_model(model, enc, get_task(task), width=8, out_size=(16, 32, 32), full_res=True, residual=True)
-    assert net.full_res is not None and net.full_res.residual is residual
-    assert build_task_model(model, enc, get_task(task), width=8, out_size=(16, 32, 32)).full_res is None
+    return build_task_model(model, enc, get_task(task), width=8, out_size=(16, 32, 32), full_res=True,
+                            residual=True, **kw)
+
+
+def _inputs(model: str, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    if model == "profound":
+        x = torch.randn(2, 3, 16, 32, 32, generator=g)
+        x[:, 1:] = 0  # a restoration input: one channel, the others zero
+        return x, None
+    return torch.randn(2, 16, 3, 56, 56, generator=g), torch.rand(2, 16, 2, generator=g)
+
+
+@pytest.mark.parametrize("task", ["super_resolution", "modality_translation", "segmentation"])
+@pytest.mark.parametrize("model", ["profound", "provicnet"])
+def test_no_learnable_path_bypasses_the_encoder(model, task):
+    """Zero the encoder: output - residual is the same for two different inputs, and no head parameter's
+    gradient depends on the input (every learnable path goes through the encoder, STUDY §5.1)."""
+    net = _model(model, task)
+    for p in net.parameters():  # leave the zero-initialised start: random last layers
+        if p.requires_grad:
+            torch.nn.init.normal_(p, std=0.1)
+    net.encoder = ZeroedEncoder(net.encoder)
+    net.eval()
+    residual_on = bool(getattr(net, "residual", False))
+    outs, grads = [], []
+    for seed in (1, 2):
+        x, pos = _inputs(model, seed)
+        net.zero_grad()
+        out = net(x, pos)
+        outs.append(out.detach() - (residual_part(model, net, x, pos) if residual_on else 0))
+        out.sum().backward()
+        grads.append({n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None})
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=1e-5)
+    assert grads[0] and grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def residual_part(model: str, net, x, pos):
+    """The parameter-free identity residual the model adds (its input in target units, on the target grid)."""
+    if model == "profound":
+        return x.sum(1, keepdim=True)
+    b, d = x.shape[:2]
+    stacks = from_view_size(x.reshape(b * d, *x.shape[2:]), (32, 32))
+    own = torch.from_numpy(np.tile(centre_channels(16), b))
+    return stacks[torch.arange(b * d), own].reshape(b, d, 32, 32)[:, None]
+
+
+@pytest.mark.parametrize("task, residual", [("super_resolution", True), ("distortion_correction", True),
+                                            ("modality_translation", False), ("segmentation", False)])
+@pytest.mark.parametrize("model", ["profound", "provicnet"])
+def test_factory_gives_the_identity_residual_to_same_modality_restoration_only(model, task, residual):
+    assert _model(model, task).residual is residual
+
+
+@pytest.mark.parametrize("model", ["profound", "provicnet"])
+def test_zeroed_encoder_keeps_the_heads_attributes_and_freezes_the_encoder(model):
+    net = _model(model, "segmentation")
+    inner = net.encoder
+    z = ZeroedEncoder(inner)
+    assert z.out_dim == inner.out_dim and not any(p.requires_grad for p in z.parameters())
+    x, pos = _inputs(model, 0)
+    if model == "provicnet":
+        x, pos = x.reshape(-1, 3, 56, 56), pos.reshape(-1, 2)
+    out = z.forward_features(x, pos) if pos is not None else z.forward_features(x)
+    real = inner.forward_features(x, pos) if pos is not None else inner.forward_features(x)
+    assert out.pooled.shape == real.pooled.shape and not out.pooled.any()
+    assert [m.shape for m in out.maps] == [m.shape for m in real.maps] and not any(m.any() for m in out.maps)
 
 
 @pytest.mark.parametrize("stages", [1, 2, 4])

@@ -6,9 +6,12 @@ collaborator), so resuming is checked on the files a point writes, not on a mock
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import functools
 import json
 import math
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -50,7 +53,7 @@ def test_parse_seeds_refuses_bad_values(value):
 def test_parse_objectives():
     assert parse_objectives("") is None and parse_objectives("native") == ("native",)
     assert parse_objectives("native,swapped") == ("native", "swapped")
-    with pytest.raises(ValueError, match=r"valid: \['native', 'swapped'\]"):
+    with pytest.raises(ValueError, match=r"valid: \['native', 'swapped', 'random', 'transfusion', 'positive'\]"):
         parse_objectives("native,mae")
 
 
@@ -153,6 +156,29 @@ def test_a_killed_pair_loses_only_the_unfinished_point_and_resumes(tiny):
     assert [m["runs"] for m in shown] == [m["runs"] for m in points]
     with pytest.raises(FileNotFoundError, match="render-only: point classification__profound__seed2"):
         run_pair("classification", "profound", prof, PairRequest(seeds=(2,), render_only=True), point_runner=no_compute)
+
+
+def test_encoder_controls_are_made_once_and_reuse_the_native_scratch_and_ablated_runs(tiny):
+    prof, encoders = tiny
+    prof = replace(prof, seeds=(0,), control_inits=("random", "transfusion"))
+    native = paths.pretrain_dir(prof.name, "profound", "fcmae") / "encoder.pt"
+    native.parent.mkdir(parents=True)
+    shutil.copy(encoders["native"], native)
+    points = run_pair("classification", "profound", prof, PairRequest(objectives=("native", "random", "transfusion")),
+                      progress=False, point_runner=_runner(Counting()))
+    assert [m["objective"] for m in points] == ["native", "random", "transfusion"]
+    assert [m["objective_name"] for m in points] == ["fcmae", "random", "transfusion"]
+    for m in points[1:]:
+        for init in ("scratch", "ablated"):
+            assert m["runs"][init]["reused_from"].endswith("classification__profound__seed0/metrics.json")
+            assert m["runs"][init]["test"] == points[0]["runs"][init]["test"]
+        assert set(m["encoder_share"]) == {"pretrained", "scratch", "linear_probe"}
+    files = {k: paths.results_dir(prof.name) / "pretrain" / f"profound__{k}" / "encoder.pt" for k in ("random", "transfusion")}
+    assert all(f.is_file() for f in files.values())
+    stamp = {k: f.stat().st_mtime_ns for k, f in files.items()}
+    run_pair("classification", "profound", prof, PairRequest(objectives=("native", "random")), progress=False,
+             point_runner=_runner(Counting()))
+    assert {k: f.stat().st_mtime_ns for k, f in files.items()} == stamp  # made once
 
 
 def test_index_notices_a_changed_or_missing_point(tiny):

@@ -68,19 +68,22 @@ def pretrain_dir(profile: str, model: str, objective: str) -> Path:
     return results_dir(profile) / "pretrain" / f"{model}__{objective}"
 
 
-#: the objective kinds of a point: the model's native pre-training objective, or the swapped one (H6 control)
-OBJECTIVE_KINDS: tuple[str, ...] = ("native", "swapped")
+#: the objective kinds of a point: the model's native pre-training objective, the swapped one (H6 control), and
+#: the encoder controls (STUDY §5.1; ``study.encoder_sources``): two negative controls (``random``, ``transfusion``)
+#: and a positive one (``positive``)
+OBJECTIVE_KINDS: tuple[str, ...] = ("native", "swapped", "random", "transfusion", "positive")
 
 
 def point_name(task: str, model: str, seed: int, objective: str = "native") -> str:
-    """The one name of a study point: ``<task>__<model>__seed<k>`` (+ ``__swapped`` for the H6 control).
+    """The one name of a study point: ``<task>__<model>__seed<k>`` (+ ``__<kind>`` for every objective kind but
+    native: ``__swapped`` for the H6 control, ``__random`` ... for the encoder controls).
 
     Raises:
-        ValueError: an objective kind other than ``"native"`` / ``"swapped"``.
+        ValueError: an objective kind not in :data:`OBJECTIVE_KINDS`.
     """
     if objective not in OBJECTIVE_KINDS:
         raise ValueError(f"unknown objective kind {objective!r}; valid: {list(OBJECTIVE_KINDS)}")
-    return f"{task}__{model}__seed{int(seed)}" + ("" if objective == "native" else "__swapped")
+    return f"{task}__{model}__seed{int(seed)}" + ("" if objective == "native" else f"__{objective}")
 
 
 def pair_name(task: str, model: str) -> str:

@@ -35,6 +35,10 @@ TASKS = STUDY_TASKS
 STUDY_MODELS: tuple[str, ...] = ("profound", "provicnet")
 
 
+#: the encoder controls a profile may run (their makers: ``study.encoder_sources``; config stays a leaf)
+CONTROL_INITS: tuple[str, ...] = ("random", "transfusion", "positive")
+
+
 @dataclass(frozen=True)
 class Profile:
     """Everything that varies between the smoke, reference and picai runs."""
@@ -53,6 +57,9 @@ class Profile:
     tasks: tuple[str, ...] = STUDY_TASKS
     models: tuple[str, ...] = STUDY_MODELS  # registered model names (checked by models.registry.check_profile_models)
     control_tasks: tuple[str, ...] = STUDY_TASKS  # tasks of the 2x2 objective x architecture control (H6)
+    # encoder controls run on every pair (STUDY §5.1; study.encoder_sources): "random", "transfusion" (negative),
+    # "positive" (an encoder already trained on the task); each is one more point per seed, reusing scratch
+    control_inits: tuple[str, ...] = ()
     device: str = "auto"  # "auto" picks cuda when present, else cpu
     num_threads: int = 0  # torch intra-op threads per run; 0 = torch default
     # provicnet 2.5D stacks take every k-th slice of the grid as centre, with neighbours k slices away:
@@ -67,6 +74,10 @@ class Profile:
 
     def __post_init__(self) -> None:
         _check_ranges(self)
+        bad = [c for c in self.control_inits if c not in CONTROL_INITS]
+        if bad or len(set(self.control_inits)) != len(tuple(self.control_inits)):
+            raise ValueError(f"Profile.control_inits={tuple(self.control_inits)!r}: each one of {list(CONTROL_INITS)}, "
+                             f"at most once")
         if not 0.0 <= self.test_cspca_frac <= 1.0:
             raise ValueError(f"test_cspca_frac must be in [0, 1], got {self.test_cspca_frac}")
         if not isinstance(self.task_finetune, Mapping):

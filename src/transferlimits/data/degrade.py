@@ -21,13 +21,16 @@ __all__ = ["through_plane_degrade", "epi_distortion", "undistort", "warp_along_a
 PE_AXIS = 1  # phase-encode axis of the [D, H, W] arrays: H = anterior-posterior
 
 
-def through_plane_degrade(vol: np.ndarray, factor: int = 2) -> np.ndarray:
+def through_plane_degrade(vol: np.ndarray, factor: int = 2, offset: int = 0) -> np.ndarray:
     """Reduce the through-plane (D) resolution by ``factor``, then resample back to the input shape.
 
     Args:
         vol: [D, H, W] image.
-        factor: number of adjacent slices averaged into one thick slice (default 2; the last group is
-            padded by repeating the edge slice).
+        factor: number of adjacent slices averaged into one thick slice (default 2; the first and last groups
+            are padded by repeating the edge slice).
+        offset: where the first thick slice starts, in slices (0 <= offset < factor; default 0): the thick
+            slices cover ``[k * factor - offset, (k + 1) * factor - offset)``. A random offset per case keeps a
+            model from learning the thick slices' position from the grid instead of from the image.
 
     Returns:
         float32 [D, H, W].
@@ -38,14 +41,17 @@ def through_plane_degrade(vol: np.ndarray, factor: int = 2) -> np.ndarray:
     if int(factor) < 1 or int(factor) != factor:
         raise ValueError(f"factor must be a positive integer, got {factor}")
     factor = int(factor)
+    if not 0 <= int(offset) < factor:
+        raise ValueError(f"offset must be in [0, factor={factor}), got {offset}")
+    offset = int(offset)
     if factor == 1:
         return vol.copy()
     d = vol.shape[0]
-    n = -(-d // factor)
-    padded = np.pad(vol, [(0, n * factor - d), (0, 0), (0, 0)], mode="edge")
+    n = -(-(d + offset) // factor)
+    padded = np.pad(vol, [(offset, n * factor - d - offset), (0, 0), (0, 0)], mode="edge")
     thick = padded.reshape(n, factor, *vol.shape[1:]).mean(1)
-    # thick slice i is centred at (i + 0.5) * factor - 0.5 in original slice units
-    z = (np.arange(d) + 0.5) / factor - 0.5
+    # thick slice i is centred at (i + 0.5) * factor - 0.5 - offset in original slice units
+    z = (np.arange(d) + offset + 0.5) / factor - 0.5
     z = np.clip(z, 0, n - 1)
     lo = np.floor(z).astype(int)
     hi = np.minimum(lo + 1, n - 1)

@@ -15,9 +15,10 @@ Inputs: volume encoders take ``x`` [B, 3, D, H, W]; slice encoders take ``x`` [B
 ``pos`` [B, D, 2] (slice index, slice count). Every model is called ``model(x, pos=None)``.
 
 Dense heads take two opt-in switches (``FinetuneRecipe.full_res_skip`` / ``residual``, on in the ``cpu``
-profile): a full-resolution skip from the input into a small refinement decoder, and a residual output
-``gain * input + bias + correction`` for restoration (:mod:`transferlimits.models.fullres`). Both are
-deviations from the published heads, which never see the input at full resolution.
+profile): a learned full-resolution output from the decoder's features (volume model), and a parameter-free
+identity residual ``input + f(encoder features)`` for same-modality restoration (:mod:`transferlimits.models.fullres`).
+Every learnable path goes through the encoder (STUDY §5.1): zeroing the encoder's output
+(:class:`~transferlimits.models.ablation.ZeroedEncoder`) leaves the head nothing but biases.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from transferlimits.data.views import centre_channels
-from transferlimits.models.fullres import FullResRefine, from_view_size, residual_source
+from transferlimits.data.views import centre_channels, in_input_units
+from transferlimits.models.fullres import from_view_size, residual_source, start_output_at
 from transferlimits.models.pooled_heads import (
     Classifier,
     ScalarRegressor,
@@ -57,18 +58,17 @@ __all__ = [
 
 @dataclass(frozen=True)
 class SliceRefine:
-    """The opt-in full-resolution parts of :class:`SliceDenseModel` (deviations from the published head).
+    """The opt-in output parts of :class:`SliceDenseModel` (deviations from the published head).
 
     Attributes:
-        full_res: refine each slice's output at the (H, W) output size from the input stack resized to it (a
-            full-resolution skip, :class:`~transferlimits.models.fullres.FullResRefine`; default False).
-        residual: also add ``gain * src + bias``, ``src`` the centre slices in target units (needs ``full_res``).
-        full_res_width: hidden width of the full-resolution convs (default 8).
+        full_res: accepted for the adapters' common signature; changes nothing here (the conv head already
+            outputs at 8x the token grid, resized to the target grid by fixed bilinear resampling).
+        residual: add ``src``, the centre slices in target units, without parameters (same-modality restoration);
+            the head's last conv starts at zero, so the model starts at the identity baseline.
     """
 
     full_res: bool = False
     residual: bool = False
-    full_res_width: int = 8
 
 
 class SliceDenseModel(nn.Module):
@@ -84,11 +84,11 @@ class SliceDenseModel(nn.Module):
             (``data.views.slice_centres``): the D' slice outputs are interpolated linearly along z onto the
             D slices. Default None: one output slice per stack.
         slice_step: the step of the stack centres (default 1).
-        refine: :class:`SliceRefine` (``full_res``, ``residual``, ``full_res_width``); default: off.
+        refine: :class:`SliceRefine` (``full_res``, ``residual``); default: off.
         **keywords: fields of :class:`SliceRefine` (override ``refine``).
 
     Raises:
-        ValueError: not a slice encoder, or ``residual`` without ``full_res``.
+        ValueError: not a slice encoder.
         TypeError: a keyword that is no field of :class:`SliceRefine`.
 
     ``forward(x [B, D', 3, S, S], pos [B, D', 2])`` -> [B, out_channels, D, H, W].
@@ -98,7 +98,6 @@ class SliceDenseModel(nn.Module):
                  out_size: Sequence[int] | None = None, out_depth: int | None = None, slice_step: int = 1,
                  refine: SliceRefine | None = None, **keywords: Any) -> None:
         refine = replace(refine if refine is not None else SliceRefine(), **keywords)
-        full_res, residual = refine.full_res, refine.residual
         super().__init__()
         if not is_slice_encoder(encoder):
             raise ValueError("SliceDenseModel needs a slice encoder (input_kind == 'slices')")
@@ -106,12 +105,13 @@ class SliceDenseModel(nn.Module):
         self.head = SegmentationConvHead(encoder.out_dim, out_channels, mid=tuple(mid))
         self.out_size = None if out_size is None else tuple(int(s) for s in out_size)
         self.out_depth, self.slice_step = (None if out_depth is None else int(out_depth)), int(slice_step)
-        if residual and not full_res:
-            raise ValueError("SliceDenseModel: residual=True needs full_res=True")
-        self.full_res = FullResRefine(3, out_channels, out_channels, refine.full_res_width, 2, residual) if full_res else None
-        if residual:  # start from gain * input + bias: the head's correction begins at zero
-            nn.init.zeros_(self.head.segmentation_conv[-1].weight)
-            nn.init.zeros_(self.head.segmentation_conv[-1].bias)
+        self.residual = bool(refine.residual)
+        if self.residual:  # start at the identity baseline: the head's correction begins at zero
+            start_output_at(self.output_layer(), 0.0)
+
+    def output_layer(self) -> nn.Conv2d:
+        """The head's last conv (its bias sets a start value)."""
+        return self.head.segmentation_conv[-1]
 
     def forward(self, x: Tensor, pos: Tensor | None = None) -> Tensor:
         b, d = x.shape[:2]
@@ -121,17 +121,14 @@ class SliceDenseModel(nn.Module):
         out = self.head(tokens, grid)  # [B*D, C, 8h, 8w]
         if self.out_size is not None and tuple(out.shape[-2:]) != self.out_size:
             out = F.interpolate(out, size=self.out_size, mode="bilinear", align_corners=False)
-        if self.full_res is not None:
+        if self.residual:  # each stack's own centre slice (the edge stacks hold it off-centre), no parameters
             skip = from_view_size(xs, tuple(out.shape[-2:]))  # [B*D', 3, H, W]: the grid's own voxels
-            src = None
-            if self.full_res.residual:  # each stack's own centre slice (the edge stacks hold it off-centre)
-                depth = self.out_depth if self.out_depth is not None else d
-                own = torch.as_tensor(np.tile(centre_channels(depth, self.slice_step), b), device=skip.device)
-                if own.numel() != b * d:
-                    raise ValueError(f"SliceDenseModel: {d} stacks per case, but a {depth}-slice grid at step "
-                                     f"{self.slice_step} has {own.numel() // b}")
-                src = residual_source(skip[torch.arange(b * d, device=skip.device), own])[:, None]
-            out = self.full_res(out, skip, src)
+            depth = self.out_depth if self.out_depth is not None else d
+            own = torch.as_tensor(np.tile(centre_channels(depth, self.slice_step), b), device=skip.device)
+            if own.numel() != b * d:
+                raise ValueError(f"SliceDenseModel: {d} stacks per case, but a {depth}-slice grid at step "
+                                 f"{self.slice_step} has {own.numel() // b}")
+            out = out + residual_source(skip[torch.arange(b * d, device=skip.device), own])[:, None]
         out = out.reshape(b, d, *out.shape[1:]).transpose(1, 2)  # [B, C, D', H, W]
         if self.out_depth is not None and self.out_depth != d:
             out = slices_to_grid(out, self.out_depth, self.slice_step)
@@ -167,9 +164,10 @@ def build_task_model(model_name: str, encoder: nn.Module, task_spec: Any, width:
             the UperNet always returns the input size. Default None.
         slice_step: the step of 2.5D stack centres (``Profile.provicnet_slice_step``); with ``out_size`` the
             slice outputs are interpolated back onto the D slices. Default 1.
-        full_res: dense heads get the full-resolution skip (:mod:`transferlimits.models.fullres`). Default False.
-        residual: dense heads of the regression kinds add the input in target units (needs ``full_res``; ignored
-            for segmentation). Default False.
+        full_res: dense heads get the learned full-resolution output (:mod:`transferlimits.models.fullres`).
+            Default False.
+        residual: dense heads of same-modality restoration tasks (regression kinds whose target is in its input's
+            units, ``data.views.in_input_units``) add the input without parameters; ignored otherwise. Default False.
 
     Raises:
         ValueError: unknown model name or task kind (the message lists the valid ones).
@@ -183,5 +181,5 @@ def build_task_model(model_name: str, encoder: nn.Module, task_spec: Any, width:
         return adapter.scalar_head(encoder)
     extra: dict[str, bool] = {}
     if full_res:  # passed only when on, so adapters without the switches keep working
-        extra = {"full_res": True, "residual": bool(residual and kind.regression)}
+        extra = {"full_res": True, "residual": bool(residual and kind.regression and in_input_units(task_spec))}
     return adapter.dense_head(encoder, out_ch, width=width, out_size=out_size, slice_step=slice_step, **extra)

@@ -17,9 +17,11 @@ The parameter names follow ProFound's ``UperNet`` (itself the Hugging Face ``Upe
 
 Every conv module is ``Conv3d(bias=False)`` -> channels-first LayerNorm -> GELU.
 
-With ``full_res=True`` (the ``cpu`` profile) the upsampled logits are refined at the input resolution from the
-input itself (``full_res.*``, :class:`~transferlimits.models.fullres.FullResRefine`), and with ``residual=True``
-the degraded input (in target units) is added: a deviation from ProFound's head, which predicts at stride 4.
+With ``full_res=True`` (the ``cpu`` profile) the fused stride-4 features are mapped to the full-resolution grid by a
+learned sub-pixel layer (``full_res.proj.*``, :class:`~transferlimits.models.fullres.SubPixelOutput`) instead of
+the classifier + trilinear upsampling, and with ``residual=True`` the input (in target units) is added without
+parameters: deviations from ProFound's head, which predicts at stride 4. Every learnable path goes through the
+encoder (STUDY §5.1).
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from transferlimits.models.convnext3d import LayerNormCF
-from transferlimits.models.fullres import FullResRefine, residual_source
+from transferlimits.models.convnext3d import STAGE_STRIDES, LayerNormCF
+from transferlimits.models.fullres import SubPixelOutput, residual_source, start_output_at
 
 __all__ = ["ConvModule3D", "UperNetHead3D", "FCNAuxHead3D", "UperNet3D"]
 
@@ -86,6 +88,10 @@ class UperNetHead3D(nn.Module):
 
     def forward(self, maps: Sequence[Tensor]) -> Tensor:
         """maps: four [B, C_i, D_i, H_i, W_i] -> logits [B, out_channels, D_1, H_1, W_1]."""
+        return self.classifier(self.features(maps))
+
+    def features(self, maps: Sequence[Tensor]) -> Tensor:
+        """maps: four [B, C_i, D_i, H_i, W_i] -> fused features [B, width, D_1, H_1, W_1] (before the classifier)."""
         top = maps[-1]
         psp = [top] + [_resize(branch(top), top.shape[2:]) for branch in self.psp_modules]
         laterals = [conv(m) for conv, m in zip(self.lateral_convs, maps[:-1])]
@@ -94,8 +100,7 @@ class UperNetHead3D(nn.Module):
             laterals[i - 1] = laterals[i - 1] + _resize(laterals[i], laterals[i - 1].shape[2:])
         outs = [conv(lat) for conv, lat in zip(self.fpn_convs, laterals[:-1])] + [laterals[-1]]
         size = outs[0].shape[2:]
-        fused = self.fpn_bottleneck(torch.cat([_resize(o, size) for o in outs], dim=1))
-        return self.classifier(fused)
+        return self.fpn_bottleneck(torch.cat([_resize(o, size) for o in outs], dim=1))
 
 
 class FCNAuxHead3D(nn.Module):
@@ -120,11 +125,11 @@ class UperNet3D(nn.Module):
         width: hidden width of the decoder (default 512; smaller for smoke runs).
         pool_scales: PPM scales (default (1, 2, 3, 6)); scales larger than the map are fine.
         aux_channels: width of the auxiliary head (default 256); 0 disables it.
-        full_res: refine the upsampled logits at the input resolution from the input (a full-resolution skip,
-            :class:`~transferlimits.models.fullres.FullResRefine`; default False = ProFound's head).
-        residual: also add ``gain * src + bias`` with ``src`` the input in target units (restoration; needs
-            ``full_res``; default False).
-        full_res_width: hidden width of the full-resolution convs (default 8).
+        full_res: a learned sub-pixel output at the input resolution from the fused features
+            (:class:`~transferlimits.models.fullres.SubPixelOutput`; default False = ProFound's classifier at
+            stride 4 + trilinear upsampling).
+        residual: add the input (channel sum, in target units) without parameters: same-modality restoration
+            (default False); the last layer starts at zero, so the model starts at the identity baseline.
 
     ``forward(x [B, 3, D, H, W], pos=None)`` returns logits [B, out_channels, D, H, W] (trilinear
     upsampling from stage-1 resolution); in training mode ``(main, aux)`` with ``aux`` at the input size.
@@ -132,7 +137,7 @@ class UperNet3D(nn.Module):
 
     def __init__(self, encoder: nn.Module, out_channels: int, width: int = 512,
                  pool_scales: Sequence[int] = (1, 2, 3, 6), aux_channels: int = 256, full_res: bool = False,
-                 residual: bool = False, full_res_width: int = 8) -> None:
+                 residual: bool = False) -> None:
         super().__init__()
         if out_channels < 1 or width < 1 or aux_channels < 0 or not pool_scales or min(pool_scales) < 1:
             raise ValueError(
@@ -146,23 +151,25 @@ class UperNet3D(nn.Module):
         self.hidden_norm = nn.ModuleList(LayerNormCF(d) for d in dims)
         self.decode_head = UperNetHead3D(dims, out_channels, width, pool_scales)
         self.auxiliary_head = FCNAuxHead3D(dims[2], out_channels, aux_channels) if aux_channels else None
-        if residual and not full_res:
-            raise ValueError("UperNet3D: residual=True needs full_res=True")
-        in_ch = int(getattr(encoder, "in_chans", 3))
-        self.full_res = (FullResRefine(in_ch, out_channels, out_channels, full_res_width, 3, residual)
-                         if full_res else None)
-        if residual:  # start from gain * input + bias: the decoder's correction begins at zero
-            nn.init.zeros_(self.decode_head.classifier.weight)
-            nn.init.zeros_(self.decode_head.classifier.bias)
+        self.full_res = SubPixelOutput(width, out_channels, STAGE_STRIDES[0]) if full_res else None
+        self.residual = bool(residual)
+        if residual:  # start at the identity baseline: the decoder's correction begins at zero
+            start_output_at(self.output_layer(), 0.0)
+
+    def output_layer(self) -> nn.Conv3d:
+        """The last learnable layer of the main output (its bias sets a start value)."""
+        return self.full_res.last_layer() if self.full_res is not None else self.decode_head.classifier
 
     def forward(self, x: Tensor, pos: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
         maps = self.encoder.forward_features(x).maps
         maps = [norm(m) for norm, m in zip(self.hidden_norm, maps)]
         size = x.shape[2:]
-        main = _resize(self.decode_head(maps), size)
         if self.full_res is not None:
-            src = residual_source(x.sum(dim=1))[:, None] if self.full_res.residual else None
-            main = self.full_res(main, x.contiguous(), src)
+            main = self.full_res(self.decode_head.features(maps), size)
+        else:
+            main = _resize(self.decode_head(maps), size)
+        if self.residual:
+            main = main + residual_source(x.sum(dim=1))[:, None]
         if self.training and self.auxiliary_head is not None:
             return main, _resize(self.auxiliary_head(maps[2]), size)
         return main

@@ -7,8 +7,10 @@ written atomically to its own folder as soon as it is finished and is skipped wh
 the same settings, so a killed job loses only the unfinished point and a re-run resumes after the last one.
 
 Which points a pair has is decided here once (:func:`pair_points`): the profile's seeds, the native
-objective, and the swapped objective only where the profile runs the 2x2 control on the task, the model has
-a second objective and no released weights replace its pre-training.
+objective, the swapped objective only where the profile runs the 2x2 control on the task, the model has
+a second objective and no released weights replace its pre-training, and the profile's encoder controls
+(``Profile.control_inits``: negative ``random`` / ``transfusion``, ``positive``; :mod:`.encoder_sources`). Every
+point but the native one reuses the native point's scratch and ablated runs (neither depends on the encoder).
 """
 
 from __future__ import annotations
@@ -80,11 +82,12 @@ def has_control(prof: Profile, task: str, model: str, released: bool = False) ->
 
 def pair_points(task: str, model: str, prof: Profile, seeds: Sequence[int] | None = None,
                 objectives: Sequence[str] | None = None, released: bool = False) -> tuple[PointKey, ...]:
-    """The points of one pair, in the order they run: per seed, native then swapped.
+    """The points of one pair, in the order they run: per seed, native, then swapped, then the encoder controls.
 
     Args:
         task, model: the pair. prof: the resolved profile.
-        seeds: default ``prof.seeds``. objectives: default native, plus swapped where :func:`has_control`.
+        seeds: default ``prof.seeds``. objectives: default native, plus swapped where :func:`has_control`, plus
+            ``prof.control_inits``.
         released: the model's encoder is released weights (no pre-training, no control).
 
     Raises:
@@ -93,7 +96,7 @@ def pair_points(task: str, model: str, prof: Profile, seeds: Sequence[int] | Non
     seeds = tuple(prof.seeds) if seeds is None else tuple(seeds)
     control = has_control(prof, task, model, released)
     if objectives is None:
-        objectives = ("native", "swapped") if control else ("native",)
+        objectives = (("native", "swapped") if control else ("native",)) + tuple(prof.control_inits)
     if "swapped" in objectives and not control:
         raise ValueError(f"pair {task}/{model} has no swapped-objective control in profile {prof.name!r} (the task "
                          f"is not in control_tasks, the model has one objective, or it uses released weights)")
@@ -144,7 +147,7 @@ def run_pair(task: str, model: str, prof: Profile, request: PairRequest = PairRe
         return out
     for key in keys:
         enc = request.encoders.get(key.objective)
-        reuse = PointKey(task, model, key.seed).folder(prof.name) / "metrics.json" if key.objective == "swapped" \
+        reuse = PointKey(task, model, key.seed).folder(prof.name) / "metrics.json" if key.objective != "native" \
             else None
         files = PointFiles(key.folder(prof.name), Path(enc) if enc else None, reuse)
         out.append(point_runner(key, prof, files, device=device, progress=progress))

@@ -34,6 +34,7 @@ from transferlimits.runtime import (
     software_versions,
 )
 from transferlimits.study import runs as study_runs
+from transferlimits.study.encoder_sources import encoder_source
 from transferlimits.study.measure import measure_alignment, transferability
 from transferlimits.study.resume import PointKey, point_settings, resume
 from transferlimits.study.schema import build_metrics
@@ -197,11 +198,12 @@ def run_point(key: PointKey, profile: Profile | str, files: PointFiles = PointFi
         FileNotFoundError: the pre-trained encoder is missing (the message says how to make it).
     """
     prof = get_profile(profile) if isinstance(profile, str) else profile
-    adapter = get_model(key.model)  # ValueError for an unknown model, listing the registered ones
-    obj_name = adapter.native_objective if key.objective == "native" else adapter.swapped_objective
+    get_model(key.model)  # ValueError for an unknown model, listing the registered ones
+    source = encoder_source(key.objective)
+    obj_name = source.objective_name(key.model)
     out = Path(files.out_dir) if files.out_dir is not None else key.folder(prof.name)
-    pretrained = Path(files.pretrained if files.pretrained is not None
-                      else paths.pretrain_dir(prof.name, key.model, obj_name) / "encoder.pt")
+    pretrained = Path(files.pretrained if files.pretrained is not None else source.encoder_file(
+        prof, key.model, key.task, resolve_device(device if device is not None else prof.device), progress))
     reuse = None if files.reuse_scratch_from is None else Path(files.reuse_scratch_from)
     settings = point_settings(key, prof, obj_name, pretrained, reuse)
     old = resume(out, settings)

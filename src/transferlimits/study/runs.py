@@ -1,8 +1,11 @@
-"""Data, encoders, the three fine-tuning runs and their outcome of one study point (for :mod:`.point`).
+"""Data, encoders, the four fine-tuning runs and their outcome of one study point (for :mod:`.point`).
 
+Runs: ``pretrained``, ``scratch``, ``linear_probe`` and ``ablated`` (the head on a zeroed encoder, STUDY §5.1; it
+does not depend on the encoder's weights, so a control point reuses the native point's, as it reuses scratch).
 Outcome (STUDY §5): the task kind's trivial baselines on the test split, whether each run beats the strongest
 one (``learned``), RPG (raw for every metric; the primary one *defined* only where scratch beats the baseline,
-:func:`transferlimits.metrics.transfer.rpg_status`) and the bounded normalised gain.
+:func:`transferlimits.metrics.transfer.rpg_status`), the bounded normalised gain and each run's
+``encoder_share = (P - P_ablated) / (P - P_baseline)``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from transferlimits.training.finetune import FinetuneResult, finetune
 from transferlimits.training.pretrain import load_pretrained_encoder
 
 __all__ = ["load_cohort", "load_data", "load_encoders", "scratch_encoder", "finetune_all", "rpg_table", "run_record",
-           "warm_caches", "baselines_of", "outcome", "NG_FORMULA"]
+           "warm_caches", "baselines_of", "outcome", "encoder_share", "encoder_shares", "NG_FORMULA", "SHARED_RUNS"]
 
 #: the normalised gain as text (metrics.json ``normalised_gain_formula``; metrics.transfer.normalised_gain).
 NG_FORMULA = ("NG = s*(P_pre - P_ref) / (|P_pre - P_base| + |P_ref - P_base| + 1e-12), s = +1 if higher is better "
@@ -144,17 +147,22 @@ def warm_caches(data: dict[str, Any]) -> float:
     return time.perf_counter() - t0
 
 
+#: the runs a control point takes from the point whose scratch run it reuses (neither depends on its encoder)
+SHARED_RUNS = ("scratch", "ablated")
+
+
 def finetune_all(spec: Any, key: Any, encoders: dict[str, nn.Module], data: dict[str, Any], profile: Profile,
                  device: torch.device, progress: bool, reuse_scratch_from: str | Path | None = None
                  ) -> tuple[dict[str, dict], dict[str, FinetuneResult], dict[str, float]]:
-    """Fine-tune pretrained, scratch (unless reused) and linear_probe with one recipe (the task's,
+    """Fine-tune pretrained, scratch and ablated (unless reused) and linear_probe with one recipe (the task's,
     ``profile.finetune_for(spec.name)``).
 
     Args:
         spec: the TaskSpec. key: the point (its ``model`` and ``seed``; :class:`~transferlimits.study.resume.PointKey`).
         encoders: ``{"pretrained": encoder, "scratch": encoder}`` (the linear probe uses the pretrained one).
         data: ``{split: dataset}``. profile: the resolved profile. device, progress: as for ``finetune``.
-        reuse_scratch_from: a finished point's metrics.json whose scratch record is reused (default None).
+        reuse_scratch_from: a finished point's metrics.json whose scratch and ablated records are reused (default
+            None; an older file without an ablated record: the ablated run is trained here).
 
     Returns:
         ``(records, results, seconds)`` keyed by init; a reused scratch run has a record but no result.
@@ -165,24 +173,31 @@ def finetune_all(spec: Any, key: Any, encoders: dict[str, nn.Module], data: dict
     results: dict[str, FinetuneResult] = {}
     seconds: dict[str, float] = {}
     inits = {"pretrained": encoders["pretrained"], "scratch": encoders["scratch"],
-             "linear_probe": encoders["pretrained"]}
+             "linear_probe": encoders["pretrained"], "ablated": encoders["scratch"]}
     for init, enc in inits.items():
-        if init == "scratch" and reuse_scratch_from is not None:
-            records[init], seconds[init] = _reused_scratch(Path(reuse_scratch_from)), 0.0
-            continue
+        if init in SHARED_RUNS and reuse_scratch_from is not None:
+            reused = _reused_run(Path(reuse_scratch_from), init)
+            if reused is not None:
+                records[init], seconds[init] = reused, 0.0
+                continue
         res = finetune(spec, key.model, enc, init, data, recipe, device, seed=key.seed, progress=progress,
                        spacing=spacing)
         results[init], records[init], seconds[init] = res, run_record(res), float(res.train_seconds)
     return records, results, seconds
 
 
-def _reused_scratch(src: Path) -> dict:
-    """The scratch record of a finished point (its folder or metrics.json), marked as reused."""
+def _reused_run(src: Path, init: str) -> dict | None:
+    """The ``init`` record of a finished point (its folder or metrics.json), marked as reused; None when the file
+    has no such run (an ablated run is missing from files written before it existed)."""
     src = src / "metrics.json" if src.is_dir() else src
     old = json.loads(src.read_text())
-    rec = copy.deepcopy(old["runs"]["scratch"])
+    if init not in old["runs"]:
+        if init == "scratch":
+            raise ValueError(f"{src}: has no scratch run to reuse")
+        return None
+    rec = copy.deepcopy(old["runs"][init])
     rec["reused_from"] = str(src)
-    rec["lr_groups"] = old.get("lr_groups", {}).get("scratch", [])
+    rec["lr_groups"] = old.get("lr_groups", {}).get(init, [])
     return rec
 
 
@@ -215,6 +230,30 @@ def _score(records: dict[str, dict], init: str, metric: str) -> float:
     return float("nan") if v is None else float(v)
 
 
+def encoder_share(p: float, p_ablated: float, p_baseline: float, higher: bool) -> float | None:
+    """``(P - P_ablated) / (P - P_baseline)``: the share of a run's gain over the trivial baseline that its encoder
+    carries (STUDY §5.1); 1 when the head alone gets nothing, 0 when it gets everything, negative when the
+    ablated head does better. None when the run does not beat the baseline or a value is not finite.
+
+    Args:
+        p: the run's score. p_ablated: the encoder-ablated run's. p_baseline: the strongest trivial baseline's.
+        higher: whether higher is better (the ratio is sign-free, but "beats the baseline" is not).
+    """
+    sign = 1.0 if higher else -1.0
+    if not all(np.isfinite(v) for v in (p, p_ablated, p_baseline)) or sign * (p - p_baseline) <= 0:
+        return None
+    return float((p - p_ablated) / (p - p_baseline))
+
+
+def encoder_shares(records: dict[str, dict], metric: str, base: float, higher: bool) -> dict[str, float | None]:
+    """:func:`encoder_share` of every run but the ablated one (all None without an ablated run)."""
+    if "ablated" not in records:
+        return {init: None for init in records}
+    abl = _score(records, "ablated", metric)
+    return {init: encoder_share(_score(records, init, metric), abl, base, higher)
+            for init in records if init != "ablated"}
+
+
 def outcome(records: dict[str, dict], spec: Any, baselines: dict[str, dict[str, float]]) -> dict[str, Any]:
     """Baselines, learned flags, RPG validity and normalised gains of one point (metrics.json fields).
 
@@ -222,7 +261,7 @@ def outcome(records: dict[str, dict], spec: Any, baselines: dict[str, dict[str, 
         records: init -> run record (``test`` scores). spec: the TaskSpec. baselines: from :func:`baselines_of`.
 
     Returns:
-        ``baseline_primary``, ``learned``, ``rpg_defined``, ``rpg_undefined_reason``, ``rpg_primary``,
+        ``baseline_primary``, ``learned``, ``encoder_share`` (per run), ``rpg_defined``, ``rpg_undefined_reason``, ``rpg_primary``,
         ``normalised_gain``, ``normalised_gain_formula`` and ``undefined`` (reasons for the None values).
     """
     metric, higher = spec.primary_metric, bool(spec.higher_is_better)
@@ -246,8 +285,13 @@ def outcome(records: dict[str, dict], spec: Any, baselines: dict[str, dict[str, 
                                              base, higher)
         if gains[f"vs_{ref}"] is None:
             undefined[f"normalised_gain.vs_{ref}"] = "a score or the baseline is not finite"
+    shares = encoder_shares(records, metric, base, higher)
+    for init, share in shares.items():
+        if share is None:
+            undefined[f"encoder_share.{init}"] = ("no ablated run" if "ablated" not in records else
+                                                  "the run does not beat its baseline, or a score is not finite")
     return {"baseline_primary": {"name": name, "metric": metric, "value": base if best is not None else None},
-            "learned": learned, "rpg_defined": bool(status.defined and best is not None),
+            "learned": learned, "encoder_share": shares, "rpg_defined": bool(status.defined and best is not None),
             "rpg_undefined_reason": None if status.defined and best is not None else reason,
             "rpg_primary": status.value if best is not None else None, "normalised_gain": gains,
             "normalised_gain_formula": NG_FORMULA, "undefined": undefined}

@@ -20,7 +20,9 @@ from transferlimits.paths import OBJECTIVE_KINDS
 __all__ = ["SCHEMA_VERSION", "INIT_NAMES", "OBJECTIVE_KINDS", "Field", "TOP_FIELDS", "RUN_FIELDS", "ENTRY_FIELDS",
            "CURVE_KEYS", "TARGET_TYPES", "schema_doc", "validate_metrics", "load_metrics", "build_metrics", "jsonable"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+#: versions still read: 2 lacks the fields marked ``since=3`` (the encoder-ablated run and its encoder share)
+READ_VERSIONS = (2, 3)
 INIT_NAMES = ("pretrained", "scratch", "linear_probe")
 CURVE_KEYS = ("epoch", "train_loss", "val_loss", "val_metric", "lr", "wall_s", "device_s")
 TARGET_TYPES = ("class", "binary", "continuous")
@@ -34,6 +36,7 @@ class Field:
     type: type
     doc: str
     nullable: bool = False
+    since: int = 2  # the first schema version that has the field (older files are read without it)
 
 
 TOP_FIELDS: tuple[Field, ...] = (
@@ -49,7 +52,8 @@ TOP_FIELDS: tuple[Field, ...] = (
           "modules' source), data_sha256 (the cohort manifest), profile (config.profile_to_dict)"),
     Field("task_spec", dict, "kind, primary_metric, higher_is_better (bool), metrics (list of str)"),
     Field("n_cases", dict, "split -> int (train, val, test, + real for restoration tasks)"),
-    Field("runs", dict, "init -> run (fields below) for init in pretrained | scratch | linear_probe"),
+    Field("runs", dict, "init -> run (fields below) for init in pretrained | scratch | linear_probe | ablated "
+          "(ablated: schema 3; the head on a zeroed encoder, shared by a pair's points like scratch)"),
     Field("baselines", dict, "trivial baseline name -> metric -> float|null on the TEST split (the task kind's "
           "baseline(): identity = the degraded input, train_median = the train-target median constant, "
           "class_prior = the train class prior as constant probabilities, empty_mask = the all-zero mask)"),
@@ -67,6 +71,9 @@ TOP_FIELDS: tuple[Field, ...] = (
     Field("normalised_gain", dict, '{"vs_scratch", "vs_linear_probe"} -> float|null in [-1, 1] on the primary '
           "metric (metrics.transfer.normalised_gain against baseline_primary; finite for every point)"),
     Field("normalised_gain_formula", str, "the formula of normalised_gain, as text"),
+    Field("encoder_share", dict, "init -> float|null: (P - P_ablated) / (P - P_baseline) on the primary metric, the "
+          "share of the run's gain over baseline_primary that its encoder carries (runs.ablated: the same head and "
+          "recipe on a zeroed encoder; STUDY §5.1); null where the run does not beat the baseline", since=3),
     Field("lr_groups", dict, 'init -> list of {"name", "lr", "weight_decay", "n_params"}: the optimiser groups '
           "(peak lr). The reduced backbone lr applies to the pretrained encoder only (pretrained, linear_probe's "
           "frozen encoder has no group); scratch trains every parameter at the head's lr (STUDY §4/§5)"),
@@ -164,7 +171,7 @@ def _check_scores(scores: Any, where: str) -> None:
 
 
 def _validate_runs(d: dict) -> None:
-    for init in INIT_NAMES:
+    for init in INIT_NAMES + (("ablated",) if d["schema_version"] >= 3 else ()):
         if init not in d["runs"]:
             raise ValueError(f"metrics.json: missing field runs.{init}")
         run = d["runs"][init]
@@ -207,9 +214,10 @@ def validate_metrics(d: dict) -> None:
     Raises:
         ValueError: naming the first missing or mistyped field, a wrong ``schema_version`` or a non-finite number.
     """
-    _check_fields(d, TOP_FIELDS, "")
-    if d["schema_version"] != SCHEMA_VERSION:
-        raise ValueError(f"metrics.json: schema_version {d['schema_version']} != {SCHEMA_VERSION}")
+    version = d.get("schema_version") if isinstance(d, dict) else None
+    if version not in READ_VERSIONS:
+        raise ValueError(f"metrics.json: schema_version {version} is not one of {list(READ_VERSIONS)}")
+    _check_fields(d, tuple(f for f in TOP_FIELDS if f.since <= version), "")
     if d["objective"] not in OBJECTIVE_KINDS:
         raise ValueError(f"metrics.json: objective {d['objective']!r} not in {list(OBJECTIVE_KINDS)}")
     _check_fields(d["task_spec"], {"kind": str, "primary_metric": str, "higher_is_better": bool}, "task_spec")

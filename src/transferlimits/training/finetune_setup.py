@@ -17,6 +17,8 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from transferlimits.config import FinetuneRecipe
 from transferlimits.data.views import in_input_units
+from transferlimits.models.ablation import ZeroedEncoder
+from transferlimits.models.fullres import start_output_at
 from transferlimits.models.heads import build_task_model
 from transferlimits.models.registry import get_model
 from transferlimits.tasks.kinds import get_kind
@@ -27,27 +29,25 @@ from transferlimits.training.loop import param_groups
 __all__ = ["INITS", "start_at_train_median", "backbone_lr_scales", "describe_groups", "build_finetune_model",
            "finetune_groups", "train_loader", "make_augment"]
 
-INITS: tuple[str, ...] = ("pretrained", "scratch", "linear_probe")
+#: ``ablated``: the scratch encoder behind a :class:`~transferlimits.models.ablation.ZeroedEncoder` (STUDY §5.1).
+INITS: tuple[str, ...] = ("pretrained", "scratch", "linear_probe", "ablated")
 
 
 def start_at_train_median(model: nn.Module, train_ds: Dataset) -> float | None:
-    """Make a residual regression head start at the train median of its target (returned), not at the input.
+    """Make a translation head start at the train median of its target (returned), not at zero.
 
-    A residual head outputs ``gain * src + bias + correction`` with the correction zero at initialisation
-    (:mod:`transferlimits.models.fullres`). For a same-modality restoration target ``src`` is in the target's
-    units, so ``gain = 1, bias = 0`` starts at the identity baseline. For a translation target in a fixed
-    physical unit (ADC in 10^-3 mm^2/s from a T2W z-score) that start is far from any sensible output, and the
-    two learnt scalars move ~lr per step: in the ``cpu`` profile's 48 steps every modality-translation run ended
-    worse than the constant train median. Here ``gain = 0`` and ``bias`` = the median of the training targets
-    inside the body mask, so the model starts at the train-median baseline and learns from the input from there.
-    Nothing happens (None) for a model without a residual full-resolution head.
+    A translation target is in a fixed physical unit (ADC in 10^-3 mm^2/s from a T2W z-score) and gets no identity
+    residual (:mod:`transferlimits.models.fullres`): its head's last layer starts with zero weights and its bias at
+    the median of the training targets inside the body mask, so the model starts at the train-median baseline and
+    learns from the encoder's features from there. Nothing happens (None) for a model without an
+    ``output_layer()`` (classification, scalar heads).
 
     Args:
-        model: a task model (its ``full_res`` head, if any, is changed in place).
+        model: a dense task model (its output layer is changed in place).
         train_ds: the training dataset (items ``y`` and optionally ``masks["body"]``).
     """
-    head = getattr(model, "full_res", None)
-    if head is None or not getattr(head, "residual", False):
+    layer_of = getattr(model, "output_layer", None)
+    if layer_of is None:
         return None
     values = []
     for i in range(len(train_ds)):
@@ -56,9 +56,7 @@ def start_at_train_median(model: nn.Module, train_ds: Dataset) -> float | None:
         body = np.asarray(item.get("masks", {}).get("body", np.ones_like(y))) > 0
         values.append(y[body] if body.any() else y.ravel())
     median = float(np.median(np.concatenate(values)))
-    with torch.no_grad():
-        head.gain.zero_()
-        head.bias.fill_(median)
+    start_output_at(layer_of(), median)
     return median
 
 
@@ -80,7 +78,7 @@ def backbone_lr_scales(model: nn.Module, model_name: str, recipe: FinetuneRecipe
     """
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; valid: {list(INITS)}")
-    return {} if init == "scratch" else get_model(model_name).lr_scales(model, recipe)
+    return {} if init in ("scratch", "ablated") else get_model(model_name).lr_scales(model, recipe)
 
 
 def describe_groups(groups: list[dict[str, Any]], lr: float) -> list[dict[str, Any]]:
@@ -109,7 +107,8 @@ def build_finetune_model(spec: Any, model_name: str, encoder: nn.Module, init: s
 
     Args:
         spec: the task's ``TaskSpec``. model_name: a registered model name. encoder: copied, never modified.
-        init: ``"pretrained"``, ``"scratch"`` or ``"linear_probe"`` (the copied encoder is frozen).
+        init: ``"pretrained"``, ``"scratch"``, ``"linear_probe"`` (the copied encoder is frozen) or ``"ablated"``
+            (the head on a :class:`~transferlimits.models.ablation.ZeroedEncoder`: the encoder's output is zeros).
         recipe: the fine-tuning recipe (``decoder_width``, ``full_res_skip``, ``residual``,
             ``channels_last_stages``). train_ds: the training split (target size, slice step, train median).
     """
@@ -121,11 +120,13 @@ def build_finetune_model(spec: Any, model_name: str, encoder: nn.Module, init: s
     model = build_task_model(model_name, encoder, spec, width=recipe.decoder_width, out_size=out_size,
                              slice_step=int(getattr(train_ds, "slice_step", 1)),
                              full_res=bool(recipe.full_res_skip), residual=bool(recipe.residual))
-    if not in_input_units(spec):  # translation: start at the train median, not at the input's z-score
-        start_at_train_median(model, train_ds)
+    if recipe.residual and get_kind(spec.kind).regression and not in_input_units(spec):
+        start_at_train_median(model, train_ds)  # translation: start at the train median (no identity residual)
     if init == "linear_probe":
         for p in model.encoder.parameters():
             p.requires_grad_(False)
+    if init == "ablated":  # after the head's init, so the ablated head draws the same numbers as scratch's
+        model.encoder = ZeroedEncoder(model.encoder)
     return model
 
 

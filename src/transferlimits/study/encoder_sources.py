@@ -1,0 +1,167 @@
+"""Where a point's "pretrained" encoder comes from: one object per objective kind (STUDY §5.1 "Controls").
+
+=============  ==================================================================================================
+kind           the encoder fine-tuned as ``pretrained`` (with the pretrained recipe: reduced backbone lr)
+=============  ==================================================================================================
+native         the model's native pre-training (``results/<p>/pretrain/<model>__<native objective>/encoder.pt``)
+swapped        the model's other objective (the 2x2 control, H6)
+random         **negative control**: a second random initialisation (seed ``RANDOM_SEED``), presented as pretrained
+transfusion    **negative control** (Raghu et al. 2019, "Transfusion", Mean Var Init): every tensor of the native
+               encoder replaced by i.i.d. Gaussian values with that tensor's mean and SD -- weight scaling kept,
+               features not; it separates feature reuse from the pretrained weights' scale
+positive       **positive control**: an encoder that already learned the task -- the scratch encoder trained on the
+               task's own targets on the pre-training pool (never on the train/val/test cases of the point)
+=============  ==================================================================================================
+
+The controls' encoders are written once per (profile, model[, task]) as ``encoder.pt`` files in the format of a
+pre-training run (:func:`transferlimits.training.pretrain_record.load_pretrained_encoder` reads them), beside the
+pre-trainings, so that a point hashes and resumes on them as on any pre-trained encoder. Each is deterministic
+(fixed seeds) and written atomically; an existing file is reused.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from transferlimits import paths
+from transferlimits.config import Profile
+from transferlimits.data.cohort import open_cohort, task_dataset
+from transferlimits.models.registry import get_model
+from transferlimits.runtime import atomic_save_torch, atomic_write_json
+from transferlimits.study.runs import scratch_encoder
+from transferlimits.tasks import get_task
+from transferlimits.training.finetune import finetune
+from transferlimits.training.pretrain_record import load_pretrained_encoder
+
+__all__ = ["EncoderSource", "ENCODER_SOURCES", "CONTROL_KINDS", "encoder_source", "transfusion_state", "RANDOM_SEED",
+           "POSITIVE_POOL_CASES"]
+
+#: seed of the ``random`` control's initialisation (the scratch runs use the point's seed, 0-2)
+RANDOM_SEED = 10_007
+#: pre-training-pool cases the positive control trains on (its recipe is the task's, at most this many cases)
+POSITIVE_POOL_CASES = 128
+
+
+@dataclass(frozen=True)
+class EncoderSource:
+    """One objective kind: how its encoder file is named and made.
+
+    Attributes:
+        kind: the objective kind (``PointKey.objective``). role: "objective", "negative control" or "positive
+            control". description: one line for the book.
+    """
+
+    kind: str
+    role: str
+    description: str
+
+    def objective_name(self, model: str) -> str:
+        """The name written as the point's ``objective_name`` (a pre-training objective, or the control's kind)."""
+        adapter = get_model(model)
+        if self.kind == "native":
+            return adapter.native_objective
+        if self.kind == "swapped":
+            return adapter.swapped_objective
+        return self.kind
+
+    def folder(self, prof: Profile, model: str, task: str) -> Path:
+        """The folder of the encoder file (the pre-training's for native / swapped)."""
+        if self.kind in ("native", "swapped"):
+            return paths.pretrain_dir(prof.name, model, self.objective_name(model))
+        suffix = f"__{task}" if self.kind == "positive" else ""
+        return paths.results_dir(prof.name) / "pretrain" / f"{model}__{self.kind}{suffix}"
+
+    def encoder_file(self, prof: Profile, model: str, task: str, device: Any = "cpu", progress: bool = False) -> Path:
+        """The ``encoder.pt`` of this source, made first where it is a control and missing.
+
+        Raises:
+            FileNotFoundError: native / swapped pre-training missing (the point's loader says how to make it).
+        """
+        path = self.folder(prof, model, task) / "encoder.pt"
+        if self.kind in ("native", "swapped") or path.is_file():
+            return path
+        native = ENCODER_SOURCES["native"].folder(prof, model, task) / "encoder.pt"
+        encoder, meta = load_pretrained_encoder(native, "cpu")  # the architecture (and, for transfusion, statistics)
+        if self.kind == "random":
+            encoder = scratch_encoder(prof, model, RANDOM_SEED)
+        elif self.kind == "transfusion":
+            encoder.load_state_dict(transfusion_state(encoder.state_dict(), RANDOM_SEED))
+        else:
+            encoder, record = _task_trained(prof, model, task, device, progress)
+            atomic_write_json(path.parent / "positive.json", record)
+        _save(path, encoder, meta, self.kind, task)
+        return path
+
+
+def transfusion_state(state: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
+    """Every floating tensor replaced by i.i.d. N(mean, SD²) of that tensor (a one-element tensor keeps its value).
+
+    Args:
+        state: a state dict (tensors not modified). seed: the draws' seed.
+    """
+    gen = torch.Generator().manual_seed(int(seed))
+    out = {}
+    for name, t in state.items():
+        if not torch.is_floating_point(t) or t.numel() < 2:
+            out[name] = t.clone()
+            continue
+        t64 = t.double()
+        noise = torch.randn(t.shape, generator=gen, dtype=torch.float64)
+        out[name] = (t64.mean() + t64.std() * noise).to(t.dtype)
+    return out
+
+
+def _task_trained(prof: Profile, model: str, task: str, device: Any, progress: bool) -> tuple[torch.nn.Module, dict]:
+    """The scratch encoder (seed 0) fine-tuned on ``task`` over the first cases of the pre-training pool."""
+    spec, cohort = get_task(task), open_cohort(prof)
+    pool = task_dataset(cohort, task, "pretrain", model, 0)
+    keep = min(len(pool), POSITIVE_POOL_CASES)
+    pool = torch.utils.data.Subset(pool, range(keep))
+    for attr in ("slice_step",):  # the dense slice head reads the stack step from its training set
+        if hasattr(pool.dataset, attr):
+            setattr(pool, attr, getattr(pool.dataset, attr))
+    val = task_dataset(cohort, task, "val", model, 0)
+    recipe = prof.finetune_for(task)
+    res = finetune(spec, model, scratch_encoder(prof, model, 0), "scratch", {"train": pool, "val": val, "test": val},
+                   recipe, torch.device(device) if not isinstance(device, torch.device) else device, seed=0,
+                   progress=progress, spacing=tuple(float(s) for s in prof.grid.spacing))
+    record = {"task": task, "model": model, "pool_cases": keep, "epochs": int(recipe.epochs),
+              "best_epoch": res.best_epoch, "val_primary": res.best_val, "train_seconds": res.train_seconds,
+              "metric": spec.primary_metric}
+    return copy.deepcopy(res.model.encoder).cpu().eval(), json.loads(json.dumps(record, default=float))
+
+
+def _save(path: Path, encoder: torch.nn.Module, meta: dict, kind: str, task: str) -> None:
+    """``encoder.pt`` in the pre-training format, its meta copied from the native file with the kind named."""
+    meta = {k: v for k, v in meta.items() if k != "state_dict"}
+    meta.update(objective=kind, control_task=task if kind == "positive" else None)
+    meta = json.loads(json.dumps(meta))
+    state = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_save_torch(path, {"state_dict": state, **meta})
+
+
+ENCODER_SOURCES: dict[str, EncoderSource] = {s.kind: s for s in (
+    EncoderSource("native", "objective", "the model's native pre-training"),
+    EncoderSource("swapped", "objective", "the model's other pre-training objective (2x2 control)"),
+    EncoderSource("random", "negative control", "a second random initialisation, presented as pretrained"),
+    EncoderSource("transfusion", "negative control", "random weights with the native encoder's per-tensor mean and "
+                  "SD (Raghu et al. 2019), presented as pretrained"),
+    EncoderSource("positive", "positive control", f"the scratch encoder trained on the task itself on "
+                  f"{POSITIVE_POOL_CASES} pre-training-pool cases"),
+)}
+#: the control kinds a profile may add to every pair (``Profile.control_inits``)
+CONTROL_KINDS: tuple[str, ...] = ("random", "transfusion", "positive")
+
+
+def encoder_source(kind: str) -> EncoderSource:
+    """The :class:`EncoderSource` of an objective kind (ValueError listing the kinds)."""
+    if kind not in ENCODER_SOURCES:
+        raise ValueError(f"unknown objective kind {kind!r}; valid: {list(ENCODER_SOURCES)}")
+    return ENCODER_SOURCES[kind]
