@@ -15,6 +15,10 @@ Printed: the measured noise (per group and pooled), power at ρ (default −0.5)
 of the plain across-task correlation over G points, the smallest p of H6's sign-flip test over T tasks, and the
 recommendation: the design with ≥ 80 % power and the fewest fine-tunings per group (k·s), ties to fewer seeds.
 
+Then the new design (G groups × k encoders × 3 seeds, k = 4, 5, 6): power at ρ = −0.5 at α and at Holm's strictest
+step α/6 (six hypotheses H1–H6), the simulated MDE at both levels and the analytic Fisher-z MDE beside
+(:func:`transferlimits.metrics.mde.fisher_mde`, the verdicts' MDE, attenuated by the seed-noise reliability).
+
 Usage::
 
     python benchmarks/power.py [--runs DIR] [--ks 3 4 5 6] [--seeds 1 2 3 5] [--json PATH] [--quick]
@@ -28,6 +32,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from transferlimits.jsonsafe import dumps_strict, loads_strict
+from transferlimits.metrics.mde import fisher_mde, holm_alpha, reliability
 from transferlimits.metrics.power import (
     Design, across_task_power, draw_base, estimate_noise, mde, power, signflip_min_p)
 
@@ -79,6 +84,56 @@ def recommend(rows: list[dict]) -> dict | None:
     """The design with power ≥ 80 % and the fewest runs per group (k·s), then fewer seeds; None if none."""
     ok = [r for r in rows if r["power"] >= TARGET]
     return min(ok, key=lambda r: (r["runs_per_group"], r["seeds"], r["k"])) if ok else None
+
+
+def new_design(base: Design, ks: tuple[int, ...] = (4, 5, 6), seeds: int = 3, rho: float = -0.5,
+               hypotheses: int = 6, sims: int = 400, perms: int = 399) -> list[dict]:
+    """The new design (``base.n_groups`` groups × k encoders × ``seeds`` seeds, the measured λ): per k the power
+    at ``rho`` and the MDE at α and at Holm's strictest step α / ``hypotheses``, simulated, with the analytic
+    Fisher-z MDE (:func:`transferlimits.metrics.mde.fisher_mde`, attenuated by the seed-noise reliability) beside.
+
+    Args:
+        base: design with the measured noise and α. ks: encoders per group. seeds: seeds per encoder. rho: effect.
+        hypotheses: family size of the Holm adjustment (H1–H6). sims, perms: simulated datasets and
+            within-group permutations per dataset (perms ≥ 2 / α_Holm so that α_Holm is reachable).
+    """
+    a_holm = holm_alpha(base.alpha, hypotheses)
+    if (1 + perms) * a_holm < 1:
+        raise ValueError(f"perms must be >= {int(1 / a_holm)} to reach the Holm level {a_holm:.4f}, got {perms}")
+    rel = reliability(base.noise_align, seeds) * reliability(base.noise_gain, seeds)
+    rows = []
+    for k in ks:
+        d = replace(base, k=k, seeds=seeds, n_sims=sims, n_perm=perms)
+        draws = draw_base(d)
+        n = d.n_groups * k
+        rows.append({"k": k, "seeds": seeds, "units": n, "groups": d.n_groups, "rho": rho,
+                     "power": power(d, rho, draws), "power_holm": power(d, rho, draws, a_holm),
+                     "mde": mde(d, draws, TARGET), "mde_holm": mde(d, draws, TARGET, alpha=a_holm),
+                     "mde_analytic": fisher_mde(n, d.n_groups, d.alpha, TARGET, rel),
+                     "mde_analytic_holm": fisher_mde(n, d.n_groups, a_holm, TARGET, rel),
+                     "alpha": d.alpha, "alpha_holm": a_holm, "reliability": rel})
+    return rows
+
+
+def print_new_design(rows: list[dict], base: Design) -> None:
+    """The new design's power and MDE at α and at Holm's strictest step."""
+    r0 = rows[0]
+    print(f"\nNew design: G = {r0['groups']} (task, model) groups × k encoders × s = {r0['seeds']} seeds, "
+          f"λ_align = {base.noise_align:.3f}, λ_gain = {base.noise_gain:.3f} (reliability of r "
+          f"{r0['reliability']:.2f}); within-task r = {r0['rho']}; α = {r0['alpha']}, Holm over 6 hypotheses at its "
+          f"strictest step α/6 = {r0['alpha_holm']:.4f}")
+    print(f"  {'k':>2s} {'units':>5s} {'power α':>8s} {'power Holm':>10s} {'MDE α':>6s} {'MDE Holm':>8s} "
+          f"{'Fisher MDE α':>12s} {'Fisher MDE Holm':>15s}")
+    for r in rows:
+        print(f"  {r['k']:>2d} {r['units']:>5d} {r['power']:>8.3f} {r['power_holm']:>10.3f} {_fmt(r['mde']):>6s} "
+              f"{_fmt(r['mde_holm']):>8s} {_fmt(_finite(r['mde_analytic'])):>12s} "
+              f"{_fmt(_finite(r['mde_analytic_holm'])):>15s}")
+    print("  MDE = smallest true |r| with ≥ 80 % power (simulated permutation test; Fisher: analytic, "
+          "attenuated by seed noise).")
+
+
+def _finite(x: float) -> float | None:
+    return x if x == x else None
 
 
 def _fmt(x: float | None, spec: str = ".2f") -> str:
@@ -169,10 +224,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--noise-align", type=float, help="override λ_align (default: pooled, measured)")
     ap.add_argument("--noise-gain", type=float, help="override λ_gain (default: pooled, measured)")
     ap.add_argument("--json", type=Path, help="also write the results as strict JSON here")
+    ap.add_argument("--design-ks", type=int, nargs="+", default=[4, 5, 6], help="k of the new-design table")
+    ap.add_argument("--design-seeds", type=int, default=3, help="seeds per encoder of the new-design table")
+    ap.add_argument("--design-sims", type=int, default=400, help="simulated datasets of the new-design table")
+    ap.add_argument("--design-perms", type=int, default=399, help="permutations of the new-design table")
     ap.add_argument("--quick", action="store_true", help="small version for tests: k 3 6, s 1 5, 120×60 sims")
     args = ap.parse_args(argv)
     if args.quick:
         args.ks, args.seeds, args.sims, args.perms = [3, 6], [1, 5], 120, 60
+        args.design_ks, args.design_sims, args.design_perms = [4], 60, 199
     return args
 
 
@@ -196,6 +256,9 @@ def main(argv: list[str] | None = None) -> dict:
     print_table(rows, grid)
     out = summarise(grid, noise, rows)
     print_summary(out)
+    out["new_design"] = new_design(base, tuple(args.design_ks), args.design_seeds, args.rho, 6, args.design_sims,
+                                   args.design_perms)
+    print_new_design(out["new_design"], base)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(dumps_strict(out, indent=1) + "\n")

@@ -194,7 +194,7 @@ def test_verdict_table_has_a_word_per_hypothesis(smoke_study, browser, page):
         assert row is not None, f"{page}: no verdict row for {h}"
         assert sum(w in row for w in VERDICT_WORDS) == 1, f"{page}: {h} row has no single verdict word: {row!r}"
     text = browser.find_element("css selector", "main").text
-    assert "supported when its statistic" in text, "the verdict rule is not stated on the page"
+    assert "supported when its Holm-adjusted p" in text, "the verdict rule is not stated on the page"
     if page == "index":
         head = browser.find_element("css selector", "main .admonition").text
         assert "smoke profile" in head, f"the headline does not name the profile: {head[:200]!r}"
@@ -321,13 +321,13 @@ def test_cpu_verdict_table_reads_like_a_paper(cpu_book, browser):
     for row in info["rows"]:
         _claim, predicted, _stat, _est, test_p, n, _mde, word = row
         assert predicted in ("positive", "negative") and word in VERDICT_WORDS, row
-        assert re.search(r"p = (\d\.\d{3}|—)$", test_p) and re.match(r"^\d+ (points?|tasks?)", n), row
+        assert re.search(r"p = (\d\.\d{3}|—)$", test_p) and re.match(r"^\d+ (points?|tasks?|encoders?)", n), row
     assert [r[0][:2] for r in info["rows"]] == list(HYPOTHESES)
     for h in HYPOTHESES:
         assert re.search(rf"\b{h} \(.*\)\. Predicted: a (positive|negative)", info["text"]), f"no paragraph for {h}"
     captions = browser.execute_script(
         "return Array.from(document.querySelectorAll('main figure figcaption')).map(c => c.innerText)")
-    assert any("bootstrap CIs" in c for c in captions), captions
+    assert any("95 % CIs" in c for c in captions), captions
 
 
 def test_cpu_methods_equations_are_numbered_and_referenced(cpu_book, browser):

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from transferlimits.metrics.correlation import within_group_correlation
+from transferlimits.metrics.mde import fisher_mde, holm_alpha, reliability
 from transferlimits.metrics.power import (
-    Design, draw_base, estimate_noise, perm_pvalues, power, signflip_min_p, within_r)
+    Design, draw_base, estimate_noise, mde, perm_pvalues, power, signflip_min_p, within_r)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,4 +103,18 @@ def test_cli_quick_writes_strict_json(tmp_path, capsys):
     data = json.loads(text)
     assert len(data["table"]) == 4 and data["signflip_min_p"]["4"] == 0.125
     assert {r["k"] for r in out["table"]} == {3, 6}
-    assert "Recommendation" in capsys.readouterr().out
+    text_out = capsys.readouterr().out
+    assert "Recommendation" in text_out and "New design" in text_out
+    row = data["new_design"][0]
+    assert row["k"] == 4 and row["alpha_holm"] == pytest.approx(0.05 / 6)
+    assert row["power_holm"] <= row["power"]  # the stricter Holm level never rejects more often
+
+
+def test_power_at_the_holm_level_and_the_analytic_mde():
+    d = Design(n_groups=10, k=6, seeds=3, noise_align=1.0, noise_gain=1.0, n_sims=300, n_perm=299, seed=6)
+    base = draw_base(d)
+    assert power(d, -0.5, base, alpha=holm_alpha(0.05, 6)) < power(d, -0.5, base)
+    assert holm_alpha(0.05, 6) == pytest.approx(0.05 / 6) and holm_alpha(0.05, 6, rank=6) == 0.05
+    # the analytic Fisher-z MDE (attenuated by the reliability 1/(1 + λ²/s) of each side) matches the simulation
+    rel = reliability(1.0, 3) ** 2
+    assert fisher_mde(60, 10, rel_x=rel) == pytest.approx(mde(d, base), abs=0.08)

@@ -11,7 +11,7 @@ import pytest
 
 from transferlimits.study import verdicts as V
 
-N_BOOT = N_PERM = 400
+N_PERM = 400
 
 
 def _points(n_tasks: int = 8, seed: int = 0) -> pd.DataFrame:
@@ -38,14 +38,21 @@ def _noise(df: pd.DataFrame, scale: float, seed: int = 1) -> np.ndarray:
     ((float("nan"), 0.5), 1, 10, "inconclusive"),
 ])
 def test_rule(ci, sign, n, expected):
-    assert V.verdict(0.3, ci, n, sign, n_min=6) == expected
+    assert V.verdict(0.3, ci, n, sign, 6, 0.01) == expected
+
+
+@pytest.mark.parametrize("p_adjusted", [0.06, float("nan")])
+def test_rule_reads_the_adjusted_p(p_adjusted):
+    """A CI that excludes 0 is not enough: the Holm-adjusted p must be at most 0.05 too."""
+    assert V.verdict(0.3, (0.1, 0.5), 10, 1, 6, p_adjusted) == "inconclusive"
+    assert V.verdict(0.3, (0.1, 0.5), 10, 1, 6, 0.05) == "supported"
 
 
 def test_rule_rejects_bad_arguments():
     with pytest.raises(ValueError, match="predicted_sign"):
-        V.verdict(0.1, (0.0, 1.0), 10, 0, 6)
+        V.verdict(0.1, (0.0, 1.0), 10, 0, 6, 0.01)
     with pytest.raises(ValueError, match="n_min"):
-        V.verdict(0.1, (0.0, 1.0), 10, 1, 0)
+        V.verdict(0.1, (0.0, 1.0), 10, 1, 0, 0.01)
 
 
 def test_rule_text_names_every_minimum():
@@ -57,7 +64,7 @@ def test_rule_text_names_every_minimum():
 def test_h2_mmd_rpg(slope, expected):
     df = _points()
     df["rpg"] = slope * df["mmd2"] + _noise(df, 0.5) + np.where(df["model"] == "mae_model", 20.0, 0.0)
-    v = V.h2_mmd_rpg(df, N_BOOT, N_PERM)
+    v = V.h2_mmd_rpg(df, N_PERM)
     assert v.verdict == expected, v
     assert v.n == 16 and v.predicted == "negative"
 
@@ -66,7 +73,7 @@ def test_h2_mmd_rpg(slope, expected):
 def test_h3_mmd_convergence(slope, expected):
     df = _points()
     df["epochs_ratio"] = slope * df["mmd2"] + _noise(df, 0.5)
-    assert V.h3_mmd_convergence(df, N_BOOT, N_PERM).verdict == expected
+    assert V.h3_mmd_convergence(df, N_PERM).verdict == expected
 
 
 @pytest.mark.parametrize("shift, expected", [(3.0, "supported"), (-3.0, "contradicted"), (0.0, "inconclusive")])
@@ -74,7 +81,7 @@ def test_h1_suited_tasks_move_less(shift, expected):
     df = _points()
     suited = df["restoration"] == df["reconstruction"]
     df["mmd2"] = np.where(suited, 0.0, shift) + _noise(df, 0.3)
-    assert V.h1_suited_mmd(df, N_BOOT, N_PERM).verdict == expected
+    assert V.h1_suited_mmd(df, N_PERM).verdict == expected
 
 
 @pytest.mark.parametrize("gain, expected", [(10.0, "supported"), (-10.0, "contradicted"), (0.0, "inconclusive")])
@@ -82,7 +89,7 @@ def test_h4_interaction(gain, expected):
     df = _points()
     suited = df["restoration"] == df["reconstruction"]
     df["rpg"] = np.where(suited, gain, 0.0) + _noise(df, 1.0)
-    v = V.h4_interaction(df, N_BOOT, N_PERM)
+    v = V.h4_interaction(df, N_PERM)
     assert v.verdict == expected, v
     if gain:  # the interaction of a planted suited gain g is 2g (g in each model family)
         assert v.estimate == pytest.approx(2 * gain, abs=2.0)
@@ -91,7 +98,7 @@ def test_h4_interaction(gain, expected):
 def test_h4_needs_every_cell():
     df = _points()
     df = df[df["restoration"]]  # no semantic task
-    v = V.h4_interaction(df, N_BOOT, N_PERM)
+    v = V.h4_interaction(df, N_PERM)
     assert v.verdict == "inconclusive" and "four" in v.note
 
 
@@ -105,7 +112,7 @@ def test_h5_prehoc_vs_posthoc(which, expected):
         df["logme"] = signal + _noise(df, 0.1, 2)
     if which in ("mmd2", "both"):
         df["mmd2"] = -signal + _noise(df, 0.1, 3)
-    assert V.h5_prehoc_vs_posthoc(df, N_BOOT).verdict == expected
+    assert V.h5_prehoc_vs_posthoc(df).verdict == expected
 
 
 def _control(effect: float, n_tasks: int = 4, noise: float = 1.0) -> pd.DataFrame:
@@ -124,25 +131,48 @@ def _control(effect: float, n_tasks: int = 4, noise: float = 1.0) -> pd.DataFram
 
 @pytest.mark.parametrize("effect, expected", [(20.0, "supported"), (-20.0, "contradicted")])
 def test_h6_objective_effect(effect, expected):
-    v = V.h6_objective_effect(_control(effect), N_BOOT, N_PERM)
-    assert v.verdict == expected and v.n == 16  # 4 tasks x 2 backbones x 2 objectives
+    v = V.h6_objective_effect(_control(effect, n_tasks=6))
+    assert v.verdict == expected and v.n == 24  # 6 tasks x 2 backbones x 2 objectives
+    assert v.p == pytest.approx(2 / 2**6)  # exact sign flip: every task has the planted sign
     assert v.estimate == pytest.approx(effect, abs=2.0)
 
 
 def test_h6_small_n_is_inconclusive():
     for n_tasks in (1, 2):  # 2 tasks: 8 cells < 12, too few to resample tasks
-        assert V.h6_objective_effect(_control(20.0, n_tasks=n_tasks), N_BOOT, N_PERM).verdict == "inconclusive"
+        assert V.h6_objective_effect(_control(20.0, n_tasks=n_tasks)).verdict == "inconclusive"
+
+
+@pytest.mark.parametrize("n_tasks", [4, 5])
+def test_h6_on_five_tasks_or_fewer_cannot_be_supported(n_tasks):
+    """Exact sign flip over T ≤ 5 tasks: p ≥ 2/2^T > 0.05 however large the effect; the note says so."""
+    v = V.h6_objective_effect(_control(50.0, n_tasks=n_tasks, noise=0.1))
+    assert v.p == pytest.approx(2 / 2**n_tasks) and v.verdict == "inconclusive"
+    assert f"smallest attainable p = 2/2^{n_tasks}" in v.note
+    assert v.ci_method == f"t over tasks, df = {n_tasks - 1}"
+
+
+def test_h6_states_the_supervision_confound_from_the_adapters():
+    """The note names the label use the adapters declare (ObjectiveInfo.uses_labels), not a model name rule."""
+    df = _control(20.0, n_tasks=4)
+    df["model"] = df["model"].map({"cnn": "profound", "vit": "provicnet"})
+    names = {("profound", True): "fcmae", ("profound", False): "contrastive",
+             ("provicnet", True): "mae", ("provicnet", False): "contrastive"}
+    df["objective"] = [names[(m, r)] for m, r in zip(df["model"], df["reconstruction"])]
+    note = V.h6_objective_effect(df).note
+    assert "uses labels" in note and "0.95 x DiceCE" in note
+    df["objective"] = df["objective"].replace("contrastive", "unknown_objective")  # not declared: no claim
+    assert "uses labels" not in V.h6_objective_effect(df).note
 
 
 def test_small_n_is_inconclusive_despite_perfect_effect():
     df = _points(n_tasks=2)  # 4 points < N_MIN["H2"]
     df["rpg"] = -df["mmd2"]
-    v = V.h2_mmd_rpg(df, N_BOOT, N_PERM)
+    v = V.h2_mmd_rpg(df, N_PERM)
     assert v.n == 4 and v.verdict == "inconclusive"
 
 
 def test_all_verdicts_table_has_one_word_per_hypothesis():
-    table = V.verdict_table(V.all_verdicts(_points(), None, 100, 100))
+    table = V.verdict_table(V.all_verdicts(_points(), None, n_perm=100))
     assert list(table.index) == ["H1", "H2", "H3", "H4", "H5", "H6"]
     assert set(table["verdict"]) <= set(V.VERDICTS)
     assert table.loc["H6", "verdict"] == "inconclusive" and table.loc["H6", "n"] == "0 tasks (0 cells); below 12"
@@ -160,7 +190,7 @@ CPU_RESULTS = Path(__file__).resolve().parents[1] / "book" / "generated" / "cpu"
 def cpu_verdicts():
     if not any(CPU_RESULTS.glob("runs/*/metrics.json")):
         pytest.skip("no committed cpu results")
-    return V.study_verdicts(CPU_RESULTS, 200, 200)
+    return V.study_verdicts(CPU_RESULTS, n_perm=200)
 
 
 def test_mde_of_a_correlation_follows_fishers_z():
@@ -189,8 +219,16 @@ def test_committed_cpu_verdict_table(cpu_verdicts):
                                    "MDE", "verdict", "note"]
     assert not table.isna().any().any() and set(table["verdict"]) <= set(V.VERDICTS)
     for h, row in table.iterrows():  # p and n never run together: separate cells, each with its own text
-        assert "p = " in row["test: p"] and row["n"].split()[1] in ("points", "tasks"), (h, row["n"])
-    assert table.loc["H2", "n"] == f"{len(native) - 1} points"  # ProViCNet segmentation: RPG undefined
+        assert "p = " in row["test: p"] and "Holm-adjusted p = " in row["test: p"]
+        assert row["n"].split()[1] in ("points", "tasks", "encoders"), (h, row["n"])
+    # within task: native + swapped encoders of the 9 task × model groups whose RPG is defined (ProViCNet
+    # segmentation: RPG undefined)
+    assert table.loc["H2", "n"] == f"{2 * (len(native) - 1)} encoders in {len(native) - 1} groups"
+    assert "across tasks" in table.loc["H2", "note"]
+    h6 = [v for v in verdicts if v.hypothesis == "H6"][0]
+    assert h6.p == pytest.approx(0.375) and "uses labels" in h6.note  # exact over 2^4 patterns; the confound
+    for v in verdicts:  # no percentile bootstrap on < 10 units: every CI says its analytic method
+        assert "bootstrap" not in v.ci_method and (v.ci_method or not np.isfinite(v.ci_lo)), v
     assert table.loc["H6", "n"].startswith("4 tasks") and "none: smallest attainable p" in table.loc["H6", "MDE"]
     md = V.verdict_table_markdown(verdicts, "Caption.", "tab-verdicts")
     assert md.startswith(":::{list-table} Caption.") and ":name: tab-verdicts" in md and md.count("* - **H") == 6
@@ -203,11 +241,11 @@ def test_paragraphs_say_when_an_effect_is_opposite_to_the_prediction(cpu_verdict
         assert text.startswith(f"**{v.hypothesis}**") and f"**{v.verdict}**" in text
         opposite = np.isfinite(v.estimate) and (v.estimate > 0) != (v.predicted == "positive")
         assert ("opposite to the prediction" in text) == opposite, text
-    # an effect opposite to the prediction with permutation p < 0.05 and a CI that contains 0 (as H3 was in the
-    # run before the committed one): the paragraph says both
+    # an effect opposite to the prediction with raw p < 0.05 that does not survive Holm: the paragraph says both
     h3 = V.verdict_paragraph(dataclasses.replace(verdicts["H3"], predicted="positive", estimate=-0.85, ci_lo=-1.0,
-                                                 ci_hi=0.23, p=0.023))
-    assert "opposite to the prediction" in h3 and "the rule reads the CI" in h3
+                                                 ci_hi=-0.2, p=0.023, p_adjusted=0.11))
+    assert "opposite to the prediction" in h3 and "not after Holm" in h3
+    assert "Confound" in V.verdict_paragraph(verdicts["H6"])  # the confound is stated where H6 is read
 
 
 def test_forest_plot_and_palette(cpu_verdicts):

@@ -55,7 +55,7 @@ def study(app) -> dict | None:
     from transferlimits.study.verdicts import study_verdicts
 
     p = _params(srcdir)
-    native, control, verdicts = study_verdicts(root, p["n_bootstrap"], p["n_permutations"])
+    native, control, verdicts = study_verdicts(root, n_perm=p["n_permutations"])
     rows = an.point_rows(an.load_profile_points(root))
     app._study_results = {"native": native, "control": control, "verdicts": verdicts, "rows": rows, "params": p}
     return app._study_results
@@ -160,12 +160,16 @@ class DesignLimits(_StudyDirective):
         n_points, n_tasks = len(native), native["task"].nunique() if len(native) else 0
         p6 = 2.0 / 2 ** n_tasks if n_tasks else float("nan")
         parts = [f"This run has {n_points} (task, model) points over {n_tasks} tasks and "
-                 f"{data['rows']['seed'].nunique()} seeds; seeds are averaged, so the points, not the runs, are the "
-                 f"units of H1–H5."]
+                 f"{data['rows']['seed'].nunique()} seeds; seeds are averaged, so the points (H1, H4, H5) and the "
+                 f"encoders within each task × model (H2, H3), not the runs, are the units."]
         if h2 is not None:
-            parts.append(f"With n = {h2.n} points and the model as a fixed effect, the correlation tests of H1–H3 "
-                         f"detect with {POWER * 100:.0f} % power at α = {ALPHA:g} only {minimum_detectable_effect(h2)[1]} "
-                         f"(Fisher's z, eq. {{eq}}`eq-mde-r`).")
+            units = h2.units_name or "points"
+            value, mde = minimum_detectable_effect(h2)
+            detects = (f"detects with {POWER * 100:.0f} % power at α = {ALPHA:g} only {mde}" if value == value else
+                       f"has no minimum detectable effect at {POWER * 100:.0f} % power and α = {ALPHA:g} ({mde})")
+            parts.append(f"With n = {h2.n} {units} in {h2.n_groups} fixed-effect groups, the correlation test of H2 "
+                         f"{detects} (Fisher's z, eq. {{eq}}`eq-mde-r`); the verdicts read Holm-adjusted p over "
+                         f"H1–H6, a stricter level.")
         if h6 is not None:
             parts.append(f"H6's sign-flip test uses the {h6.units} control tasks whose 2×2 block is complete; its "
                          f"smallest attainable p is {2.0 / 2 ** h6.units if h6.units else float('nan'):.3f}, and with "

@@ -16,6 +16,7 @@ from transferlimits.models.adapters import PROFOUND, PROVICNET
 from transferlimits.figures.palette import draw_undefined, model_colour, model_label, objective_style
 from transferlimits.metrics.stats import correlate
 from transferlimits.study import load_metrics
+from transferlimits.study.sensitivity import headline_sensitivity
 
 __all__ = [
     "PAPER_RPG",
@@ -125,45 +126,16 @@ def correlation_row(x: Sequence[float], y: Sequence[float], n_perm: int = 200, n
     }
 
 
-def _layers(points: Sequence[dict], pooling: str) -> list[str]:
-    names: list[str] = []
-    for m in points:
-        for name in (m["alignment"].get("pretrained") or {}).get(pooling, {}):
-            if name not in names:
-                names.append(name)
-    return names
-
-
-def sensitivity_table(points: Sequence[dict], y: str = "rpg", n_perm: int = 200, n_boot: int = 200) -> pd.DataFrame:
-    """Correlation of MMD² with ``y`` under every analysis choice: bandwidth, layer, pooling, seed.
+def sensitivity_table(points: Sequence[dict], y: str = "rpg", n_perm: int = 1000, view: str = "auto") -> pd.DataFrame:
+    """The headline statistic (H2's fixed-effect r, or H3's with ``y="epochs_ratio"``) under every analysis choice:
+    bandwidth, layer, pooling and gain definition (:func:`transferlimits.study.sensitivity.headline_sensitivity`).
 
     Args:
-        points: native metrics dicts.
-        y: ``"rpg"`` or ``"epochs_ratio"`` (default ``"rpg"``).
-        n_perm, n_boot: permutation and bootstrap sizes (default 200).
+        points: metrics dicts of every objective kind (the encoders of the within-task view).
+        y: ``"rpg"``, ``"gain"`` or ``"epochs_ratio"`` (default ``"rpg"``). n_perm: permutations (default 1000).
+        view: ``"auto"`` (as the verdict), ``"within"`` or ``"across"``.
     """
-    if y not in ("rpg", "epochs_ratio"):
-        raise ValueError(f"y must be 'rpg' or 'epochs_ratio', got {y!r}")
-    rows = []
-
-    def add(axis: str, choice: str, df: pd.DataFrame) -> None:
-        rows.append({"axis": axis, "choice": choice, **correlation_row(df["mmd2"], df[y], n_perm, n_boot)})
-
-    base = point_table(points)
-    add("baseline", "embedding, pooled, median bandwidth", base)
-    mults = sorted({k for m in points for k in ((m["alignment"].get("pretrained") or {}).get("pooled", {})
-                    .get("embedding", {}).get("mmd2_multi") or {}) if k not in ("sum", "median_bandwidth")},
-                   key=lambda k: float(k) if k.replace(".", "", 1).isdigit() else math.inf)
-    for k in mults + ["sum"]:
-        add("bandwidth", f"x{k}" if k != "sum" else "sum over bandwidths", point_table(points, multiplier=k))
-    for pooling in ("pooled", "tokens"):
-        for layer in _layers(points, pooling):
-            if pooling == "pooled" and layer == "embedding":
-                continue
-            add("layer/pooling", f"{layer} ({pooling})", point_table(points, pooling=pooling, layer=layer))
-    for seed in sorted(base["seed"].unique()):
-        add("seed", f"seed {seed} only", base[base["seed"] == seed])
-    return pd.DataFrame(rows)
+    return headline_sensitivity(points, y, view, n_perm)
 
 
 def predictor_table(df: pd.DataFrame, n_perm: int = 200, n_boot: int = 200) -> pd.DataFrame:

@@ -109,23 +109,30 @@ def perm_pvalues(x: np.ndarray, y: np.ndarray, perm: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(den), out, 1.0)
 
 
-def power(design: Design, rho: float, base: Mapping[str, np.ndarray] | None = None) -> float:
-    """Rejection rate of the within-group permutation test at ``rho`` (size when ``rho`` = 0)."""
+def power(design: Design, rho: float, base: Mapping[str, np.ndarray] | None = None,
+          alpha: float | None = None) -> float:
+    """Rejection rate of the within-group permutation test at ``rho`` (size when ``rho`` = 0).
+
+    Args:
+        design: the design. rho: true within-group correlation. base: :func:`draw_base` (drawn when None).
+        alpha: two-sided level (default ``design.alpha``; e.g. :func:`holm_alpha` for the Holm threshold).
+    """
     base = draw_base(design) if base is None else base
+    level = design.alpha if alpha is None else alpha
     x, y = _observed(design, rho, base)
-    return float(np.mean(perm_pvalues(x, y, base["perm"]) <= design.alpha))
+    return float(np.mean(perm_pvalues(x, y, base["perm"]) <= level))
 
 
 def mde(design: Design, base: Mapping[str, np.ndarray] | None = None, target: float = 0.8,
-        tol: float = 0.005) -> float | None:
-    """Smallest ``|ρ|`` with power ≥ ``target`` (bisection on ``[0, 0.99]``); None if even 0.99 falls short."""
+        tol: float = 0.005, alpha: float | None = None) -> float | None:
+    """Smallest ``|ρ|`` with power ≥ ``target`` at ``alpha`` (bisection on ``[0, 0.99]``); None if 0.99 falls short."""
     base = draw_base(design) if base is None else base
     lo, hi = 0.0, 0.99
-    if power(design, -hi, base) < target:
+    if power(design, -hi, base, alpha) < target:
         return None
     while hi - lo > tol:
         mid = 0.5 * (lo + hi)
-        lo, hi = (lo, mid) if power(design, -mid, base) >= target else (mid, hi)
+        lo, hi = (lo, mid) if power(design, -mid, base, alpha) >= target else (mid, hi)
     return hi
 
 

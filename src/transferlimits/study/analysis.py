@@ -26,8 +26,8 @@ from transferlimits.metrics.correlation import average_seeds, within_group_corre
 from transferlimits.models.registry import MODEL_REGISTRY
 from transferlimits.study.schema import load_metrics
 
-__all__ = ["RESTORATION_KINDS", "objective_family", "load_profile_points", "point_rows",
-           "average_points", "model_correlation", "excluded_points", "layer_columns"]
+__all__ = ["RESTORATION_KINDS", "objective_family", "objective_declaration", "load_profile_points", "point_rows",
+           "average_points", "encoder_points", "model_correlation", "excluded_points", "layer_columns"]
 
 #: Task kinds whose target is an image to restore (H1, H4: "restoration" tasks); the others are semantic.
 RESTORATION_KINDS = ("regression",)
@@ -42,6 +42,15 @@ def objective_family(model: str, objective: str) -> str | None:
     if adapter is None or objective not in adapter.objectives:
         return None
     return adapter.objective_info(objective).family
+
+
+def objective_declaration(model: str, objective: str) -> tuple[str, object] | None:
+    """``(display name, ObjectiveInfo)`` the model's adapter declares for ``objective``; None when the model is not
+    registered in this process or does not declare it (see :func:`objective_family`)."""
+    adapter = MODEL_REGISTRY.get(model)
+    if adapter is None or objective not in adapter.objectives:
+        return None
+    return adapter.display_name, adapter.objective_info(objective)
 
 
 def load_profile_points(results_root: str | Path) -> list[dict]:
@@ -168,6 +177,23 @@ def average_points(rows: pd.DataFrame, by_objective: bool = False) -> pd.DataFra
         reconstruction=("reconstruction", "first"), target_type=("target_type", "first"), primary=("primary", "first"),
         n_excluded=("rpg_defined", lambda s: int((~s.astype(bool)).sum()))).reset_index()
     return out.merge(labels, on=keys, how="left")
+
+
+def encoder_points(rows: pd.DataFrame, kinds: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per encoder — (task, model, objective kind) — averaged over its seeds: the units of the within-task
+    tests (H2 / H3 within task). Every objective kind present is an encoder (native, swapped, and any later kind:
+    shorter pre-training, controls), unless ``kinds`` names the ones to keep.
+
+    Args:
+        rows: :func:`point_rows`. kinds: objective kinds to keep (default: all).
+
+    Returns:
+        :func:`average_points` with ``by_objective=True`` (``<col>``, ``<col>_sd``, ``<col>_n`` per column).
+    """
+    if rows.empty:
+        return pd.DataFrame()
+    sel = rows if kinds is None else rows[rows["objective_kind"].isin(list(kinds))]
+    return average_points(sel, by_objective=True) if len(sel) else pd.DataFrame()
 
 
 def model_correlation(points: pd.DataFrame, x: str, y: str, n_boot: int = 2000, n_perm: int = 2000,

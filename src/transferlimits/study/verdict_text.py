@@ -33,11 +33,21 @@ def _digits(v: Verdict) -> int:
 
 
 def _units_text(v: Verdict) -> str:
-    word = DESIGN.get(v.hypothesis, {}).get("units", "points")
+    word = v.units_name or DESIGN.get(v.hypothesis, {}).get("units", "points")
     text = f"{v.units} {word if v.units != 1 else word.rstrip('s')}"
     if word == "tasks":
         text += f" ({v.n} cells)"
+    elif v.n_groups > 1:
+        text += f" in {v.n_groups} groups"
     return text + (f"; below {v.n_min}" if v.n < v.n_min else "")
+
+
+def _test_name(v: Verdict) -> str:
+    return v.test or DESIGN.get(v.hypothesis, {}).get("test", "test")
+
+
+def _p_text(x: float) -> str:
+    return f"{x:.3f}" if math.isfinite(x) else "—"
 
 
 def verdict_table(verdicts: list[Verdict], compact: bool = False) -> pd.DataFrame:
@@ -49,20 +59,22 @@ def verdict_table(verdicts: list[Verdict], compact: bool = False) -> pd.DataFram
 
     Returns:
         DataFrame indexed by hypothesis with columns claim, predicted sign, statistic (unit), estimate [95 % CI],
-        "test: p" (the named test and its p), n, MDE (80 % power, α = 0.05), verdict, note (``compact``:
-        claim, verdict, estimate [95 % CI], p, n). ``n`` is the count of independent units (points, or tasks for H6), with "below <minimum>"
+        "test: p" (the named test, its raw p and the Holm-adjusted p the rule reads), n, MDE (80 % power,
+        α = 0.05), verdict, note (``compact``: claim, verdict, estimate [95 % CI], p (raw, Holm), n). ``n`` is
+        the count of independent units (points, encoders, or tasks for H6), with "below <minimum>"
         where it is under the hypothesis' minimum.
     """
     rows = []
     for v in verdicts:
         d = DESIGN.get(v.hypothesis, {"short": v.statistic, "unit": "", "test": ""})
         note = v.note or ("" if math.isfinite(v.estimate) else "undefined: too few usable points")
-        p = f"{v.p:.3f}" if math.isfinite(v.p) else "—"
+        p = f"{_p_text(v.p)} (Holm {_p_text(v.p_rule)})"
         rows.append({"hypothesis": v.hypothesis, "claim": CLAIMS.get(v.hypothesis, ""), "predicted sign": v.predicted,
                      "statistic (unit)": f"{d['short']} ({d['unit']})",
                      "estimate [95 % CI]": (f"{_fmt(v.estimate, _digits(v))} {_ci_text(v, _digits(v))}"
                                             if math.isfinite(v.estimate) else "— (undefined)"),
-                     "test: p": f"{d['test']}: p = {p}", "p": p, "n": _units_text(v),
+                     "test: p": f"{_test_name(v)}: p = {_p_text(v.p)}, Holm-adjusted p = {_p_text(v.p_rule)}",
+                     "p": p, "n": _units_text(v),
                      "MDE": minimum_detectable_effect(v)[1], "verdict": v.verdict, "note": note})
     table = pd.DataFrame(rows).set_index("hypothesis")
     if compact:
@@ -77,7 +89,8 @@ def verdict_paragraph(v: Verdict) -> str:
     d = DESIGN.get(v.hypothesis, {"short": v.statistic, "unit": "", "test": "test"})
     head = f"**{v.hypothesis}** ({CLAIMS.get(v.hypothesis, v.statistic)})."
     if not math.isfinite(v.estimate):
-        return f"{head} The statistic is undefined here ({v.note or 'too few usable points'}); verdict: {v.verdict}."
+        why = v.note or "too few usable points"
+        return f"{head} The statistic is undefined here ({why}); verdict: **{v.verdict}**."
     digits = _digits(v)
     unit = "" if d["unit"] in ("r", "Δr") else f" {d['unit']}"
     same = (v.estimate > 0) == (v.predicted == "positive") and v.estimate != 0
@@ -87,16 +100,20 @@ def verdict_paragraph(v: Verdict) -> str:
              f"Estimate {signed(v.estimate, digits)}{unit}"
              + (f" (95 % CI {signed(v.ci_lo, digits)} to {signed(v.ci_hi, digits)})" if ci_ok else " (no CI)")
              + f" over {_units_text(v)}"
-             + (f", {d['test']} p = {v.p:.3f}." if math.isfinite(v.p) else ".")]
+             + (f", {_test_name(v)} p = {v.p:.3f} (Holm-adjusted over H1–H6: {_p_text(v.p_rule)})."
+                if math.isfinite(v.p) else ".")]
     if same:
         parts.append("The estimate has the predicted sign"
                      + (", and the CI excludes 0." if excludes else ", but the CI contains 0."))
     else:
         parts.append("The estimate is **opposite to the prediction**"
                      + (", and the CI excludes 0 on that side." if excludes else "; the CI contains 0."))
-    if math.isfinite(v.p) and v.p < ALPHA and not excludes:
-        parts.append(f"The test's p is below {ALPHA:g} while the bootstrap CI contains 0: with this few units "
-                     "the two disagree, and the rule reads the CI.")
+    if math.isfinite(v.p) and v.p <= ALPHA < v.p_rule:
+        parts.append(f"The raw p is at most {ALPHA:g}, but not after Holm's adjustment over the six hypotheses, "
+                     "which the rule reads.")
+    if math.isfinite(v.p_rule) and v.p_rule <= ALPHA and not excludes:
+        parts.append(f"The adjusted p is at most {ALPHA:g} while the CI ({v.ci_method or 'its interval'}) contains "
+                     "0: the two disagree, and the rule needs both.")
     mde, mde_text = minimum_detectable_effect(v)
     if math.isfinite(mde):
         big = abs(v.estimate) >= mde
@@ -106,6 +123,8 @@ def verdict_paragraph(v: Verdict) -> str:
         parts.append(f"Minimum detectable effect: {mde_text}.")
     if v.n < v.n_min:
         parts.append(f"n is below the minimum of {v.n_min} for a verdict.")
+    if v.note:
+        parts.append(f"Note: {v.note.rstrip('.')}.")
     parts.append(f"Verdict by the rule: **{v.verdict}**.")
     return " ".join(parts)
 
