@@ -15,11 +15,13 @@ import numpy as np
 import pytest
 import torch
 
+from transferlimits.config import get_profile
 from transferlimits.models.checkpoints_profound import load_profound_checkpoint
 from transferlimits.models.checkpoints_provicnet import load_provicnet_checkpoint
 from transferlimits.models.convnext3d import build_profound
 from transferlimits.models.provicnet_heads import CLHead, SegmentationConvHead
 from transferlimits.models.vit import build_provicnet
+from transferlimits.runner.checks import check_weights
 from transferlimits.runtime import (
     PICKLE_HINT_ENV,
     CheckpointError,
@@ -243,9 +245,6 @@ def test_non_finite_pretrained_encoder_fails_in_load_encoders(tmp_path):
 
 
 def test_weights_errors_keep_key_and_shapes_in_the_line_the_cli_shows(tmp_path):
-    from transferlimits.config import get_profile
-    from transferlimits.runner.checks import check_weights
-
     prof = get_profile("smoke", encoder_sizes={"profound": "test", "provicnet": "test"}, slice_size=28)
     sd = _provicnet_state()
     sd["head.segmentation_conv.9.weight"] = torch.zeros(4, 7, 3, 3)
@@ -260,7 +259,28 @@ def test_weights_errors_keep_key_and_shapes_in_the_line_the_cli_shows(tmp_path):
     torch.save(pf_sd, pf)
     with pytest.raises(ValueError) as err:
         check_weights({"profound": str(pf)}, prof)
-    # (runner/checks.py currently shows the message inside quotes: its f-string applies !r to the whole line)
-    assert str(err.value).startswith(f"--weights profound={pf}: ")
-    assert "ProFound encoder state does not match the model: missing keys (1): ['stages.2.0.pwconv1.weight']" \
-        in str(err.value)
+    assert str(err.value) == (f"--weights profound={pf}: ProFound encoder state does not match the model: missing "
+                              "keys (1): ['stages.2.0.pwconv1.weight']")
+
+
+def test_weights_option_names_folder_nan_and_blocked_pickle_in_one_unquoted_line(tmp_path):
+    """``--weights`` shows the loader's own line once (no quotes, the path once): a folder is not "does not
+    exist", NaN weights and a malicious pickle are refused at the edge, before any job."""
+    prof = get_profile("smoke", encoder_sizes={"profound": "test", "provicnet": "test"}, slice_size=28)
+    state = build_profound("test").state_dict()
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    torch.save(state, folder / "profound.pth")
+    nan = tmp_path / "nan.pth"
+    torch.save(_poison(state, "stages.1.0.dwconv.weight", float("nan")), nan)
+    evil = tmp_path / "evil.pth"
+    torch.save({"model": state, "x": _Payload(tmp_path / "payload_ran")}, evil)
+    cases = {folder: "is a folder, not a checkpoint file; pass the weights file itself (found here: ['profound.pth'])",
+             nan: "parameter 'stages.1.0.dwconv.weight' (", evil: "blocked: the checkpoint holds pickled Python objects"}
+    for path, says in cases.items():
+        with pytest.raises(ValueError) as err:
+            check_weights({"profound": str(path)}, prof)
+        line = str(err.value)
+        assert line.startswith(f"--weights profound={path}: {says}"), line
+        assert line.count(str(path)) == 1 and "\n" not in line and "\\" not in line
+    assert not (tmp_path / "payload_ran").exists()

@@ -108,3 +108,26 @@ def test_commit_is_dirty_for_code_changes_not_for_the_runs_own_outputs(tmp_path)
     assert git_commit(tmp_path) == clean
     (tmp_path / "code.py").write_text("x = 2\n")
     assert git_commit(tmp_path) == clean + "-dirty"
+
+
+def test_run_page_of_a_tiny_run_with_an_undefined_baseline_names_it(tmp_path):
+    """A tiny real-data run: one seed's test split holds one class, so AUROC is undefined (null) for its runs and
+    its class prior; the page is written, the point shown as undefined and named in the check (no crash)."""
+    root = _tree(tmp_path, values=(0.7, 0.65))
+    path = root / "runs" / "classification__profound__seed1" / "metrics.json"
+    m = json.loads(path.read_text())
+    m["baselines"]["class_prior"]["auroc_ge4"] = None
+    for run in m["runs"].values():
+        run["test"]["auroc_ge4"] = None
+    path.write_text(json.dumps(m))
+    page = run_page_markdown(root, "picai", explanations=tmp_path / "none.yml")
+    assert "| classification | profound | auroc_ge4 (>= 0.6) | 0.500 (class_prior) |" in page
+    assert "0.700 (1/1, 1/1)" in page, "the defined seed is shown with its own counts"
+    assert "1 point(s) without a defined baseline" in page
+    assert "classification__profound__seed1/metrics.json: baseline 'class_prior' has no 'auroc_ge4' value" in page
+    # every point undefined: the (task, model) still has a row, saying why
+    m0 = root / "runs" / "classification__profound__seed0" / "metrics.json"
+    m0.write_text(path.read_text())
+    page = run_page_markdown(root, "picai", explanations=tmp_path / "none.yml")
+    assert "| classification | profound | auroc_ge4 (>= 0.6) | undefined |" in page
+    assert "2 point(s) without a defined baseline" in page

@@ -30,6 +30,8 @@ RESULTS = Path("book") / "generated" / "current" / "results"
 NOTEBOOK = Path("book") / "generated" / "current" / "30_alignment.ipynb"
 OUT = Path("book") / "generated" / "current" / "_study"
 DEFAULTS = {"n_bootstrap": 1000, "n_permutations": 1000}  # notebooks/30_alignment.py's parameter defaults
+NO_RESULTS = ("*This build's run has no published results (`book/generated/<profile>/results/`), so this part, "
+              "computed from them, is empty.*")
 
 
 def _params(srcdir: Path) -> dict:
@@ -70,17 +72,24 @@ class _StudyDirective(SphinxDirective):
     def markdown(self, data: dict) -> str:  # pragma: no cover - each directive overrides it
         raise NotImplementedError
 
+    def empty_markdown(self) -> str:
+        """What the directive shows without published results (a numbered table keeps its label: the pages
+        that refer to it still build)."""
+        return NO_RESULTS
+
+    def empty_table(self, caption: str) -> str:
+        lines = [f":::{{list-table}} {self.caption or caption}"]
+        if self.options.get("name"):
+            lines.append(f":name: {self.options['name']}")
+        return "\n".join(lines + ["", f"* - {NO_RESULTS}", ":::"])
+
     def run(self) -> list[nodes.Node]:
         env = self.env
         docs = getattr(env, "study_results_docs", set())
         docs.add(env.docname)
         env.study_results_docs = docs
         data = study(env.app)
-        if data is None:
-            text = ("*This build's run has no published results (`book/generated/<profile>/results/`), so this "
-                    "part, computed from them, is empty.*")
-        else:
-            text = self.markdown(data)
+        text = self.empty_markdown() if data is None else self.markdown(data)
         container = nodes.container()
         self.state.nested_parse(StringList(text.splitlines(), source=env.docname), self.content_offset, container)
         return list(container.children)
@@ -98,6 +107,9 @@ class VerdictTable(_StudyDirective):
 
         return verdict_table_markdown(data["verdicts"], self.caption or "Verdicts on H1–H6.",
                                       self.options.get("name", ""), compact="compact" in self.options)
+
+    def empty_markdown(self) -> str:
+        return self.empty_table("Verdicts on H1–H6.")
 
 
 class ForestPlot(_StudyDirective):
@@ -145,6 +157,9 @@ class PaperBeside(_StudyDirective):
         for _, row in table.iterrows():
             lines.append("* - " + "\n  - ".join(str(v).replace("|", "\\|") for v in row))
         return "\n".join(lines + [":::"])
+
+    def empty_markdown(self) -> str:
+        return self.empty_table("RPG beside the paper.")
 
 
 class DesignLimits(_StudyDirective):

@@ -12,7 +12,13 @@ import errno
 import importlib
 import sys
 
-__all__ = ["main", "COMMANDS", "describe_os_error"]
+from transferlimits import paths
+from transferlimits.runner.html_swap import recover_html
+
+__all__ = ["main", "COMMANDS", "describe_os_error", "INTERRUPTED"]
+
+#: the one line of a command stopped by Ctrl-C (at start-up or while it runs)
+INTERRUPTED = "interrupted; finished runs are kept, re-run the same command to resume."
 
 #: command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -56,8 +62,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def describe_os_error(exc: OSError) -> str:
-    """One line for a file-system error: what happened, to which file, and what to do."""
-    where = exc.filename or "a file"
+    """One line for a file-system error: what happened, to which file, and what to do.
+
+    An error with two files (a copy, link or rename: ``filename`` the source, ``filename2`` the destination)
+    names the destination, the file being written, and the source beside it.
+    """
+    where = exc.filename2 or exc.filename or "a file"
+    if exc.filename2 and exc.filename:
+        where = f"{exc.filename2} (a copy of {exc.filename})"
     if exc.errno == errno.ENOSPC:
         return (f"no space left on the device while writing {where}; finished results are kept: free space (or "
                 "move the results with TRANSFERLIMITS_RESULTS=<folder>) and re-run the same command")
@@ -67,8 +79,27 @@ def describe_os_error(exc: OSError) -> str:
     return f"{where}: {exc.strerror or exc}"
 
 
+def _recover_book() -> None:
+    """Finish a book swap a kill interrupted (:func:`~transferlimits.runner.html_swap.recover_html`); a failure
+    to do so is reported, not fatal (e.g. a read-only checkout for ``status``)."""
+    try:
+        recovered = recover_html(paths.ROOT / "_build")
+    except OSError as exc:
+        recovered = f"could not finish an interrupted swap of the book: {describe_os_error(exc)}"
+    if recovered:
+        print(f"[book] {recovered}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    """Parse ``argv`` and run its command; every expected failure is one ``error:`` line, Ctrl-C one line and 130."""
+    try:
+        return _dispatch(sys.argv[1:] if argv is None else list(argv))
+    except KeyboardInterrupt:  # also while the command's modules are imported (start-up)
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
+
+
+def _dispatch(argv: list[str]) -> int:
     parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
     args = parser.parse_args(argv)
     if not args.command:
@@ -78,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: command {args.command!r} is unavailable: {args._unavailable}", file=sys.stderr)
         return 2
     try:
+        paths.results_base()  # a TRANSFERLIMITS_RESULTS that names a file: one line, before anything runs
+        _recover_book()
         return int(args._main(args) or 0)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -88,6 +121,3 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as exc:  # a failed sub-process (book build, snakemake --summary): its message and log
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted; finished runs are kept, re-run the same command to resume.", file=sys.stderr)
-        return 130

@@ -27,6 +27,7 @@ __all__ = [
     "GEOMETRY_PACK",
     "NOTEBOOKS",
     "BOOK",
+    "results_base",
     "results_dir",
     "data_dir",
     "pretrain_dir",
@@ -52,10 +53,30 @@ BOOK: Path = ROOT / "book"
 WORKFLOW: Path = ROOT / "workflow"
 
 
+def results_base() -> Path:
+    """The folder of every profile's outputs: ``$TRANSFERLIMITS_RESULTS``, else ``ROOT/results``.
+
+    Raises:
+        ValueError: ``TRANSFERLIMITS_RESULTS`` names a file, or a path below a file (one line naming the variable
+            and the path), instead of failing later inside a job.
+    """
+    env = os.environ.get("TRANSFERLIMITS_RESULTS")
+    if not env:
+        return ROOT / "results"
+    base = Path(env)
+    for folder in (base, *base.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                what = "is a file" if folder == base else f"lies below the file {folder}"
+                raise ValueError(f"TRANSFERLIMITS_RESULTS={env} {what}, not a folder: point it at a folder "
+                                 f"(created when missing) or unset it to use {ROOT / 'results'}")
+            break
+    return base
+
+
 def results_dir(profile: str) -> Path:
-    """Root of one profile's outputs."""
-    base = Path(os.environ.get("TRANSFERLIMITS_RESULTS", ROOT / "results"))
-    return base / profile
+    """Root of one profile's outputs (under :func:`results_base`)."""
+    return results_base() / profile
 
 
 def data_dir(profile: str) -> Path:

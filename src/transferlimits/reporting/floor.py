@@ -25,8 +25,10 @@ number into a pass.
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -34,7 +36,7 @@ from transferlimits import paths
 from transferlimits.models.registry import MODEL_REGISTRY
 
 __all__ = ["MARGINS", "BASELINE_NAMES", "CHECKED_INITS", "EXPLANATIONS", "FloorRow", "strict_json",
-           "baseline_value", "floor_rows", "is_contrastive", "contrastive_paths", "contrastive_fractions",
+           "baseline_value", "floor_rows", "run_floor_rows", "is_contrastive", "contrastive_paths", "contrastive_fractions",
            "grid_wall_s", "check_tree", "load_explanations", "explanation_for", "split_explained"]
 
 #: task -> (margin, rule): "over" = pretrained/scratch >= baseline + margin (in the metric's better direction;
@@ -134,6 +136,21 @@ def floor_rows(metrics: dict, where: str) -> list[FloorRow]:
     return rows
 
 
+def run_floor_rows(run: dict[str, Any]) -> tuple[list[FloorRow], dict[tuple[str, str], list[str]]]:
+    """The floor rows of every point of ``run``, and the points that have none: ``{(task, model): [file: why]}``
+    (a point whose baseline is undefined, e.g. an AUROC on a one-class test split of a tiny run, or that lacks
+    its task spec). Those points are named, not dropped silently and not a crash."""
+    rows: list[FloorRow] = []
+    undefined: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for where, m in run["metrics"].items():
+        try:
+            rows += floor_rows(m, where)
+        except (ValueError, KeyError, TypeError) as err:
+            why = str(err) if isinstance(err, ValueError) else f"{where}: missing or malformed field {err}"
+            undefined[(str(m.get("task", "?")), str(m.get("model", "?")))].append(why)
+    return rows, dict(undefined)
+
+
 def is_contrastive(model: str, objective: str) -> bool:
     """Whether ``model``'s adapter declares ``objective`` of the ``contrastive`` family (False for a model not
     registered in this process or an objective it does not declare)."""
@@ -188,8 +205,8 @@ def check_tree(root: Path, max_wall_min: float = 90.0, min_active: float = 0.5) 
                 elif not r.passes:
                     failures.append(f"{where}: {r.init} {r.metric} = {r.value:.4g}, needs {r.need} "
                                     f"(baseline {r.baseline:.4g})")
-        except (ValueError, KeyError) as err:
-            failures.append(f"{path}: {err}")
+        except (ValueError, KeyError) as err:  # the message of baseline_value names the file already
+            failures.append(str(err) if str(err).startswith(f"{where}: ") else f"{where}: {err}")
     fractions, where = contrastive_fractions(root), contrastive_paths(root)
     if len(fractions) < 2:
         failures.append(f"{root}: contrastive pre-training of both backbones expected, found {sorted(fractions)}")

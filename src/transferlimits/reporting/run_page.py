@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from transferlimits.reporting.floor import (MARGINS, check_tree, contrastive_fractions, explanation_for, floor_rows,
-                                            grid_wall_s, load_explanations, split_explained, strict_json)
+from transferlimits.reporting.floor import (MARGINS, check_tree, contrastive_fractions, explanation_for, grid_wall_s,
+                                            load_explanations, run_floor_rows, split_explained, strict_json)
 from transferlimits.reporting.run_sections import (COMPARE_COMMAND, REPRODUCTION, fmt, linear_references_markdown,
                                                    reproduction_markdown, test_cases_markdown)
 
@@ -77,11 +77,11 @@ def overhead_line(root: Path) -> str:
 
 
 def floor_table(run: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per (task, model, objective, init): seeds passing, mean score and baseline, the rule."""
+    """One row per (task, model, objective, init): seeds passing, mean score and baseline, the rule (points
+    without a defined baseline are left out: :func:`run_floor_rows`)."""
     groups: dict[tuple, list] = defaultdict(list)
-    for where, m in run["metrics"].items():
-        for r in floor_rows(m, where):
-            groups[(r.task, r.model, r.objective, r.init)].append(r)
+    for r in run_floor_rows(run)[0]:
+        groups[(r.task, r.model, r.objective, r.init)].append(r)
     rows = []
     for (task, model, objective, init), rs in sorted(groups.items()):
         vals = [r.value for r in rs if r.value is not None]
@@ -107,11 +107,18 @@ def point_floor_table(run: dict[str, Any], entries: list[dict] | None = None) ->
     """
     entries = entries or []
     groups: dict[tuple, list] = defaultdict(list)
-    for where, m in run["metrics"].items():
-        for r in floor_rows(m, where):
-            groups[(r.task, r.model)].append(r)
+    all_rows, undefined = run_floor_rows(run)
+    for r in all_rows:
+        groups[(r.task, r.model)].append(r)
     rows, notes = [], []
-    for (task, model), rs in sorted(groups.items()):
+    for (task, model) in sorted(set(groups) | set(undefined)):
+        lost = undefined.get((task, model), [])
+        lost_note = f"{len(lost)} point(s) without a defined baseline (listed below)" if lost else ""
+        rs = groups.get((task, model))
+        if not rs:
+            rows.append({"task": task, "model": model, "metric": _primary_of(run, task), "need": _rule_text(task),
+                         "baseline": "undefined", "cells": {slot: "—" for slot in _SLOTS}, "note": lost_note})
+            continue
         bases = sorted({round(r.baseline, 3) for r in rs})
         base = fmt(bases[0]) if len(bases) == 1 else f"{fmt(bases[0])}–{fmt(bases[-1])}"
         kind = rs[0].baseline_name + ("" if len(bases) == 1 else ", per seed")
@@ -133,10 +140,17 @@ def point_floor_table(run: dict[str, Any], entries: list[dict] | None = None) ->
                         notes.append(why)
                     refs.append(str(notes.index(why) + 1))
         note = ", ".join(dict.fromkeys(refs))
+        note = "**not explained**" if "not explained" in refs else (f"note {note}" if note else "")
         rows.append({"task": task, "model": model, "metric": rs[0].metric, "need": _rule_text(task),
                      "baseline": f"{base} ({kind})", "cells": cells,
-                     "note": "**not explained**" if "not explained" in refs else (f"note {note}" if note else "")})
+                     "note": "; ".join(n for n in (note, lost_note) if n)})
     return rows, notes
+
+
+def _primary_of(run: dict[str, Any], task: str) -> str:
+    """The primary metric of ``task`` as its files state it ("?" when none does)."""
+    specs = [(m.get("task_spec") or {}).get("primary_metric") for m in run["metrics"].values() if m.get("task") == task]
+    return next((str(p) for p in specs if p), "?")
 
 
 def _rule_text(task: str) -> str:
@@ -234,13 +248,16 @@ def _check_lines(root: Path, run: dict[str, Any], entries: list[dict], limits: t
     failures, n = check_tree(root, *limits)
     explained = split_explained(root, entries)[1]
     failures = [f for f in failures if f not in explained]
-    all_rows = [r for w, m in run["metrics"].items() for r in floor_rows(m, w)]
+    all_rows, undefined = run_floor_rows(run)
     below = sum(not r.passes for r in all_rows)
+    n_undefined = sum(len(v) for v in undefined.values())
     other = [f for f in failures if not f.split(":")[0].endswith("metrics.json")]
     lines = ["", f"**Check:** {n} points, {len(all_rows)} checked runs (the pretrained and scratch run of each "
              f"point): {len(all_rows) - below} meet the floor, {len(explained)} are below it with a stated reason, "
-             f"{below - len(explained)} are below it without one; {len(other)} other rule(s) (wall time, "
-             "contrastive pairs, missing files) fail. Every item without a reason is listed here.", ""]
+             f"{below - len(explained)} are below it without one"
+             + (f"; {n_undefined} point(s) have no defined baseline and are not checked" if n_undefined else "")
+             + f"; {len(other)} other rule(s) (wall time, contrastive pairs, missing files) fail. Every item without "
+             "a reason is listed here.", ""]
     lines += [f"- `{f}`" for f in failures[:40]]
     if len(failures) > 40:
         lines.append(f"- … and {len(failures) - 40} more (run the check script for the full list)")

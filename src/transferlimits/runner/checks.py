@@ -41,12 +41,19 @@ def check_weights(weights: dict[str, str], profile: Any) -> None:
     if bad:
         raise ValueError(f"--weights model {bad[0]!r} is unknown; valid: {list(model_names())}")
     for model, path in weights.items():
-        if not Path(path).is_file():
+        if not Path(path).exists():
             raise ValueError(f"--weights {model}={path}: file does not exist")
-        try:
+        try:  # a folder, a blocked pickle, non-finite or mismatched weights: the loader's line names what
             get_model(model).load_released_for_profile(profile, path)
         except (ValueError, RuntimeError, KeyError, EOFError) as exc:
-            raise ValueError(f"--weights {model}={path}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+            raise ValueError(f"--weights {model}={path}: {_first_line(exc, str(path))}") from None
+
+
+def _first_line(exc: BaseException, path: str) -> str:
+    """The first line of a loader's message, without the path it starts with (the option names it already)."""
+    text = (exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)) or type(exc).__name__
+    line = str(text).splitlines()[0] if str(text).strip() else type(exc).__name__
+    return line[len(path) + 2:] if line.startswith(f"{path}: ") else line
 
 
 def check_writable(*folders: Path) -> None:

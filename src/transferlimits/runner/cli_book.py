@@ -9,8 +9,13 @@ Notebooks are never executed by the book (execute_notebooks: "off"): run
 `python -m transferlimits run --profile <profile>` first. Prints the path of _build/html/index.html.
 
 Build, then swap: the book is built into _build/.staging (kept between builds, so Sphinx rebuilds only
-changed pages), and only a successful build replaces _build/html (copied to _build/.html.new, then two
-renames); a failed or disk-full build leaves the previous _build/html as it was.
+changed pages), and only a successful build replaces _build/html (copied beside it, then renamed into place:
+runner/html_swap.py); a failed or disk-full build leaves the previous _build/html as it was, and a swap killed
+half-way is finished (or undone) by the next command.
+
+A partial run (``run --only``, a small real-data run) builds too: the pages it did not make are stubs that say
+so, and the values the chapters glue from them read "not in this run" (runner/book_gaps.py); the command names
+what is missing.
 """
 
 from __future__ import annotations
@@ -22,16 +27,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from transferlimits import paths
 from transferlimits.config import PROFILES
 from transferlimits.reporting.run_page import header_markdown, run_page_markdown
+from transferlimits.runner.book_gaps import Gaps, fill_gaps
+from transferlimits.runner.html_swap import swap_html
 from transferlimits.runner.notebook import hermetic_env
 from transferlimits.runner.publish import published_dir
 
-__all__ = ["add_arguments", "main", "stage_generated", "write_run_pages", "build_book", "swap_html", "CURRENT",
-           "DEFAULT_PROFILE", "CHAIN_PROFILE"]
+__all__ = ["add_arguments", "main", "stage_generated", "stage_book", "write_run_pages", "build_book", "swap_html",
+           "CURRENT", "DEFAULT_PROFILE", "CHAIN_PROFILE"]
 
 CURRENT = "current"
 #: the book shows the committed ``cpu`` run unless told otherwise (``make book`` runs only the smoke study).
@@ -65,6 +72,16 @@ def stage_generated(profile: str) -> Path:
     return dst
 
 
+def stage_book(profile: str) -> tuple[Path, Gaps]:
+    """Stage ``profile``'s notebooks (:func:`stage_generated`), fill what a partial run lacks
+    (:func:`~transferlimits.runner.book_gaps.fill_gaps`: stub pages, "not in this run" values) and write the run
+    pages; return the staged folder and its gaps."""
+    current = stage_generated(profile)
+    gaps = fill_gaps(current, profile, paths.ROOT)
+    write_run_pages(profile, current)
+    return current, gaps
+
+
 def write_run_pages(profile: str, current: Path) -> tuple[Path, Path]:
     """Write ``current/run.md`` (the shown run's page, :func:`~transferlimits.reporting.run_page.run_page_markdown`
     over ``current/results``) and ``current/chain.md`` (the header of the reader's own smoke run, when one was
@@ -88,31 +105,6 @@ def write_run_pages(profile: str, current: Path) -> tuple[Path, Path]:
     return current / "run.md", current / "chain.md"
 
 
-def swap_html(built: Path, build_dir: Path, copy: Callable[[Path, Path], Any] = shutil.copytree) -> Path:
-    """Replace ``build_dir/html`` by a copy of ``built`` (a finished html folder); return the new html folder.
-
-    The copy goes to ``build_dir/.html.new`` first; only then is the old folder renamed away and the new one
-    renamed into place, so an error while copying (disk full) leaves the old html untouched.
-
-    Args:
-        built: the finished html folder. build_dir: the ``_build`` folder. copy: the tree copier (tests pass
-            one that fails).
-    """
-    new, old, html = build_dir / ".html.new", build_dir / ".html.old", build_dir / "html"
-    shutil.rmtree(new, ignore_errors=True)
-    try:
-        copy(built, new)
-    except BaseException:
-        shutil.rmtree(new, ignore_errors=True)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-    if html.exists():
-        os.replace(html, old)
-    os.replace(new, html)
-    shutil.rmtree(old, ignore_errors=True)
-    return html
-
-
 def build_book(profile: str = DEFAULT_PROFILE, rebuild_all: bool = False,
                run: Callable[..., subprocess.CompletedProcess] = subprocess.run) -> Path:
     """Stage the notebooks, run ``jupyter-book build . -W -n --keep-going`` into ``_build/.staging`` and swap
@@ -126,7 +118,9 @@ def build_book(profile: str = DEFAULT_PROFILE, rebuild_all: bool = False,
         RuntimeError: the build failed or warned (the message has the tail of its output); ``_build/html``
             is then unchanged.
     """
-    write_run_pages(profile, stage_generated(profile))
+    gaps = stage_book(profile)[1]
+    if gaps.summary():
+        print(f"[book] {gaps.summary()}", file=sys.stderr)
     build_dir = paths.ROOT / "_build"
     staging = build_dir / ".staging"
     exe = Path(sys.executable).with_name("jupyter-book")

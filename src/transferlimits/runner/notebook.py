@@ -48,8 +48,7 @@ class NotebookFailed(RuntimeError):
 
 def runtime_root() -> Path:
     """Folder for the hermetic Jupyter/IPython/matplotlib state (under the results tree)."""
-    base = Path(os.environ.get("TRANSFERLIMITS_RESULTS", paths.ROOT / "results"))
-    return base / ".runtime"
+    return paths.results_base() / ".runtime"
 
 
 def hermetic_env(threads: int = 0, root: Path | None = None) -> dict[str, str]:

@@ -32,7 +32,7 @@ from transferlimits.study.pair_index import index_problem
 from transferlimits.runtime import atomic_write_json
 from transferlimits.study.schema import load_metrics
 
-__all__ = ["JobFiles", "grid_jobs", "check_output", "unusable_outputs", "backup", "restore",
+__all__ = ["JobFiles", "grid_jobs", "check_output", "unusable_outputs", "link_or_copy", "backup", "restore",
            "read_failed", "write_failed", "FAILED_RECORD", "BACKUP_DIR"]
 
 #: failed jobs of the last run (outputs restored or missing), relative to the profile's results folder
@@ -125,6 +125,22 @@ def _backup_path(profile: str, path: Path) -> Path:
     return paths.results_dir(profile) / BACKUP_DIR / rel
 
 
+def link_or_copy(src: Path, dst: Path) -> None:
+    """Hard-link ``src`` as ``dst`` (a new name, no new data), or copy it where a link is impossible (another file
+    system). An error of the copy names ``dst``, the file being written (``shutil`` names the source, or no file
+    at all, when the disk fills), with the source beside it."""
+    try:
+        os.link(src, dst)
+        return
+    except OSError:
+        pass
+    try:
+        shutil.copy2(src, dst)
+    except OSError as exc:
+        err = OSError(exc.errno, exc.strerror or str(exc), str(src), None, str(dst))
+        raise err from exc
+
+
 def backup(profile: str, jobs: Iterable[JobFiles]) -> int:
     """Hard-link (copy where links are impossible) every existing output into the backup folder.
 
@@ -140,10 +156,7 @@ def backup(profile: str, jobs: Iterable[JobFiles]) -> int:
                 continue
             dst = _backup_path(profile, f)
             dst.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(f, dst)
-            except OSError:
-                shutil.copy2(f, dst)
+            link_or_copy(f, dst)
             n += 1
     return n
 
@@ -172,10 +185,12 @@ def restore(profile: str, jobs: Iterable[JobFiles]) -> tuple[list[JobFiles], lis
             if src.is_file() and (not f.is_file() or not os.path.samefile(src, f)):
                 f.parent.mkdir(parents=True, exist_ok=True)
                 tmp = f.with_name(f".{f.name}.restore")
+                tmp.unlink(missing_ok=True)
                 try:
-                    os.link(src, tmp)
+                    link_or_copy(src, tmp)
                 except OSError:
-                    shutil.copy2(src, tmp)
+                    tmp.unlink(missing_ok=True)
+                    raise
                 os.replace(tmp, f)
                 restored.append(f)
     shutil.rmtree(paths.results_dir(profile) / BACKUP_DIR, ignore_errors=True)
