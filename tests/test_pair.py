@@ -143,6 +143,11 @@ def test_a_killed_pair_loses_only_the_unfinished_point_and_resumes(tiny):
     assert index_problem(index, [paths.point_name("classification", "profound", s, o)
                                  for s in (0, 1) for o in ("native", "swapped")]) is None
     assert [m["seed"] for m in load_indexed_points([index])] == [0, 0, 1, 1]
+    doc = read_index(index)  # each point's features.npz declared; the floor of a seed is the other seed's
+    assert all(e["features"] == f"runs/{e['point']}/features.npz" for e in doc["points"])
+    for name, rec in doc["calibration"]["points"].items():
+        assert rec["floor_seeds"] == [1 - rec["seed"]] and np.isfinite(rec["floor"]) and np.isfinite(rec["ceiling"])
+        assert (rec["calibrated"] is None) == (rec["ceiling"] <= rec["floor"]), name
     third = Counting()
     run_pair("classification", "profound", prof, PairRequest(encoders=encoders), progress=False,
              point_runner=_runner(third))

@@ -113,6 +113,21 @@ def _check_alignment(d):
         assert entry["n"] > entry["n_groups"] and entry["n_groups"] <= d["n_cases"]["test"]
 
 
+def _check_calibration(d, out):
+    """The point's calibration record and features.npz: on seed 0 the calibration set is the test split, so its
+    value is the embedding entry's multi-scale sum at the same σ; both fine-tuned encoders moved."""
+    emb, block = d["alignment"]["pretrained"]["pooled"]["embedding"], d["alignment"]["pretrained"]
+    cal = block["calibration"]
+    assert cal["value"] == pytest.approx(emb["mmd2_multi"]["sum"], rel=1e-9, abs=1e-12)
+    assert cal["value_single"] == pytest.approx(emb["mmd2"], rel=1e-9, abs=1e-12)
+    assert cal["bandwidth"] == pytest.approx(emb["bandwidth"]) and np.isfinite(cal["ceiling"])
+    assert block["weight_change"] > 0 and d["alignment"]["scratch"]["weight_change"] > 0
+    with np.load(out / "features.npz", allow_pickle=False) as z:
+        for name in ("pretrained", "random_init", "finetuned_pretrained", "finetuned_scratch"):
+            assert z[name].shape == (d["n_cases"]["test"], emb["dim"]) and z[name].dtype == np.float32
+        assert float(z["sigma"]) == pytest.approx(cal["bandwidth"]) and len(z["case_ids"]) == d["n_cases"]["test"]
+
+
 @pytest.mark.parametrize("model", ["profound", "provicnet"])
 @pytest.mark.parametrize("task", TASKS)
 def test_run_point_writes_valid_metrics(env, task, model):
@@ -129,6 +144,7 @@ def test_run_point_writes_valid_metrics(env, task, model):
     assert "runs.pretrained.curve.0.train_loss" in d["undefined"]
     _check_outcome(d, spec, prof)
     _check_alignment(d)
+    _check_calibration(d, out)
     assert spec.primary_metric in d["runs"]["scratch"]["test"]
     assert spec.primary_metric in d["rpg"]["vs_scratch"] and spec.primary_metric in d["rpg"]["vs_linear_probe"]
     assert {"embedding"} <= set(d["alignment"]["pretrained"]["pooled"]) and d["alignment"]["scratch"]["tokens"]

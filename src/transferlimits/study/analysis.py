@@ -16,7 +16,7 @@ Three steps, each a function:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +90,8 @@ def _rpg_defined(m: dict) -> tuple[bool, str | None]:
     return ok, None if ok else "RPG not finite (schema 1 file)"
 
 
-def point_rows(points: Iterable[dict], layer: str = "embedding", fraction: str = "0.9") -> pd.DataFrame:
+def point_rows(points: Iterable[dict], layer: str = "embedding", fraction: str = "0.9",
+               calibration: Mapping[tuple[str, str, int, str], dict] | None = None) -> pd.DataFrame:
     """One row per metrics dict.
 
     Args:
@@ -98,21 +99,30 @@ def point_rows(points: Iterable[dict], layer: str = "embedding", fraction: str =
         layer: the layer whose pooled MMD² / CKA are the ``mmd2`` / ``cka`` columns (default the embedding);
             every pooled layer also gets a ``mmd2__<layer>`` column.
         fraction: convergence fraction key (default ``"0.9"``).
+        calibration: the pairs' calibration records by (task, model, seed, objective kind)
+            (:func:`transferlimits.study.pair_index.load_indexed_calibration`); default none: ``mmd2_floor`` and
+            ``mmd2_calibrated`` are NaN.
 
     Returns:
         DataFrame with columns task, kind, model, seed, objective (pre-training objective name),
         objective_kind (native / swapped), primary, higher_is_better, score_<init> for the three inits,
         baseline, baseline_name, learned_<init> (1 / 0 / NaN), rpg_defined (bool), rpg_reason, rpg
-        (NaN where undefined), gain (normalised gain vs scratch), mmd2, mmd2_p, cka, mmd2__<layer>..., logme,
-        target_type, epochs_ratio, restoration (bool), objective_family (the adapter's declaration, None for an
-        unregistered model), reconstruction (bool: the family is ``reconstruction``).
+        (NaN where undefined), gain (normalised gain vs scratch), mmd2, mmd2_p (secondary: p-values sit at their
+        floor), cka, cka_debiased, mmd2__<layer>..., the calibrated alignment of the embedding (STUDY §5.2, the
+        primary alignment value; NaN where absent, e.g. older files): mmd2_calibrated, mmd2_floor, mmd2_ceiling
+        (the multi-scale sums) and weight_change (relative, of the pretrained run's encoder), logme, target_type,
+        epochs_ratio, restoration (bool), objective_family (the adapter's declaration, None for an unregistered
+        model), reconstruction (bool: the family is ``reconstruction``).
     """
     rows = []
+    calibration = calibration or {}
     for m in points:
         spec = m["task_spec"]
         primary = spec["primary_metric"]
         defined, reason = _rpg_defined(m)
-        pooled = (m["alignment"].get("pretrained") or {}).get("pooled", {})
+        aligned = m["alignment"].get("pretrained") or {}
+        pooled = aligned.get("pooled", {})
+        cal = calibration.get((m["task"], m["model"], int(m["seed"]), m["objective"])) or {}
         entry = pooled.get(layer) or {}
         base = m.get("baseline_primary") or {}
         learned = m.get("learned") or {}
@@ -129,6 +139,10 @@ def point_rows(points: Iterable[dict], layer: str = "embedding", fraction: str =
             "rpg": _num(m.get("rpg_primary")) if defined else _NAN,
             "gain": _num((m.get("normalised_gain") or {}).get("vs_scratch")),
             "mmd2": _num(entry.get("mmd2")), "mmd2_p": _num(entry.get("p_value")), "cka": _num(entry.get("cka")),
+            "cka_debiased": _num(entry.get("cka_debiased")),
+            "mmd2_calibrated": _num(cal.get("calibrated")), "mmd2_floor": _num(cal.get("floor")),
+            "mmd2_ceiling": _num(cal.get("ceiling", (aligned.get("calibration") or {}).get("ceiling"))),
+            "weight_change": _num(aligned.get("weight_change")),
             **{f"mmd2__{name}": _num(e.get("mmd2")) for name, e in pooled.items()},
             "logme": _num(trans.get("logme")),
             "target_type": trans.get("target_type") or ("continuous" if trans.get("regression") else "class"),
@@ -169,7 +183,7 @@ def average_points(rows: pd.DataFrame, by_objective: bool = False) -> pd.DataFra
     df = rows if by_objective else rows[rows["objective_kind"] == "native"]
     keys = ["task", "model", "objective_kind"] if by_objective else ["task", "model"]
     values = [c for c in df.columns if c.startswith(("score_", "learned_", "mmd2", "rpg", "gain", "cka", "logme",
-                                                      "epochs_ratio", "baseline")) and
+                                                      "epochs_ratio", "baseline", "weight_change")) and
               c not in ("rpg_defined", "rpg_reason", "baseline_name") and pd.api.types.is_numeric_dtype(df[c])]
     out = average_seeds(df, keys, values)
     labels = df.groupby(keys, sort=True).agg(

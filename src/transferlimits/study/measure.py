@@ -7,11 +7,16 @@ The before/after features of one encoder come from the SAME test images, so they
   This removes the encoders' different feature scales before any kernel is evaluated.
 * **bandwidth**: σ = median pairwise distance of the standardised starting features only (one σ per encoder and
   layer of a point, never re-estimated from the fine-tuned side), so the value does not saturate with the shift.
-* **primary statistic**: :class:`~transferlimits.metrics.mmd_paired.PairedKernel` at σ, one kernel pass for the
+* **statistic**: :class:`~transferlimits.metrics.mmd_paired.PairedKernel` at σ, one kernel pass for the
   U-statistic, its paired permutation p-value (swap xᵢ ↔ yᵢ) and the bootstrap CI over pairs; pooled rows are one
   pair per image; token rows are clustered by image (images swapped and resampled as a whole, ``n_groups``).
-* secondary columns: ``mmd2_multi`` (σ × 0.25 … 4 and their sum), ``mmd2_two_sample`` (the paper's two-sample
-  estimator at the pooled median bandwidth, which ignores the pairing), and linear CKA (biased, debiased).
+  The p-value is secondary, not a result: fine-tuning always moves the weights, so it sits at its floor.
+* ``mmd2_multi`` (σ × 0.25 … 4 and their sum): the sum is the statistic of the **calibrated** alignment, the
+  primary alignment value (STUDY §5.2): (value − noise floor) / (ceiling − noise floor), with the ceiling
+  (pretrained vs random init) and the features for the floor from :mod:`.calibration_point`, the floor and the
+  calibrated value per pair from :mod:`.calibration`.
+* secondary columns: ``mmd2_two_sample`` (the paper's two-sample estimator at the pooled median bandwidth, which
+  ignores the pairing), and linear CKA (biased, debiased).
 
 The entries' layout is the ``alignment`` / ``transferability`` part of :mod:`transferlimits.study.schema`.
 """

@@ -10,6 +10,12 @@ An index is *current* when every point it lists still exists with its recorded h
 paths in it are relative to the profile's results folder that holds it (a copied tree stays readable); the
 runner re-runs a pair whose index is not, which resumes its unchanged points and re-writes the index, so an
 edited or deleted point re-executes everything downstream of it.
+
+The index also holds the pair's calibrated alignment (``calibration``: :func:`~.calibration.calibrate_pair`,
+computed from the points' ``features.npz`` when the index is written); each entry whose point has
+a ``features.npz`` declares it with its hash (``features``, ``features_sha256``), checked like the metrics. An
+index written before the calibration existed has neither: it stays current, and :func:`load_indexed_calibration`
+gives it no records.
 """
 
 from __future__ import annotations
@@ -23,9 +29,12 @@ from typing import Iterable, Sequence
 from transferlimits import paths
 from transferlimits.jsonsafe import dumps_strict
 from transferlimits.runtime import atomic_write_bytes
+from transferlimits.study.calibration import calibrate_pair, calibration_key
+from transferlimits.study.calibration_point import FEATURES_FILE
 from transferlimits.study.schema import load_metrics
 
-__all__ = ["file_sha256", "write_index", "read_index", "index_problem", "declared_indexes", "load_indexed_points"]
+__all__ = ["file_sha256", "write_index", "read_index", "index_problem", "declared_indexes", "load_indexed_points",
+           "load_indexed_calibration"]
 
 INDEX_VERSION = 1
 
@@ -41,7 +50,7 @@ def file_sha256(path: str | Path) -> str:
 
 def write_index(path: str | Path, profile: str, task: str, model: str, point_names: Sequence[str]) -> Path:
     """Write the index of one pair: every named point's ``metrics.json`` (relative to ``results/<profile>``) and
-    its hash, atomically.
+    its hash, its ``features.npz`` and hash where it has one, and the pair's calibration, atomically.
 
     Raises:
         FileNotFoundError: a named point has no ``metrics.json`` (the message names it).
@@ -52,8 +61,14 @@ def write_index(path: str | Path, profile: str, task: str, model: str, point_nam
         metrics = root / "runs" / name / "metrics.json"
         if not metrics.is_file():
             raise FileNotFoundError(f"pair {task}/{model}: point {name} has no metrics.json at {metrics}")
-        entries.append({"point": name, "metrics": f"runs/{name}/metrics.json", "sha256": file_sha256(metrics)})
-    doc = {"index_version": INDEX_VERSION, "profile": profile, "task": task, "model": model, "points": entries}
+        entry = {"point": name, "metrics": f"runs/{name}/metrics.json", "sha256": file_sha256(metrics)}
+        features = metrics.parent / FEATURES_FILE
+        if features.is_file():
+            entry.update(features=f"runs/{name}/{FEATURES_FILE}", features_sha256=file_sha256(features))
+        entries.append(entry)
+    calibration = calibrate_pair([root / "runs" / name for name in point_names])
+    doc = {"index_version": INDEX_VERSION, "profile": profile, "task": task, "model": model, "points": entries,
+           "calibration": calibration}
     return atomic_write_bytes(Path(path), (dumps_strict(doc, indent=2) + "\n").encode())
 
 
@@ -90,6 +105,12 @@ def index_problem(path: str | Path, expected: Iterable[str] | None = None) -> st
             except (ValueError, KeyError, TypeError) as exc:
                 return f"point {entry['point']}: metrics.json is unparseable ({str(exc).splitlines()[0][:120]})"
             return f"point {entry['point']}: metrics.json changed since the pair was indexed"
+        if "features" in entry:
+            features = root / entry["features"]
+            if not features.is_file():
+                return f"point {entry['point']}: {FEATURES_FILE} is missing"
+            if file_sha256(features) != entry.get("features_sha256"):
+                return f"point {entry['point']}: {FEATURES_FILE} changed since the pair was indexed"
     return None
 
 
@@ -109,6 +130,25 @@ def load_indexed_points(indexes: Iterable[str | Path]) -> list[dict]:
         root = Path(index).resolve().parent.parent
         files += [root / e["metrics"] for e in doc["points"]]
     return [load_metrics(f) for f in sorted(set(files))]
+
+
+def load_indexed_calibration(indexes: Iterable[str | Path]) -> dict[tuple[str, str, int, str], dict]:
+    """The calibration records of every point the given pair indexes list, keyed by
+    :func:`~transferlimits.study.calibration.calibration_key` (task, model, seed, objective kind); an index written
+    before the calibration existed contributes nothing. Pass the result to
+    :func:`transferlimits.study.analysis.point_rows` (``calibration=``).
+
+    Raises:
+        ValueError: an index is unreadable or no longer current (as :func:`load_indexed_points`).
+    """
+    out: dict[tuple[str, str, int, str], dict] = {}
+    for index in indexes:
+        problem = index_problem(index)
+        if problem:
+            raise ValueError(f"pair index {index}: {problem}; re-run `python -m transferlimits run` for this profile")
+        for rec in (read_index(index).get("calibration") or {}).get("points", {}).values():
+            out[calibration_key(rec["task"], rec["model"], rec["seed"], rec["objective"])] = rec
+    return out
 
 
 def declared_indexes(profile: str, indexes: str | Sequence[str] = "") -> list[Path]:

@@ -34,6 +34,7 @@ from transferlimits.runtime import (
     software_versions,
 )
 from transferlimits.study import runs as study_runs
+from transferlimits.study.calibration_point import calibrate_point, record_calibration, write_features
 from transferlimits.study.encoder_sources import encoder_source
 from transferlimits.study.measure import measure_alignment, transferability
 from transferlimits.study.resume import PointKey, point_settings, resume
@@ -63,6 +64,7 @@ class PointResult:
     measure_s: float
     baselines: dict[str, dict[str, float]]
     warmup_s: float = 0.0
+    calibration: Any = None  # study.calibration_point.PointCalibration (ceiling, features.npz, weight change)
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,8 @@ class Collaborators:
 
 def compute(key: PointKey, prof: Profile, files: PointFiles, dev: torch.device, progress: bool,
             collaborators: Collaborators) -> PointResult:
-    """Fine-tune the three inits and measure baselines, alignment (pre/scratch vs fine-tuned) and transferability."""
+    """Fine-tune the three inits and measure baselines, alignment (pre/scratch vs fine-tuned, with the calibration's
+    ceiling, weight changes and features: :mod:`.calibration_point`) and transferability."""
     spec, data = collaborators.load_data(prof, key.task, key.model, key.seed)
     pre_encoder, scratch_encoder = study_runs.load_encoders(prof, key.model, files.pretrained, key.seed, dev)
     warmup_s = study_runs.warm_caches(data)  # untimed by the runs: both start with the same warm cache
@@ -111,9 +114,11 @@ def compute(key: PointKey, prof: Profile, files: PointFiles, dev: torch.device, 
     if "scratch" in results:
         alignment["scratch"] = measure_alignment(scratch_encoder, results["scratch"].model.encoder, data["test"],
                                                  prof, dev, key.seed)
+    calib = calibrate_point(key, prof, data, encoders, results, dev, collaborators.load_data)
+    record_calibration(alignment, calib)
     trans = transferability(pre_encoder, data["train"], spec, prof, dev, key.seed)
     return PointResult(spec, data, runs, results, alignment, trans, timings, time.perf_counter() - t1, baselines,
-                       warmup_s)
+                       warmup_s, calib)
 
 
 def _examples(results: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -161,6 +166,7 @@ def assemble(out: Path, point: PointResult, prof: Profile, settings: dict[str, A
     buf = io.BytesIO()
     np.savez_compressed(buf, **_examples(point.results))
     atomic_write_bytes(out / "examples.npz", buf.getvalue())
+    write_features(out, point.calibration)
     metrics = build_metrics(
         task=settings["task"], model=settings["model"], seed=int(settings["seed"]), profile=prof.name,
         objective=settings["objective"], objective_name=settings["objective_name"], settings=settings,

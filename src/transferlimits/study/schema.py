@@ -18,7 +18,8 @@ from transferlimits.jsonsafe import dumps_strict, loads_strict, to_strict_json
 from transferlimits.paths import OBJECTIVE_KINDS
 
 __all__ = ["SCHEMA_VERSION", "INIT_NAMES", "OBJECTIVE_KINDS", "Field", "TOP_FIELDS", "RUN_FIELDS", "ENTRY_FIELDS",
-           "CURVE_KEYS", "TARGET_TYPES", "schema_doc", "validate_metrics", "load_metrics", "build_metrics", "jsonable"]
+           "CALIBRATION_FIELDS", "CURVE_KEYS", "TARGET_TYPES", "schema_doc", "validate_metrics", "load_metrics",
+           "build_metrics", "jsonable"]
 
 SCHEMA_VERSION = 3
 #: versions still read: 2 lacks the fields marked ``since=3`` (the encoder-ablated run and its encoder share)
@@ -85,7 +86,9 @@ TOP_FIELDS: tuple[Field, ...] = (
           'when the scratch run was reused). pooled: one row per test image per layer ("embedding" = the '
           "encoder's pooled output); tokens: sampled token/voxel rows, clustered by image. Features are "
           "standardised by the mean/SD of the comparison's starting encoder (the pretrained features for "
-          "init pretrained); entry fields below"),
+          "init pretrained); entry fields below. Optional (absent before the calibration: undefined): "
+          "weight_change float|null per init (||theta - theta0|| / ||theta0|| of the encoder) and "
+          "pretrained.calibration (fields below; the noise floor is the pair index's, study.calibration)"),
     Field("transferability", dict, "target (str), target_type (class | binary | continuous), regression (bool), "
           "standardised (bool: continuous targets z-scored), n (int), logme float|null, linear_probe dict "
           "(accuracy/auroc or r2, cv) -- on FROZEN pretrained features (embedding) of the train split "
@@ -123,10 +126,19 @@ ENTRY_FIELDS: tuple[Field, ...] = (
     Field("cka_debiased", float, "debiased linear CKA", nullable=True),
 )
 
+#: ``alignment.pretrained.calibration`` (study.calibration_point; also statistic, n, features, note), optional
+CALIBRATION_FIELDS: tuple[Field, ...] = tuple(Field(n, t, doc, nullable=t is float) for n, t, doc in (
+    ("value", float, "paired MMD² pretrained vs fine-tuned, sigma x multipliers summed"),
+    ("ceiling", float, "the same, pretrained vs the random init (scratch before fine-tuning)"),
+    ("value_single", float, "value at sigma alone"), ("ceiling_single", float, "ceiling at sigma alone"),
+    ("bandwidth", float, "sigma of the standardised pretrained features"), ("multipliers", list, "sigma multipliers"),
+    ("data_seed", int, "data seed of the test split used")))
+
 
 def schema_doc() -> str:
     """The field tables as text (the documentation of metrics.json)."""
-    blocks = [("metrics.json", TOP_FIELDS), ("runs.<init>", RUN_FIELDS), ("alignment entry", ENTRY_FIELDS)]
+    blocks = [("metrics.json", TOP_FIELDS), ("runs.<init>", RUN_FIELDS), ("alignment entry", ENTRY_FIELDS),
+              ("alignment.pretrained.calibration", CALIBRATION_FIELDS)]
     lines = []
     for title, fields in blocks:
         lines.append(f"{title}::\n")
@@ -227,6 +239,10 @@ def validate_metrics(d: dict) -> None:
         raise ValueError("metrics.json: missing field alignment.pretrained")
     for init, block in d["alignment"].items():
         _check_fields(block, {"pooled": dict, "tokens": dict}, f"alignment.{init}")
+        if "weight_change" in block and not _typed(block["weight_change"], float, nullable=True):
+            raise ValueError(f"metrics.json: field alignment.{init}.weight_change must be float or null")
+        if "calibration" in block:  # optional (absent in older files), like weight_change
+            _check_fields(block["calibration"], CALIBRATION_FIELDS, f"alignment.{init}.calibration")
         for kind in ("pooled", "tokens"):
             for layer, entry in block[kind].items():
                 fields = ENTRY_FIELDS if kind == "pooled" else tuple(f for f in ENTRY_FIELDS if "cka" not in f.name)
