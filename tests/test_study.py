@@ -135,7 +135,8 @@ def test_run_point_writes_valid_metrics(env, task, model):
     out = tmp / "runs" / f"{task}__{model}"
     d = run_point(task, model, prof, seed=0, out_dir=out, pretrained=encoders[model], progress=False)
     on_disk = study.load_metrics(out)  # validates
-    assert on_disk["task"] == task and on_disk["model"] == model and on_disk["schema_version"] == 2
+    assert on_disk["task"] == task and on_disk["model"] == model and on_disk["schema_version"] == study.SCHEMA_VERSION == 3
+    assert "ablated" in on_disk["runs"] and set(on_disk["encoder_share"]) == {"pretrained", "scratch", "linear_probe"}
     assert on_disk == loads_strict((out / "metrics.json").read_text())  # strict JSON: no NaN / Infinity
     spec = get_task(task)
     assert set(d["runs"]) == {"pretrained", "scratch", "linear_probe"}
