@@ -25,6 +25,7 @@ import pandas as pd
 from transferlimits.metrics.correlation import average_seeds, within_group_correlation
 from transferlimits.models.registry import MODEL_REGISTRY
 from transferlimits.study.schema import load_metrics
+from transferlimits.study.schema_transfer import transfer_unit
 
 __all__ = ["RESTORATION_KINDS", "objective_family", "load_profile_points", "point_rows",
            "average_points", "model_correlation", "excluded_points", "layer_columns"]
@@ -94,8 +95,9 @@ def point_rows(points: Iterable[dict], layer: str = "embedding", fraction: str =
         DataFrame with columns task, kind, model, seed, objective (pre-training objective name),
         objective_kind (native / swapped), primary, higher_is_better, score_<init> for the three inits,
         baseline, baseline_name, learned_<init> (1 / 0 / NaN), rpg_defined (bool), rpg_reason, rpg
-        (NaN where undefined), gain (normalised gain vs scratch), mmd2, mmd2_p, cka, mmd2__<layer>..., logme,
-        target_type, epochs_ratio, restoration (bool), objective_family (the adapter's declaration, None for an
+        (NaN where undefined), gain (normalised gain vs scratch), mmd2, mmd2_p, cka, mmd2__<layer>..., logme
+        (NaN where null: a degenerate target), logme_unit (``case`` / ``patch``; ``case`` for files without the
+        field, whose LogME is read as before), target_type, epochs_ratio, restoration (bool), objective_family (the adapter's declaration, None for an
         unregistered model), reconstruction (bool: the family is ``reconstruction``).
     """
     rows = []
@@ -121,7 +123,7 @@ def point_rows(points: Iterable[dict], layer: str = "embedding", fraction: str =
             "gain": _num((m.get("normalised_gain") or {}).get("vs_scratch")),
             "mmd2": _num(entry.get("mmd2")), "mmd2_p": _num(entry.get("p_value")), "cka": _num(entry.get("cka")),
             **{f"mmd2__{name}": _num(e.get("mmd2")) for name, e in pooled.items()},
-            "logme": _num(trans.get("logme")),
+            "logme": _num(trans.get("logme")), "logme_unit": transfer_unit(trans),
             "target_type": trans.get("target_type") or ("continuous" if trans.get("regression") else "class"),
             "epochs_ratio": _num(conv.get("epochs_ratio")),
         }
@@ -151,7 +153,7 @@ def average_points(rows: pd.DataFrame, by_objective: bool = False) -> pd.DataFra
         by_objective: keep native and swapped objectives apart (default False: native rows only).
 
     Returns:
-        DataFrame with the keys, kind, objective, restoration, reconstruction, target_type, ``n_seeds``,
+        DataFrame with the keys, kind, objective, restoration, reconstruction, target_type, logme_unit, ``n_seeds``,
         ``n_excluded`` and, for every numeric column ``c``, ``c`` (mean), ``c_sd`` (seed SD, NaN with one
         seed) and ``c_n``.
     """
@@ -166,6 +168,7 @@ def average_points(rows: pd.DataFrame, by_objective: bool = False) -> pd.DataFra
     labels = df.groupby(keys, sort=True).agg(
         kind=("kind", "first"), objective=("objective", "first"), restoration=("restoration", "first"),
         reconstruction=("reconstruction", "first"), target_type=("target_type", "first"), primary=("primary", "first"),
+        logme_unit=("logme_unit", "first"),
         n_excluded=("rpg_defined", lambda s: int((~s.astype(bool)).sum()))).reset_index()
     return out.merge(labels, on=keys, how="left")
 
