@@ -92,3 +92,15 @@ def test_the_objective_family_comes_from_the_adapter():
     assert list(rows["objective_family"][:2]) == ["reconstruction", "contrastive"]
     assert pd.isna(rows["objective_family"][2])  # not registered in this process: unknown
     assert list(rows["reconstruction"]) == [True, False, False]
+
+
+def test_logme_unit_of_new_and_old_files():
+    """A file with per-patch LogME says so; a file without ``unit`` (written before it) is per case, read as before."""
+    new = _metrics(logme=-0.8)
+    new["transferability"].update(unit="patch", n=4096, n_groups=64)
+    old = _metrics(task="modality_translation", logme=-1.4189385332)
+    rows = A.point_rows([new, old])
+    assert rows["logme_unit"].tolist() == ["patch", "case"] and rows["logme"].tolist() == [-0.8, -1.4189385332]
+    null = _metrics(logme=None)
+    assert np.isnan(A.point_rows([null]).loc[0, "logme"])
+    assert A.average_points(rows).set_index("task").loc["super_resolution", "logme_unit"] == "patch"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from transferlimits.metrics.logme import _fit_evidence, linear_probe_score, logme
+from transferlimits.metrics.logme import _fit_evidence, check_target_varies, group_folds, linear_probe_score, logme
 
 torch.set_num_threads(1)
 
@@ -82,3 +82,81 @@ def test_ill_arguments():
         logme(good[:, 0], y)
     with pytest.raises(ValueError, match="cv"):
         linear_probe_score(good, y, cv=1)
+
+
+def you_et_al_logme(f: np.ndarray, y: np.ndarray, iters: int = 10000, tol: float = 1e-12) -> float:
+    """You et al. 2021, Algorithm 1, in feature space: α, β by MacKay's fixed point with m = β A⁻¹ Fᵀy,
+    A = αI + βFᵀF (a D x D solve, no SVD), then the log evidence / n (the paper's Eq. 2)."""
+    n, d = f.shape
+    ftf, fty = f.T @ f, f.T @ y
+    lam = np.linalg.eigvalsh(ftf)  # eigenvalues of FᵀF (D of them, zeros included)
+    alpha, beta = 1.0, 1.0
+    for _ in range(iters):
+        a = alpha * np.eye(d) + beta * ftf
+        m = beta * np.linalg.solve(a, fty)
+        gamma = np.sum(beta * lam / (alpha + beta * lam))
+        new_alpha = gamma / (m @ m)
+        new_beta = (n - gamma) / np.sum((y - f @ m) ** 2)
+        done = abs(new_alpha - alpha) / alpha < tol and abs(new_beta - beta) / beta < tol
+        alpha, beta = new_alpha, new_beta
+        if done:
+            break
+    a = alpha * np.eye(d) + beta * ftf
+    m = beta * np.linalg.solve(a, fty)
+    evidence = (n / 2 * np.log(beta) + d / 2 * np.log(alpha) - n / 2 * np.log(2 * np.pi)
+                - beta / 2 * np.sum((y - f @ m) ** 2) - alpha / 2 * (m @ m) - 0.5 * np.linalg.slogdet(a)[1])
+    return evidence / n
+
+
+@pytest.mark.parametrize("n,d", [(60, 8), (15, 30)])
+def test_logme_equals_you_et_al_algorithm(n, d):
+    """Regression columns and one-hot class columns, both n > d and n < d, against the direct algorithm."""
+    rng = np.random.default_rng(n + d)
+    f = rng.normal(size=(n, d))
+    y = f @ rng.normal(size=d) * 0.3 + rng.normal(size=n)
+    assert logme(f, y, regression=True, tol=1e-12, max_iter=10000) == pytest.approx(you_et_al_logme(f, y), abs=1e-7)
+    labels = rng.integers(0, 3, n)
+    direct = np.mean([you_et_al_logme(f, (labels == c).astype(float)) for c in range(3)])
+    assert logme(f, labels, tol=1e-12, max_iter=10000) == pytest.approx(direct, abs=1e-7)
+    # the default stopping rule (relative change < 1e-3) is close to the converged value
+    assert logme(f, y, regression=True) == pytest.approx(you_et_al_logme(f, y), abs=2e-3)
+
+
+@pytest.mark.parametrize("target,regression", [
+    (np.full(20, 3.0), True), (3.0 + 1e-13 * np.arange(20), True), (np.ones(20, int), False),
+    (np.stack([np.arange(20.0), np.zeros(20)], 1), True)])
+def test_degenerate_target_is_an_error_naming_it(target, regression):
+    f = np.random.default_rng(0).normal(size=(20, 4))
+    with pytest.raises(ValueError, match="'lesion fraction' is degenerate"):
+        logme(f, target, regression=regression, target_name="lesion fraction")
+    with pytest.raises(ValueError, match="'lesion fraction' is degenerate"):
+        check_target_varies(target, regression, "lesion fraction")
+    check_target_varies(np.arange(20.0) * 1e-12, True)  # small units are not constant: no error
+
+
+def test_group_folds_keep_images_whole_and_cover_every_row():
+    groups = np.repeat(np.arange(7), 5)
+    folds = group_folds(groups, 3, seed=1)
+    tests = np.concatenate([t for _, t in folds])
+    assert np.array_equal(np.sort(tests), np.arange(35))
+    for train, test in folds:
+        assert not set(groups[train]) & set(groups[test])
+    assert [t.tolist() for _, t in folds] != [t.tolist() for _, t in group_folds(groups, 3, seed=2)]
+    with pytest.raises(ValueError, match="cv"):
+        group_folds(groups, 8)
+
+
+def test_probe_by_image_does_not_memorise_images():
+    """Rows of one image share a feature signature and a random per-image target: row folds leak it, image
+    folds do not."""
+    rng = np.random.default_rng(4)
+    n_img, per = 60, 6
+    groups = np.repeat(np.arange(n_img), per)
+    signature = rng.normal(size=(n_img, 40))
+    f = signature[groups] + 0.01 * rng.normal(size=(n_img * per, 40))
+    t = rng.normal(size=n_img)[groups]
+    by_rows = linear_probe_score(f, t, regression=True)
+    by_image = linear_probe_score(f, t, regression=True, groups=groups)
+    assert by_rows["r2"] > 0.3 and by_image["r2"] < 0.0 and by_image["folds"] == "by image"
+    labels = (t > 0).astype(int)
+    assert linear_probe_score(f, labels, groups=groups)["auroc"] < 0.7 < linear_probe_score(f, labels)["auroc"]

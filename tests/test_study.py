@@ -19,7 +19,7 @@ import torch
 from transferlimits import paths, study
 from transferlimits.config import TASKS, get_profile
 from transferlimits.study import runs as study_runs
-from transferlimits.tasks import get_task
+from transferlimits.tasks import get_kind, get_task
 from transferlimits.jsonsafe import loads_strict
 from transferlimits.runtime import atomic_save_torch
 from transferlimits.metrics.transfer import rpg
@@ -101,6 +101,11 @@ def _check_outcome(d, spec, prof):
     assert all(g["name"].startswith("head/") for g in d["lr_groups"]["linear_probe"])  # frozen encoder
     assert d["transferability"]["target_type"] in ("class", "binary", "continuous")
     assert d["transferability"]["standardised"] == (d["transferability"]["target_type"] == "continuous")
+    trans = d["transferability"]  # dense kinds: patch rows of the train images (images are the groups)
+    assert trans["unit"] == get_kind(spec.kind).transfer_unit and trans["n_groups"] == d["n_cases"]["train"]
+    assert trans["n"] == trans["n_groups"] * trans.get("rows_per_image", 1)  # case: one row per image
+    assert trans["logme"] is not None  # the probe may not fit 8 cases (2 per class < 3 folds): then a note
+    assert trans["linear_probe"].get("folds", "by image") == "by image" and len(trans["linear_probe"]) > 0
 
 
 def _check_alignment(d):

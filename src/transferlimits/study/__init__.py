@@ -4,8 +4,10 @@
 * :mod:`.pair_summary` - the pair page's per-seed table and paired gain over seeds;
 * :mod:`.point` - ``run_point`` as resume / compute / assemble;
 * :mod:`.runs` - data, encoders and the three fine-tunings (pretrained, scratch, linear probe);
-* :mod:`.measure` - MMD², CKA (post-hoc) and LogME / linear probe (pre-hoc);
-* :mod:`.features` - encoder features for the measurements;
+* :mod:`.measure` - MMD², CKA (post-hoc);
+* :mod:`.prehoc` - LogME / linear probe (pre-hoc) on per-case or per-patch targets;
+* :mod:`.features` - encoder features for the measurements; :mod:`.patch_features` - feature rows with their
+  cells on the target grid (the per-patch targets);
 * :mod:`.schema` - metrics.json: documentation, validation and construction from one definition.
 """
 

@@ -25,6 +25,7 @@ import pandas as pd
 from transferlimits.metrics.correlation import average_seeds, within_group_correlation
 from transferlimits.models.registry import MODEL_REGISTRY
 from transferlimits.study.schema import load_metrics
+from transferlimits.study.schema_transfer import transfer_unit
 
 __all__ = ["RESTORATION_KINDS", "objective_family", "objective_declaration", "load_profile_points", "point_rows",
            "average_points", "encoder_points", "model_correlation", "excluded_points", "layer_columns"]
@@ -110,9 +111,10 @@ def point_rows(points: Iterable[dict], layer: str = "embedding", fraction: str =
         (NaN where undefined), gain (normalised gain vs scratch), mmd2, mmd2_p (secondary: p-values sit at their
         floor), cka, cka_debiased, mmd2__<layer>..., the calibrated alignment of the embedding (STUDY §5.2, the
         primary alignment value; NaN where absent, e.g. older files): mmd2_calibrated, mmd2_floor, mmd2_ceiling
-        (the multi-scale sums) and weight_change (relative, of the pretrained run's encoder), logme, target_type,
-        epochs_ratio, restoration (bool), objective_family (the adapter's declaration, None for an unregistered
-        model), reconstruction (bool: the family is ``reconstruction``).
+        (the multi-scale sums) and weight_change (relative, of the pretrained run's encoder), logme (NaN where
+        null: a degenerate target), logme_unit (``case`` / ``patch``; ``case`` for files without the field, whose
+        LogME is read as before), target_type, epochs_ratio, restoration (bool), objective_family (the adapter's
+        declaration, None for an unregistered model), reconstruction (bool: the family is ``reconstruction``).
     """
     rows = []
     calibration = calibration or {}
@@ -144,7 +146,7 @@ def point_rows(points: Iterable[dict], layer: str = "embedding", fraction: str =
             "mmd2_ceiling": _num(cal.get("ceiling", (aligned.get("calibration") or {}).get("ceiling"))),
             "weight_change": _num(aligned.get("weight_change")),
             **{f"mmd2__{name}": _num(e.get("mmd2")) for name, e in pooled.items()},
-            "logme": _num(trans.get("logme")),
+            "logme": _num(trans.get("logme")), "logme_unit": transfer_unit(trans),
             "target_type": trans.get("target_type") or ("continuous" if trans.get("regression") else "class"),
             "epochs_ratio": _num(conv.get("epochs_ratio")),
         }
@@ -174,7 +176,7 @@ def average_points(rows: pd.DataFrame, by_objective: bool = False) -> pd.DataFra
         by_objective: keep native and swapped objectives apart (default False: native rows only).
 
     Returns:
-        DataFrame with the keys, kind, objective, restoration, reconstruction, target_type, ``n_seeds``,
+        DataFrame with the keys, kind, objective, restoration, reconstruction, target_type, logme_unit, ``n_seeds``,
         ``n_excluded`` and, for every numeric column ``c``, ``c`` (mean), ``c_sd`` (seed SD, NaN with one
         seed) and ``c_n``.
     """
@@ -189,6 +191,7 @@ def average_points(rows: pd.DataFrame, by_objective: bool = False) -> pd.DataFra
     labels = df.groupby(keys, sort=True).agg(
         kind=("kind", "first"), objective=("objective", "first"), restoration=("restoration", "first"),
         reconstruction=("reconstruction", "first"), target_type=("target_type", "first"), primary=("primary", "first"),
+        logme_unit=("logme_unit", "first"),
         n_excluded=("rpg_defined", lambda s: int((~s.astype(bool)).sum()))).reset_index()
     return out.merge(labels, on=keys, how="left")
 

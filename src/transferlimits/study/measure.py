@@ -1,4 +1,5 @@
-"""Feature-space measurements of one study point: paired MMD², CKA (post-hoc), LogME / linear probe (pre-hoc).
+"""Feature-space measurements of one study point: paired MMD², CKA (post-hoc); LogME / linear probe (pre-hoc) live
+in :mod:`transferlimits.study.prehoc` (``transferability`` and ``case_targets`` are re-exported here).
 
 The before/after features of one encoder come from the SAME test images, so they are paired (STUDY §5):
 
@@ -32,11 +33,10 @@ from torch import nn
 
 from transferlimits.config import Profile
 from transferlimits.metrics.cka import cka
-from transferlimits.metrics.logme import linear_probe_score, logme
 from transferlimits.metrics.mmd import mmd2 as mmd2_two_sample
 from transferlimits.metrics.mmd_paired import PairedKernel, median_sigma, mmd2_paired_multi
 from transferlimits.study.features import extract_features
-from transferlimits.tasks import get_kind
+from transferlimits.study.prehoc import case_targets, transferability
 
 __all__ = ["standardise_pair", "compare_features", "measure_alignment", "transferability", "case_targets"]
 
@@ -134,39 +134,3 @@ def measure_alignment(before: nn.Module, after: nn.Module, test_ds, profile: Pro
     tokens = {name: compare_features(fa.tokens[name], fb.tokens[name], profile, seed, groups=fa.token_groups[name])
               for name in fa.tokens if name in fb.tokens}
     return {"pooled": pooled, "tokens": tokens}
-
-
-def case_targets(ds, spec: Any) -> tuple[np.ndarray, bool, str, str]:
-    """Per-case targets for LogME / the linear probe: ``(targets [n], regression, description, target_type)``."""
-    kind = get_kind(spec.kind)
-    ys = [kind.case_target(ds[i]) for i in range(len(ds))]
-    return np.asarray(ys), kind.regression, kind.target_description, kind.target_type
-
-
-def transferability(encoder: nn.Module, train_ds, spec: Any, profile: Profile, device: torch.device,
-                    seed: int) -> dict[str, Any]:
-    """LogME and a cross-validated linear probe on the FROZEN encoder's pooled train-split features.
-
-    Continuous targets are z-scored (train mean/SD) first, so LogME does not depend on their units; the
-    ``target_type`` (class / binary / continuous) says which scores are comparable with each other.
-    """
-    feats = extract_features(encoder, train_ds, device, token_samples=0, seed=seed).pooled
-    y, regression, desc, target_type = case_targets(train_ds, spec)
-    out: dict[str, Any] = {"target": desc, "target_type": target_type, "regression": regression,
-                           "standardised": False, "n": int(len(y)), "feature": "embedding"}
-    if regression:
-        y = np.asarray(y, np.float64)
-        sd = float(y.std())
-        if sd > 0:
-            y, out["standardised"] = (y - y.mean()) / sd, True
-    try:
-        out["logme"] = float(logme(feats, y, regression=regression))
-    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as err:  # degenerate features or targets
-        out["logme"], out["logme_note"] = None, f"{type(err).__name__}: {err}"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out["linear_probe"] = linear_probe_score(feats, y, regression=regression, seed=seed)
-    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as err:
-        out["linear_probe"] = {"note": str(err)}
-    return out

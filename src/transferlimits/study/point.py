@@ -152,6 +152,8 @@ def assemble(out: Path, point: PointResult, prof: Profile, settings: dict[str, A
     rpg = study_runs.rpg_table(runs, spec)
     result = study_runs.outcome(runs, spec, point.baselines)
     undefined = result.pop("undefined")
+    if point.transferability.get("logme") is None and point.transferability.get("logme_note"):
+        undefined["transferability.logme"] = point.transferability["logme_note"]
     for init, rec in runs.items():
         if rec["curve"] and rec["curve"][0]["epoch"] == 0:
             undefined[f"runs.{init}.curve.0.train_loss"] = "epoch 0: evaluated before any update"

@@ -16,6 +16,8 @@ from typing import Any
 
 from transferlimits.jsonsafe import dumps_strict, loads_strict, to_strict_json
 from transferlimits.paths import OBJECTIVE_KINDS
+from transferlimits.study.schema_transfer import (TARGET_TYPES, TRANSFER_FIELDS, TRANSFER_REQUIRED,
+                                                  validate_transferability)
 
 __all__ = ["SCHEMA_VERSION", "INIT_NAMES", "OBJECTIVE_KINDS", "Field", "TOP_FIELDS", "RUN_FIELDS", "ENTRY_FIELDS",
            "CALIBRATION_FIELDS", "CURVE_KEYS", "TARGET_TYPES", "schema_doc", "validate_metrics", "load_metrics",
@@ -26,7 +28,6 @@ SCHEMA_VERSION = 3
 READ_VERSIONS = (2, 3)
 INIT_NAMES = ("pretrained", "scratch", "linear_probe")
 CURVE_KEYS = ("epoch", "train_loss", "val_loss", "val_metric", "lr", "wall_s", "device_s")
-TARGET_TYPES = ("class", "binary", "continuous")
 
 
 @dataclass(frozen=True)
@@ -89,10 +90,10 @@ TOP_FIELDS: tuple[Field, ...] = (
           "init pretrained); entry fields below. Optional (absent before the calibration: undefined): "
           "weight_change float|null per init (||theta - theta0|| / ||theta0|| of the encoder) and "
           "pretrained.calibration (fields below; the noise floor is the pair index's, study.calibration)"),
-    Field("transferability", dict, "target (str), target_type (class | binary | continuous), regression (bool), "
-          "standardised (bool: continuous targets z-scored), n (int), logme float|null, linear_probe dict "
-          "(accuracy/auroc or r2, cv) -- on FROZEN pretrained features (embedding) of the train split "
-          "(pre-hoc, H5); the per-case target is the task kind's (``case_target``)"),
+    Field("transferability", dict, "pre-hoc (H5): LogME and a linear probe (folds by image) of the FROZEN "
+          "pretrained encoder on the train split, per case (pooled embedding) or per patch (dense kinds: token/voxel "
+          "rows against the target of their cell); fields below (study.schema_transfer; older files hold only the "
+          "required ones)"),
     Field("provenance", dict, "software (dict), hardware (dict), git_commit str, created (ISO UTC), timings "
           "{total_s, finetune_s {init -> s}, measure_s, warmup_s}"),
     Field("examples", str, "file name of the examples npz next to metrics.json: dense tasks input, target, "
@@ -137,8 +138,10 @@ CALIBRATION_FIELDS: tuple[Field, ...] = tuple(Field(n, t, doc, nullable=t is flo
 
 def schema_doc() -> str:
     """The field tables as text (the documentation of metrics.json)."""
+    transfer = tuple(Field(n, t, d + ("" if n in TRANSFER_REQUIRED else " (absent in older files)"), nb)
+                     for n, t, d, nb in TRANSFER_FIELDS)
     blocks = [("metrics.json", TOP_FIELDS), ("runs.<init>", RUN_FIELDS), ("alignment entry", ENTRY_FIELDS),
-              ("alignment.pretrained.calibration", CALIBRATION_FIELDS)]
+              ("alignment.pretrained.calibration", CALIBRATION_FIELDS), ("transferability", transfer)]
     lines = []
     for title, fields in blocks:
         lines.append(f"{title}::\n")
@@ -247,11 +250,7 @@ def validate_metrics(d: dict) -> None:
             for layer, entry in block[kind].items():
                 fields = ENTRY_FIELDS if kind == "pooled" else tuple(f for f in ENTRY_FIELDS if "cka" not in f.name)
                 _check_fields(entry, fields, f"alignment.{init}.{kind}.{layer}")
-    _check_fields(d["transferability"], (Field("target", str, ""), Field("target_type", str, ""),
-                                         Field("regression", bool, ""), Field("logme", float, "", nullable=True),
-                                         Field("linear_probe", dict, "")), "transferability")
-    if d["transferability"]["target_type"] not in TARGET_TYPES:
-        raise ValueError(f"metrics.json: transferability.target_type must be one of {list(TARGET_TYPES)}")
+    validate_transferability(d["transferability"])
     _check_fields(d["provenance"], {"software": dict, "hardware": dict, "git_commit": str, "timings": dict},
                   "provenance")
     dumps_strict(d)  # ValueError on NaN / Infinity anywhere in the tree

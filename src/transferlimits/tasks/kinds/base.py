@@ -2,7 +2,8 @@
 
 A kind owns the target tensor and its loss, the evaluation (per-batch accumulation and the final scores,
 with metric directions), the head choice (``"classifier"``, ``"scalar"`` or ``"dense"``; the model supplies
-the head factories), the per-case LogME/transferability target and its type, the example figure and the
+the head factories), the LogME/transferability target (per case, or per patch for dense kinds:
+:attr:`TaskKind.transfer_unit`, :meth:`TaskKind.patch_targets`) and its type, the example figure and the
 trivial baselines (:meth:`TaskKind.baseline`, scored on the test split with :mod:`transferlimits.metrics.baselines`;
 :func:`strongest_baseline` picks the one a run must beat). :class:`~.dense.DenseKind` holds what the voxel-wise
 kinds (segmentation, dense regression) share.
@@ -40,7 +41,9 @@ class TaskKind:
         head: ``"classifier"``, ``"scalar"`` or ``"dense"``: which head factory of the model is used.
         regression: True when the transferability target is continuous.
         target_type: ``"class"``, ``"binary"`` or ``"continuous"`` (continuous targets are z-scored for LogME).
-        target_description: what the transferability target is (written to ``metrics.json``).
+        target_description: what the per-case transferability target is (written to ``metrics.json``).
+        transfer_unit: ``"case"`` (one transferability row per image: pooled features, :meth:`case_target`) or
+            ``"patch"`` (token/voxel rows of the encoder's deepest map, :meth:`patch_targets` of each row's cell).
     """
 
     name: str = ""
@@ -49,6 +52,7 @@ class TaskKind:
     regression: bool = False
     target_type: str = "class"
     target_description: str = ""
+    transfer_unit: str = "case"
 
     def validate(self, spec: Any) -> None:
         """Raise ValueError when ``spec`` does not fit this kind (default: nothing to check)."""
@@ -110,6 +114,30 @@ class TaskKind:
     def case_target(self, item: dict) -> float | int:
         """Per-case transferability (LogME / linear-probe) target of one dataset item."""
         raise NotImplementedError
+
+    def patch_target_info(self, spec: Any, ds: Any) -> tuple[str, str]:
+        """``(description, target_type)`` of the per-patch target (:meth:`patch_targets`) on dataset ``ds``.
+
+        Raises:
+            NotImplementedError: the kind has no per-patch target (``transfer_unit`` ``"case"``).
+        """
+        raise NotImplementedError(f"task kind {self.name!r} has no per-patch transferability target")
+
+    def patch_targets(self, ds: Any, i: int, boxes: np.ndarray, spec: Any) -> np.ndarray:
+        """Per-patch transferability targets of item ``i`` of ``ds``, one per cell.
+
+        Args:
+            ds: map-style task dataset (items with ``y`` [D, H, W]; it may offer ``identity_input(i)``).
+            i: the item. boxes: int ``[k, 6]`` cells ``(z0, z1, y0, y1, x0, x1)``, half-open, on ``y``'s grid.
+            spec: the TaskSpec.
+
+        Returns:
+            float ``[k]``.
+
+        Raises:
+            NotImplementedError: the kind has no per-patch target (``transfer_unit`` ``"case"``).
+        """
+        raise NotImplementedError(f"task kind {self.name!r} has no per-patch transferability target")
 
     def plot_examples(self, ex: dict[str, np.ndarray], inits: dict[str, tuple[str, str]], max_cases: int,
                       subplots: Callable):

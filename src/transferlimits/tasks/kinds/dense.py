@@ -1,7 +1,10 @@
 """What the voxel-wise kinds (segmentation, dense regression) share: :class:`DenseKind`.
 
 Target [D, H, W], prediction [B, 1, D, H, W] (+ an auxiliary output in training, weighted by
-:data:`~.base.AUX_WEIGHT`); per-case scores, the example slices and the example figure.
+:data:`~.base.AUX_WEIGHT`); per-case scores, the example slices and the example figure. Their transferability
+target is per patch (``transfer_unit`` ``"patch"``): one value per cell of the encoder's feature map, made from
+the target inside the cell (:func:`box_means`), because a per-case summary of a dense target hardly varies (the
+mean of a per-case z-score is 0 for every case).
 """
 
 from __future__ import annotations
@@ -14,7 +17,38 @@ from torch import Tensor
 from transferlimits.metrics import tasks as mt
 from transferlimits.tasks.kinds.base import AUX_WEIGHT, TaskKind
 
-__all__ = ["DenseKind"]
+__all__ = ["DenseKind", "box_means"]
+
+
+def box_means(volume: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Mean of ``volume`` inside each box, from its summed-volume table (one pass, any number of boxes).
+
+    Args:
+        volume: ``[D, H, W]`` numbers. boxes: int ``[k, 6]`` ``(z0, z1, y0, y1, x0, x1)``, half-open, non-empty,
+            inside the volume.
+
+    Returns:
+        float64 ``[k]``.
+
+    Raises:
+        ValueError: ``volume`` not 3-D, ``boxes`` not ``[k, 6]``, or a box empty or outside the volume.
+    """
+    v = np.asarray(volume, np.float64)
+    b = np.asarray(boxes)
+    if v.ndim != 3:
+        raise ValueError(f"volume must be [D, H, W], got shape {v.shape}")
+    if b.ndim != 2 or b.shape[1] != 6:
+        raise ValueError(f"boxes must be [k, 6] (z0, z1, y0, y1, x0, x1), got shape {b.shape}")
+    b = b.astype(np.int64)
+    lo, hi, size = b[:, 0::2], b[:, 1::2], np.array(v.shape)
+    if (lo < 0).any() or (hi > size).any() or (hi <= lo).any():
+        raise ValueError(f"boxes must be non-empty and inside the volume {v.shape}")
+    s = np.zeros(tuple(size + 1))
+    s[1:, 1:, 1:] = v.cumsum(0).cumsum(1).cumsum(2)
+    z0, z1, y0, y1, x0, x1 = b.T
+    total = (s[z1, y1, x1] - s[z0, y1, x1] - s[z1, y0, x1] - s[z1, y1, x0]
+             + s[z0, y0, x1] + s[z0, y1, x0] + s[z1, y0, x0] - s[z0, y0, x0])
+    return total / np.prod(hi - lo, axis=1)
 
 
 class DenseKind(TaskKind):
@@ -22,6 +56,7 @@ class DenseKind(TaskKind):
 
     dense = True
     head = "dense"
+    transfer_unit = "patch"
 
     def voxel_loss(self, pred: Tensor, y: Tensor, batch: dict, spec: Any = None) -> Tensor:
         """Loss of one dense output ``pred`` [B, 1, D, H, W] against ``y`` [B, 1, D, H, W] (``spec``: the task)."""
@@ -95,6 +130,14 @@ class DenseKind(TaskKind):
         if examples:
             examples["case_ids"] = np.asarray(state["example_ids"])
         return {k: float(v) for k, v in agg.items()}, per_case, examples
+
+    def patch_target_info(self, spec: Any, ds: Any) -> tuple[str, str]:
+        """Default: the cell mean of ``y`` (a new dense kind scores patches without code of its own)."""
+        return "mean target over the feature-map cell", "continuous"
+
+    def patch_targets(self, ds: Any, i: int, boxes: np.ndarray, spec: Any) -> np.ndarray:
+        """Default: the mean of item ``i``'s ``y`` over each cell ``boxes`` [k, 6] (float [k])."""
+        return box_means(np.asarray(ds[i]["y"], np.float64), boxes)
 
     def case_target(self, item: dict) -> float:
         y = np.asarray(item["y"])

@@ -3,8 +3,10 @@
 Loss: MONAI ``DiceCELoss(sigmoid=True, batch=True)`` (+ 0.4 x the auxiliary head's loss): the Dice term over
 the whole batch, not per case, since a lesion-free case's own Dice term only rewards predicting nothing. Scores per case:
 :func:`transferlimits.metrics.tasks.segmentation_scores` (Dice, HD95 in mm, lesion sensitivity). The
-transferability target is "lesion present" (``target_type`` "binary"); the trivial baseline is the empty mask
-(``empty_mask``); the example slice is the one with the largest lesion area.
+per-case target is "lesion present" (``target_type`` "binary", kept for old readers); the transferability
+target is per patch: the lesion fraction of each feature-map cell (continuous in [0, 1]; it varies wherever a
+lesion is, while "lesion present" per case is a coarse summary of the dense task). The trivial baseline is the
+empty mask (``empty_mask``); the example slice is the one with the largest lesion area.
 
 Training draws cases with a lesion and cases without one equally often (:data:`POSITIVE_SHARE`), as MONAI's
 ``RandCropByPosNegLabeld(pos=1, neg=1)`` does for crops: lesions cover < 0.1 % of the voxels of a ``cpu``-profile
@@ -21,7 +23,7 @@ import torch
 from transferlimits.metrics import tasks as mt
 from transferlimits.metrics.baselines import empty_mask_scores
 from transferlimits.tasks.kinds.base import item_values, metric_scores, register_kind, wanted
-from transferlimits.tasks.kinds.dense import DenseKind
+from transferlimits.tasks.kinds.dense import DenseKind, box_means
 
 __all__ = ["SegmentationKind", "POSITIVE_SHARE"]
 
@@ -80,6 +82,13 @@ class SegmentationKind(DenseKind):
 
     def case_target(self, item) -> int:
         return int((np.asarray(item["y"]) > 0).any())
+
+    def patch_target_info(self, spec, ds):
+        return "lesion (csPCa) fraction of the feature-map cell", "continuous"
+
+    def patch_targets(self, ds, i, boxes, spec):
+        """Lesion fraction of each cell: the share of its voxels inside the target mask, in [0, 1]."""
+        return box_means(np.asarray(ds[i]["y"]) > 0, boxes)
 
     def train_weights(self, ds):
         """Half of the draws from cases with a lesion (:data:`POSITIVE_SHARE`); None when all or none have one."""
