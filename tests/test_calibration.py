@@ -143,10 +143,12 @@ def test_floor_value_and_ceiling_of_a_pair(tmp_path):
     sig = [m * sigma for m in MULTS]
     value = brute_paired_mmd2(f0["pretrained"], f0["pretrained"], f0["finetuned_pretrained"], sig)
     ceiling = brute_paired_mmd2(f0["pretrained"], f0["pretrained"], f0["random_init"], sig)
-    floor = np.mean([brute_paired_mmd2(f0["pretrained"], f0["finetuned_pretrained"], feats[s]["finetuned_pretrained"],
-                                       sig) for s in (1, 2)])
+    between = np.mean([brute_paired_mmd2(f0["pretrained"], f0["finetuned_pretrained"],
+                                         feats[s]["finetuned_pretrained"], sig) for s in (1, 2)])
+    floor = between / 2  # the statistic of ONE fine-tuning that moved by seed noise alone
     assert rec["value"] == pytest.approx(value, rel=1e-9) and rec["ceiling"] == pytest.approx(ceiling, rel=1e-9)
     assert rec["floor"] == pytest.approx(floor, rel=1e-9) and rec["floor_seeds"] == [1, 2]
+    assert rec["seed_to_seed"] == pytest.approx(between, rel=1e-9)
     assert rec["ceiling"] > rec["floor"] > 0  # a random encoder is farther than seed noise
     assert rec["calibrated"] == pytest.approx((value - floor) / (ceiling - floor), rel=1e-9)
     # seed 2 did not move: its value is 0; against seed 2, seed 0's floor term is its own value
@@ -154,15 +156,30 @@ def test_floor_value_and_ceiling_of_a_pair(tmp_path):
     json.dumps(out, allow_nan=False)  # strict JSON
 
 
-def test_calibrated_is_zero_when_the_value_is_the_floor(tmp_path):
-    """Two seeds, the second did not move: the first's floor is the distance to the start, its own value."""
+def test_pure_seed_noise_calibrates_near_zero(tmp_path):
+    """Three seeds, each the start plus independent noise of one size: every point's calibrated value is near 0
+    (with the literal floor = seed-to-seed statistic it would be near -floor / (2 (ceiling - floor)))."""
+    rng, x, w0, pre = synthetic(seed=5)
+    rand = np.tanh(x @ rng.standard_normal(w0.shape)).astype(np.float32)
+    dirs = [write_point(tmp_path, f"q__m__seed{s}", s, {"pretrained": pre, "random_init": rand, "finetuned_pretrained":
+                        np.tanh(x @ (w0 + 0.05 * rng.standard_normal(w0.shape))).astype(np.float32)}) for s in range(3)]
+    recs = calibrate_pair(dirs)["points"]
+    cal = [recs[f"q__m__seed{s}"]["calibrated"] for s in range(3)]
+    assert abs(float(np.mean(cal))) < 0.1, cal
+
+
+def test_a_seed_that_did_not_move_sets_the_seed_to_seed_statistic(tmp_path):
+    """Two seeds, the second did not move: the seed-to-seed statistic is the first's value, and its floor half
+    of it, so the first is calibrated at value / 2 above the floor."""
     rng, x, w0, pre = synthetic(seed=3)
     rand = np.tanh(x @ rng.standard_normal(w0.shape)).astype(np.float32)
     moved = np.tanh(x @ (w0 + 0.3 * rng.standard_normal(w0.shape))).astype(np.float32)
     a = write_point(tmp_path, "p__m__seed0", 0, {"pretrained": pre, "random_init": rand, "finetuned_pretrained": moved})
     b = write_point(tmp_path, "p__m__seed1", 1, {"pretrained": pre, "random_init": rand, "finetuned_pretrained": pre})
     rec = calibrate_pair([a, b])["points"]["p__m__seed0"]
-    assert rec["ceiling"] > rec["floor"] and rec["calibrated"] == pytest.approx(0.0, abs=1e-9)
+    assert rec["seed_to_seed"] == pytest.approx(rec["value"], rel=1e-9) and rec["floor"] == pytest.approx(rec["value"] / 2)
+    assert rec["ceiling"] > rec["floor"]
+    assert rec["calibrated"] == pytest.approx((rec["value"] / 2) / (rec["ceiling"] - rec["value"] / 2), rel=1e-9)
 
 
 def test_nulls_with_reasons_for_one_seed_another_start_or_no_features(tmp_path):

@@ -4,23 +4,25 @@
 Each point writes ``features.npz`` (:mod:`.calibration_point`): its starting encoder's, its random init's and its
 fine-tuned encoders' pooled ``embedding`` features on the calibration set, and the σ of its value. Across the
 seeds of one (task, model, objective kind) the starting encoder is the same file, so the fine-tuned encoders of
-two seeds are two fine-tunings from one initialisation: the **noise floor** of a point is the mean, over the
-other seeds' points, of the statistic between its fine-tuned features and theirs, on the point's own
-standardisation and σ. Its **value** and **ceiling** (starting vs random init) are recomputed from the same file,
+two seeds are two fine-tunings from one initialisation: ``seed_to_seed`` is the mean, over the other seeds'
+points, of the statistic between its fine-tuned features and theirs, on the point's own standardisation and σ,
+and the **noise floor** is half of it (see "Reading it" below: the statistic of ONE fine-tuning that moved by seed
+noise alone). Its **value** and **ceiling** (starting vs random init) are recomputed from the same file,
 so all three use one statistic on one set of images. Another seed counts only when its starting features and
 case ids are those of the point (same encoder, same images); a point without ``features.npz`` (computed before
 this existed) gets nulls with the reason.
 
-The calibrated value is 0 at the floor (as far from the start as two seeds are from each other) and 1 at the
-ceiling (as far as a random encoder); it is the primary alignment value. The paired permutation p-values of
+The calibrated value is 0 at the floor (a move no larger than seed noise) and 1 at the ceiling (as far as a random
+encoder); it is the primary alignment value. The paired permutation p-values of
 :mod:`.measure` are secondary (fine-tuning always moves the weights, so they sit at their floor) and are not
 calibrated.
 
-Reading it: MMD² is a squared distance between mean embeddings, so with fine-tuned embeddings start + shift +
-seed noise, E[value] = shift² + noise² while E[floor] = 2 noise² (two independent noises). A point whose move is
-seed noise alone therefore sits near value ≈ floor / 2, i.e. calibrated ≈ −floor / (2 (ceiling − floor)) < 0,
-not 0; a negative value means "no move beyond seed noise". The ceiling is a reference, not a bound: a
-fine-tuned encoder can be farther from its start than a random init is (calibrated > 1).
+Reading it: MMD² is (for small moves) a squared distance between mean embeddings, so with fine-tuned embeddings
+start + shift + seed noise, E[value] = shift² + noise² while E[seed_to_seed] = 2 noise² (two independent noises).
+The floor is therefore seed_to_seed / 2 (a deviation from STUDY §5.2's literal "floor = two fine-tunings", which
+would put a pure-noise point at calibrated ≈ −floor / (2 (ceiling − floor)) < 0; measured on synthetic features
+with no shift: value / seed_to_seed = 0.60). The ceiling is a reference, not a bound: a fine-tuned encoder can be
+farther from its start than a random init is (calibrated > 1).
 """
 
 from __future__ import annotations
@@ -36,10 +38,11 @@ from transferlimits.study.calibration_point import FEATURES_FILE, STATISTIC, cal
 __all__ = ["FORMULA", "calibrated_value", "calibrate_pair", "calibration_key"]
 
 FORMULA = ("calibrated = (value - floor) / (ceiling - floor); value = statistic(pretrained, fine-tuned), ceiling = "
-           "statistic(pretrained, random init), floor = mean over the other seeds' points of statistic(fine-tuned, "
-           "their fine-tuned), all standardised by and with σ from the pretrained features (0 = seed noise, "
+           "statistic(pretrained, random init), floor = seed_to_seed / 2, seed_to_seed = mean over the other seeds' "
+           "points of statistic(fine-tuned, their fine-tuned), all standardised by and with σ from the pretrained features (0 = seed noise, "
            "1 = a random encoder)")
-_NULLS = ("value", "value_single", "ceiling", "ceiling_single", "floor", "floor_single", "calibrated",
+_NULLS = ("value", "value_single", "ceiling", "ceiling_single", "seed_to_seed", "seed_to_seed_single", "floor",
+          "floor_single", "calibrated",
           "calibrated_single")
 
 
@@ -128,8 +131,9 @@ def _record(point: dict[str, Any], group: list[dict[str, Any]]) -> dict[str, Any
         rec["reasons"].update({k: f"not computable: {err}" for k in ("floor", "floor_single", "calibrated",
                                                                        "calibrated_single")})
         return rec
-    rec.update(floor=float(np.mean([v["sum"] for v in floors])), floor_single=float(np.mean([v["single"] for v in floors])),
-               floor_seeds=sorted(o["seed"] for o in others))
+    between = {"": float(np.mean([v["sum"] for v in floors])), "_single": float(np.mean([v["single"] for v in floors]))}
+    rec.update(seed_to_seed=between[""], seed_to_seed_single=between["_single"], floor=between[""] / 2,
+               floor_single=between["_single"] / 2, floor_seeds=sorted(o["seed"] for o in others))
     for suffix in ("", "_single"):
         cal, why = calibrated_value(rec["value" + suffix], rec["floor" + suffix], rec["ceiling" + suffix])
         rec["calibrated" + suffix] = cal
