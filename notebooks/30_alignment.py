@@ -36,7 +36,8 @@ from transferlimits.figures.verdicts import plot_forest
 from transferlimits.runner.provenance import glue_provenance
 from transferlimits.study import analysis as an
 from transferlimits.study import verdicts as vd
-from transferlimits.study.pair_index import declared_indexes, load_indexed_points
+from transferlimits.study.control_check import control_table, design_check
+from transferlimits.study.pair_index import declared_indexes, load_indexed_calibration, load_indexed_points
 from transferlimits.study.verdict_within import ACROSS, fixed_effect_estimate
 
 t0 = time.time()
@@ -59,8 +60,9 @@ def text(key: str, value: str) -> None:
     glue(key, HTML(f"<span>{escape(str(value))}</span>"), display=False)
 
 
-points = load_indexed_points(declared_indexes(profile, indexes))
-rows = an.point_rows(points)
+declared = declared_indexes(profile, indexes)
+points = load_indexed_points(declared)
+rows = an.point_rows(points, calibration=load_indexed_calibration(declared))
 native = an.average_points(rows)
 excluded = an.excluded_points(rows[rows["objective_kind"] == "native"])
 seeds = sorted(rows["seed"].unique())
@@ -73,6 +75,24 @@ text("n_excluded", str(len(excluded)))
 shown = native[["task", "model", "n_seeds", "n_excluded", "rpg", "rpg_sd", "mmd2", "mmd2_sd", "epochs_ratio",
                 "logme", "target_type"]]
 HTML(shown.round(4).astype(object).where(shown.notna(), "—").to_html(classes="compact-table"))  # fits the column
+
+# %% [markdown]
+# ## Can this design see transfer? (read this first)
+# The encoder controls (STUDY §5.1) run through the identical pipeline: a **positive control** (an encoder that
+# already learned the task on the pre-training pool) must show a gain over scratch, the **negative controls** (a
+# second random initialisation, and random weights with the native encoder's per-tensor mean and SD) must not.
+# Paired difference pretrained − scratch over seeds, one-sample t-test, Holm across the (task, model) points of
+# each control; `encoder_share` = (P − P_ablated) / (P − P_baseline) of the pretrained run (median over seeds).
+# Every verdict below is only as strong as this check.
+
+# %%
+controls = control_table(points)
+check = design_check(controls)
+text("design_check", check["text"])
+display(Markdown(f"**Design check:** {check['text']}."))
+shown_controls = controls[controls["role"] != "objective"][["task", "model", "kind", "n", "mean", "ci_low", "ci_high",
+                                                            "p", "p_holm", "detected", "encoder_share"]]
+HTML(shown_controls.round(4).astype(object).where(shown_controls.notna(), "—").to_html(classes="compact-table"))
 
 # %% [markdown]
 # `rpg` is the mean over the seeds whose RPG is defined (`rpg_sd`: their SD; "—" with one seed or none);

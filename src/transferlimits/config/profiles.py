@@ -59,6 +59,8 @@ _CPU = Profile(
     measure=MeasureConfig(n_permutations=200, n_bootstrap=200, token_samples=512),
     seeds=(0, 1, 2),
     control_tasks=STUDY_TASKS,
+    # the encoder controls on every pair (STUDY §5.1): two negative (random, transfusion), one positive
+    control_inits=("random", "transfusion", "positive"),
     num_threads=1,
     test_cspca_frac=0.5,
     # dense tasks: batch 2 at lr 5e-3 without warm-up (twice the optimiser steps at the same cost), and

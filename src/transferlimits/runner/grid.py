@@ -17,7 +17,7 @@ from transferlimits import paths
 from transferlimits.config import get_profile
 from transferlimits.models.registry import check_profile_models, get_model
 from transferlimits.runner.extensions import load_model_modules, load_task_modules, task_template
-from transferlimits.study.pair import has_control
+from transferlimits.study.pair import pair_objectives
 from transferlimits.tasks.registry import check_profile_tasks
 
 __all__ = ["ONLY_KEYS", "PairJob", "Grid", "parse_only", "build_grid", "analysis_indexes", "pair_priorities"]
@@ -31,7 +31,7 @@ class PairJob:
 
     Attributes:
         task, model: the pair. seeds: its seeds (after ``--only``). objectives: ``("native",)`` or
-        ``("native", "swapped")`` (the 2x2 control). released: the model uses released weights.
+        ``("native", "swapped")`` (the 2x2 control), then the profile's encoder controls. released: the model uses released weights.
     """
 
     task: str
@@ -144,8 +144,7 @@ def build_grid(
             seeds = tuple(s for s in prof.seeds if keep(task, model, s))
             if seeds:
                 released = model in weights
-                control = has_control(prof, task, model, released)
-                pairs.append(PairJob(task, model, seeds, ("native", "swapped") if control else ("native",), released))
+                pairs.append(PairJob(task, model, seeds, pair_objectives(prof, task, model, released), released))
     pre = {(j.model, get_model(j.model).native_objective) for j in pairs if not j.released}
     pre |= {(j.model, get_model(j.model).swapped_objective) for j in pairs if "swapped" in j.objectives}
     templates = {t: str(task_template(t, task_notebooks)) for t in {j.task for j in pairs}}

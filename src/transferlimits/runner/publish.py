@@ -32,6 +32,7 @@ PUBLISHED: tuple[str, ...] = (
     "pairs/*.json",  # each (task, model) pair's index: its points with their metrics' hashes
     "pretrain/*/pretrain.json",
     "pretrain/*/curve.json",
+    "pretrain/*/positive.json",
     "linear_references.json",  # benchmarks/linear_references.py, when it has run
 )
 

@@ -27,7 +27,8 @@ from transferlimits.study.point import PointFiles, run_point
 from transferlimits.study.resume import PointKey
 from transferlimits.study.schema import load_metrics
 
-__all__ = ["PointKey", "PairRequest", "parse_seeds", "parse_objectives", "has_control", "pair_points", "run_pair"]
+__all__ = ["PointKey", "PairRequest", "parse_seeds", "parse_objectives", "has_control", "pair_objectives",
+           "pair_points", "run_pair"]
 
 
 def parse_seeds(value: Any, default: Sequence[int]) -> tuple[int, ...]:
@@ -80,6 +81,13 @@ def has_control(prof: Profile, task: str, model: str, released: bool = False) ->
     return task in prof.control_tasks and get_model(model).has_control and not released
 
 
+def pair_objectives(prof: Profile, task: str, model: str, released: bool = False) -> tuple[str, ...]:
+    """The objective kinds a pair runs by default: native, swapped where :func:`has_control`, then the profile's
+    encoder controls (``prof.control_inits``)."""
+    return (("native", "swapped") if has_control(prof, task, model, released) else ("native",)) + \
+        tuple(prof.control_inits)
+
+
 def pair_points(task: str, model: str, prof: Profile, seeds: Sequence[int] | None = None,
                 objectives: Sequence[str] | None = None, released: bool = False) -> tuple[PointKey, ...]:
     """The points of one pair, in the order they run: per seed, native, then swapped, then the encoder controls.
@@ -96,7 +104,7 @@ def pair_points(task: str, model: str, prof: Profile, seeds: Sequence[int] | Non
     seeds = tuple(prof.seeds) if seeds is None else tuple(seeds)
     control = has_control(prof, task, model, released)
     if objectives is None:
-        objectives = (("native", "swapped") if control else ("native",)) + tuple(prof.control_inits)
+        objectives = pair_objectives(prof, task, model, released)
     if "swapped" in objectives and not control:
         raise ValueError(f"pair {task}/{model} has no swapped-objective control in profile {prof.name!r} (the task "
                          f"is not in control_tasks, the model has one objective, or it uses released weights)")

@@ -21,7 +21,7 @@ from scipy import stats
 __all__ = ["INIT_ORDER", "seed_scores", "paired_gain"]
 
 #: initialisations in the order every table and figure shows them
-INIT_ORDER = ("pretrained", "scratch", "linear_probe")
+INIT_ORDER = ("pretrained", "scratch", "linear_probe", "ablated")
 
 
 def _num(value) -> float:
