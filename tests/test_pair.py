@@ -60,14 +60,15 @@ def test_parse_objectives():
 def test_pair_points_follow_the_profile_and_the_adapter():
     cpu = get_profile("cpu")
     pts = pair_points("segmentation", "provicnet", cpu)
-    assert [(p.seed, p.objective) for p in pts] == [(s, o) for s in (0, 1, 2) for o in ("native", "swapped")]
+    kinds = ("native", "swapped", "random", "transfusion", "positive")  # + the cpu profile's encoder controls
+    assert [(p.seed, p.objective) for p in pts] == [(s, o) for s in (0, 1, 2) for o in kinds]
     assert pts[1].name == "segmentation__provicnet__seed0__swapped" == paths.point_name("segmentation", "provicnet", 0,
                                                                                         "swapped")
     smoke = get_profile("smoke")  # the smoke control runs on classification and super-resolution only
     assert [p.objective for p in pair_points("segmentation", "profound", smoke)] == ["native"]
     assert [p.objective for p in pair_points("segmentation", "profound", cpu, released=True)] == ["native"] * 3
     toy = get_profile("cpu", models=("profound", "provicnet", "toy"))  # one objective: no control runs
-    assert [p.objective for p in pair_points("segmentation", "toy", toy)] == ["native"] * 3
+    assert [p.objective for p in pair_points("segmentation", "toy", toy)] == ["native", *cpu.control_inits] * 3
     with pytest.raises(ValueError, match="has no swapped-objective control"):
         pair_points("segmentation", "toy", toy, objectives=("native", "swapped"))
 

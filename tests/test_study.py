@@ -144,7 +144,7 @@ def test_run_point_writes_valid_metrics(env, task, model):
     assert "ablated" in on_disk["runs"] and set(on_disk["encoder_share"]) == {"pretrained", "scratch", "linear_probe"}
     assert on_disk == loads_strict((out / "metrics.json").read_text())  # strict JSON: no NaN / Infinity
     spec = get_task(task)
-    assert set(d["runs"]) == {"pretrained", "scratch", "linear_probe"}
+    assert set(d["runs"]) == {"pretrained", "scratch", "linear_probe", "ablated"}
     curve = d["runs"]["pretrained"]["curve"]
     assert [r["epoch"] for r in curve] == [0, 1, 2] and curve[0]["train_loss"] is None and curve[0]["wall_s"] == 0
     assert "runs.pretrained.curve.0.train_loss" in d["undefined"]

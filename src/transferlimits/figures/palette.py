@@ -23,10 +23,11 @@ __all__ = ["INIT_MARKERS", "INIT_LABELS", "INIT_SHADE", "FAMILY_STYLE", "UNDEFIN
            "draw_undefined", "verdict_colour"]
 
 #: marker per initialisation (the same in every figure).
-INIT_MARKERS = {"pretrained": "o", "scratch": "s", "linear_probe": "^"}
-INIT_LABELS = {"pretrained": "pretrained", "scratch": "scratch", "linear_probe": "linear probe (frozen)"}
+INIT_MARKERS = {"pretrained": "o", "scratch": "s", "linear_probe": "^", "ablated": "v"}
+INIT_LABELS = {"pretrained": "pretrained", "scratch": "scratch", "linear_probe": "linear probe (frozen)",
+               "ablated": "encoder ablated (zeros)"}
 #: lightness of each initialisation within the model's hue (1 = the model colour itself).
-INIT_SHADE = {"pretrained": 1.0, "scratch": 0.55, "linear_probe": 1.45}
+INIT_SHADE = {"pretrained": 1.0, "scratch": 0.55, "linear_probe": 1.45, "ablated": 1.8}
 #: line style and hatch per objective family (the family is the adapters' declaration, ``ObjectiveInfo.family``).
 FAMILY_STYLE = {"reconstruction": {"linestyle": "-", "hatch": ""},
                 "contrastive": {"linestyle": "--", "hatch": "//"},

@@ -83,9 +83,9 @@ def has_control(prof: Profile, task: str, model: str, released: bool = False) ->
 
 def pair_objectives(prof: Profile, task: str, model: str, released: bool = False) -> tuple[str, ...]:
     """The objective kinds a pair runs by default: native, swapped where :func:`has_control`, then the profile's
-    encoder controls (``prof.control_inits``)."""
+    encoder controls (``prof.control_inits``; not with released weights, whose controls are not derived here)."""
     return (("native", "swapped") if has_control(prof, task, model, released) else ("native",)) + \
-        tuple(prof.control_inits)
+        (() if released else tuple(prof.control_inits))
 
 
 def pair_points(task: str, model: str, prof: Profile, seeds: Sequence[int] | None = None,
