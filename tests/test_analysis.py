@@ -7,6 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from transferlimits import paths
+from transferlimits.jsonsafe import dumps_strict
+from transferlimits.metrics.convergence import convergence_table, curve_of
 from transferlimits.study import analysis as A
 
 
@@ -38,6 +41,42 @@ def test_point_rows_reads_every_field():
     assert row.rpg == 12.0 and row.gain == 0.5 and row.mmd2 == 0.1 and row["mmd2__stage1"] == 0.05
     assert row.cka == 0.9 and row.logme == -1.0 and row.epochs_ratio == 0.5
     assert row.restoration and row.reconstruction and row.target_type == "continuous"
+
+
+@pytest.mark.parametrize("conv, want, source, above", [
+    ({"epochs_ratio": 0.5}, 0.5, "epochs", None),  # an older file: the whole-epoch ratio
+    ({"epochs_ratio": 0.6, "steps_ratio": 0.55, "seconds_ratio": 0.7, "started_above": {"pretrained": False}},
+     0.55, "steps_interpolated", 0.0),
+    # a pretrained run flagged as started above: undefined, not the epoch ratio and never 0
+    ({"epochs_ratio": None, "steps_ratio": None, "seconds_ratio": None, "started_above": {"pretrained": True}},
+     None, "steps_interpolated", 1.0),
+])
+def test_convergence_column_prefers_the_interpolated_step_ratio(conv, want, source, above):
+    m = _metrics()
+    m["convergence"] = {"0.9": conv}
+    row = A.point_rows([m]).iloc[0]
+    assert (np.isnan(row.convergence_ratio) if want is None else row.convergence_ratio == want)
+    assert row.convergence_source == source
+    assert (np.isnan(row.started_above) if above is None else row.started_above == above)
+    avg = A.average_points(A.point_rows([m, {**m, "seed": 1}])).iloc[0]
+    assert "convergence_ratio" in avg and "steps_ratio" in avg
+
+
+def test_committed_metrics_still_load_and_keep_their_epoch_ratio():
+    """The committed cpu run (older files: whole-epoch convergence, no steps) loads, its rows fall back to the
+    epoch ratio, and the interpolated table can still be computed from its curves (steps null with a reason)."""
+    points = A.load_profile_points(paths.BOOK / "generated" / "cpu" / "results")
+    assert len(points) >= 10
+    rows = A.point_rows(points)
+    assert set(rows["convergence_source"]) == {"epochs"} and rows["started_above"].isna().all()
+    same = rows["epochs_ratio"].isna() == rows["convergence_ratio"].isna()
+    assert same.all() and (rows["epochs_ratio"] == rows["convergence_ratio"])[~rows["epochs_ratio"].isna()].all()
+    m = points[0]
+    table, reasons = convergence_table(curve_of(m["runs"]["pretrained"]["curve"]),
+                                       curve_of(m["runs"]["scratch"]["curve"]), (0.9,),
+                                       m["task_spec"]["higher_is_better"])
+    assert table["0.9"]["steps_ratio"] is None and "not recorded" in reasons["0.9.steps_ratio"]
+    dumps_strict(table)
 
 
 def test_undefined_rpg_is_nan_and_listed():

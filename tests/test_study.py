@@ -146,7 +146,13 @@ def test_run_point_writes_valid_metrics(env, task, model):
     spec = get_task(task)
     assert set(d["runs"]) == {"pretrained", "scratch", "linear_probe", "ablated"}
     curve = d["runs"]["pretrained"]["curve"]
-    assert [r["epoch"] for r in curve] == [0, 1, 2] and curve[0]["train_loss"] is None and curve[0]["wall_s"] == 0
+    assert [r["epoch"] for r in curve] == [0, 0.5, 1, 1.5, 2] and [r["step"] for r in curve] == [0, 1, 2, 3, 4]
+    assert curve[0]["train_loss"] is None and curve[0]["wall_s"] == 0
+    assert d["runs"]["pretrained"]["best_step"] == 2 * d["runs"]["pretrained"]["best_epoch"] >= 1
+    conv = d["convergence"]["0.9"]
+    assert conv["interpolated"] and set(conv["started_above"]) == {"pretrained", "scratch"}
+    for key in ("steps_pretrained", "steps_scratch", "steps_ratio", "seconds_ratio"):
+        assert (conv[key] is None) == (f"convergence.0.9.{key}" in d["undefined"])
     assert "runs.pretrained.curve.0.train_loss" in d["undefined"]
     _check_outcome(d, spec, prof)
     _check_alignment(d)

@@ -5,7 +5,9 @@ Python's ``json`` writes ``NaN``/``Infinity`` by default, which ``JSON.parse`` a
 dataclasses, paths) and replaces every non-finite float by ``None``, optionally recording why in a reason map
 ``{"a/b/0": "nan"}`` (keys are ``/``-joined paths, values ``"nan"``, ``"inf"`` or ``"-inf"``) that the caller
 can store beside the value. :func:`dumps_strict` serialises with ``allow_nan=False``; :func:`loads_strict`
-parses and rejects the constants ``NaN``, ``Infinity`` and ``-Infinity``.
+parses and rejects the constants ``NaN``, ``Infinity`` and ``-Infinity``. :func:`jsonable` (the same with
+dotted-path reasons, as metrics.json's ``undefined`` keys them) and :func:`null_paths` moved here from
+:mod:`transferlimits.study.schema`, which re-exports them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["dumps_strict", "loads_strict", "to_strict_json"]
+__all__ = ["dumps_strict", "loads_strict", "to_strict_json", "jsonable", "null_paths"]
 
 
 def _reason(x: float) -> str:
@@ -108,3 +110,27 @@ def _reject_constant(name: str) -> Any:
 def loads_strict(text: str | bytes) -> Any:
     """``json.loads`` that raises ``ValueError`` on ``NaN``, ``Infinity`` or ``-Infinity``."""
     return json.loads(text, parse_constant=_reject_constant)
+
+
+def jsonable(obj: Any, reasons: dict[str, str] | None = None) -> Any:
+    """Strict-JSON copy of ``obj`` (:func:`to_strict_json`) with the reasons keyed by dotted paths (metrics.json).
+
+    Args:
+        obj: the tree. reasons: optional dict filled with ``{"dotted.path": "nan" | "inf" | "-inf"}``.
+    """
+    raw: dict[str, str] = {}
+    out = to_strict_json(obj, raw)
+    if reasons is not None:
+        reasons.update({k.replace("/", "."): f"{v}: not computable" for k, v in raw.items()})
+    return out
+
+
+def null_paths(obj: Any, path: str = "") -> list[str]:
+    """Dotted paths of every ``None`` leaf of a JSON tree."""
+    if obj is None:
+        return [path]
+    if isinstance(obj, dict):
+        return [p for k, v in obj.items() for p in null_paths(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(obj, list):
+        return [p for i, v in enumerate(obj) for p in null_paths(v, f"{path}.{i}" if path else str(i))]
+    return []

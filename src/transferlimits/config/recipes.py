@@ -117,6 +117,12 @@ class FinetuneRecipe:
     full_res_skip: bool = False
     residual: bool = False
     channels_last_stages: int = 0  # ProFound encoder: stem + first N stages channels-last (speed only)
+    # validations after step 0, evenly spaced over the run, joined with every epoch end (training/eval_plan.py;
+    # STUDY §5.2: >= 10 per run for the interpolated time to 90 / 95 %); 1 = epoch ends only (the former loop)
+    evals_per_run: int = 10
+    # > 0: the intermediate evaluations score a fixed subset of this many validation cases, step 0 and the epoch
+    # ends the full split and the subset (training/finetune_fit.py); 0 = the full split at every evaluation
+    eval_subset: int = 0
 
     def __post_init__(self) -> None:
         _check_ranges(self)

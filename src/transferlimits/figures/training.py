@@ -27,7 +27,8 @@ def _title(metrics: dict) -> str:
 
 
 def plot_learning_curves(metrics: dict):
-    """Validation primary metric and train loss per epoch for pretrained, scratch and linear probe.
+    """Validation primary metric and train loss per (fractional) epoch for pretrained, scratch and linear probe;
+    a run whose intermediate evaluations scored a validation subset also gets that series, dotted.
 
     Args:
         metrics: a metrics dict (``study.load_metrics``).
@@ -41,7 +42,10 @@ def plot_learning_curves(metrics: dict):
         style = init_style(metrics["model"], init)
         colour, label = style["color"], style["label"]
         ep = [r["epoch"] for r in run["curve"]]
-        ax_val.plot(ep, [r["val_metric"] for r in run["curve"]], "-", marker=style["marker"], color=colour, label=label)
+        full = [(r["epoch"], r["val_metric"]) for r in run["curve"] if r["val_metric"] is not None]
+        ax_val.plot(*zip(*full), "-", marker=style["marker"], color=colour, label=label)
+        if any(r.get("val_metric_subset") is not None for r in run["curve"]):  # intermediate: the val subset
+            ax_val.plot(ep, [r.get("val_metric_subset") for r in run["curve"]], ":", color=colour, lw=0.9)
         ax_loss.plot(ep, [r["train_loss"] for r in run["curve"]], "-", marker=style["marker"], color=colour,
                      label=label)
         if run.get("best_epoch"):

@@ -28,6 +28,7 @@ from .mmd_paired import (
     mmd2_paired_multi,
     mmd2_paired_test,
 )
+from .convergence import RunCurve, convergence_table, curve_of, find_crossing, time_to_fraction
 from .stats import bootstrap_ci, correlate
 from .tasks import (
     METRIC_DIRECTION,
@@ -55,6 +56,7 @@ __all__ = [
     "PairedKernel",
     "PairedMMDResult",
     "RPGStatus",
+    "RunCurve",
     "aggregate",
     "average_seeds",
     "bootstrap_ci",
@@ -64,11 +66,14 @@ __all__ = [
     "class_prior_scores",
     "classification_scores",
     "convergence_summary",
+    "convergence_table",
     "correlate",
     "correlate_points",
+    "curve_of",
     "empty_mask_scores",
     "epochs_to_fraction",
     "feature_space_linear_cka",
+    "find_crossing",
     "gram_linear",
     "gram_rbf",
     "identity_scores",
@@ -93,6 +98,7 @@ __all__ = [
     "seconds_to_fraction",
     "segmentation_scores",
     "standardise_by",
+    "time_to_fraction",
     "train_median",
     "within_group_correlation",
 ]

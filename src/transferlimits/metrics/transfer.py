@@ -22,7 +22,10 @@ Epoch 0 (STUDY §5): with ``epoch0=True`` the first entry is the evaluation *bef
 counts epochs from it (0 = already there at initialisation, so a head start from pre-training is kept);
 ``seconds[0]`` is then the time of that evaluation (usually 0). :func:`convergence_summary` with
 ``epoch0=True`` measures both runs from one common start (default: the scratch run's epoch-0 value).
-Without ``epoch0`` the old 1-based behaviour is unchanged.
+Without ``epoch0`` the old 1-based behaviour is unchanged. These whole-epoch functions are kept for older
+callers and files; the study's convergence (STUDY §5.2: time to 90 / 95 % interpolated between >= 10
+evaluations, runs that start above their threshold flagged) is :mod:`transferlimits.metrics.convergence`,
+re-exported here (:func:`convergence_table`).
 """
 
 from __future__ import annotations
@@ -34,8 +37,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+from transferlimits.metrics.convergence import RunCurve, convergence_table, curve_of, find_crossing, time_to_fraction
+
 __all__ = ["RPGStatus", "rpg", "rpg_status", "normalised_gain", "epochs_to_fraction", "seconds_to_fraction",
-           "ProgressRule", "convergence_summary"]
+           "ProgressRule", "convergence_summary", "RunCurve", "convergence_table", "curve_of", "find_crossing",
+           "time_to_fraction"]
 
 
 def rpg(pretrained: float, scratch: float, higher_is_better: bool = True) -> float:

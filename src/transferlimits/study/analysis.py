@@ -6,7 +6,8 @@ Three steps, each a function:
 1. :func:`point_rows` reads metrics dicts (schema 2; fields absent from an older file become NaN / None) into
    a DataFrame with one row per (task, model, seed, objective): primary-metric scores per initialisation,
    the trivial baseline, the "learned" flags, whether RPG is defined (and why not), RPG, the normalised
-   gain, paired MMD² per layer, CKA, LogME and its target type, and the convergence ratio.
+   gain, paired MMD² per layer, CKA, LogME and its target type, and the convergence ratios (the interpolated
+   step ratio as ``convergence_ratio``; older files: their whole-epoch ratio).
 2. :func:`average_points` averages seeds into one row per (task, model[, objective kind]) with the seed SD
    (for error bars) and counts the rows whose RPG is undefined: those rows are excluded from RPG.
 3. :func:`model_correlation` correlates two columns per model first, then pooled with the model as a fixed
@@ -91,6 +92,15 @@ def _rpg_defined(m: dict) -> tuple[bool, str | None]:
     return ok, None if ok else "RPG not finite (schema 1 file)"
 
 
+def _convergence(conv: dict) -> dict[str, Any]:
+    """``convergence_ratio`` (the interpolated step ratio; an older file without one: its whole-epoch
+    ``epochs_ratio``), its source, and whether the pretrained run started above its threshold (NaN: unknown)."""
+    interpolated = "steps_ratio" in conv
+    return {"convergence_ratio": _num(conv.get("steps_ratio" if interpolated else "epochs_ratio")),
+            "convergence_source": "steps_interpolated" if interpolated else "epochs",
+            "started_above": _flag((conv.get("started_above") or {}).get("pretrained"))}
+
+
 def point_rows(points: Iterable[dict], layer: str = "embedding", fraction: str = "0.9",
                calibration: Mapping[tuple[str, str, int, str], dict] | None = None) -> pd.DataFrame:
     """One row per metrics dict.
@@ -113,7 +123,10 @@ def point_rows(points: Iterable[dict], layer: str = "embedding", fraction: str =
         primary alignment value; NaN where absent, e.g. older files): mmd2_calibrated, mmd2_floor, mmd2_ceiling
         (the multi-scale sums) and weight_change (relative, of the pretrained run's encoder), logme (NaN where
         null: a degenerate target), logme_unit (``case`` / ``patch``; ``case`` for files without the field, whose
-        LogME is read as before), target_type, epochs_ratio, restoration (bool), objective_family (the adapter's
+        LogME is read as before), target_type, epochs_ratio, steps_ratio, seconds_ratio (pretrained / scratch time to ``fraction``; NaN
+        where undefined or absent), convergence_ratio (steps_ratio; older files: epochs_ratio),
+        convergence_source (``steps_interpolated`` / ``epochs``), started_above (the pretrained run's step-0 value
+        already reached the threshold: 1 / 0 / NaN), restoration (bool), objective_family (the adapter's
         declaration, None for an unregistered model), reconstruction (bool: the family is ``reconstruction``).
     """
     rows = []
@@ -149,6 +162,8 @@ def point_rows(points: Iterable[dict], layer: str = "embedding", fraction: str =
             "logme": _num(trans.get("logme")), "logme_unit": transfer_unit(trans),
             "target_type": trans.get("target_type") or ("continuous" if trans.get("regression") else "class"),
             "epochs_ratio": _num(conv.get("epochs_ratio")),
+            "steps_ratio": _num(conv.get("steps_ratio")), "seconds_ratio": _num(conv.get("seconds_ratio")),
+            **_convergence(conv),
         }
         row["restoration"] = row["kind"] in RESTORATION_KINDS
         row["objective_family"] = objective_family(row["model"], row["objective"])
@@ -185,7 +200,9 @@ def average_points(rows: pd.DataFrame, by_objective: bool = False) -> pd.DataFra
     df = rows if by_objective else rows[rows["objective_kind"] == "native"]
     keys = ["task", "model", "objective_kind"] if by_objective else ["task", "model"]
     values = [c for c in df.columns if c.startswith(("score_", "learned_", "mmd2", "rpg", "gain", "cka", "logme",
-                                                      "epochs_ratio", "baseline", "weight_change")) and
+                                                      "epochs_ratio", "steps_ratio", "seconds_ratio",
+                                                      "convergence_ratio", "started_above", "baseline",
+                                                      "weight_change")) and
               c not in ("rpg_defined", "rpg_reason", "baseline_name") and pd.api.types.is_numeric_dtype(df[c])]
     out = average_seeds(df, keys, values)
     labels = df.groupby(keys, sort=True).agg(

@@ -4,8 +4,9 @@
 returned without work) -> :func:`compute` (one untimed pass that warms the data caches for every run alike,
 three fine-tunings, the task kind's trivial baselines, alignment and transferability measurements)
 -> :func:`assemble` (examples.npz and the strict-JSON metrics dict of :mod:`transferlimits.study.schema`,
-written atomically: outcome vs the baselines, RPG validity, normalised gain, lr groups, convergence from
-epoch 0). The schema is documented in :mod:`transferlimits.study.schema`.
+written atomically: outcome vs the baselines, RPG validity, normalised gain, lr groups, convergence: steps,
+seconds and epochs to 90 / 95 % from the common start, interpolated between evaluations). The schema is
+documented in :mod:`transferlimits.study.schema`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 
 from transferlimits import paths
 from transferlimits.config import Profile, get_profile
-from transferlimits.metrics.transfer import convergence_summary
+from transferlimits.metrics.convergence import convergence_table, curve_of
 from transferlimits.models.registry import get_model
 from transferlimits.runtime import (
     atomic_write_bytes,
@@ -157,13 +158,16 @@ def assemble(out: Path, point: PointResult, prof: Profile, settings: dict[str, A
     for init, rec in runs.items():
         if rec["curve"] and rec["curve"][0]["epoch"] == 0:
             undefined[f"runs.{init}.curve.0.train_loss"] = "epoch 0: evaluated before any update"
-    nan = float("nan")
-    pre_c, scr_c = runs["pretrained"]["curve"], runs["scratch"]["curve"]
-    conv = convergence_summary([nan if r["val_metric"] is None else r["val_metric"] for r in pre_c],
-                               [nan if r["val_metric"] is None else r["val_metric"] for r in scr_c],
-                               [r["wall_s"] for r in pre_c], [r["wall_s"] for r in scr_c],
-                               fractions=prof.measure.fractions, higher_is_better=bool(spec.higher_is_better),
-                               epoch0=True)
+        for i, row in enumerate(rec["curve"]):
+            if row.get("val_metric") is None and row.get("val_metric_subset") is not None:
+                for key in ("val_metric", "val_loss"):
+                    undefined[f"runs.{init}.curve.{i}.{key}"] = ("intermediate evaluation: scored on the fixed "
+                                                                 "validation subset only (val_metric_subset)")
+    # time to 90 / 95 % from the scratch run's step-0 value, interpolated between evaluations (STUDY §5.2)
+    conv, conv_undefined = convergence_table(curve_of(runs["pretrained"]["curve"]),
+                                             curve_of(runs["scratch"]["curve"]), prof.measure.fractions,
+                                             bool(spec.higher_is_better))
+    undefined.update({f"convergence.{path}": reason for path, reason in conv_undefined.items()})
     out.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     np.savez_compressed(buf, **_examples(point.results))

@@ -127,9 +127,10 @@ def _load_released(profile: Profile, model: str, path: Path) -> nn.Module:
 
 def run_record(res: FinetuneResult) -> dict[str, Any]:
     """The JSON record of one fine-tuning run (schema in :mod:`transferlimits.study.schema`)."""
-    return {"test": res.test_scores, "per_case": res.per_case, "curve": res.curve, "best_epoch": int(res.best_epoch),
-            "best_val": float(res.best_val), "train_seconds": float(res.train_seconds), "extra": res.extra_scores,
-            "reused_from": None, "lr_groups": list(res.lr_groups)}
+    return {"test": res.test_scores, "per_case": res.per_case, "curve": res.curve,
+            "best_epoch": float(res.best_epoch), "best_step": int(res.best_step), "best_val": float(res.best_val),
+            "train_seconds": float(res.train_seconds), "extra": res.extra_scores, "reused_from": None,
+            "lr_groups": list(res.lr_groups)}
 
 
 def warm_caches(data: dict[str, Any]) -> float:

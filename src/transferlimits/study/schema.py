@@ -14,13 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from transferlimits.jsonsafe import dumps_strict, loads_strict, to_strict_json
+from transferlimits.jsonsafe import dumps_strict, jsonable, loads_strict
+from transferlimits.jsonsafe import null_paths as _null_paths
 from transferlimits.paths import OBJECTIVE_KINDS
 from transferlimits.study.schema_transfer import (TARGET_TYPES, TRANSFER_FIELDS, TRANSFER_REQUIRED,
                                                   validate_transferability)
 
 __all__ = ["SCHEMA_VERSION", "INIT_NAMES", "OBJECTIVE_KINDS", "Field", "TOP_FIELDS", "RUN_FIELDS", "ENTRY_FIELDS",
-           "CALIBRATION_FIELDS", "CURVE_KEYS", "TARGET_TYPES", "schema_doc", "validate_metrics", "load_metrics",
+           "CALIBRATION_FIELDS", "CURVE_KEYS", "CURVE_KEYS_NEW", "TARGET_TYPES", "schema_doc", "validate_metrics",
+           "load_metrics",
            "build_metrics", "jsonable"]
 
 SCHEMA_VERSION = 3
@@ -28,17 +30,21 @@ SCHEMA_VERSION = 3
 READ_VERSIONS = (2, 3)
 INIT_NAMES = ("pretrained", "scratch", "linear_probe")
 CURVE_KEYS = ("epoch", "train_loss", "val_loss", "val_metric", "lr", "wall_s", "device_s")
+#: curve keys of newer files (absent from older ones: readers treat them as undefined).
+CURVE_KEYS_NEW = ("step", "val_s")
 
 
 @dataclass(frozen=True)
 class Field:
-    """One field: ``name``, its JSON ``type`` (checked), what it holds (``doc``) and whether it may be null."""
+    """One field: ``name``, its JSON ``type`` (checked), what it holds (``doc``), whether it may be null and
+    whether it may be absent (``optional``: a field older files lack; readers treat it as undefined)."""
 
     name: str
     type: type
     doc: str
     nullable: bool = False
     since: int = 2  # the first schema version that has the field (older files are read without it)
+    optional: bool = False
 
 
 TOP_FIELDS: tuple[Field, ...] = (
@@ -79,9 +85,12 @@ TOP_FIELDS: tuple[Field, ...] = (
     Field("lr_groups", dict, 'init -> list of {"name", "lr", "weight_decay", "n_params"}: the optimiser groups '
           "(peak lr). The reduced backbone lr applies to the pretrained encoder only (pretrained, linear_probe's "
           "frozen encoder has no group); scratch trains every parameter at the head's lr (STUDY §4/§5)"),
-    Field("convergence", dict, "metrics.transfer.convergence_summary(..., epoch0=True) of the validation curves, "
-          "pretrained vs scratch, from the common start (the scratch run's epoch-0 value): keys str(fraction) -> "
-          "epochs_/seconds_ pretrained/scratch/ratio, start"),
+    Field("convergence", dict, "metrics.convergence.convergence_table, pretrained vs scratch: str(fraction) -> "
+          "start (the scratch run's step-0 value), interpolated (true), started_above {pretrained, scratch: bool} "
+          "(step-0 value already at the threshold: flagged, times null, never 0), steps_/seconds_/epochs_ "
+          "pretrained/scratch/ratio (to start + fraction * (run's best - start), interpolated between the two "
+          "evaluations bracketing the first crossing; ratio pretrained / scratch; null + reason in undefined). "
+          "Older files: epochs_/seconds_ at whole epochs, no steps_, interpolated, started_above"),
     Field("alignment", dict, 'init -> {"pooled": {layer: entry}, "tokens": {layer: entry}} for pretrained '
           "(pretrained encoder vs its fine-tuned copy) and scratch (random init vs its fine-tuned copy; absent "
           'when the scratch run was reused). pooled: one row per test image per layer ("embedding" = the '
@@ -104,9 +113,13 @@ TOP_FIELDS: tuple[Field, ...] = (
 RUN_FIELDS: tuple[Field, ...] = (
     Field("test", dict, "metric -> float|null (aggregated over the test cases)"),
     Field("per_case", list, "dicts: case_id + per-case scores (classification: label, probs)"),
-    Field("curve", list, "dicts: " + ", ".join(CURVE_KEYS) + "; curve[0] is epoch 0, evaluated before any update "
-          "(train_loss null, lr 0); wall_s/device_s cumulative, validation included"),
-    Field("best_epoch", int, "epoch (>= 1) of the best validation primary metric after training"),
+    Field("curve", list, "one dict per evaluation (training.finetune_fit): " + ", ".join(CURVE_KEYS + CURVE_KEYS_NEW)
+          + " (older files: epoch ends only, no step/val_s); curve[0] = step 0, before any update (train_loss "
+          "null, lr 0); epoch fractional; wall_s/device_s cumulative, validation (val_s) included; with "
+          "FinetuneRecipe.eval_subset > 0 also val_metric_/val_loss_subset (a fixed val subset, every entry; "
+          "val_metric/val_loss null between epoch ends)"),
+    Field("best_epoch", float, "fractional epoch (> 0) of the best full-split validation value after step 0"),
+    Field("best_step", int, "optimiser steps before that evaluation (absent in older files)", optional=True),
     Field("best_val", float, "that metric value", nullable=True),
     Field("train_seconds", float, "wall seconds of training"),
     Field("extra", dict, 'split -> metric -> float (e.g. "real": the 2 real exams)'),
@@ -145,7 +158,8 @@ def schema_doc() -> str:
     lines = []
     for title, fields in blocks:
         lines.append(f"{title}::\n")
-        lines += [f"    {f.name:<24} {f.type.__name__ + ('|null' if f.nullable else ''):<10} {f.doc}" for f in fields]
+        lines += [f"    {f.name:<24} {f.type.__name__ + ('|null' if f.nullable else ''):<10} "
+                  f"{'(optional) ' if f.optional else ''}{f.doc}" for f in fields]
         lines.append("")
     return "\n".join(lines)
 
@@ -166,10 +180,12 @@ def _typed(value: Any, typ: type, nullable: bool = False) -> bool:
 def _check_fields(d: Any, fields: dict[str, type] | tuple[Field, ...], where: str) -> None:
     if not isinstance(d, dict):
         raise ValueError(f"metrics.json: {where or 'the file'} must be a dict, got {type(d).__name__}")
-    table = {f.name: (f.type, f.nullable) for f in fields} if isinstance(fields, tuple) else \
-        {k: (t, False) for k, t in fields.items()}
-    for key, (typ, nullable) in table.items():
+    table = {f.name: (f.type, f.nullable, f.optional) for f in fields} if isinstance(fields, tuple) else \
+        {k: (t, False, False) for k, t in fields.items()}
+    for key, (typ, nullable, optional) in table.items():
         name = f"{where}.{key}" if where else key
+        if key not in d and optional:
+            continue
         if key not in d:
             raise ValueError(f"metrics.json: missing field {name}")
         if not _typed(d[key], typ, nullable):
@@ -264,30 +280,6 @@ def load_metrics(path: str | Path) -> dict:
     d = loads_strict(path.read_text())
     validate_metrics(d)
     return d
-
-
-def jsonable(obj: Any, reasons: dict[str, str] | None = None) -> Any:
-    """Strict-JSON copy of ``obj`` (NumPy and tuples converted, NaN/Inf -> ``None``; see :mod:`transferlimits.jsonsafe`).
-
-    Args:
-        obj: the tree. reasons: optional dict filled with ``{"dotted.path": "nan" | "inf" | "-inf"}``.
-    """
-    raw: dict[str, str] = {}
-    out = to_strict_json(obj, raw)
-    if reasons is not None:
-        reasons.update({k.replace("/", "."): f"{v}: not computable" for k, v in raw.items()})
-    return out
-
-
-def _null_paths(obj: Any, path: str = "") -> list[str]:
-    """Dotted paths of every ``None`` leaf of a JSON tree."""
-    if obj is None:
-        return [path]
-    if isinstance(obj, dict):
-        return [p for k, v in obj.items() for p in _null_paths(v, f"{path}.{k}" if path else str(k))]
-    if isinstance(obj, list):
-        return [p for i, v in enumerate(obj) for p in _null_paths(v, f"{path}.{i}" if path else str(i))]
-    return []
 
 
 #: null values that are reasons themselves, or null by design, and need no entry in ``undefined``.

@@ -12,12 +12,19 @@ Recipe (identical for the pretrained and the scratch init of one encoder; from `
 * Losses, scores and the head choice come from the task kind (:mod:`transferlimits.tasks.kinds`);
   the epoch loop and the evaluation from :mod:`transferlimits.training.engine`.
 * Augmentation (``recipe.augment``): :func:`~transferlimits.training.augment.augment_batch`.
-* The validation split is scored with the task's primary metric before any update (epoch 0) and after every
-  epoch; the best trained epoch's weights (a CPU copy of the state dict; epoch >= 1) are evaluated on the test split
-  and on every further split of ``data`` (e.g. ``real``).
-* The ``curve`` holds per epoch: ``epoch`` (0 = before training, ``train_loss`` None and ``lr`` 0 there),
-  ``train_loss``, ``val_loss``, ``val_metric``, ``lr`` (at the epoch's last step), and the cumulative training
-  ``wall_s`` / ``device_s`` up to that epoch (0 at epoch 0: the clock starts at the common starting point).
+* The validation split is scored with the task's primary metric before any update (step 0) and after the
+  optimiser steps of :func:`~transferlimits.training.eval_plan.eval_steps`: ``recipe.evals_per_run`` evenly
+  spaced steps and the last step of every epoch (so >= ``evals_per_run`` evaluations after step 0; with fewer
+  steps than that, every step). With ``recipe.eval_subset`` > 0 the intermediate evaluations score a fixed
+  subset of the validation split and step 0 / the epoch ends the full split and the subset (the cost measured in
+  :mod:`~transferlimits.training.eval_plan`). The weights of the best full-split evaluation after step 0 (a CPU
+  copy) are evaluated on the test split and on every further split of ``data`` (e.g. ``real``);
+  ``best_step`` / ``best_epoch`` say where it was. The loop: :mod:`~transferlimits.training.finetune_fit`.
+* The ``curve`` holds one dict per evaluation (:mod:`~transferlimits.training.finetune_fit`): fractional
+  ``epoch`` (0 before training), ``step``, ``train_loss`` (mean since the previous evaluation; None at step 0),
+  ``val_loss``, ``val_metric``, ``lr`` (0 at step 0), the cumulative training ``wall_s`` / ``device_s``
+  (validation included; 0 at step 0: the clock starts at the common starting point), ``val_s`` (validation
+  seconds inside ``wall_s``) and, with a subset, ``val_metric_subset`` / ``val_loss_subset``.
 * A NaN/inf loss raises :class:`~transferlimits.training.loop.NonFiniteLossError` naming task, model, init,
   epoch and step. bf16 autocast on CUDA only; CPU runs are fp32 and deterministic for a given seed.
 """
@@ -35,7 +42,8 @@ from tqdm.auto import tqdm
 
 from transferlimits.config import FinetuneRecipe
 from transferlimits.runtime import seed_everything
-from transferlimits.training.engine import EpochSetup, evaluate, train_epoch
+from transferlimits.training.engine import EpochSetup, evaluate
+from transferlimits.training.finetune_fit import RunParts, fit
 from transferlimits.training.finetune_setup import (
     INITS,
     backbone_lr_scales,
@@ -46,7 +54,7 @@ from transferlimits.training.finetune_setup import (
     start_at_train_median,
     train_loader,
 )
-from transferlimits.training.loop import Timer, warmup_cosine_lr
+from transferlimits.training.loop import warmup_cosine_lr
 
 __all__ = ["INITS", "FinetuneOptions", "FinetuneResult", "finetune", "backbone_lr_scales", "describe_groups",
            "start_at_train_median"]
@@ -61,8 +69,9 @@ class FinetuneResult:
 
     Attributes:
         model: the task model holding the best-on-validation weights (eval mode).
-        curve: per-epoch dicts (see the module docstring).
-        best_epoch: 1-based epoch of the best validation primary metric.
+        curve: one dict per evaluation (see the module docstring).
+        best_epoch: fractional epoch (``best_step / steps per epoch``, > 0) of the best validation primary
+            metric among the evaluations after step 0.
         best_val: that metric value.
         test_scores: aggregated test scores (every metric of the task).
         per_case: per-case test score dicts (with ``case_id``).
@@ -70,11 +79,12 @@ class FinetuneResult:
         examples: a few test predictions as NumPy arrays (for figures).
         train_seconds: wall seconds of training (all epochs, validation included).
         lr_groups: the optimiser groups, ``{"name", "lr" (peak), "weight_decay", "n_params"}`` each.
+        best_step: optimiser steps before the best evaluation (>= 1).
     """
 
     model: nn.Module
     curve: list[dict[str, float]]
-    best_epoch: int
+    best_epoch: float
     best_val: float
     test_scores: dict[str, float]
     per_case: list[dict[str, Any]]
@@ -82,6 +92,7 @@ class FinetuneResult:
     examples: dict[str, np.ndarray] = field(default_factory=dict)
     train_seconds: float = 0.0
     lr_groups: list[dict[str, Any]] = field(default_factory=list)
+    best_step: int = 0
 
 
 @dataclass(frozen=True)
@@ -98,39 +109,6 @@ class FinetuneOptions:
     seed: int = 0
     progress: bool = True
     spacing: Sequence[float] | None = None
-
-
-@dataclass
-class _Run:
-    """One fine-tuning run's fixed parts (internal)."""
-
-    setup: EpochSetup
-    batch_size: int
-    spacing: Sequence[float] | None
-    frozen: bool
-    where: str
-
-    def validate(self, ds: Dataset) -> tuple[float, float]:
-        """(primary metric, mean loss) of the current weights on ``ds`` (fast metrics only)."""
-        scores, _, _, loss = evaluate(self.setup.model, ds, self.setup.spec, self.setup.device, self.batch_size,
-                                      self.spacing, n_examples=0, fast=True)
-        return _primary(scores, self.setup.spec), loss
-
-
-def _primary(scores: dict[str, float], spec: Any) -> float:
-    if spec.primary_metric not in scores:
-        raise ValueError(f"primary metric {spec.primary_metric!r} of task {spec.name!r} not in scores {sorted(scores)}")
-    return float(scores[spec.primary_metric])
-
-
-def _better(value: float, best: float | None, higher: bool) -> bool:
-    if best is None:
-        return True
-    if not np.isfinite(value):
-        return False
-    if not np.isfinite(best):
-        return True
-    return value > best if higher else value < best
 
 
 def _options(options: FinetuneOptions | None, keywords: dict[str, Any]) -> FinetuneOptions:
@@ -156,33 +134,6 @@ def _schedule(recipe: FinetuneRecipe, n_batches: int) -> Callable[[int], float]:
     total = steps_per_epoch * int(recipe.epochs)
     warmup = steps_per_epoch * int(recipe.warmup_epochs)
     return lambda s: warmup_cosine_lr(s, total, warmup, recipe.lr)
-
-
-def _fit(run: _Run, loader: Any, val_ds: Dataset, epochs: Any) -> tuple[list[dict[str, Any]], dict, float, int]:
-    """Train over ``epochs`` (a tqdm over 1..E), validating after each; returns (curve, best state, value, epoch)."""
-    model, timer = run.setup.model, Timer(run.setup.device)
-    val_metric0, val_loss0 = run.validate(val_ds)
-    # epoch 0: the common starting point, before any update (recorded; not a candidate for the best weights)
-    curve: list[dict[str, Any]] = [{"epoch": 0, "train_loss": None, "val_loss": val_loss0,
-                                    "val_metric": val_metric0, "lr": 0.0, "wall_s": 0.0, "device_s": 0.0}]
-    best_state, best_val, best_epoch = None, None, 0
-    step = 0
-    for epoch in epochs:
-        with timer.section():
-            model.train()
-            if run.frozen:
-                model.encoder.eval()
-            ran = train_epoch(run.setup, loader, step, f"{run.where}, epoch {epoch})")
-            step = ran.step
-            val_metric, val_loss = run.validate(val_ds)
-        curve.append({"epoch": epoch, "train_loss": float(np.mean(ran.losses)), "val_loss": val_loss,
-                      "val_metric": val_metric, "lr": ran.lr, "wall_s": timer.wall,
-                      "device_s": timer.device_seconds})
-        if _better(val_metric, best_val, bool(run.setup.spec.higher_is_better)):
-            best_val, best_epoch = val_metric, epoch
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        epochs.set_postfix(loss=f"{curve[-1]['train_loss']:.4f}", val=f"{val_metric:.4f}")
-    return curve, best_state, best_val, best_epoch
 
 
 def finetune(
@@ -231,16 +182,18 @@ def finetune(
     loader = train_loader(spec, train_ds, bs, opts.seed)
     setup = EpochSetup(model, optimizer, spec, device, _schedule(recipe, len(loader)),
                        prepare=make_augment(spec, recipe, opts.seed))
-    run = _Run(setup, bs, opts.spacing, init == "linear_probe", f"fine-tuning {spec.name}/{model_name} (init={init}")
+    run = RunParts(setup, bs, opts.spacing, init == "linear_probe",
+                   f"fine-tuning {spec.name}/{model_name} (init={init}")
     epochs = tqdm(range(1, int(recipe.epochs) + 1), desc=f"{spec.name}/{model_name}/{init}", leave=False,
                   disable=not opts.progress)
-    curve, best_state, best_val, best_epoch = _fit(run, loader, val_ds, epochs)
-    model.load_state_dict(best_state)
+    fitted = fit(run, loader, val_ds, epochs, int(recipe.evals_per_run), int(recipe.eval_subset))
+    model.load_state_dict(fitted.best_state)
     model.eval()
     test_scores, per_case, examples, _ = evaluate(model, test_ds, spec, device, bs, opts.spacing,
                                                   n_examples=N_EXAMPLES)
     extra = {name: evaluate(model, ds, spec, device, bs, opts.spacing, n_examples=0)[0]
              for name, ds in data.items() if name not in ("train", "val", "test")}
-    return FinetuneResult(model=model, curve=curve, best_epoch=best_epoch, best_val=float(best_val),
-                          test_scores=test_scores, per_case=per_case, extra_scores=extra, examples=examples,
-                          train_seconds=curve[-1]["wall_s"], lr_groups=describe_groups(groups, recipe.lr))
+    return FinetuneResult(model=model, curve=fitted.curve, best_epoch=fitted.best_epoch,
+                          best_val=float(fitted.best_val), test_scores=test_scores, per_case=per_case,
+                          extra_scores=extra, examples=examples, train_seconds=fitted.curve[-1]["wall_s"],
+                          lr_groups=describe_groups(groups, recipe.lr), best_step=fitted.best_step)
