@@ -50,6 +50,21 @@ def test_publish_copies_only_the_small_files_and_replaces_the_old_copy(tmp_path)
     assert all(any(Path(n).match(pat) for pat in PUBLISHED) for n in names)
 
 
+def test_a_restricted_grid_merges_and_keeps_the_other_pairs_published_files(tmp_path):
+    """``--only``: this run's files replace theirs, every other published file stays (it once deleted them)."""
+    src, dst = _tree(tmp_path / "results", values=(0.9,)), tmp_path / "gen" / "results"
+    other = dst / "runs" / "segmentation__provicnet__seed0" / "metrics.json"
+    other.parent.mkdir(parents=True)
+    other.write_text('{"kept": true}')
+    old = dst / "runs" / "classification__profound__seed0" / "metrics.json"
+    old.parent.mkdir(parents=True)
+    old.write_text('{"old": true}')
+    files = publish_results("cpu", src, dst, merge=True)
+    assert other.read_text() == '{"kept": true}'
+    assert json.loads(old.read_text())["seed"] == 0 and old in files
+    assert not (dst.parent / ".results.tmp").exists()
+
+
 def test_publish_refuses_an_unfinished_tree_and_keeps_the_old_copy(tmp_path):
     dst = tmp_path / "gen" / "results"
     dst.mkdir(parents=True)

@@ -188,8 +188,9 @@ def main(args: argparse.Namespace) -> int:
     remaining = {"pretrain": [f"{m}/{o}" for m, o in grid.pretrain if f"{m}/{o}" not in done["pretrain"]],
                  "pairs": [j.name for j in grid.pairs if j.name not in done["pairs"]]}
     if stopped is None:
-        published = publish_results(args.profile)
-        say(f"{len(published)} result file(s) published to {published_dir(args.profile)}")
+        published = publish_results(args.profile, merge=bool(args.only))
+        say(f"{len(published)} result file(s) published to {published_dir(args.profile)}"
+            + (" (merged: --only keeps the other pairs' published files)" if args.only else ""))
     record_grid_wall(args.profile, t0, 0, None, False,
                      {"command": "compute", "argv": sys.argv[1:], "stopped_before": stopped,
                       "finished": done, "remaining": remaining})

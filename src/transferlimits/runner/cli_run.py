@@ -263,8 +263,10 @@ def main(args: argparse.Namespace) -> int:
         print(f"[run] snakemake failed (exit {outcome.rc}); {len(outcome.failed)} run(s) failed (above); logs in "
               f"{paths.results_dir(args.profile) / 'logs'}; re-run the same command to retry them", file=sys.stderr)
         return outcome.rc
-    published = publish_results(args.profile)
-    print(f"[run] {len(published)} result file(s) published to {published_dir(args.profile)}", file=sys.stderr)
+    published = publish_results(args.profile, merge=bool(getattr(args, "only", None)))
+    print(f"[run] {len(published)} result file(s) published to {published_dir(args.profile)}"
+          + (" (merged: --only keeps the other pairs' published files)" if getattr(args, "only", None) else ""),
+          file=sys.stderr)
     times = wf.notebook_timings(args.profile)
     if times:
         top = sorted(times.items(), key=lambda kv: -kv[1])[:5]

@@ -42,12 +42,14 @@ def published_dir(profile: str) -> Path:
     return paths.generated_dir(profile) / "results"
 
 
-def publish_results(profile: str, src: Path | None = None, dst: Path | None = None) -> list[Path]:
+def publish_results(profile: str, src: Path | None = None, dst: Path | None = None, merge: bool = False) -> list[Path]:
     """Copy the :data:`PUBLISHED` files of ``src`` (default ``results/<profile>``) to ``dst``.
 
     Args:
         profile: profile name. src: results folder (default :func:`transferlimits.paths.results_dir`).
-        dst: destination (default :func:`published_dir`); replaced as a whole.
+        dst: destination (default :func:`published_dir`); replaced as a whole, unless ``merge``.
+        merge: copy this run's files over ``dst`` and keep every other file there (a grid restricted with
+            ``--only`` must not delete the published results of the pairs it did not run). Default False.
 
     Returns:
         The published files (paths under ``dst``), sorted.
@@ -69,6 +71,13 @@ def publish_results(profile: str, src: Path | None = None, dst: Path | None = No
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(file, target)
             copied.append(dst / rel)
+    if merge and dst.exists():  # keep the published files this run did not make; each file replaced atomically
+        for file in sorted(p for p in tmp.rglob("*") if p.is_file()):
+            target = dst / file.relative_to(tmp)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(file, target)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return sorted(copied)
     old = dst.parent / f".{dst.name}.old"
     shutil.rmtree(old, ignore_errors=True)
     if dst.exists():
