@@ -268,7 +268,7 @@ def test_forest_plot_and_palette(cpu_verdicts):
     plt.close(fig)
     assert palette.model_colour("profound") != palette.model_colour("provicnet")
     assert palette.objective_style("fcmae") == palette.objective_style("mae") != palette.objective_style("contrastive")
-    assert len(set(palette.INIT_MARKERS.values())) == 3
+    assert len(set(palette.INIT_MARKERS.values())) == len(palette.INIT_MARKERS) == 4
 
 
 def test_control_figure_draws_undefined_cells_as_such():

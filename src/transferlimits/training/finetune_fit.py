@@ -69,11 +69,11 @@ def _primary(scores: dict[str, float], spec: Any) -> float:
 def _better(value: float, best: float | None, higher: bool) -> bool:
     if best is None:
         return True
+    if not np.isfinite(best):  # nothing finite yet: the later evaluation (trained longer) replaces it
+        return True
     if not np.isfinite(value):
         return False
-    if not np.isfinite(best):
-        return True
-    return value > best if higher else value < best
+    return value >= best if higher else value <= best  # ties: the later evaluation (trained longer)
 
 
 def _validate(run: RunParts, val_ds: Dataset, subset: Dataset | None, full: bool) -> dict[str, Any]:
@@ -100,10 +100,11 @@ def fit(run: RunParts, loader: Any, val_ds: Dataset, epochs: Any, evals_per_run:
     per_epoch = max(1, len(loader))
     plan = eval_steps(per_epoch, len(epochs), evals_per_run)
     subset = val_subset(val_ds, eval_subset)
-    # step 0: the common starting point, before any update (recorded; not a candidate for the best weights)
+    # step 0: the common starting point, before any update (recorded; not a candidate for the best weights, nor is
+    # an evaluation after steps that all ran at lr 0)
     result = Fit([{"epoch": 0, "step": 0, "train_loss": None, **_validate(run, val_ds, subset, True), "lr": 0.0,
                    "wall_s": 0.0, "device_s": 0.0, "val_s": 0.0}])
-    step, val_s = 0, 0.0
+    step, val_s, updated = 0, 0.0, False
     for epoch in epochs:
         batches = iter(loader)
         first = step
@@ -116,6 +117,7 @@ def fit(run: RunParts, loader: Any, val_ds: Dataset, epochs: Any, evals_per_run:
                 ran = train_epoch(run.setup, itertools.islice(batches, first + stop - step), step,
                                   f"{run.where}, epoch {epoch})")
                 step = ran.step
+                updated = updated or ran.lr > 0  # a warm-up's first step runs at lr 0: weights still the start's
                 t_val = time.perf_counter()
                 val = _validate(run, val_ds, subset, full)
                 val_s += time.perf_counter() - t_val
@@ -123,13 +125,17 @@ def fit(run: RunParts, loader: Any, val_ds: Dataset, epochs: Any, evals_per_run:
                                  "train_loss": float(np.mean(ran.losses)) if ran.losses else None, **val,
                                  "lr": ran.lr, "wall_s": timer.wall, "device_s": timer.device_seconds,
                                  "val_s": val_s})
-            if full and _better(val["val_metric"], result.best_val, bool(run.setup.spec.higher_is_better)):
+            if full and updated and _better(val["val_metric"], result.best_val, bool(run.setup.spec.higher_is_better)):
                 result.best_val, result.best_epoch, result.best_step = val["val_metric"], step / per_epoch, step
                 result.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         if hasattr(epochs, "set_postfix"):
             last = result.curve[-1]
             epochs.set_postfix(loss=f"{_nan_if_none(last['train_loss']):.4f}",
                                val=f"{_nan_if_none(last['val_metric']):.4f}")
+    if result.best_state is None:  # no candidate (every step at lr 0, or no full evaluation): the last weights
+        last = result.curve[-1]
+        result.best_val, result.best_epoch, result.best_step = last["val_metric"], last["epoch"], last["step"]
+        result.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     return result
 
 
