@@ -78,7 +78,7 @@ HTML(shown.round(4).astype(object).where(shown.notna(), "—").to_html(classes="
 
 # %% [markdown]
 # ## Can this design see transfer? (read this first)
-# The encoder controls (STUDY §5.1) run through the identical pipeline: a **positive control** (an encoder that
+# The encoder controls ({ref}`methods-controls`) run through the identical pipeline: a **positive control** (an encoder that
 # already learned the task on the pre-training pool) must show a gain over scratch, the **negative controls** (a
 # second random initialisation, and random weights with the native encoder's per-tensor mean and SD) must not.
 # Paired difference pretrained − scratch over seeds, one-sample t-test, Holm across the (task, model) points of
