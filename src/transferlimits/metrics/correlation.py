@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from transferlimits.metrics.fixed_effects import finite_in_groups
+
 __all__ = ["average_seeds", "correlate_points", "standardise_by", "within_group_correlation"]
 
 
@@ -191,14 +193,7 @@ def within_group_correlation(x, y, groups, n_boot: int = 2000, n_perm: int = 200
         partial correlation given group dummies), ``"naive_r"`` (pooled ignoring groups, for contrast),
         ``"per_group": {group: correlate_points dict}}``. Groups with < 2 finite points are dropped.
     """
-    xa, ya = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
-    ga = np.asarray(groups).ravel()
-    if not xa.shape == ya.shape == ga.shape:
-        raise ValueError(f"x, y and groups must have one length, got {xa.size}, {ya.size}, {ga.size}")
-    keep = np.isfinite(xa) & np.isfinite(ya)
-    labels, counts = np.unique(ga[keep], return_counts=True)
-    keep &= np.isin(ga, labels[counts >= 2])
-    xa, ya, ga = xa[keep], ya[keep], ga[keep]
+    xa, ya, ga = finite_in_groups(x, y, groups)
     labels, codes = np.unique(ga, return_inverse=True)
     n, n_g = int(xa.size), int(labels.size)
     nan = float("nan")

@@ -28,7 +28,7 @@ import math
 import numpy as np
 from scipy import stats as sps
 
-__all__ = ["group_codes", "demean_within", "partial_r", "within_permutation_p", "fisher_ci", "fixed_effect_test",
+__all__ = ["finite_in_groups", "group_codes", "demean_within", "partial_r", "within_permutation_p", "fisher_ci", "fixed_effect_test",
            "EXACT_LIMIT"]
 
 #: Largest number of within-group orders enumerated exactly (beyond it: Monte Carlo permutations).
@@ -60,8 +60,12 @@ def _r_centred(xc: np.ndarray, yc: np.ndarray) -> np.ndarray:
         return np.where(den > scale, (xc * yc).sum(-1) / den, np.nan)
 
 
-def _clean(x, y, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Finite pairs in groups with ≥ 2 of them: ``(x, y, codes, G)``."""
+def finite_in_groups(x, y, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The finite (x, y) pairs of groups that keep ≥ 2 of them: ``(x, y, groups)`` as arrays.
+
+    Raises:
+        ValueError: x, y and groups differ in length.
+    """
     xa, ya = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
     ga = np.asarray(groups).ravel()
     if not xa.shape == ya.shape == ga.shape:
@@ -69,8 +73,14 @@ def _clean(x, y, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     keep = np.isfinite(xa) & np.isfinite(ya)
     labels, counts = np.unique(ga[keep], return_counts=True)
     keep &= np.isin(ga, labels[counts >= 2])
-    codes, n_groups = group_codes(ga[keep]) if keep.any() else (np.zeros(0, np.intp), 0)
-    return xa[keep], ya[keep], codes, n_groups
+    return xa[keep], ya[keep], ga[keep]
+
+
+def _clean(x, y, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Finite pairs in groups with ≥ 2 of them: ``(x, y, codes, G)``."""
+    xa, ya, ga = finite_in_groups(x, y, groups)
+    codes, n_groups = group_codes(ga) if ga.size else (np.zeros(0, np.intp), 0)
+    return xa, ya, codes, n_groups
 
 
 def partial_r(x, y, groups) -> float:

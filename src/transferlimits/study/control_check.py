@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from transferlimits.study.pair_summary import seed_scores
+from transferlimits.study.pair_summary import paired_gain, seed_scores
 
 __all__ = ["ALPHA", "NEGATIVE", "POSITIVE", "control_table", "holm", "design_check"]
 
@@ -62,17 +62,12 @@ def control_table(points: Sequence[dict], alpha: float = ALPHA) -> pd.DataFrame:
         shares = {}
         for m in pts:
             shares.setdefault(m["objective"], []).append(_share(m))
-        for kind, grp in table.groupby("objective", sort=False):
-            d = grp["diff"].to_numpy(float)
-            d = d[np.isfinite(d)]
-            n = len(d)
-            mean = float(d.mean()) if n else math.nan
-            sd = float(d.std(ddof=1)) if n > 1 else math.nan
+        for g in paired_gain(table).itertuples():  # the pair page's paired difference and t-interval over seeds
+            kind, n, mean, sd = g.objective, int(g.n), float(g.mean), float(g.sd)
             se = sd / math.sqrt(n) if n > 1 else math.nan
-            half = float(stats.t.ppf(0.975, n - 1) * se) if n > 1 else math.nan
             p = float(2 * stats.t.sf(abs(mean / se), n - 1)) if n > 1 and se > 0 else math.nan
             rows.append({"task": task, "model": model, "kind": kind, "role": _role(kind), "n": n, "mean": mean,
-                         "sd": sd, "ci_low": mean - half, "ci_high": mean + half, "p": p,
+                         "sd": sd, "ci_low": float(g.ci_low), "ci_high": float(g.ci_high), "p": p,
                          "encoder_share": float(np.nanmedian(shares[kind])) if np.isfinite(shares[kind]).any()
                          else math.nan})
     df = pd.DataFrame(rows, columns=["task", "model", "kind", "role", "n", "mean", "sd", "ci_low", "ci_high", "p",
