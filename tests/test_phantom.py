@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from _geometry_factory import ellipsoid_geometry
 from transferlimits.config import GridSpec
@@ -62,6 +63,19 @@ def test_higher_isup_is_more_conspicuous():
         s = zone_stats(synthesize(ellipsoid_geometry(isup=isup), GRID, 0))
         drops.append(1 - s.loc["lesion", "adc_mean"] / s.loc["PZ", "adc_mean"])
     assert drops[1] > drops[0] + 0.05
+
+
+def test_lesion_conspicuity_scales_the_lesion_drop_and_nothing_else():
+    geom = ellipsoid_geometry(isup=3)
+    base, strong = synthesize(geom, GRID, 0), synthesize(geom, GRID, 0, lesion_conspicuity=2.0)
+    drop = [1 - zone_stats(c).loc["lesion", "adc_mean"] / zone_stats(c).loc["PZ", "adc_mean"] for c in (base, strong)]
+    assert drop[1] > 1.5 * drop[0]
+    # the random draws do not depend on it: away from the lesion (beyond the smoothing of the DWI grid) nothing moves
+    far = ~ndimage.binary_dilation(base.lesion > 0, iterations=4)
+    np.testing.assert_array_equal(base.t2w[far], strong.t2w[far])
+    np.testing.assert_array_equal(base.lesion, strong.lesion)
+    with pytest.raises(ValueError, match="lesion_conspicuity"):
+        synthesize(geom, GRID, 0, lesion_conspicuity=0.0)
 
 
 def test_pirads_only_lesion_and_negative_case():

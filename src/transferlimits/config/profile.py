@@ -68,6 +68,8 @@ class Profile:
     # at least this fraction of the TEST patients have csPCa (data.splits.make_splits); 0 = the cohort's mix.
     # Segmentation's Dice is a mean over test cases with a lesion, so the cohort's ~30 % leaves ~30 of 100.
     test_cspca_frac: float = 0.0
+    # phantom only: factor on every lesion's T2W / ADC drop (data.phantom.synthesize); 1 = calibrated on the real exams
+    lesion_conspicuity: float = 1.0
     # per-task changes to ``finetune`` ({task: {FinetuneRecipe field: value}}): a task's training budget, the same
     # for both models and every init of that task (pretrained, scratch, linear probe); see finetune_for
     task_finetune: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -78,6 +80,8 @@ class Profile:
         if bad or len(set(self.control_inits)) != len(tuple(self.control_inits)):
             raise ValueError(f"Profile.control_inits={tuple(self.control_inits)!r}: each one of {list(CONTROL_INITS)}, "
                              f"at most once")
+        if not 0.0 < self.lesion_conspicuity <= 3.0:
+            raise ValueError(f"lesion_conspicuity must be in (0, 3], got {self.lesion_conspicuity}")
         if not 0.0 <= self.test_cspca_frac <= 1.0:
             raise ValueError(f"test_cspca_frac must be in [0, 1], got {self.test_cspca_frac}")
         if not isinstance(self.task_finetune, Mapping):

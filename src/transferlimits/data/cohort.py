@@ -89,11 +89,18 @@ class _Build:
     rebuilt: list[str] = dataclasses.field(default_factory=list)
 
 
+def _conspicuity(prof: Profile) -> dict[str, float]:
+    """The manifest / case-cache key of ``Profile.lesion_conspicuity``: absent at 1 (caches made before it stay valid)."""
+    value = float(prof.lesion_conspicuity)
+    return {} if value == 1.0 or prof.data_source != "phantom" else {"lesion_conspicuity": value}
+
+
 def _phantom_job(args: tuple) -> tuple[str, str]:
     """Synthesise one case into ``path`` (worker of :func:`build_cohort`); returns (case_id, sha256)."""
     load_pack, pack_path, case_id, grid, seed, path, meta = args
     geom = load_pack(pack_path).case(case_id)
-    return case_id, write_case(synthesize(geom, grid, seed), path, meta)
+    conspicuity = float(meta.get("lesion_conspicuity", 1.0))
+    return case_id, write_case(synthesize(geom, grid, seed, lesion_conspicuity=conspicuity), path, meta)
 
 
 def _select_phantom(prof: Profile, seed: int, held_out: tuple[str, ...] | None = None,
@@ -220,7 +227,7 @@ def build_cohort_with(profile: Profile | str, options: BuildOptions) -> Cohort:
     root = paths.data_dir(prof.name)
     (root / "cases").mkdir(parents=True, exist_ok=True)
     meta = {"generator_version": GENERATOR_VERSION, "grid": grid_dict(prof.grid), "seed": int(options.seed),
-            "data_source": prof.data_source}
+            "data_source": prof.data_source, **_conspicuity(prof)}
     build = _Build(prof, options, held_out, root, meta)
     splits = _phantom_splits(build) if prof.data_source == "phantom" else _picai_splits(build)
     return Cohort(prof, root, _write_manifest(build, splits))
@@ -267,7 +274,7 @@ def open_cohort(profile: Profile | str, seed: int = 0) -> Cohort:
     prof = as_profile(profile)
     want = {"generator_version": GENERATOR_VERSION, "grid": grid_dict(prof.grid), "seed": int(seed),
             "data_source": prof.data_source, "split_sizes": dataclasses.asdict(prof.splits),
-            "held_out_patients": list(real_patient_ids())}
+            "held_out_patients": list(real_patient_ids()), **_conspicuity(prof)}
     try:
         cohort = Cohort.load(prof)
         if all(cohort.manifest.get(k) == v for k, v in want.items()):

@@ -35,10 +35,14 @@ from transferlimits.data.tissues import (
     B_VALUE, GENERATOR_VERSION, HBV_SCALE, LESION_CONTRAST_ISUP, LESION_CONTRAST_PIRADS, T2W_SCALE, TISSUES,
 )
 
-__all__ = ["synthesize", "case_rng", "DWI_SPACING"]
+__all__ = ["synthesize", "case_rng", "DWI_SPACING", "MAX_DROP", "MAX_CONSPICUITY"]
 
 #: (z, y, x) mm of the simulated DWI/ADC acquisition grid (PI-CAI ADC/hbv are 3 x 2 x 2 mm).
 DWI_SPACING: tuple[float, float, float] = (3.0, 2.0, 2.0)
+#: the largest fractional T2W / ADC drop of a lesion after ``lesion_conspicuity`` (a lesion keeps some signal)
+MAX_DROP: float = 0.8
+#: the largest ``lesion_conspicuity`` accepted
+MAX_CONSPICUITY: float = 3.0
 _PARAMS = np.array([[TISSUES[n].t2w, TISSUES[n].adc, TISSUES[n].hbv, TISSUES[n].texture] for n in TISSUE_NAMES],
                    dtype=np.float32)
 
@@ -69,9 +73,11 @@ def _lowres(arr: np.ndarray, grid: GridSpec, low_shape: tuple[int, ...]) -> np.n
     return resize_to_shape(ndimage.uniform_filter(arr, size=size, mode="nearest"), low_shape, order=1)
 
 
-def _lesion_maps(geom: CaseGeometry, grid: GridSpec, centre, zones: np.ndarray,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _lesion_maps(geom: CaseGeometry, grid: GridSpec, centre, zones: np.ndarray, rng: np.random.Generator,
+                 conspicuity: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Lesion contrast and labels on ``grid``: soft maps per csPCa grade, else a seeded PI-RADS-only finding.
+
+    ``conspicuity`` multiplies every lesion's T2W / ADC drop (capped at :data:`MAX_DROP`); 1 = the calibrated table.
 
     Returns:
         ``(t2_drop, adc_drop, lesion, isup_map)``: float32 T2W / ADC drop factors, uint8 lesion label (2 csPCa,
@@ -96,6 +102,9 @@ def _lesion_maps(geom: CaseGeometry, grid: GridSpec, centre, zones: np.ndarray,
         t2_drop += ct2 * p_s
         adc_drop += cadc * p_s
         lesion[p > 0.5] = 1
+    if conspicuity != 1.0:
+        t2_drop = np.minimum(t2_drop * np.float32(conspicuity), MAX_DROP)
+        adc_drop = np.minimum(adc_drop * np.float32(conspicuity), MAX_DROP)
     return t2_drop, adc_drop, lesion, isup_map
 
 
@@ -139,7 +148,7 @@ def _dwi(grid: GridSpec, adc: np.ndarray, s0: np.ndarray, rng: np.random.Generat
     return resize_to_shape(adc_lo, grid.shape, order=1), resize_to_shape(hbv_lo, grid.shape, order=1)
 
 
-def synthesize(geom: CaseGeometry, grid: GridSpec, seed: int) -> MRCase:
+def synthesize(geom: CaseGeometry, grid: GridSpec, seed: int, lesion_conspicuity: float = 1.0) -> MRCase:
     """Synthesise the phantom of one case on ``grid``.
 
     Args:
@@ -147,6 +156,8 @@ def synthesize(geom: CaseGeometry, grid: GridSpec, seed: int) -> MRCase:
             grade, 2..5 ISUP) with its spacing and clinical fields (``pirads``, ``isup``, ``cspca`` ...).
         grid: target grid (shape (D, H, W), spacing (z, y, x) mm); the crop is centred on the gland.
         seed: phantom seed; together with ``geom.case_id`` it fixes every random choice.
+        lesion_conspicuity: factor on every lesion's T2W / ADC drop (default 1: the table calibrated on the real
+            exams; ``Profile.lesion_conspicuity``). The random draws do not depend on it.
 
     Returns:
         :class:`MRCase` (``source="phantom"``): float32 t2w/hbv/adc [D, H, W]; zones; lesion (2 csPCa,
@@ -158,11 +169,13 @@ def synthesize(geom: CaseGeometry, grid: GridSpec, seed: int) -> MRCase:
     """
     if not isinstance(grid, GridSpec):
         raise ValueError(f"grid must be a GridSpec, got {type(grid).__name__}")
+    if not 0.0 < float(lesion_conspicuity) <= MAX_CONSPICUITY:
+        raise ValueError(f"lesion_conspicuity must be in (0, {MAX_CONSPICUITY}], got {lesion_conspicuity}")
     rng = case_rng(geom.case_id, seed)
     centre = gland_centre_index(geom.zones)
     soft = resample_onehot(geom.zones, 4, geom.spacing, grid, centre)  # bg, PZ, TZ, other
     zones = soft.argmax(0).astype(np.uint8)
-    t2_drop, adc_drop, lesion, isup_map = _lesion_maps(geom, grid, centre, zones, rng)
+    t2_drop, adc_drop, lesion, isup_map = _lesion_maps(geom, grid, centre, zones, rng, float(lesion_conspicuity))
     maps, body = _tissue_maps(grid, soft, zones, rng)
     t2_rel, adc, hbv_rel, tex = (maps[..., i] for i in range(4))
 
