@@ -130,7 +130,13 @@ def test_rehearsal_only_distributions_are_those_this_older_python_alone_needs():
 @pytest.mark.timeout(900)
 def test_rehearsal_in_a_venv_of_the_image_packages_plus_the_carried_wheels(tmp_path):
     """Deliver item 4: the exact device command, in a venv that holds only the image's distributions (and what this
-    older Python alone needs); the carried wheels are installed by the command itself, as on the device."""
+    older Python alone needs); the carried wheels are installed by the command itself, as on the device. Tests do
+    not use the network: without the wheels in ``.whl`` (``scripts/gpu_wheels.py`` fetches them) it is skipped."""
+    gw = _gpu_wheels()
+    need = gw.closure(gw.ROOTS, gw.image_packages(), set())
+    have = {gw.norm(w.name.split("-")[0]) for w in (REPO / ".whl").glob("*.whl")}
+    if not set(need) <= have:
+        pytest.skip(f"carried wheels not in .whl ({sorted(set(need) - have)}); fetch them with scripts/gpu_wheels.py")
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "rehearsal_venv.py"), "--dest", str(tmp_path),
                            "--stop-after", "300", "--cal-seconds", "3"], capture_output=True, text=True, timeout=840)
     if proc.returncode == 2:
