@@ -12,10 +12,12 @@ The device machine reaches no package index, so every distribution the grid impo
    for the device's CPython 3.12 on x86_64 Linux; a requirement of 3.12 only, not installed here, is fetched
    at its newest version), minus the image's packages and ``--exclude``;
 2. downloads each as a cp312 manylinux wheel, or builds a wheel of a pure-Python sdist (``pip wheel``);
-3. prints each wheel's size, the tracked tree's size (``git ls-files``) and what is left of the 64 MiB.
+3. prints each wheel's size, the tracked tree's size (``git ls-files``) and their total against the project's
+   carry budget, 60 MiB (``BUDGET``: 4 MiB of the 64 left for untracked files and ``.gl``-like carried folders).
 
 Run (here, with network): ``.venv/bin/python scripts/gpu_wheels.py [--exclude simpleitk pulp] [--dry-run]``.
-Exit status 0 when tree + wheels fit, 1 when they do not (the numbers say by how much).
+Exit status 0 when tree + wheels fit the budget, 1 when they do not (the numbers say by how much).
+``scripts/rehearsal_venv.py`` rehearses the device command in a venv of the image's packages plus these wheels.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ ROOTS = ("monai", "nibabel")
 GRID_ROOTS = ("monai", "snakemake", "papermill", "jupytext", "ipykernel", "nbclient", "nbformat", "myst_nb",
               "nibabel", "SimpleITK")
 LIMIT = 64 * 2**20
+#: what tree + wheels may take (tests/test_reference_on_gpu.py checks it): the limit less room for untracked files
+BUDGET = 60 * 2**20
+IMAGE_LIST = REPO / "scripts" / "gpu_image_packages.txt"
 DEVICE_ENV = {"python_version": "3.12", "python_full_version": "3.12.3", "sys_platform": "linux",
               "platform_system": "Linux", "platform_machine": "x86_64", "implementation_name": "cpython",
               "os_name": "posix", "platform_python_implementation": "CPython", "extra": ""}
@@ -45,6 +50,22 @@ PLATFORMS = [f"manylinux_2_{n}_x86_64" for n in (17, 24, 26, 27, 28, 31, 34, 35)
 
 def norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def image_packages(path: Path = IMAGE_LIST) -> set[str]:
+    """The device image's distributions (normalised names) listed in ``path``."""
+    lines = path.read_text().splitlines()
+    return {norm(line.strip()) for line in lines if line.strip() and not line.startswith("#")}
+
+
+def installed_bytes(names) -> int:
+    """Bytes of the installed files of ``names`` here, ``__pycache__`` left out: an upper bound of their wheels'
+    sizes (a wheel is these files deflated, plus a few hundred bytes of zip headers per file)."""
+    total = 0
+    for name in names:
+        files = md.distribution(name).files or []
+        total += sum(f.size or 0 for f in files if "__pycache__" not in f.parts)
+    return total
 
 
 def closure(roots, have: set[str], exclude: set[str]) -> dict[str, str]:
@@ -96,9 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="list the distributions, download nothing")
     ap.add_argument("--grid", action="store_true", help="the whole `run` grid's roots instead of the compute path's")
     args = ap.parse_args(argv)
-    image = REPO / "scripts" / "gpu_image_packages.txt"
-    have = {norm(line.strip()) for line in image.read_text().splitlines() if line.strip() and not line.startswith("#")}
-    need = closure(GRID_ROOTS if args.grid else ROOTS, have, {norm(e) for e in args.exclude})
+    need = closure(GRID_ROOTS if args.grid else ROOTS, image_packages(), {norm(e) for e in args.exclude})
     print(f"{len(need)} distribution(s) beyond the image: "
           + " ".join(f"{n}=={v}" if v else f"{n} (not installed here: newest)" for n, v in sorted(need.items())))
     if args.dry_run:
@@ -111,10 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     total, tree = sum(w.stat().st_size for w in wheels), tracked_bytes()
     for w in wheels[:10]:
         print(f"{w.stat().st_size / 2**20:8.1f} MiB  {w.name}")
-    left = LIMIT - tree - total
+    left = BUDGET - tree - total
     print(f"wheels {total / 2**20:.1f} MiB ({len(wheels)} files) + tracked tree {tree / 2**20:.1f} MiB = "
-          f"{(total + tree) / 2**20:.1f} MiB of {LIMIT / 2**20:.0f} MiB: "
-          + ("fits" if left >= 0 else f"over by {-left / 2**20:.1f} MiB"))
+          f"{(total + tree) / 2**20:.1f} MiB of the {BUDGET / 2**20:.0f} MiB budget ({LIMIT / 2**20:.0f} MiB "
+          "limit): " + ("fits" if left >= 0 else f"over by {-left / 2**20:.1f} MiB"))
     return 0 if left >= 0 else 1
 
 

@@ -12,8 +12,11 @@
 #   STOP_AFTER     seconds of this command after which nothing new is started (`compute --stop-after`: it stops
 #                  at a point or a pre-training checkpoint; a second call resumes) (default 480 = 8 minutes)
 #   CAL_SECONDS    calibration budget in seconds (default 60)
+#   WHEELS         folder of the carried wheels (default .whl, filled by scripts/gpu_wheels.py)
+#   SITE           where they are installed (default /tmp/site)
 #   REHEARSE=1     the CPU rehearsal: the same command with the reference profile shrunk to tiny sizes by
-#                  `--set` overrides, on the CPU, so that no GPU minute is spent on a typo (issue 15, item 2)
+#                  `--set` overrides, on the CPU, so that no GPU minute is spent on a typo (issue 15, item 2);
+#                  scripts/rehearsal_venv.py runs it in a venv holding only the image's packages (issue 26)
 #
 # Out: $OUT/calibration.json, $OUT/run.log (the command's output), $OUT/reference_results.tar.gz (results/reference
 # without training checkpoints: profile, cohort manifest, pre-trainings, points, pair indexes, grid.json).
@@ -30,6 +33,8 @@ fi
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 STOP_AFTER=${STOP_AFTER:-480}
 CAL_SECONDS=${CAL_SECONDS:-60}
+WHEELS=${WHEELS:-.whl}
+SITE=${SITE:-/tmp/site}
 SETS=()
 DEVICE=auto
 if [ "${REHEARSE:-0}" = "1" ]; then
@@ -45,11 +50,11 @@ fi
 t0=$(date +%s)
 say() { echo "[reference_on_gpu $(( $(date +%s) - t0 ))s] $*"; }
 
-# 1. preflight: wheels carried in .whl/ (scripts/gpu_wheels.py fetches them) are installed to /tmp/site, then
-#    every package the grid imports is checked, before any GPU minute is spent
-if compgen -G ".whl/*.whl" > /dev/null; then
-  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH="$PYTHONPATH:/tmp/site" && export PATH="/tmp/site/bin:$PATH"
+# 1. preflight: wheels carried in $WHEELS (scripts/gpu_wheels.py fetches them) are installed to $SITE, then
+#    every package the compute path imports is checked, before any GPU minute is spent
+if compgen -G "$WHEELS/*.whl" > /dev/null; then
+  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \
+    "$WHEELS"/*.whl && export PYTHONPATH="$PYTHONPATH:$SITE" && export PATH="$SITE/bin:$PATH"
 fi
 missing=$("$PYTHON" - <<'EOF'
 import importlib.util
