@@ -73,7 +73,9 @@ def test_transfusion_keeps_each_tensors_mean_and_sd_but_not_its_values():
 
 
 def test_each_objective_kind_has_a_source_and_names_its_objective():
-    assert set(ENCODER_SOURCES) == {"native", "swapped", "random", "transfusion", "positive"}
+    assert set(ENCODER_SOURCES) == {"native", "swapped", "native_short", "random", "transfusion", "positive"}
+    assert encoder_source("native_short").objective_name("provicnet") == "contrastive"
+    assert encoder_source("native_short").role == "objective"
     assert encoder_source("native").objective_name("profound") == "fcmae"
     assert encoder_source("swapped").objective_name("provicnet") == "mae"
     assert encoder_source("random").objective_name("profound") == "random"
@@ -84,6 +86,13 @@ def test_each_objective_kind_has_a_source_and_names_its_objective():
 def test_profile_rejects_an_unknown_control():
     with pytest.raises(ValueError, match="control_inits"):
         get_profile("smoke", control_inits=("random", "imagenet"))
+
+
+def test_native_short_without_short_steps_says_how_to_make_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSFERLIMITS_RESULTS", str(tmp_path))
+    prof = get_profile("smoke")
+    with pytest.raises(FileNotFoundError, match="pretrain.short_steps > 0 \\(now 0\\)"):
+        encoder_source("native_short").encoder_file(prof, "profound", "classification")
 
 
 def test_random_control_is_not_any_scratch_encoder():

@@ -53,7 +53,7 @@ def test_parse_seeds_refuses_bad_values(value):
 def test_parse_objectives():
     assert parse_objectives("") is None and parse_objectives("native") == ("native",)
     assert parse_objectives("native,swapped") == ("native", "swapped")
-    with pytest.raises(ValueError, match=r"valid: \['native', 'swapped', 'random', 'transfusion', 'positive'\]"):
+    with pytest.raises(ValueError, match=r"valid: \['native', 'swapped', 'native_short', 'random', 'transfusion', 'positive'\]"):
         parse_objectives("native,mae")
 
 

@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from transferlimits.config import Profile, get_profile
+from transferlimits.training.pretrain_record import SHORT_ENCODER_FILE
 from transferlimits.training.loop import NonFiniteLossError
 from transferlimits.training.pretrain_data import forward_objective
 from transferlimits.training.pretrain import PretrainCollaborators, load_pretrained_encoder
@@ -132,6 +133,28 @@ def test_resume_reproduces_uninterrupted_run(synthetic_pool, model, objective):
     assert meta["steps"] == 12 and meta["objective"] == objective and "state_dict" not in meta
     for (k, a), (_, b) in zip(enc_full.state_dict().items(), enc_res.state_dict().items()):
         assert torch.equal(a, b), k
+
+
+def test_short_steps_writes_the_encoder_of_that_step_beside_the_final_one(synthetic_pool):
+    """The ``native_short`` encoder is the same run stopped early: bit-equal to a run of ``short_steps`` steps' encoder
+    at that step (a run interrupted there and not resumed), different from the final encoder."""
+    prof = tiny_profile(steps=12, short_steps=5)
+    full = pretrain("profound", "fcmae", prof, device="cpu", progress=False)
+    short_path = full.encoder_path.parent / SHORT_ENCODER_FILE
+    cut = pretrain("profound", "fcmae", tiny_profile(steps=12), device="cpu", out_dir=synthetic_pool / "cut",
+                   progress=False, stop_after=5)
+    state = torch.load(cut.summary["checkpoint"], weights_only=True)["module"]
+    short, meta = load_pretrained_encoder(short_path)
+    final, _ = load_pretrained_encoder(full.encoder_path)
+    assert meta["steps"] == 5 and meta["settings"]["short_steps"] == 5 and full.summary["steps"] == 12
+    for k, v in short.state_dict().items():
+        assert torch.equal(v, state["encoder." + k]), k
+    assert any(not torch.equal(v, final.state_dict()[k]) for k, v in short.state_dict().items())
+    short_path.unlink()  # a finished run without its short encoder is not reused: it runs again and writes it
+    again = pretrain("profound", "fcmae", prof, device="cpu", progress=False)
+    assert short_path.is_file() and _losses(again) == _losses(full)
+    with pytest.raises(ValueError, match="short_steps"):
+        tiny_profile(steps=12, short_steps=12)
 
 
 def test_finished_run_is_reused_and_settings_change_reruns(synthetic_pool):

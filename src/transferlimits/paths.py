@@ -92,7 +92,7 @@ def pretrain_dir(profile: str, model: str, objective: str) -> Path:
 #: the objective kinds of a point: the model's native pre-training objective, the swapped one (H6 control), and
 #: the encoder controls (STUDY §5.1; ``study.encoder_sources``): two negative controls (``random``, ``transfusion``)
 #: and a positive one (``positive``)
-OBJECTIVE_KINDS: tuple[str, ...] = ("native", "swapped", "random", "transfusion", "positive")
+OBJECTIVE_KINDS: tuple[str, ...] = ("native", "swapped", "native_short", "random", "transfusion", "positive")
 
 
 def point_name(task: str, model: str, seed: int, objective: str = "native") -> str:

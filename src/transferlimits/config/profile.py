@@ -35,8 +35,9 @@ TASKS = STUDY_TASKS
 STUDY_MODELS: tuple[str, ...] = ("profound", "provicnet")
 
 
-#: the encoder controls a profile may run (their makers: ``study.encoder_sources``; config stays a leaf)
-CONTROL_INITS: tuple[str, ...] = ("random", "transfusion", "positive")
+#: the encoder kinds a profile may add to every pair beyond native / swapped (``control_inits``): the shorter
+#: native pre-training and the encoder controls (their makers: ``study.encoder_sources``; config stays a leaf)
+CONTROL_INITS: tuple[str, ...] = ("native_short", "random", "transfusion", "positive")
 
 
 @dataclass(frozen=True)

@@ -87,9 +87,14 @@ class PretrainRecipe:
     neg_frac: float = 2 / 64
     # ProFound encoder: stem + first N stages in channels_last_3d (CPU speed-up, same maths); 0 = off
     channels_last_stages: int = 0
+    # the ``native_short`` encoder (STUDY §5.1, a second pre-training length of the native objective): the encoder
+    # after this many steps of the same run, saved as ``encoder_short.pt`` beside ``encoder.pt``; 0 = none
+    short_steps: int = 0
 
     def __post_init__(self) -> None:
         _check_ranges(self)
+        if not 0 <= self.short_steps < self.steps:
+            raise ValueError(f"PretrainRecipe.short_steps={self.short_steps} must be in [0, steps={self.steps})")
         if not 0.0 <= self.neg_frac < self.anchor_frac <= 1.0:
             raise ValueError(f"PretrainRecipe: need 0 <= neg_frac < anchor_frac <= 1, got neg_frac={self.neg_frac}, "
                              f"anchor_frac={self.anchor_frac}")

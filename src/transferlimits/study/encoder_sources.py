@@ -5,6 +5,8 @@ kind           the encoder fine-tuned as ``pretrained`` (with the pretrained rec
 =============  ==================================================================================================
 native         the model's native pre-training (``results/<p>/pretrain/<model>__<native objective>/encoder.pt``)
 swapped        the model's other objective (the 2x2 control, H6)
+native_short   the native objective at a shorter pre-training length: the same run's encoder after
+               ``PretrainRecipe.short_steps`` steps (``encoder_short.pt`` beside ``encoder.pt``)
 random         **negative control**: a second random initialisation (seed ``RANDOM_SEED``), presented as pretrained
 transfusion    **negative control** (Raghu et al. 2019, "Transfusion", Mean Var Init): every tensor of the native
                encoder replaced by i.i.d. Gaussian values with that tensor's mean and SD -- weight scaling kept,
@@ -37,9 +39,9 @@ from transferlimits.runtime import atomic_save_torch, atomic_write_json
 from transferlimits.study.runs import scratch_encoder
 from transferlimits.tasks import get_task
 from transferlimits.training.finetune import finetune
-from transferlimits.training.pretrain_record import load_pretrained_encoder
+from transferlimits.training.pretrain_record import SHORT_ENCODER_FILE, load_pretrained_encoder
 
-__all__ = ["EncoderSource", "ENCODER_SOURCES", "CONTROL_KINDS", "encoder_source", "transfusion_state", "RANDOM_SEED",
+__all__ = ["EncoderSource", "ENCODER_SOURCES", "CONTROL_KINDS", "EXTRA_KINDS", "encoder_source", "transfusion_state", "RANDOM_SEED",
            "POSITIVE_POOL_CASES", "POSITIVE_EPOCH_FACTOR"]
 
 #: seed of the ``random`` control's initialisation (the scratch runs use the point's seed, 0-2)
@@ -67,15 +69,15 @@ class EncoderSource:
     def objective_name(self, model: str) -> str:
         """The name written as the point's ``objective_name`` (a pre-training objective, or the control's kind)."""
         adapter = get_model(model)
-        if self.kind == "native":
+        if self.kind in ("native", "native_short"):
             return adapter.native_objective
         if self.kind == "swapped":
             return adapter.swapped_objective
         return self.kind
 
     def folder(self, prof: Profile, model: str, task: str) -> Path:
-        """The folder of the encoder file (the pre-training's for native / swapped)."""
-        if self.kind in ("native", "swapped"):
+        """The folder of the encoder file (the pre-training's for native / native_short / swapped)."""
+        if self.kind in ("native", "native_short", "swapped"):
             return paths.pretrain_dir(prof.name, model, self.objective_name(model))
         suffix = f"__{task}" if self.kind == "positive" else ""
         return paths.results_dir(prof.name) / "pretrain" / f"{model}__{self.kind}{suffix}"
@@ -84,8 +86,16 @@ class EncoderSource:
         """The ``encoder.pt`` of this source, made first where it is a control and missing.
 
         Raises:
-            FileNotFoundError: native / swapped pre-training missing (the point's loader says how to make it).
+            FileNotFoundError: native / swapped pre-training missing (the point's loader says how to make it), or the
+                native pre-training was made without ``short_steps`` (native_short).
         """
+        if self.kind == "native_short":
+            path = self.folder(prof, model, task) / SHORT_ENCODER_FILE
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"{path}: no native_short encoder; it is written by the native pre-training when the profile's "
+                    f"pretrain.short_steps > 0 (now {prof.pretrain.short_steps}): set it and pre-train again")
+            return path
         path = self.folder(prof, model, task) / "encoder.pt"
         if self.kind in ("native", "swapped") or path.is_file():
             return path
@@ -153,6 +163,8 @@ def _save(path: Path, encoder: torch.nn.Module, meta: dict, kind: str, task: str
 ENCODER_SOURCES: dict[str, EncoderSource] = {s.kind: s for s in (
     EncoderSource("native", "objective", "the model's native pre-training"),
     EncoderSource("swapped", "objective", "the model's other pre-training objective (2x2 control)"),
+    EncoderSource("native_short", "objective", "the model's native pre-training stopped early (the same run's "
+                  "encoder after pretrain.short_steps steps)"),
     EncoderSource("random", "negative control", "a second random initialisation, presented as pretrained"),
     EncoderSource("transfusion", "negative control", "random weights with the native encoder's per-tensor mean and "
                   "SD (Raghu et al. 2019), presented as pretrained"),
@@ -161,6 +173,8 @@ ENCODER_SOURCES: dict[str, EncoderSource] = {s.kind: s for s in (
 )}
 #: the control kinds a profile may add to every pair (``Profile.control_inits``)
 CONTROL_KINDS: tuple[str, ...] = ("random", "transfusion", "positive")
+#: every kind a profile may add to every pair beyond native / swapped: the controls and the shorter pre-training
+EXTRA_KINDS: tuple[str, ...] = ("native_short", *CONTROL_KINDS)
 
 
 def encoder_source(kind: str) -> EncoderSource:

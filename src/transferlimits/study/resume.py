@@ -26,7 +26,7 @@ __all__ = ["PointKey", "COMPUTE_PACKAGES", "code_fingerprint", "file_sha256_or_n
 
 @dataclass(frozen=True)
 class PointKey:
-    """One point of the study: (task, model, seed) and the objective kind (``"native"`` / ``"swapped"``)."""
+    """One point of the study: (task, model, seed) and the objective kind (``paths.OBJECTIVE_KINDS``)."""
 
     task: str
     model: str

@@ -39,7 +39,7 @@ TOP_FIELDS: tuple[Field, ...] = (
     Field("model", str, "model name"),
     Field("seed", int, "fine-tuning seed"),
     Field("profile", str, "the profile name"),
-    Field("objective", str, '"native" | "swapped"'),
+    Field("objective", str, 'an objective kind: native, swapped, native_short, random, transfusion, positive'),
     Field("objective_name", str, 'the pre-training objective ("fcmae", "contrastive", "mae")'),
     Field("settings", dict, "what defines the run (resume key): task, model, seed, objective(_name), pretrained "
           "(path), pretrained_sha256, width, reuse_scratch_from, reuse_scratch_sha256, code_sha256 (the computing "

@@ -50,6 +50,7 @@ from transferlimits.training.loop import (
 )
 from transferlimits.training.pretrain_data import build_pretrain_loader, forward_objective, load_pretrain_pool
 from transferlimits.training.pretrain_record import (
+    SHORT_ENCODER_FILE,
     PretrainResult,
     PretrainRun,
     check_pair,
@@ -59,6 +60,7 @@ from transferlimits.training.pretrain_record import (
     pretrain_summary,
     try_reuse,
     write_outputs,
+    write_short_encoder,
 )
 
 __all__ = ["PretrainOptions", "PretrainResult", "pretrain", "load_pretrained_encoder", "pretrain_settings",
@@ -184,6 +186,8 @@ def _steps(run: PretrainRun, optimizer: torch.optim.Optimizer, ckpt: Checkpointe
         bar.set_postfix(loss=f"{value:.4f}", lr=f"{lr:.2e}")
         bar.update(1)
         done = step + 1
+        if done == run.settings.get("short_steps"):
+            write_short_encoder(run, done)
         if ckpt.due(done) or done == opts.stop_after:
             ckpt.save(done, {"module": module.state_dict(), "optimizer": optimizer.state_dict(),
                              "curve": curve, "settings": run.settings, "generators": generator_states(module)})
@@ -242,6 +246,9 @@ def pretrain(model: str, objective: str, profile: Profile, device: str | torch.d
     if stopped:
         return PretrainResult(None, run.curve, {"interrupted": True, "step": opts.stop_after,
                                                 "checkpoint": str(ckpt.path)})
+    if "short_steps" in run.settings and not (out / SHORT_ENCODER_FILE).is_file():
+        raise RuntimeError(f"pretraining {model}/{objective} finished without {out / SHORT_ENCODER_FILE} (step "
+                           f"{run.settings['short_steps']} was passed before a resume); delete {ckpt.path} and rerun")
     summary = pretrain_summary(run, timer, n_pool, prior_wall)
     path = write_outputs(run, summary)
     ckpt.remove()

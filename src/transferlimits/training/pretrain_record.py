@@ -27,7 +27,10 @@ from transferlimits.runtime import (
 from transferlimits.training.loop import Timer
 
 __all__ = ["PretrainResult", "PretrainRun", "check_pair", "pretrain_settings", "try_reuse", "pair_summary",
-           "pretrain_summary", "write_outputs", "load_pretrained_encoder"]
+           "pretrain_summary", "write_outputs", "write_short_encoder", "load_pretrained_encoder", "SHORT_ENCODER_FILE"]
+
+#: the ``native_short`` encoder of a run with ``PretrainRecipe.short_steps`` > 0, beside ``encoder.pt``
+SHORT_ENCODER_FILE = "encoder_short.pt"
 
 
 @dataclass
@@ -114,6 +117,8 @@ def pretrain_settings(model: str, objective: str, profile: Profile, seed: int, s
         "anchor_frac": rec.anchor_frac,
         "neg_frac": rec.neg_frac,
     }
+    if rec.short_steps and int(rec.short_steps) < int(steps):  # absent at 0: runs made before it stay reusable
+        settings["short_steps"] = int(rec.short_steps)
     return json.loads(json.dumps(settings))  # tuples -> lists: compares equal after a JSON round trip
 
 
@@ -132,6 +137,8 @@ def try_reuse(out: Path, settings: dict[str, Any]) -> PretrainResult | None:
         warnings.warn(f"{err}; pre-training again", stacklevel=2)
         return None
     if meta.get("settings") != settings:
+        return None
+    if "short_steps" in settings and not (out / SHORT_ENCODER_FILE).is_file():
         return None
     curve = json.loads((out / "curve.json").read_text())
     summary = json.loads((out / "pretrain.json").read_text())
@@ -209,6 +216,29 @@ def pretrain_summary(run: PretrainRun, timer: Timer, n_pool: int, prior_wall: fl
     }
 
 
+def _encoder_meta(run: PretrainRun, steps: int) -> dict[str, Any]:
+    """The plain-type metadata saved beside the weights (``steps``: the steps this encoder was trained for)."""
+    settings = run.settings
+    meta = {"model": run.model, "size": settings["size"], "objective": run.objective,
+            "img_size": settings["img_size"], "profile": profile_to_dict(run.profile), "steps": int(steps),
+            "seed": int(settings["seed"]), "settings": settings}
+    return json.loads(json.dumps(meta))  # plain types only: loadable with weights_only=True
+
+
+def write_short_encoder(run: PretrainRun, step: int) -> Path:
+    """``encoder_short.pt``: the encoder after ``step`` steps of this run (the ``native_short`` point's encoder).
+
+    Args:
+        run: the running pre-training. step: steps done (``settings["short_steps"]``).
+
+    Returns:
+        Its path (written atomically; a resumed run that passes the step again rewrites the same weights).
+    """
+    state = {k: v.detach().cpu().contiguous() for k, v in run.encoder.state_dict().items()}
+    return atomic_save_torch(run.out / SHORT_ENCODER_FILE, {"state_dict": state, **_encoder_meta(run, step),
+                                                            "short_of_steps": int(run.settings["steps"])})
+
+
 def write_outputs(run: PretrainRun, summary: dict[str, Any]) -> Path:
     """Write ``curve.json``, ``pretrain.json`` and ``encoder.pt`` (weights + plain-type metadata) atomically.
 
@@ -218,12 +248,8 @@ def write_outputs(run: PretrainRun, summary: dict[str, Any]) -> Path:
     Returns:
         The path of ``encoder.pt``.
     """
-    settings = run.settings
     encoder_state = {k: v.detach().cpu().contiguous() for k, v in run.encoder.state_dict().items()}
-    meta = {"model": run.model, "size": settings["size"], "objective": run.objective,
-            "img_size": settings["img_size"], "profile": profile_to_dict(run.profile), "steps": settings["steps"],
-            "seed": int(settings["seed"]), "settings": settings}
-    meta = json.loads(json.dumps(meta))  # plain types only: loadable with weights_only=True
+    meta = _encoder_meta(run, run.settings["steps"])
     atomic_write_json(run.out / "curve.json", run.curve)
     atomic_write_json(run.out / "pretrain.json", summary)
     return atomic_save_torch(run.out / "encoder.pt", {"state_dict": encoder_state, **meta})
