@@ -27,7 +27,7 @@ import time
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import HTML
+from IPython.display import HTML, display
 from myst_nb import glue
 
 from transferlimits import paths
@@ -37,7 +37,7 @@ from transferlimits.models.registry import get_model
 from transferlimits.resolved import load_resolved
 from transferlimits.runner.provenance import glue_provenance
 from transferlimits.runtime import resolve_device
-from transferlimits.study import pair_summary, run_pair
+from transferlimits.study import pair_cases, pair_summary, run_pair
 from transferlimits.study.pair import PairRequest, parse_objectives, parse_seeds
 
 t0 = time.time()
@@ -81,6 +81,7 @@ adapter = get_model(model)
 # %%
 table = pair_summary.seed_scores(points)
 gain = pair_summary.paired_gain(table)
+cases = pair_cases.case_differences(points)  # paired by seed and test case; the seeds are the clusters
 glue("primary_metric", HTML(f"<code>{primary}</code>"), display=False)
 glue("n_points", len(points), display=False)
 shown = table.drop(columns=["objective_name", "sign"]).round(4)
@@ -90,7 +91,11 @@ shown.astype(object).where(shown.notna(), "—")
 # ## Spread over seeds
 # The paired difference pretrained − scratch per objective: mean over seeds, seed SD and a 95 % t-interval over
 # seeds (seeds are the replicates; with one seed there is no interval). The figure shows every seed (dots)
-# and the mean (bar) per initialisation; open markers are the swapped-objective control.
+# and the mean (bar) of every initialisation with runs of its own (open markers: the swapped objective and the
+# encoder controls), the trivial baseline (dashed) and the closed-form linear reference (dotted, where
+# `linear_references.json` has the task); its right panel pairs the runs by seed AND test case: per seed the
+# mean case-level difference (an AUROC: the AUROC difference on the same cases), a t-interval over seeds
+# (thick) and a two-stage seed + case bootstrap (thin) beside it.
 
 # %%
 def shown_num(value, fmt: str, reason: str) -> str:
@@ -109,13 +114,17 @@ glue("rpg_text", HTML(f"<span>{rpg_text}</span>"), display=False)
 gain_text = (f"{native['mean']:.4f} [{native['ci_low']:.4f}, {native['ci_high']:.4f}]" if native["n"] > 1
              else shown_num(native["mean"], ".4f", "no finite score"))
 glue("gain_text", HTML(f"<span>{gain_text}</span>"), display=False)
-glue("findings", HTML(f"<span>{pair_summary.findings_text(table, gain, adapter.display_name, primary)}</span>"),
+glue("findings", HTML(f"<span>{pair_summary.findings_text(table, gain, adapter.display_name, primary, cases)}</span>"),
      display=False)
+lin_ref = pair_cases.linear_reference(paths.results_dir(profile), task)
+glue("case_gain_text", HTML(f"<span>{pair_summary.case_gain_text(cases)}</span>"), display=False)
 display_gain = gain.round(4)
-fig = plot_seed_scores(table, primary, model)
+fig = plot_seed_scores(table, primary, model, lin_ref["value"] if lin_ref else None, cases)
 glue("fig_seeds", fig)
 plt.close(fig)
-display_gain.astype(object).where(display_gain.notna(), "—")
+shown_cases = cases.round(4)
+display(display_gain.astype(object).where(display_gain.notna(), "—"))
+shown_cases.astype(object).where(shown_cases.notna(), "—")
 
 # %% [markdown]
 # ## Learning curves, convergence and feature shift (first seed, native objective)

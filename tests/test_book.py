@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from _book_checks import FIGURES_JS, template_captions
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", "/usr/bin/chromedriver"
 TASKS = ("classification", "segmentation", "super_resolution", "distortion_correction", "modality_translation")
@@ -184,6 +185,21 @@ def test_page_titles_are_unique_and_name_task_and_model(smoke_study, browser):
             assert shown in t and task.split("_")[0] in t.lower() and "seed" not in t, t
 
 
+def test_smoke_book_fits_is_numbered_and_has_no_template_caption(smoke_study, browser):
+    """The checks of the committed run's book (below) on the smoke build: every page at 1280 px."""
+    problems, figures = [], []
+    for f in _toc_files(smoke_study.root)[1]:
+        _open(browser, smoke_study.html / f"{f}.html")
+        found = browser.execute_script(_AUDIT_JS)
+        figures += [dict(fig, page=f) for fig in browser.execute_script(FIGURES_JS)]
+        problems += [f"{f}: wider than the main column: {w}" for w in found["wide"]
+                     if not w.startswith("notebook output")]
+        problems += [f"{f}: not numbered and captioned: {u}" for u in found["uncaptioned"]]
+        problems += [f"{f}: dangling section reference {d!r}" for d in found["dangling"]]
+    problems += template_captions(figures)
+    assert not problems, "\n".join(problems)
+
+
 @pytest.mark.parametrize("page", ["index", "book/alignment"])
 def test_verdict_table_has_a_word_per_hypothesis(smoke_study, browser, page):
     _open(browser, smoke_study.html / f"{page}.html")
@@ -273,16 +289,19 @@ def cpu_book(tmp_path_factory):
 
 def test_cpu_book_tables_and_figures_fit_are_numbered_and_captioned(cpu_book, browser):
     """At 1280 px no table, figure or image is wider than the main column; every figure and every table of the
-    book's own text is numbered and captioned; no page refers to a section that is not in the book (STUDY §)."""
-    problems, notebook_wide = [], []
+    book's own text is numbered and captioned; no page refers to a section that is not in the book (STUDY §); no
+    caption is a template repeated under different kinds of figure (tests/_book_checks.py)."""
+    problems, notebook_wide, figures = [], [], []
     for f in _toc_files(cpu_book.root)[1]:
         _open(browser, cpu_book.html / f"{f}.html")
         found = browser.execute_script(_AUDIT_JS)
+        figures += [dict(fig, page=f) for fig in browser.execute_script(FIGURES_JS)]
         notebook_wide += [f"{f}: {w}" for w in found["wide"] if w.startswith("notebook output")]
         problems += [f"{f}: wider than the main column: {w}" for w in found["wide"]
                      if not w.startswith("notebook output")]
         problems += [f"{f}: not numbered and captioned: {u}" for u in found["uncaptioned"]]
         problems += [f"{f}: dangling section reference {d!r}" for d in found["dangling"]]
+    problems += template_captions(figures)  # no template caption under different kinds of figure
     assert not problems, "\n".join(problems)
     if notebook_wide:  # an executed notebook's own DataFrames re-render only when the run is re-made
         print("notebook outputs wider than the column (templates fixed, shown after a re-run):",

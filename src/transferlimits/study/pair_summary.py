@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["INIT_ORDER", "seed_scores", "paired_gain"]
+__all__ = ["INIT_ORDER", "seed_scores", "paired_gain", "findings_text", "case_gain_text"]
 
 #: initialisations in the order every table and figure shows them
 INIT_ORDER = ("pretrained", "scratch", "linear_probe", "ablated")
@@ -83,14 +83,38 @@ def _fmt(x: float, digits: int = 3) -> str:
     return f"{x:.{digits}f}" if isinstance(x, (int, float)) and math.isfinite(x) else "undefined"
 
 
-def findings_text(table: pd.DataFrame, gain: pd.DataFrame, model_label: str, metric: str) -> str:
+def case_gain_text(cases: pd.DataFrame | None, objective: str = "native") -> str:
+    """The paired difference over seeds and test cases of one objective as the page prints it: ``"mean [95 % CI
+    t over S seeds lo, hi; seed + case bootstrap lo, hi] (statistic, n cases per seed)"``, plus the mean per-seed
+    DeLong SE for an AUROC; "undefined (reason)" where no seed has per-case records.
+
+    Args:
+        cases: :func:`transferlimits.study.pair_cases.case_differences` (None: undefined). objective: its row.
+    """
+    if cases is None or not (cases["objective"] == objective).any():
+        return "undefined (no per-case records of this objective)"
+    r = cases[cases["objective"] == objective].iloc[0]
+    if not math.isfinite(r["mean"]):
+        return f"undefined ({r['note'] or 'no per-case records'})"
+    t = (f"t over {r['n_seeds']} seeds {_fmt(r['t_low'], 4)}, {_fmt(r['t_high'], 4)}" if r["n_seeds"] > 1
+         else "one seed: no t-interval")
+    text = (f"{_fmt(r['mean'], 4)} [95 % CI: {t}; seed + case bootstrap {_fmt(r['boot_low'], 4)}, "
+            f"{_fmt(r['boot_high'], 4)}] ({r['statistic']}, {r['n_cases']} test cases per seed")
+    if math.isfinite(r["delong_se"]):
+        text += f"; DeLong SE of one seed's difference {_fmt(r['delong_se'], 4)}"
+    return text + ")"
+
+
+def findings_text(table: pd.DataFrame, gain: pd.DataFrame, model_label: str, metric: str,
+                  cases: pd.DataFrame | None = None) -> str:
     """One paragraph of what a pair's points show (the task chapter opens with it): mean scores over seeds, how
     many seeds beat the trivial baseline, the paired difference with its interval and whether the interval
     excludes 0, and the swapped-objective control's difference where it ran.
 
     Args:
         table: :func:`seed_scores`. gain: :func:`paired_gain`. model_label: e.g. ``"ProFound"``. metric: the
-            primary metric's name.
+            primary metric's name. cases: :func:`transferlimits.study.pair_cases.case_differences` (None: the
+            sentence on the difference over seeds and test cases is left out).
     """
     nat = table[table["objective"] == "native"]
     n = len(nat)
@@ -110,8 +134,14 @@ def findings_text(table: pd.DataFrame, gain: pd.DataFrame, model_label: str, met
             f" against a trivial baseline of {_fmt(base)} (beaten by pretrained in {above['pretrained']} and by "
             f"scratch in {above['scratch']} of {n} seeds). Pretrained − scratch (positive = pre-training helped): "
             f"{diff}.")
+    if cases is not None:
+        text += f" Paired by seed and test case: {case_gain_text(cases)}."
     if "swapped" in g.index:
         sw = g.loc["swapped"]
         text += (f" With the swapped objective ({sw['objective_name']}) the difference is {_fmt(sw['mean'], 4)}"
                  + (f" [95 % CI {_fmt(sw['ci_low'], 4)}, {_fmt(sw['ci_high'], 4)}]." if sw["n"] > 1 else "."))
+    for objective in [o for o in g.index if o not in ("native", "swapped")]:  # encoder controls, shorter runs
+        c = g.loc[objective]
+        text += (f" Point kind {objective} ({c['objective_name']}): pretrained − scratch {_fmt(c['mean'], 4)}"
+                 + (f" [95 % CI {_fmt(c['ci_low'], 4)}, {_fmt(c['ci_high'], 4)}]." if c["n"] > 1 else "."))
     return text
