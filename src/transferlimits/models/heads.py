@@ -17,8 +17,10 @@ Inputs: volume encoders take ``x`` [B, 3, D, H, W]; slice encoders take ``x`` [B
 Dense heads take two opt-in switches (``FinetuneRecipe.full_res_skip`` / ``residual``, on in the ``cpu``
 profile): a learned full-resolution output from the decoder's features (volume model), and a parameter-free
 identity residual ``input + f(encoder features)`` for same-modality restoration (:mod:`transferlimits.models.fullres`).
-Every learnable path goes through the encoder (STUDY §5.1): zeroing the encoder's output
-(:class:`~transferlimits.models.ablation.ZeroedEncoder`) leaves the head nothing but biases.
+A task whose kind asks for a warp output (``TaskKind.warp_output``, distortion correction) gets, with ``residual``
+on, a displacement field from the head instead of an additive correction, applied to the input by fixed
+resampling (:mod:`transferlimits.models.warp`). Every learnable path goes through the encoder (STUDY §5.1): zeroing
+the encoder's output (:class:`~transferlimits.models.ablation.ZeroedEncoder`) leaves the head nothing but biases.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from transferlimits.models.pooled_heads import (
 from transferlimits.models.provicnet_heads import SegmentationConvHead
 from transferlimits.models.registry import get_model
 from transferlimits.models.upernet3d import UperNet3D
+from transferlimits.models.warp import apply_warp, expected_warp, replicate_padding
 from transferlimits.tasks.kinds import get_kind
 
 __all__ = [
@@ -65,10 +68,21 @@ class SliceRefine:
             outputs at 8x the token grid, resized to the target grid by fixed bilinear resampling).
         residual: add ``src``, the centre slices in target units, without parameters (same-modality restoration);
             the head's last conv starts at zero, so the model starts at the identity baseline.
+        warp_axis: None (default), or 1 / 2 (H / W of the volume): the head's output is a displacement field along
+            that in-plane axis (voxels of the target grid), and the model outputs the centre slices resampled by
+            it (:func:`~transferlimits.models.warp.apply_warp`; ``residual`` is then unused). The last conv
+            starts at zero and the head's convs pad by edge replication (an ablated model's field is one
+            constant).
+        warp_jacobian: multiply the resampled slices by the Jacobian factor (default True).
+        warp_blur: the head predicts a second channel, the displacement's SD, and the model outputs the expected
+            warp (:func:`~transferlimits.models.warp.expected_warp`; default False).
     """
 
     full_res: bool = False
     residual: bool = False
+    warp_axis: int | None = None
+    warp_jacobian: bool = True
+    warp_blur: bool = False
 
 
 class SliceDenseModel(nn.Module):
@@ -101,13 +115,21 @@ class SliceDenseModel(nn.Module):
         super().__init__()
         if not is_slice_encoder(encoder):
             raise ValueError("SliceDenseModel needs a slice encoder (input_kind == 'slices')")
+        if refine.warp_axis is not None and (refine.warp_axis not in (1, 2) or out_channels != 1):
+            raise ValueError(f"warp_axis must be None, 1 or 2 (H or W: within a slice) with out_channels=1, got "
+                             f"warp_axis={refine.warp_axis}, out_channels={out_channels}")
         self.encoder = encoder
-        self.head = SegmentationConvHead(encoder.out_dim, out_channels, mid=tuple(mid))
+        self.warp_blur = refine.warp_axis is not None and bool(refine.warp_blur)
+        head_ch = 2 if self.warp_blur else out_channels  # warp: field (+ its SD)
+        self.head = SegmentationConvHead(encoder.out_dim, head_ch, mid=tuple(mid))
         self.out_size = None if out_size is None else tuple(int(s) for s in out_size)
         self.out_depth, self.slice_step = (None if out_depth is None else int(out_depth)), int(slice_step)
-        self.residual = bool(refine.residual)
-        if self.residual:  # start at the identity baseline: the head's correction begins at zero
+        self.warp_axis, self.warp_jacobian = refine.warp_axis, bool(refine.warp_jacobian)
+        self.residual = bool(refine.residual) or self.warp_axis is not None
+        if self.residual:  # start at the identity baseline: the head's correction (or field) begins at zero
             start_output_at(self.output_layer(), 0.0)
+        if self.warp_axis is not None:  # constant tokens -> a constant field (the ablated model)
+            replicate_padding(self.head)
 
     def output_layer(self) -> nn.Conv2d:
         """The head's last conv (its bias sets a start value)."""
@@ -128,7 +150,13 @@ class SliceDenseModel(nn.Module):
             if own.numel() != b * d:
                 raise ValueError(f"SliceDenseModel: {d} stacks per case, but a {depth}-slice grid at step "
                                  f"{self.slice_step} has {own.numel() // b}")
-            out = out + residual_source(skip[torch.arange(b * d, device=skip.device), own])[:, None]
+            src = residual_source(skip[torch.arange(b * d, device=skip.device), own])  # [B*D', H, W]
+            if self.warp_axis is None:
+                out = out + src[:, None]
+            elif self.warp_blur:  # out: the field along H (axis -2) or W (-1) of each slice, and its SD
+                out = expected_warp(src, out[:, 0], out[:, 1], self.warp_axis - 3, self.warp_jacobian)[:, None]
+            else:  # out: the field along H (axis -2) or W (-1) of each slice
+                out = apply_warp(src, out[:, 0], self.warp_axis - 3, self.warp_jacobian)[:, None]
         out = out.reshape(b, d, *out.shape[1:]).transpose(1, 2)  # [B, C, D', H, W]
         if self.out_depth is not None and self.out_depth != d:
             out = slices_to_grid(out, self.out_depth, self.slice_step)
@@ -168,6 +196,9 @@ def build_task_model(model_name: str, encoder: nn.Module, task_spec: Any, width:
             Default False.
         residual: dense heads of same-modality restoration tasks (regression kinds whose target is in its input's
             units, ``data.views.in_input_units``) add the input without parameters; ignored otherwise. Default False.
+            With ``residual`` on, a kind's warp output (``TaskKind.warp_output(task_spec)`` = ``(axis, jacobian,
+            blur)``) is passed to the adapter as ``warp_axis`` / ``warp_jacobian`` / ``warp_blur`` (the head
+            predicts a displacement field, and with ``blur`` its SD).
 
     Raises:
         ValueError: unknown model name or task kind (the message lists the valid ones).
@@ -182,4 +213,7 @@ def build_task_model(model_name: str, encoder: nn.Module, task_spec: Any, width:
     extra: dict[str, bool] = {}
     if full_res:  # passed only when on, so adapters without the switches keep working
         extra = {"full_res": True, "residual": bool(residual and kind.regression and in_input_units(task_spec))}
+        warp = kind.warp_output(task_spec)
+        if extra["residual"] and warp is not None:  # passed only when asked for (adapters without a warp output)
+            extra.update(warp_axis=int(warp[0]), warp_jacobian=bool(warp[1]), warp_blur=bool(warp[2]))
     return adapter.dense_head(encoder, out_ch, width=width, out_size=out_size, slice_step=slice_step, **extra)

@@ -21,7 +21,9 @@ With ``full_res=True`` (the ``cpu`` profile) the fused stride-4 features are map
 learned sub-pixel layer (``full_res.proj.*``, :class:`~transferlimits.models.fullres.SubPixelOutput`) instead of
 the classifier + trilinear upsampling, and with ``residual=True`` the input (in target units) is added without
 parameters: deviations from ProFound's head, which predicts at stride 4. Every learnable path goes through the
-encoder (STUDY §5.1).
+encoder (STUDY §5.1). With ``warp_axis`` (distortion correction) the classifier at stride 4 predicts a displacement
+field instead, trilinearly up-sampled, and the output is the input resampled by it
+(:mod:`transferlimits.models.warp`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from torch import Tensor, nn
 
 from transferlimits.models.convnext3d import STAGE_STRIDES, LayerNormCF
 from transferlimits.models.fullres import SubPixelOutput, residual_source, start_output_at
+from transferlimits.models.warp import apply_warp, expected_warp, replicate_padding
 
 __all__ = ["ConvModule3D", "UperNetHead3D", "FCNAuxHead3D", "UperNet3D"]
 
@@ -130,6 +133,15 @@ class UperNet3D(nn.Module):
             stride 4 + trilinear upsampling).
         residual: add the input (channel sum, in target units) without parameters: same-modality restoration
             (default False); the last layer starts at zero, so the model starts at the identity baseline.
+        warp_axis: None (default) or the axis (0, 1, 2 of D, H, W) of a warp output: ``decode_head.classifier``
+            (and the auxiliary head's) predicts a displacement in voxels along it at stride 4, up-sampled
+            trilinearly, and the output is the input (channel sum) resampled by it
+            (:func:`~transferlimits.models.warp.apply_warp`; ``full_res`` and ``residual`` are then unused).
+            The classifiers start at zero (the identity baseline); the decoder's convs pad by edge replication,
+            so an encoder-ablated model's field is one constant.
+        warp_jacobian: multiply the resampled input by the Jacobian factor (default True).
+        warp_blur: the classifiers predict a second channel, the displacement's SD, and the output is the expected
+            warp (:func:`~transferlimits.models.warp.expected_warp`; default False).
 
     ``forward(x [B, 3, D, H, W], pos=None)`` returns logits [B, out_channels, D, H, W] (trilinear
     upsampling from stage-1 resolution); in training mode ``(main, aux)`` with ``aux`` at the input size.
@@ -137,24 +149,37 @@ class UperNet3D(nn.Module):
 
     def __init__(self, encoder: nn.Module, out_channels: int, width: int = 512,
                  pool_scales: Sequence[int] = (1, 2, 3, 6), aux_channels: int = 256, full_res: bool = False,
-                 residual: bool = False) -> None:
+                 residual: bool = False, warp_axis: int | None = None, warp_jacobian: bool = True,
+                 warp_blur: bool = False) -> None:
         super().__init__()
         if out_channels < 1 or width < 1 or aux_channels < 0 or not pool_scales or min(pool_scales) < 1:
             raise ValueError(
                 f"need out_channels >= 1, width >= 1, aux_channels >= 0 and positive pool_scales; got "
                 f"out_channels={out_channels}, width={width}, aux_channels={aux_channels}, pool_scales={pool_scales}"
             )
+        if warp_axis is not None and (warp_axis not in (0, 1, 2) or out_channels != 1):
+            raise ValueError(f"warp_axis must be None or 0, 1, 2 (D, H, W) with out_channels=1, got "
+                             f"warp_axis={warp_axis}, out_channels={out_channels}")
         dims = list(encoder.map_dims)
         if len(dims) != 4:
             raise ValueError(f"UperNet3D needs an encoder with 4 maps, got map_dims={dims}")
+        warp = warp_axis is not None
+        self.warp_axis, self.warp_jacobian, self.warp_blur = warp_axis, bool(warp_jacobian), warp and bool(warp_blur)
+        head_ch = 2 if self.warp_blur else out_channels  # warp: field (+ its SD)
         self.encoder = encoder
         self.hidden_norm = nn.ModuleList(LayerNormCF(d) for d in dims)
-        self.decode_head = UperNetHead3D(dims, out_channels, width, pool_scales)
-        self.auxiliary_head = FCNAuxHead3D(dims[2], out_channels, aux_channels) if aux_channels else None
-        self.full_res = SubPixelOutput(width, out_channels, STAGE_STRIDES[0]) if full_res else None
-        self.residual = bool(residual)
-        if residual:  # start at the identity baseline: the decoder's correction begins at zero
+        self.decode_head = UperNetHead3D(dims, head_ch, width, pool_scales)
+        self.auxiliary_head = FCNAuxHead3D(dims[2], head_ch, aux_channels) if aux_channels else None
+        self.full_res = SubPixelOutput(width, out_channels, STAGE_STRIDES[0]) if full_res and not warp else None
+        self.residual = bool(residual) or warp  # a warp output is the input at the start too
+        if residual or warp:  # start at the identity baseline: the decoder's correction / field begins at zero
             start_output_at(self.output_layer(), 0.0)
+        if warp:  # constant features -> constant field (the ablated model), aux field from zero too
+            for head in (self.decode_head, self.auxiliary_head):
+                if head is not None:
+                    replicate_padding(head)
+            if self.auxiliary_head is not None:
+                start_output_at(self.auxiliary_head.classifier, 0.0)
 
     def output_layer(self) -> nn.Conv3d:
         """The last learnable layer of the main output (its bias sets a start value)."""
@@ -164,6 +189,8 @@ class UperNet3D(nn.Module):
         maps = self.encoder.forward_features(x).maps
         maps = [norm(m) for norm, m in zip(self.hidden_norm, maps)]
         size = x.shape[2:]
+        if self.warp_axis is not None:
+            return self._warped(x, maps, size)
         if self.full_res is not None:
             main = self.full_res(self.decode_head.features(maps), size)
         else:
@@ -173,3 +200,17 @@ class UperNet3D(nn.Module):
         if self.training and self.auxiliary_head is not None:
             return main, _resize(self.auxiliary_head(maps[2]), size)
         return main
+
+    def _warped(self, x: Tensor, maps: Sequence[Tensor], size: Sequence[int]) -> Tensor | tuple[Tensor, Tensor]:
+        src = residual_source(x.sum(dim=1))  # [B, D, H, W], parameter-free
+        main = self._warp(src, _resize(self.decode_head(maps), size))
+        if self.training and self.auxiliary_head is not None:
+            return main, self._warp(src, _resize(self.auxiliary_head(maps[2]), size))
+        return main
+
+    def _warp(self, src: Tensor, field: Tensor) -> Tensor:
+        """``src`` [B, D, H, W] resampled by ``field`` [B, 1 or 2, D, H, W] (displacement, its SD) -> [B, 1, ...]."""
+        axis = 1 + int(self.warp_axis)
+        if self.warp_blur:
+            return expected_warp(src, field[:, 0], field[:, 1], axis, self.warp_jacobian)[:, None]
+        return apply_warp(src, field[:, 0], axis, self.warp_jacobian)[:, None]

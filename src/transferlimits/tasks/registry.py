@@ -80,6 +80,11 @@ class TaskSpec:
             of the input's own modality): the target in the z-score of ``single_input`` over the body mask,
             i.e. exactly the units of the model's input, so the identity baseline is the input itself; a
             positive float (translation to another modality): a fixed physical unit, ``y = target / unit``.
+        dense_output: the output of the kind's dense head, one of the kind's ``outputs`` (default
+            ``"default"``). The ``"regression"`` kind also offers ``"warp"`` / ``"warp_no_jacobian"`` /
+            ``"warp_blur"`` for same-modality restoration: the input resampled by a displacement along the
+            phase-encode axis that the head predicts from encoder features (:mod:`transferlimits.models.warp`;
+            distortion correction).
     """
 
     name: str
@@ -94,6 +99,7 @@ class TaskSpec:
     make_sample: Callable[[MRCase, np.random.Generator], TaskSample]
     description: str = ""
     target_unit: float | None = None
+    dense_output: str = "default"
 
     def __post_init__(self) -> None:
         if self.kind not in KIND_REGISTRY:
@@ -102,6 +108,7 @@ class TaskSpec:
             raise ValueError(f"task {self.name!r}: channel_inputs must have 3 entries, got {self.channel_inputs}")
         if self.out_channels < 1:
             raise ValueError(f"task {self.name!r}: out_channels must be >= 1, got {self.out_channels}")
+        get_kind(self.kind).check_output(self)
         get_kind(self.kind).validate(self)
         if not self.single_input:
             raise ValueError(f"task {self.name!r}: single_input must name an input")
@@ -216,7 +223,10 @@ for _spec in (
              ("", "hbv_distorted", ""), "hbv_distorted", False, _distortion,
              "High-b DWI warped by a simulated EPI susceptibility field (smooth B0 map + bump at rectal gas, "
              "<= 4 mm along anterior-posterior, Jacobian modulation) -> undistorted high-b. ProFound: the "
-             "distorted image in its hbv channel, others zero; ProViCNet: the distorted high-b."),
+             "distorted image in its hbv channel, others zero; ProViCNet: the distorted high-b. The dense head "
+             "outputs the input warped along anterior-posterior by a displacement field it predicts from the "
+             "encoder's features, averaged over the displacement's predicted SD (with the Jacobian factor).",
+             dense_output="warp_blur"),
     TaskSpec("modality_translation", "regression", 1, "mae_gland", False, ("mae_gland", "psnr", "ssim"),
              ("t2w", "", ""), "t2w", False, _translation,
              "T2W -> ADC. ProFound: T2W in its T2W channel, others zero; ProViCNet: T2W. MAE inside the gland "

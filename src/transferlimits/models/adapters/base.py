@@ -214,7 +214,9 @@ class ModelAdapter(ABC):
         """Dense model returning [B, out_channels, D, H, W] (see ``models.heads.build_task_model``).
 
         Adapters that support the full-resolution path also accept ``full_res: bool`` and ``residual: bool``
-        (:mod:`transferlimits.models.fullres`); they are passed only when a recipe turns them on."""
+        (:mod:`transferlimits.models.fullres`); they are passed only when a recipe turns them on. Those with a
+        displacement-field output (:mod:`transferlimits.models.warp`) also accept ``warp_axis: int`` (0, 1, 2 of
+        D, H, W), ``warp_jacobian: bool`` and ``warp_blur: bool``, passed only to a task whose kind asks for a warp."""
 
     def lr_scales(self, model: nn.Module, recipe: Any) -> dict[str, float]:
         """``{parameter name: lr multiplier}`` of the trainable ``encoder.*`` parameters of a task model

@@ -113,10 +113,13 @@ class ProFoundAdapter(ModelAdapter):
 
     def dense_head(self, encoder: nn.Module, out_channels: int, width: int | None = None,
                    out_size: Sequence[int] | None = None, slice_step: int = 1, full_res: bool = False,
-                   residual: bool = False) -> nn.Module:
+                   residual: bool = False, warp_axis: int | None = None, warp_jacobian: bool = True,
+                   warp_blur: bool = False) -> nn.Module:
         """UperNet3D (width 512 / aux 256 published; else ``width`` / ``width // 2``); returns the input size.
-        ``full_res`` / ``residual``: the full-resolution skip and residual output (``models.fullres``)."""
-        kw = {"full_res": full_res, "residual": residual}
+        ``full_res`` / ``residual``: the full-resolution skip and residual output (``models.fullres``);
+        ``warp_axis`` / ``warp_jacobian`` / ``warp_blur``: a displacement-field output (``models.warp``)."""
+        kw = {"full_res": full_res, "residual": residual, "warp_axis": warp_axis, "warp_jacobian": warp_jacobian,
+              "warp_blur": warp_blur}
         if width is None:
             return UperNet3D(encoder, out_channels, **kw)
         return UperNet3D(encoder, out_channels, width=int(width), aux_channels=max(int(width) // 2, 1), **kw)

@@ -53,9 +53,25 @@ class TaskKind:
     target_type: str = "class"
     target_description: str = ""
     transfer_unit: str = "case"
+    #: the values of ``TaskSpec.dense_output`` this kind accepts (the first is the default output of its head).
+    outputs: tuple[str, ...] = ("default",)
 
     def validate(self, spec: Any) -> None:
         """Raise ValueError when ``spec`` does not fit this kind (default: nothing to check)."""
+
+    def check_output(self, spec: Any) -> None:
+        """ValueError unless ``spec.dense_output`` (default ``"default"``) is one of :attr:`outputs`."""
+        output = getattr(spec, "dense_output", "default")
+        if output not in self.outputs:
+            raise ValueError(f"task {spec.name!r}: dense_output {output!r} is not an output of kind {self.name!r}; "
+                             f"valid: {list(self.outputs)}")
+
+    def warp_output(self, spec: Any) -> tuple[int, bool, bool] | None:
+        """``(axis, jacobian, blur)`` when the task's dense head outputs its input warped by a predicted
+        displacement along volume axis ``axis`` of (D, H, W), with (``jacobian``) or without the Jacobian intensity
+        factor, and (``blur``) averaged over a predicted displacement SD (:mod:`transferlimits.models.warp`); None
+        (the default) for any other output."""
+        return None
 
     def require_one_channel(self, spec: Any) -> None:
         """ValueError unless ``spec.out_channels == 1`` (the regression kinds)."""

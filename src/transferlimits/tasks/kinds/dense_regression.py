@@ -29,6 +29,13 @@ the model's input channel; needs a dataset with ``identity_input(i)``, e.g.
 the train targets inside the body). Both are computed for every dense-regression task; the strongest on the
 primary metric is the one a run must beat (identity for super-resolution and distortion correction, the train
 median for modality translation, where the input is another sequence).
+
+Outputs (``TaskSpec.dense_output``): ``"default"`` (the head's correction, added to the input by the identity
+residual of same-modality restoration), ``"warp"``, ``"warp_no_jacobian"`` and ``"warp_blur"`` (same-modality
+restoration only: the input resampled along the phase-encode axis :data:`~transferlimits.data.degrade.PE_AXIS` by a
+displacement the head predicts from encoder features, with or without the Jacobian factor; ``"warp_blur"`` also
+predicts the displacement's SD and outputs the expected warp, :mod:`transferlimits.models.warp`; distortion
+correction). The loss is the same voxel loss on the warped output.
 """
 
 from __future__ import annotations
@@ -36,16 +43,20 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from transferlimits.data.degrade import PE_AXIS
 from transferlimits.data.normalise import zscore_stats
 from transferlimits.metrics import tasks as mt
 from transferlimits.metrics.baselines import identity_scores, median_constant_scores
 from transferlimits.tasks.kinds.base import body_mask, item_values, metric_scores, register_kind, sample_input, wanted
 from transferlimits.tasks.kinds.dense import DenseKind, box_means
 
-__all__ = ["DenseRegressionKind", "MEDIAN_VOXELS", "SQUARED_ERROR_METRICS", "squared_error"]
+__all__ = ["DenseRegressionKind", "MEDIAN_VOXELS", "SQUARED_ERROR_METRICS", "WARP_OUTPUTS", "squared_error"]
 
 #: primary metrics that are a function of the MSE: tasks scored by them train on the squared error.
 SQUARED_ERROR_METRICS = ("psnr", "nmse")
+#: warp outputs -> (the Jacobian factor multiplies the resampled input, the head also predicts the displacement's SD
+#: and outputs the expected warp: ``models.warp.expected_warp``).
+WARP_OUTPUTS = {"warp": (True, False), "warp_no_jacobian": (False, False), "warp_blur": (True, True)}
 #: at most this many voxels per train case enter the train median (a regular sub-lattice of larger grids).
 MEDIAN_VOXELS = 1 << 18
 
@@ -68,9 +79,19 @@ class DenseRegressionKind(DenseKind):
     regression = True
     target_type = "continuous"
     target_description = "mean target intensity inside the body mask (target units, see data.views)"
+    outputs = ("default", *WARP_OUTPUTS)
 
     def validate(self, spec) -> None:
+        """One output channel; a warp output only for a target in its input's units (``target_unit`` None)."""
         self.require_one_channel(spec)
+        if self.warp_output(spec) is not None and not self.in_input_units(spec):
+            raise ValueError(f"task {spec.name!r}: dense_output {spec.dense_output!r} warps the input, so the target "
+                             f"must be in the input's units (target_unit None), got target_unit={spec.target_unit}")
+
+    def warp_output(self, spec) -> tuple[int, bool, bool] | None:
+        """``(PE_AXIS, jacobian, blur)`` of a warp output (:data:`WARP_OUTPUTS`), else None."""
+        output = getattr(spec, "dense_output", "default")
+        return (PE_AXIS, *WARP_OUTPUTS[output]) if output in WARP_OUTPUTS else None
 
     def in_input_units(self, spec) -> bool:
         """True for a same-modality restoration task (``spec.target_unit`` None)."""
