@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--width", type=int, default=WIDTH, help="viewport width in px (default 1280)")
     args = p.parse_args(argv)
     try:
-        paths = take(args.book, args.out, args.task, args.width)
+        paths = take(args.book.resolve(), args.out.resolve(), args.task, args.width)  # file URIs need absolute paths
     except FileNotFoundError as exc:
         print(f"screenshots: {exc}", file=sys.stderr)
         return 2 if "ensure_chromium" in str(exc) else 1

@@ -39,8 +39,8 @@ def _tiny_book(root: Path, with_table: bool = True) -> Path:
     return html
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300)
+def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300, cwd=cwd)
 
 
 @needs_chromium
@@ -58,6 +58,16 @@ def test_three_pngs_at_1280px_from_a_tiny_book(tmp_path):
     assert abs(sizes["verdict_table.png"][1] - (TABLE_PX + 32)) <= 4, sizes
     band = Image.open(out / "verdict_table.png").convert("RGB")
     assert band.getpixel((100, 16 + TABLE_PX // 2)) == (0x11, 0x33, 0x55), "the band does not show the table"
+
+
+@needs_chromium
+def test_relative_book_and_out_paths_work(tmp_path):
+    """The README's command passes ``--book _build/html`` (relative): a file URI needs the absolute path."""
+    pytest.importorskip("selenium")
+    _tiny_book(tmp_path)
+    proc = _run("--book", "html", "--out", "shots", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((tmp_path / "shots").glob("*.png"))) == 3
 
 
 @needs_chromium

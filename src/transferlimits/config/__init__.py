@@ -4,7 +4,7 @@ A leaf of the package: it imports no registry and no torch (``tests/test_layers.
 (STUDY §6):
 
 * ``smoke`` - CPU, tiny models, a few minutes: CI and a new user's first run.
-* ``cpu`` - two CPU cores, under an hour: small encoders, 100 test cases, three seeds, full-resolution dense
+* ``cpu`` - two CPU cores: small encoders, 100 test cases, three seeds, full-resolution dense
   heads; sized so every point can beat its trivial baseline (``benchmarks/estimate_cpu.py``).
 * ``reference`` - one GPU, the published model sizes (ConvNeXt-V2-Tiny, ViT-S/14 at 448 px), the
   phantom cohort at the ProFound grid, three seeds: the numbers the book is about.

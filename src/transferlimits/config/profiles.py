@@ -39,9 +39,10 @@ _DENSE_CPU = {"batch_size": 2, "lr": 5e-3, "warmup_epochs": 0}
 _CPU = Profile(
     name="cpu",
     description=(
-        "Two CPU cores, under an hour: small encoders sized by benchmarks/estimate_cpu.py, 100 test cases per "
-        "task, three seeds, the 2x2 control on every task, full-resolution dense heads; results that can beat "
-        "the trivial baselines (scripts/check_cpu_profile.py)."
+        "Two CPU cores: small encoders sized by benchmarks/estimate_cpu.py, 100 test cases per task, three seeds, "
+        "the 2x2 control on every task, the native_short encoder and the encoder controls on every pair, "
+        "full-resolution dense heads through the encoder; results that can beat the trivial baselines "
+        "(scripts/check_cpu_profile.py; the design's own criteria: scripts/check_design.py)."
     ),
     grid=GridSpec(shape=(16, 64, 64), spacing=(3.0, 1.5, 1.5)),
     slice_size=112,  # 8 x 8 ViT tokens per slice; 112 px = 2 x the 56 px of smoke, down-sampled to the 64 px grid
