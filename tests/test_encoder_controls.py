@@ -91,7 +91,7 @@ def test_profile_rejects_an_unknown_control():
 def test_native_short_without_short_steps_says_how_to_make_it(tmp_path, monkeypatch):
     monkeypatch.setenv("TRANSFERLIMITS_RESULTS", str(tmp_path))
     prof = get_profile("smoke")
-    with pytest.raises(FileNotFoundError, match="pretrain.short_steps > 0 \\(now 0\\)"):
+    with pytest.raises(FileNotFoundError, match="pretrain.short_fraction > 0 \\(now 0.0\\)"):
         encoder_source("native_short").encoder_file(prof, "profound", "classification")
 
 

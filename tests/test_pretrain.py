@@ -138,7 +138,7 @@ def test_resume_reproduces_uninterrupted_run(synthetic_pool, model, objective):
 def test_short_steps_writes_the_encoder_of_that_step_beside_the_final_one(synthetic_pool):
     """The ``native_short`` encoder is the same run stopped early: bit-equal to a run of ``short_steps`` steps' encoder
     at that step (a run interrupted there and not resumed), different from the final encoder."""
-    prof = tiny_profile(steps=12, short_steps=5)
+    prof = tiny_profile(steps=12, short_fraction=5 / 12)
     full = pretrain("profound", "fcmae", prof, device="cpu", progress=False)
     short_path = full.encoder_path.parent / SHORT_ENCODER_FILE
     cut = pretrain("profound", "fcmae", tiny_profile(steps=12), device="cpu", out_dir=synthetic_pool / "cut",
@@ -153,8 +153,9 @@ def test_short_steps_writes_the_encoder_of_that_step_beside_the_final_one(synthe
     short_path.unlink()  # a finished run without its short encoder is not reused: it runs again and writes it
     again = pretrain("profound", "fcmae", prof, device="cpu", progress=False)
     assert short_path.is_file() and _losses(again) == _losses(full)
-    with pytest.raises(ValueError, match="short_steps"):
-        tiny_profile(steps=12, short_steps=12)
+    assert prof.pretrain.short_steps == 5 and tiny_profile(steps=6, short_fraction=0.25).pretrain.short_steps == 2
+    with pytest.raises(ValueError, match="short_fraction"):
+        tiny_profile(steps=12, short_fraction=1.0)
 
 
 def test_finished_run_is_reused_and_settings_change_reruns(synthetic_pool):

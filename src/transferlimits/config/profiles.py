@@ -57,7 +57,7 @@ _CPU = Profile(
     # last-20 % change measured was within 5 % (ProViCNet contrastive -1.8 %, ProFound FCMAE -0.5 %); the
     # native_short encoder (STUDY §5.1, a second pre-training length) is the same run at step 150
     pretrain=PretrainRecipe(steps=600, batch_size=24, lr=1e-3, warmup_steps=20, checkpoint_every=100,
-                            anchor_frac=0.25, neg_frac=2 / 64, channels_last_stages=2, short_steps=150),
+                            anchor_frac=0.25, neg_frac=2 / 64, channels_last_stages=2, short_fraction=0.25),
     # >= 10 evaluations per run (STUDY §5.2) cost 16-34 % of a run on the full 24 validation cases (epoch ends
     # only: 6-12 %), so the intermediate ones score 8 fixed cases: 13-24 % (benchmarks/bench_validation_share.py)
     finetune=FinetuneRecipe(epochs=3, batch_size=4, lr=2e-3, decoder_width=16, full_res_skip=True,

@@ -88,13 +88,19 @@ class PretrainRecipe:
     # ProFound encoder: stem + first N stages in channels_last_3d (CPU speed-up, same maths); 0 = off
     channels_last_stages: int = 0
     # the ``native_short`` encoder (STUDY §5.1, a second pre-training length of the native objective): the encoder
-    # after this many steps of the same run, saved as ``encoder_short.pt`` beside ``encoder.pt``; 0 = none
-    short_steps: int = 0
+    # after this fraction of the same run's steps (rounded, >= 1 step), saved as ``encoder_short.pt`` beside
+    # ``encoder.pt``; 0 = none. A fraction, so that a profile whose steps are overridden keeps a valid short point
+    short_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         _check_ranges(self)
-        if not 0 <= self.short_steps < self.steps:
-            raise ValueError(f"PretrainRecipe.short_steps={self.short_steps} must be in [0, steps={self.steps})")
+        if not 0.0 <= self.short_fraction < 1.0:
+            raise ValueError(f"PretrainRecipe.short_fraction={self.short_fraction} must be in [0, 1)")
+
+    @property
+    def short_steps(self) -> int:
+        """The step of the ``native_short`` encoder (0 = none): ``short_fraction`` of ``steps``, at least 1."""
+        return max(1, round(self.steps * self.short_fraction)) if self.short_fraction > 0 else 0
         if not 0.0 <= self.neg_frac < self.anchor_frac <= 1.0:
             raise ValueError(f"PretrainRecipe: need 0 <= neg_frac < anchor_frac <= 1, got neg_frac={self.neg_frac}, "
                              f"anchor_frac={self.anchor_frac}")

@@ -6,7 +6,7 @@ kind           the encoder fine-tuned as ``pretrained`` (with the pretrained rec
 native         the model's native pre-training (``results/<p>/pretrain/<model>__<native objective>/encoder.pt``)
 swapped        the model's other objective (the 2x2 control, H6)
 native_short   the native objective at a shorter pre-training length: the same run's encoder after
-               ``PretrainRecipe.short_steps`` steps (``encoder_short.pt`` beside ``encoder.pt``)
+               ``PretrainRecipe.short_fraction`` of its steps (``encoder_short.pt`` beside ``encoder.pt``)
 random         **negative control**: a second random initialisation (seed ``RANDOM_SEED``), presented as pretrained
 transfusion    **negative control** (Raghu et al. 2019, "Transfusion", Mean Var Init): every tensor of the native
                encoder replaced by i.i.d. Gaussian values with that tensor's mean and SD -- weight scaling kept,
@@ -87,14 +87,14 @@ class EncoderSource:
 
         Raises:
             FileNotFoundError: native / swapped pre-training missing (the point's loader says how to make it), or the
-                native pre-training was made without ``short_steps`` (native_short).
+                native pre-training was made without ``short_fraction`` (native_short).
         """
         if self.kind == "native_short":
             path = self.folder(prof, model, task) / SHORT_ENCODER_FILE
             if not path.is_file():
                 raise FileNotFoundError(
                     f"{path}: no native_short encoder; it is written by the native pre-training when the profile's "
-                    f"pretrain.short_steps > 0 (now {prof.pretrain.short_steps}): set it and pre-train again")
+                    f"pretrain.short_fraction > 0 (now {prof.pretrain.short_fraction}): set it and pre-train again")
             return path
         path = self.folder(prof, model, task) / "encoder.pt"
         if self.kind in ("native", "swapped") or path.is_file():
@@ -164,7 +164,7 @@ ENCODER_SOURCES: dict[str, EncoderSource] = {s.kind: s for s in (
     EncoderSource("native", "objective", "the model's native pre-training"),
     EncoderSource("swapped", "objective", "the model's other pre-training objective (2x2 control)"),
     EncoderSource("native_short", "objective", "the model's native pre-training stopped early (the same run's "
-                  "encoder after pretrain.short_steps steps)"),
+                  "encoder after pretrain.short_fraction of its steps)"),
     EncoderSource("random", "negative control", "a second random initialisation, presented as pretrained"),
     EncoderSource("transfusion", "negative control", "random weights with the native encoder's per-tensor mean and "
                   "SD (Raghu et al. 2019), presented as pretrained"),

@@ -117,8 +117,9 @@ def pretrain_settings(model: str, objective: str, profile: Profile, seed: int, s
         "anchor_frac": rec.anchor_frac,
         "neg_frac": rec.neg_frac,
     }
-    if rec.short_steps and int(rec.short_steps) < int(steps):  # absent at 0: runs made before it stay reusable
-        settings["short_steps"] = int(rec.short_steps)
+    short = max(1, round(int(steps) * rec.short_fraction)) if rec.short_fraction > 0 else 0
+    if 0 < short < int(steps):  # absent at 0: runs made before it stay reusable
+        settings["short_steps"] = short
     return json.loads(json.dumps(settings))  # tuples -> lists: compares equal after a JSON round trip
 
 
