@@ -36,6 +36,7 @@ from transferlimits.config.recipes import (
     PretrainRecipe,
     SplitFractions,
     SplitSizes,
+    short_step,
 )
 
 __all__ = [
@@ -54,4 +55,5 @@ __all__ = [
     "PROFILES",
     "get_profile",
     "profile_to_dict",
+    "short_step",
 ]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from transferlimits.config.ranges import check_ranges as _check_ranges
 
-__all__ = ["GridSpec", "SplitSizes", "SplitFractions", "PretrainRecipe", "FinetuneRecipe", "MeasureConfig"]
+__all__ = ["GridSpec", "SplitSizes", "SplitFractions", "PretrainRecipe", "FinetuneRecipe", "MeasureConfig", "short_step"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,11 @@ class SplitFractions:
             raise ValueError(f"SplitFractions add up to {total:g} > 1 (pretrain + train + val + test)")
 
 
+def short_step(steps: int, fraction: float) -> int:
+    """The ``native_short`` step of a run of ``steps`` steps: ``fraction`` of them, at least 1; 0 when fraction is 0."""
+    return max(1, round(int(steps) * fraction)) if fraction > 0 else 0
+
+
 @dataclass(frozen=True)
 class PretrainRecipe:
     """Pre-training recipe shared by all four (objective, backbone) pairs of one profile."""
@@ -100,7 +105,7 @@ class PretrainRecipe:
     @property
     def short_steps(self) -> int:
         """The step of the ``native_short`` encoder (0 = none): ``short_fraction`` of ``steps``, at least 1."""
-        return max(1, round(self.steps * self.short_fraction)) if self.short_fraction > 0 else 0
+        return short_step(self.steps, self.short_fraction)
         if not 0.0 <= self.neg_frac < self.anchor_frac <= 1.0:
             raise ValueError(f"PretrainRecipe: need 0 <= neg_frac < anchor_frac <= 1, got neg_frac={self.neg_frac}, "
                              f"anchor_frac={self.anchor_frac}")

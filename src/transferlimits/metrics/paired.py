@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import stats as sps
 
+from transferlimits.metrics.intervals import t_interval
+
 __all__ = ["auroc", "delong_paired", "seed_t_interval", "cluster_bootstrap", "mean_difference"]
 
 _NAN = float("nan")
@@ -103,12 +105,9 @@ def seed_t_interval(per_seed: Sequence[float], level: float = 0.95) -> dict[str,
         raise ValueError(f"level must lie in (0, 1), got {level}")
     v = np.asarray([x for x in per_seed if x is not None and math.isfinite(float(x))], np.float64)
     n = int(v.size)
-    mean = float(v.mean()) if n else _NAN
-    if n < 2:
-        return {"n_seeds": n, "mean": mean, "sd": _NAN, "ci_low": _NAN, "ci_high": _NAN}
-    sd = float(v.std(ddof=1))
-    half = float(sps.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
-    return {"n_seeds": n, "mean": mean, "sd": sd, "ci_low": mean - half, "ci_high": mean + half}
+    low, high = t_interval(v, level)
+    return {"n_seeds": n, "mean": float(v.mean()) if n else _NAN, "sd": float(v.std(ddof=1)) if n > 1 else _NAN,
+            "ci_low": low, "ci_high": high}
 
 
 def mean_difference(a: np.ndarray, b: np.ndarray) -> float:

@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from transferlimits.reporting.floor import grid_wall_s, strict_json
-from transferlimits.study.control_check import control_table, design_check
+from transferlimits.study.control_check import control_table, design_check, enough_tasks
 
 __all__ = ["Criterion", "DEGENERATE_LOGME", "design_criteria", "load_tree", "format_criteria"]
 
@@ -75,7 +75,8 @@ def _share_rows(native: list[dict], models: Sequence[str]) -> list[Criterion]:
         n_ok, n = sum(v >= MIN_SHARE for v in med.values()), len(med)
         need = 4 if n >= 5 else max(1, n - 1)
         value = ", ".join(f"{t} {v:.2f}" for t, v in med.items())
-        status = "missing" if not any(np.isfinite(list(med.values()))) else ("pass" if n_ok >= need else "fail")
+        status = "missing" if not any(np.isfinite(list(med.values()))) else \
+            ("pass" if enough_tasks(n_ok, n) else "fail")
         rows.append(Criterion("encoder share", model, f"{n_ok} of {n} tasks ≥ {MIN_SHARE} ({value})",
                               f"median over seeds ≥ {MIN_SHARE} on ≥ {need} of {n} tasks", status))
     return rows
@@ -106,8 +107,7 @@ def _control_rows(points: list[dict], models: Sequence[str]) -> list[Criterion]:
     rows = []
     for model in models:
         got = check["positive"].get(model)
-        status = "missing" if got is None else ("pass" if got[0] >= (4 if got[1] >= 5 else max(1, got[1] - 1))
-                                                 else "fail")
+        status = "missing" if got is None else ("pass" if enough_tasks(*got) else "fail")
         value = "no positive control" if got is None else f"detected on {got[0]} of {got[1]} tasks"
         rows.append(Criterion("positive control detected", model, value,
                               "paired over seeds, Holm: ≥ 4 of 5 tasks", status))

@@ -65,7 +65,7 @@ RULE_SOURCES: dict[str, tuple[str, ...]] = {
     "data": CORE_SOURCES + ("data", "figures/__init__.py", "figures/data.py"),
     "pretrain": CORE_SOURCES + ("data", "models", "training"),
     "pair": CORE_SOURCES + ("data", "models", "training", "study", "figures/__init__.py", "figures/training.py",
-                            "figures/pair.py"),
+                            "figures/pair.py", "figures/palette.py"),
     "control": CORE_SOURCES + ("models", "study", "figures"),  # objective families come from the adapters
     "alignment": CORE_SOURCES + ("models", "study", "figures"),
 }

@@ -20,7 +20,7 @@ from scipy import stats
 
 from transferlimits.study.pair_summary import paired_gain, seed_scores
 
-__all__ = ["ALPHA", "NEGATIVE", "POSITIVE", "control_table", "holm", "design_check"]
+__all__ = ["ALPHA", "NEGATIVE", "POSITIVE", "control_table", "holm", "design_check", "enough_tasks"]
 
 ALPHA = 0.05
 NEGATIVE = ("random", "transfusion")
@@ -87,6 +87,11 @@ def _role(kind: str) -> str:
     return "objective"
 
 
+def enough_tasks(n_ok: int, n_tasks: int) -> bool:
+    """The issue's task count: ``n_ok`` of ``n_tasks`` is enough at ≥ 4 of 5 or more, else all but one (≥ 1)."""
+    return n_ok >= (4 if n_tasks >= 5 else max(1, n_tasks - 1))
+
+
 def design_check(table: pd.DataFrame) -> dict:
     """The check in numbers: per model, positive-control detections over tasks; negative-control detections over
     points; and whether the design passes (positive on ≥ 4 of 5 tasks, or all but one where fewer; negative on
@@ -99,7 +104,7 @@ def design_check(table: pd.DataFrame) -> dict:
                 "text": "this run has no encoder controls: nothing shows that its design could detect transfer"}
     positive = {model: (int(g["detected"].sum()), int(len(g))) for model, g in pos.groupby("model")}
     negative = (int(neg["detected"].sum()), int(len(neg)))
-    pos_ok = bool(positive) and all(d >= max(1, t - 1) if t < 5 else d >= 4 for d, t in positive.values())
+    pos_ok = bool(positive) and all(enough_tasks(d, t) for d, t in positive.values())
     neg_ok = negative[1] > 0 and negative[0] <= negative[1] / 10
     parts = [f"{model}: positive control detected on {d} of {t} tasks" for model, (d, t) in positive.items()]
     parts.append(f"negative controls detected on {negative[0]} of {negative[1]} points")

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from transferlimits.config import Profile, profile_to_dict
+from transferlimits.config import Profile, profile_to_dict, short_step
 from transferlimits.models.registry import get_model, model_names
 from transferlimits.runtime import (
     CheckpointError,
@@ -117,7 +117,7 @@ def pretrain_settings(model: str, objective: str, profile: Profile, seed: int, s
         "anchor_frac": rec.anchor_frac,
         "neg_frac": rec.neg_frac,
     }
-    short = max(1, round(int(steps) * rec.short_fraction)) if rec.short_fraction > 0 else 0
+    short = short_step(steps, rec.short_fraction)  # of the steps this run makes (max_steps may cut the recipe's)
     if 0 < short < int(steps):  # absent at 0: runs made before it stay reusable
         settings["short_steps"] = short
     return json.loads(json.dumps(settings))  # tuples -> lists: compares equal after a JSON round trip
