@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from transferlimits.study.control_check import control_table, design_check, holm
 
@@ -56,3 +57,16 @@ def test_a_design_that_misses_its_positive_control_fails():
     pts += [_point(f"t{t}", "positive", s, 0.6 + 0.02 * np.sin(7 * t + s), 0.6) for t in range(5) for s in range(3)]
     check = design_check(control_table(pts))
     assert check["passes"] is False and "fails" in check["text"]
+
+
+def test_the_control_test_is_one_sided_for_a_gain():
+    # seed differences (0.02, 0.03, 0.04): t = 0.03 / (0.01 / sqrt 3); one-sided p = t.sf(t, 2), half the two-sided
+    pts = [_point("t0", "positive", s, 0.6 + d, 0.6) for s, d in enumerate((0.02, 0.03, 0.04))]
+    pts += [_point("t0", "random", s, 0.6 - d, 0.6) for s, d in enumerate((0.02, 0.03, 0.04))]
+    table = control_table(pts).set_index("kind")
+    t = 0.03 / (0.01 / np.sqrt(3))
+    assert table.loc["positive", "p"] == pytest.approx(stats.t.sf(t, 2), rel=1e-9)
+    assert table.loc["positive", "p"] == pytest.approx(stats.ttest_1samp([0.02, 0.03, 0.04], 0).pvalue / 2, rel=1e-9)
+    # the same differences as a loss: p = 1 - that, never detected
+    assert table.loc["random", "p"] == pytest.approx(1 - stats.t.sf(t, 2), rel=1e-9)
+    assert bool(table.loc["positive", "detected"]) and not bool(table.loc["random", "detected"])

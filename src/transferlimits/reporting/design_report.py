@@ -10,7 +10,7 @@ passed. The rules (STUDY §5.1; the thresholds are the issue's):
 * **above the linear reference**: on each restoration task the linear reference covers, the mean over seeds of the
   native point's pretrained and scratch runs both beat the closed-form linear filter;
 * **positive control detected** / **negative controls not detected**: :func:`study.control_check.design_check`
-  (paired over seeds, Holm across points of a kind);
+  (paired over seeds, one-sided t for a gain, Holm across points of a kind);
 * **within-task points**: at least 40 (task, model, objective kind) points with a defined gain and alignment;
 * **LogME informative**: no point's LogME equals the degenerate-target value −½·ln(2πe);
 * **pre-training plateaued**: every pre-training's ``loss_change_last20`` is within ±5 %;

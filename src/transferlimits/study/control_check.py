@@ -2,8 +2,11 @@
 
 For every (task, model) and objective kind, the paired difference pretrained − scratch on the primary metric
 (signed: positive = the encoder helped; the pair's seeds are the replicates, test cases are not pooled across
-seeds), a one-sample t-test over seeds and its Holm adjustment across the (task, model) points of the same kind.
-A gain is **detected** where the Holm-adjusted p ≤ α and the mean is positive. The design passes its check when
+seeds), a one-sided one-sample t-test over seeds for a gain (every control asks one directional question: did
+the encoder help?) and its Holm adjustment across the (task, model) points of the same kind. A gain is **detected**
+where the Holm-adjusted p ≤ α (a negative mean has p ≥ 0.5 and is never detected). With 3 seeds and Holm over 10
+points the first rejection needs t ≥ 9.92 (α/10 one-sided, 2 df): a control is detected only where its paired gain
+is about ten times the SD of the seed-to-seed differences (80 % power at ≈ 7.5 SD; with 5 seeds, t ≥ 4.60 and ≈ 3 SD). The design passes its check when
 the positive control's gain is detected on most tasks and the negative controls' on at most one point in ten
 (issue "An experiment that can see the encoder"); every verdict is only as strong as this check. Beside each point
 the median encoder share of its pretrained run over seeds (``encoder_share``; absent in schema-2 files).
@@ -47,7 +50,8 @@ def _share(m: dict) -> float:
 
 def control_table(points: Sequence[dict], alpha: float = ALPHA) -> pd.DataFrame:
     """One row per (task, model, objective kind): ``n`` seeds, ``mean`` / ``sd`` paired difference, 95 % t-interval
-    (``ci_low``, ``ci_high``), ``p`` (two-sided one-sample t over seeds), ``p_holm`` (across the (task, model)
+    (``ci_low``, ``ci_high``), ``p`` (one-sided one-sample t over seeds: the
+    probability of a mean gain this large with no gain), ``p_holm`` (across the (task, model)
     points of that kind), ``detected``, ``encoder_share`` (median over seeds) and ``role``.
 
     Args:
@@ -65,7 +69,7 @@ def control_table(points: Sequence[dict], alpha: float = ALPHA) -> pd.DataFrame:
         for g in paired_gain(table).itertuples():  # the pair page's paired difference and t-interval over seeds
             kind, n, mean, sd = g.objective, int(g.n), float(g.mean), float(g.sd)
             se = sd / math.sqrt(n) if n > 1 else math.nan
-            p = float(2 * stats.t.sf(abs(mean / se), n - 1)) if n > 1 and se > 0 else math.nan
+            p = float(stats.t.sf(mean / se, n - 1)) if n > 1 and se > 0 else math.nan  # one-sided: a gain
             rows.append({"task": task, "model": model, "kind": kind, "role": _role(kind), "n": n, "mean": mean,
                          "sd": sd, "ci_low": float(g.ci_low), "ci_high": float(g.ci_high), "p": p,
                          "encoder_share": float(np.nanmedian(shares[kind])) if np.isfinite(shares[kind]).any()
@@ -75,7 +79,7 @@ def control_table(points: Sequence[dict], alpha: float = ALPHA) -> pd.DataFrame:
     df["p_holm"] = np.nan
     for kind, grp in df.groupby("kind"):
         df.loc[grp.index, "p_holm"] = holm(grp["p"].to_numpy(float))
-    df["detected"] = (df["p_holm"] <= alpha) & (df["mean"] > 0)
+    df["detected"] = (df["p_holm"] <= alpha) & (df["mean"] > 0)  # p < 0.5 already implies mean > 0
     return df
 
 
@@ -110,4 +114,5 @@ def design_check(table: pd.DataFrame) -> dict:
     parts.append(f"negative controls detected on {negative[0]} of {negative[1]} points")
     verdict = "passes" if pos_ok and neg_ok else "fails"
     return {"positive": positive, "negative": negative, "passes": pos_ok and neg_ok,
-            "text": "; ".join(parts) + f" (Holm over points, α = {ALPHA}): the design {verdict} its check"}
+            "text": "; ".join(parts) + f" (one-sided t over seeds, Holm over points, α = {ALPHA}): the design "
+                                       f"{verdict} its check"}
