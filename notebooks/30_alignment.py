@@ -111,6 +111,7 @@ control = an.average_points(rows[rows["task"].isin(swapped_tasks)], by_objective
 control = control[control["objective_kind"].isin(vd.CONTROL_KINDS)] if len(control) else control
 encoders = an.encoder_points(rows)  # every encoder (objective kind) of each task × model: H2 / H3 within task
 verdicts = vd.all_verdicts(native, control if len(control) else None, encoders=encoders, n_perm=n_permutations)
+verdicts = vd.gate_on_design(verdicts, check["passes"])  # a verdict is only as strong as the design check
 table = vd.verdict_table(verdicts)
 pd.set_option("display.max_colwidth", None)  # the book shows whole claims and statistics, never "..."
 glue("verdict_table", vd.verdict_table(verdicts, compact=True), display=False)  # the intro's

@@ -179,6 +179,22 @@ def test_all_verdicts_table_has_one_word_per_hypothesis():
     assert table.loc["H6", "estimate [95 % CI]"] == "— (undefined)" and not table.isna().any().any()  # no bare NaN in the book
 
 
+@pytest.mark.parametrize("passes", [False, None])
+def test_a_design_that_fails_its_check_or_has_none_gets_no_verdict_but_inconclusive(passes):
+    df = _points()
+    df["rpg"] = -df["mmd2"]  # a perfect negative correlation: H2 supported by the statistics alone
+    verdicts = V.all_verdicts(df, None, n_perm=N_PERM)
+    assert {v.hypothesis: v.verdict for v in verdicts}["H2"] == "supported"
+    gated = {v.hypothesis: v for v in V.gate_on_design(verdicts, passes)}
+    assert {v.verdict for v in gated.values()} == {"inconclusive"}
+    assert "By the statistics alone: supported; inconclusive because the " in gated["H2"].note
+    assert ("failed its check" in gated["H2"].note) == (passes is False)
+    unchanged = [v for v in verdicts if v.verdict == "inconclusive"]
+    assert all(gated[v.hypothesis] == v for v in unchanged)  # nothing else changes
+    assert V.gate_on_design(verdicts, True) == verdicts
+    assert "design check" in V.VERDICT_RULE
+
+
 # --- the verdict table, its MDE, paragraphs, forest plot and palette on the committed cpu run ---------------
 
 from pathlib import Path  # noqa: E402

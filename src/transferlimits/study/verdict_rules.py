@@ -20,7 +20,7 @@ from transferlimits.metrics.mde import fisher_mde
 from transferlimits.metrics.power import signflip_min_p
 
 __all__ = ["VERDICT_RULE", "N_MIN", "VERDICTS", "CLAIMS", "DESIGN", "ALPHA", "POWER", "Verdict", "Estimate",
-           "verdict", "make_verdict", "undefined", "holm_adjust", "minimum_detectable_effect", "NAN"]
+           "verdict", "make_verdict", "undefined", "holm_adjust", "gate_on_design", "minimum_detectable_effect", "NAN"]
 
 VERDICTS = ("supported", "contradicted", "inconclusive")
 #: What each hypothesis claims, in one line (the verdict table's first column).
@@ -40,7 +40,10 @@ VERDICT_RULE = ("A hypothesis is **supported** when its Holm-adjusted p (Holm ov
                 "0.05 and the CI excludes 0 on the opposite side with the same n; **inconclusive** otherwise (adjusted "
                 "p above 0.05, the CI contains 0 or is undefined, or n is below the minimum). No CI on fewer than "
                 "10 independent units is a percentile bootstrap (correlations: Fisher z; differences: t intervals). "
-                "Minimum n: " + ", ".join(f"{h} {n}" for h, n in N_MIN.items()) + ".")
+                "A verdict is only as strong as the design check (the positive control's gain detected on at least "
+                "4 of 5 tasks per model, the negative controls' on at most one point in ten): where the check fails, "
+                "or the run has no encoder controls, every verdict is **inconclusive**, and its note gives the word "
+                "the statistics alone would have given. Minimum n: " + ", ".join(f"{h} {n}" for h, n in N_MIN.items()) + ".")
 #: Not a number: an undefined statistic, CI bound or p.
 NAN = float("nan")
 #: Significance level and power of the minimum detectable effect (:func:`minimum_detectable_effect`).
@@ -182,6 +185,29 @@ def holm_adjust(verdicts: Sequence[Verdict], alpha: float = ALPHA) -> list[Verdi
     for v, pa in zip(verdicts, adjusted):
         word = verdict(v.estimate, (v.ci_lo, v.ci_hi), v.n, 1 if v.predicted == "positive" else -1, v.n_min, pa, alpha)
         out.append(replace(v, p_adjusted=pa, verdict=word))
+    return out
+
+
+def gate_on_design(verdicts: Sequence[Verdict], passes: bool | None) -> list[Verdict]:
+    """The verdicts as the design check allows them (:data:`VERDICT_RULE`'s last clause).
+
+    Args:
+        verdicts: H1–H6 after :func:`holm_adjust`.
+        passes: the design check's outcome (``study.control_check.design_check``): True keeps every verdict;
+            False (a control missed) or None (no encoder controls in the run) turns "supported" and "contradicted"
+            into "inconclusive", with a note that names the word the statistics alone give.
+    """
+    if passes is True:
+        return list(verdicts)
+    reason = "the design failed its check" if passes is False else "the run has no encoder controls to check its design"
+    out = []
+    for v in verdicts:
+        if v.verdict == "inconclusive":
+            out.append(v)
+            continue
+        note = f"{v.note} " if v.note else ""
+        out.append(replace(v, verdict="inconclusive",
+                           note=f"{note}By the statistics alone: {v.verdict}; inconclusive because {reason}."))
     return out
 
 

@@ -40,8 +40,8 @@ this module re-exports all of them.
 from __future__ import annotations
 
 from transferlimits.study.verdict_rules import (
-    ALPHA, CLAIMS, DESIGN, N_MIN, POWER, VERDICT_RULE, VERDICTS, Verdict, holm_adjust, minimum_detectable_effect,
-    verdict,
+    ALPHA, CLAIMS, DESIGN, N_MIN, POWER, VERDICT_RULE, VERDICTS, Verdict, gate_on_design, holm_adjust,
+    minimum_detectable_effect, verdict,
 )
 from transferlimits.study.verdict_stats import (
     all_verdicts, h1_suited_mmd, h2_mmd_rpg, h3_mmd_convergence, h4_interaction, h5_prehoc_vs_posthoc,
@@ -52,5 +52,5 @@ from transferlimits.study.verdict_text import signed, verdict_paragraph, verdict
 __all__ = ["VERDICT_RULE", "N_MIN", "VERDICTS", "CLAIMS", "DESIGN", "ALPHA", "POWER", "Verdict", "verdict",
            "h1_suited_mmd", "h2_mmd_rpg", "h3_mmd_convergence", "h4_interaction", "h5_prehoc_vs_posthoc",
            "h6_objective_effect", "all_verdicts", "study_verdicts", "verdict_table", "minimum_detectable_effect",
-           "holm_adjust", "supervision_confound", "CONTROL_KINDS",
+           "holm_adjust", "gate_on_design", "supervision_confound", "CONTROL_KINDS",
            "verdict_paragraph", "verdict_table_markdown", "signed"]
