@@ -33,8 +33,11 @@ from pathlib import Path
 
 from transferlimits.jsonsafe import dumps_strict, loads_strict
 from transferlimits.metrics.mde import fisher_mde, holm_alpha, reliability
+from transferlimits.metrics.control_power import detectable_gain, detection_power
 from transferlimits.metrics.power import (
     Design, across_task_power, draw_base, estimate_noise, mde, power, signflip_min_p)
+from transferlimits.study.control_check import control_table
+from transferlimits.study.encoder_sources import CONTROL_KINDS
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RUNS = ROOT / "book" / "generated" / "cpu" / "results" / "runs"
@@ -209,6 +212,32 @@ def print_summary(out: dict) -> None:
               f"power {rec['power']:.2f} at ρ = {out['rho']}, MDE {_fmt(rec['mde'])}.")
 
 
+def controls(metrics: list[dict], alpha: float, seeds: tuple[int, ...] = (3, 4, 5, 6)) -> dict:
+    """The encoder controls' detection test (one-sided t over seeds, Holm over the points of a control): the gain
+    (in SDs of its seed-to-seed differences) detected with 80 % power per number of seeds, and each measured
+    control's observed gain / SD with its detection power at its own seeds (``metrics.control_power``)."""
+    with_controls = [d for d in metrics if d.get("objective") in CONTROL_KINDS]
+    pairs = {(d["task"], d["model"]) for d in with_controls}
+    table = control_table([d for d in metrics if (d["task"], d["model"]) in pairs]) if with_controls else None
+    table = table[table["role"] != "objective"] if table is not None else None
+    m = max([int((table["kind"] == k).sum()) for k in set(table["kind"])] or [10]) if table is not None else 10
+    out = {"points": m, "detectable": {str(s): detectable_gain(s, m, alpha, TARGET) for s in seeds}, "measured": []}
+    print(f"\nEncoder controls: one-sided t over seeds, Holm over {m} points (first step α/{m}); the gain detected "
+          "with 80 % power, in SDs of the seed-to-seed differences: "
+          + ", ".join(f"{s} seeds {g:.1f}" for s, g in out["detectable"].items()))
+    if table is None:
+        return out | {"note": "these runs have no encoder controls"}
+    for r in table.itertuples():
+        ok = r.n > 1 and r.sd > 0
+        effect = r.mean / r.sd if ok else float("nan")
+        pw = detection_power(effect, int(r.n), m, alpha) if ok else float("nan")
+        out["measured"].append({"task": r.task, "model": r.model, "kind": r.kind, "n": int(r.n), "effect": effect,
+                                "power": pw, "detected": bool(r.detected)})
+        print(f"  {r.task:22s} {r.model:10s} {r.kind:12s} n={r.n} gain/SD {_fmt(effect)} power {_fmt(pw)} "
+              f"detected {bool(r.detected)}")
+    return out
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options (``--help`` explains the model: see the module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -239,7 +268,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     """Measure the noise, tabulate power and MDE, print, and optionally write JSON; returns the results."""
     args = parse_args(argv)
-    noise = estimate_noise(load_metrics(args.runs))
+    metrics = load_metrics(args.runs)
+    noise = estimate_noise(metrics)
     pooled = noise["pooled"]
     lam_a = args.noise_align if args.noise_align is not None else pooled["align"]["ratio"]
     lam_t = args.noise_gain if args.noise_gain is not None else pooled["gain"]["ratio"]
@@ -259,6 +289,7 @@ def main(argv: list[str] | None = None) -> dict:
     out["new_design"] = new_design(base, tuple(args.design_ks), args.design_seeds, args.rho, 6, args.design_sims,
                                    args.design_perms)
     print_new_design(out["new_design"], base)
+    out["controls"] = controls(metrics, args.alpha)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(dumps_strict(out, indent=1) + "\n")

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from transferlimits.metrics.control_power import detectable_gain
 from transferlimits.metrics.correlation import within_group_correlation
 from transferlimits.metrics.mde import fisher_mde, holm_alpha, reliability
 from transferlimits.metrics.power import (
@@ -118,3 +119,20 @@ def test_power_at_the_holm_level_and_the_analytic_mde():
     # the analytic Fisher-z MDE (attenuated by the reliability 1/(1 + λ²/s) of each side) matches the simulation
     rel = reliability(1.0, 3) ** 2
     assert fisher_mde(60, 10, rel_x=rel) == pytest.approx(mde(d, base), abs=0.08)
+
+
+def test_cli_reports_the_controls_detectable_gain_and_each_controls_power(capsys):
+    def point(task, kind, seed, gain):
+        return {"task": task, "model": "m", "seed": seed, "objective": kind, "objective_name": kind,
+                "task_spec": {"primary_metric": "auc", "higher_is_better": True},
+                "runs": {"pretrained": {"test": {"auc": 0.6 + gain}}, "scratch": {"test": {"auc": 0.6}}},
+                "baseline_primary": {"value": 0.5}, "rpg_primary": None, "encoder_share": {"pretrained": 0.5}}
+    pts = [point(t, k, s, g) for t in ("a", "b") for s in range(3)
+           for k, g in (("native", 0.0), ("positive", 0.2 + 0.01 * s), ("random", 0.01 * (s - 1)))]
+    out = _load_cli().controls(pts, 0.05)
+    assert out["points"] == 2 and out["detectable"]["3"] == pytest.approx(detectable_gain(3, 2), rel=1e-9)
+    pos = [r for r in out["measured"] if r["kind"] == "positive"]
+    assert len(pos) == 2 and all(r["effect"] == pytest.approx(21.0, rel=1e-6) for r in pos)  # 0.21 / 0.01
+    assert all(r["power"] > 0.99 and r["detected"] for r in pos)
+    assert "Encoder controls" in capsys.readouterr().out
+    assert _load_cli().controls([p for p in pts if p["objective"] == "native"], 0.05)["measured"] == []

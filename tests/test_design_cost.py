@@ -1,0 +1,63 @@
+"""benchmarks/design_cost.py: core-seconds per part of the design from a results tree, projected to the whole
+grid, and what each cut removes — against hand sums on a tiny tree."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli():
+    spec = importlib.util.spec_from_file_location("bench_design_cost", ROOT / "benchmarks" / "design_cost.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _point(root: Path, task: str, model: str, seed: int, kind: str, ft: dict, measure: float, total: float):
+    d = root / "runs" / f"{task}__{model}__seed{seed}__{kind}"
+    d.mkdir(parents=True)
+    m = {"task": task, "model": model, "seed": seed, "objective": kind,
+         "provenance": {"timings": {"total_s": total, "finetune_s": ft, "measure_s": measure}}}
+    (d / "metrics.json").write_text(json.dumps(m))
+
+
+def test_projection_and_cuts_against_hand_sums(tmp_path, capsys):
+    root = tmp_path / "cpu"
+    prof = {"profile": {"tasks": ["a", "b"], "encoder_sizes": {"m1": "cpu", "m2": "cpu"}, "seeds": [0, 1],
+                        "control_inits": ["random"]}}
+    root.mkdir()
+    (root / "profile.json").write_text(json.dumps(prof))
+    # task a on m1 fully measured (2 seeds); task a on m2 only its native point, seed 0; task b on neither
+    for s in (0, 1):
+        _point(root, "a", "m1", s, "native", {"pretrained": 10, "scratch": 10, "linear_probe": 5, "ablated": 5}, 6, 40)
+        _point(root, "a", "m1", s, "swapped", {"pretrained": 10, "linear_probe": 5}, 6, 24)
+        _point(root, "a", "m1", s, "random", {"pretrained": 10, "linear_probe": 5}, 6, 24)
+    _point(root, "a", "m2", 0, "native", {"pretrained": 20, "scratch": 20, "linear_probe": 10, "ablated": 10}, 12, 80)
+    (root / "pretrain" / "m1__x").mkdir(parents=True)
+    (root / "pretrain" / "m1__x" / "pretrain.json").write_text(json.dumps({"wall_seconds": 60}))
+    out = tmp_path / "cost.json"
+    assert _cli().main(["--results", str(root), "--cores", "2", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    # a/m1: 2 seeds x (40 + 24 + 24) = 176; a/m2: native 80 and, unmeasured, swapped and random at its native
+    # point without scratch and ablated (80 - 20 - 10 = 50), x 2 seeds = 360; task b on no model: the mean
+    # measured pair (176 + 360) / 2 = 268 each; + the pre-training 60
+    assert data["projected_wall_s"]["as run"] == pytest.approx((176 + 360 + 268 * 2 + 60) / 2)
+    # no_random: a/m1 loses 2 x 24 -> 128; a/m2 (80 + 50) x 2 = 260; mean (128 + 260) / 2 = 194
+    assert data["projected_wall_s"]["no_random"] == pytest.approx((128 + 260 + 194 * 2 + 60) / 2)
+    # no probe on controls: random keeps no probe: a/m1 176 - 2 x 5 = 166; a/m2 (80 + 50 + 40) x 2 = 340
+    assert data["projected_wall_s"]["no_probe_on_controls"] == pytest.approx((166 + 340 + 253 * 2 + 60) / 2)
+    text = capsys.readouterr().out
+    assert "a / m1: 2.9 core-min" in text and "pretrain:m1__x 1.0" in text
+
+
+def test_an_empty_tree_is_named(tmp_path):
+    with pytest.raises(SystemExit, match="no runs"):
+        _cli().main(["--results", str(tmp_path)])
