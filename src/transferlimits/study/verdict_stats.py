@@ -23,7 +23,9 @@ from transferlimits.metrics.fixed_effects import partial_r
 from transferlimits.metrics.intervals import contrast_interval, dependent_r_difference, signflip_exact, t_interval
 from transferlimits.metrics.power import signflip_min_p
 from transferlimits.study import analysis as an
-from transferlimits.study.verdict_rules import NAN, Estimate, Verdict, holm_adjust, make_verdict, undefined
+from transferlimits.study.control_check import control_table, design_check
+from transferlimits.study.verdict_rules import (
+    NAN, Estimate, Verdict, gate_on_design, holm_adjust, make_verdict, undefined)
 from transferlimits.study.verdict_within import ACROSS, fixed_effect_estimate, h2_h3_views
 
 __all__ = ["h1_suited_mmd", "h2_mmd_rpg", "h3_mmd_convergence", "h4_interaction", "h5_prehoc_vs_posthoc",
@@ -203,13 +205,14 @@ def study_verdicts(results_root, *, n_perm: int = 1000,
     Returns:
         ``(native, control, verdicts)``: the seed-averaged native points, the control points (native and
         swapped rows of the tasks that have swapped runs), and :func:`all_verdicts` with every encoder of the
-        tree as a within-task unit.
+        tree as a within-task unit, as the design check allows them (:func:`gate_on_design`).
     """
-    rows = an.point_rows(an.load_profile_points(results_root))
+    points = an.load_profile_points(results_root)
+    rows = an.point_rows(points)
     native = an.average_points(rows)
     swapped_tasks = set(rows.loc[rows["objective_kind"] == "swapped", "task"])
     control = an.average_points(rows[rows["task"].isin(swapped_tasks) & rows["objective_kind"].isin(CONTROL_KINDS)],
                                 by_objective=True)
     encoders = an.encoder_points(rows)
-    return native, control, all_verdicts(native, control if len(control) else None, encoders=encoders,
-                                         n_perm=n_perm, seed=seed)
+    verdicts = all_verdicts(native, control if len(control) else None, encoders=encoders, n_perm=n_perm, seed=seed)
+    return native, control, gate_on_design(verdicts, design_check(control_table(points))["passes"])
