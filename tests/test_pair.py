@@ -26,6 +26,7 @@ from transferlimits.study import pair_summary
 from transferlimits.study import runs as study_runs
 from transferlimits.study.pair import PairRequest, PointKey, pair_points, parse_objectives, parse_seeds, run_pair
 from transferlimits.study.pair_index import index_problem, load_indexed_points, read_index
+from transferlimits.study.point import pair_collaborators
 from transferlimits.tasks import get_task
 
 import toy_model  # noqa: F401  (registers the one-objective model "toy")
@@ -268,3 +269,16 @@ def test_seed_scores_and_paired_gain_against_a_hand_computation():
     assert "[95 % CI -0.1484, 0.3484]; the interval includes 0" in text and "swapped objective (swa)" in text
     one = pair_summary.seed_scores([_point(0, "native", 1.0, 2.0, 3.0, 4.0, higher=False)])
     assert "(one seed: no interval)" in pair_summary.findings_text(one, pair_summary.paired_gain(one), "M", "mae")
+
+
+def test_the_points_of_a_job_load_each_seeds_data_once():
+    calls = []
+
+    def load(profile, task, model, seed):
+        calls.append((task, model, seed))
+        return object(), {"test": [seed]}
+
+    load_once = pair_collaborators(load).load_data
+    first = load_once(None, "t", "m", 1)
+    assert load_once(None, "t", "m", 1) is first and load_once(None, "t", "m", 2) is not first
+    assert calls == [("t", "m", 1), ("t", "m", 2)]

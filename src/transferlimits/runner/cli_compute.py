@@ -37,7 +37,7 @@ from transferlimits.runner.publish import publish_results, published_dir
 from transferlimits.runtime import resolve_device
 from transferlimits.study import run_pair
 from transferlimits.study.pair import PairRequest
-from transferlimits.study.point import run_point
+from transferlimits.study.point import pair_collaborators, run_point
 from transferlimits.training.loop import Checkpointer
 from transferlimits.training.pretrain import pretrain
 
@@ -132,10 +132,12 @@ def run_pair_job(job: PairJob, prof, device, clock: Clock) -> None:
     if "swapped" in job.objectives:
         encoders["swapped"] = paths.pretrain_dir(prof.name, job.model, adapter.swapped_objective) / "encoder.pt"
 
+    collaborators = pair_collaborators()  # the job's points share their data (pure views; only time changes)
+
     def timed_point(key, profile, files, **kw):
         clock.check(clock.longest_point * 1.2, f"point {key.name}")
         t = time.time()
-        metrics = run_point(key, profile, files, **kw)
+        metrics = run_point(key, profile, files, collaborators=collaborators, **kw)
         clock.longest_point = max(clock.longest_point, time.time() - t)
         return metrics
 

@@ -16,6 +16,7 @@ point but the native one reuses the native point's scratch and ablated runs (nei
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -23,7 +24,7 @@ from transferlimits import paths
 from transferlimits.config import Profile
 from transferlimits.models.registry import get_model
 from transferlimits.study.pair_index import write_index
-from transferlimits.study.point import PointFiles, run_point
+from transferlimits.study.point import PointFiles, pair_collaborators, run_point
 from transferlimits.study.resume import PointKey
 from transferlimits.study.schema import load_metrics
 
@@ -133,15 +134,15 @@ class PairRequest:
 
 
 def run_pair(task: str, model: str, prof: Profile, request: PairRequest = PairRequest(), device: Any = None,
-             progress: bool = True, point_runner: Callable[..., dict] = run_point) -> list[dict]:
+             progress: bool = True, point_runner: Callable[..., dict] | None = None) -> list[dict]:
     """Run (or resume) every point of one (task, model) pair; returns their metrics, in plan order.
 
     Args:
         task, model: the pair. prof: the resolved profile (:func:`transferlimits.resolved.load_resolved`).
         request: which seeds and objectives, their encoders, the index to write (:class:`PairRequest`).
         device: torch device or spec (default ``prof.device``). progress: tqdm bars.
-        point_runner: runs one point (default :func:`transferlimits.study.point.run_point`; tests pass one with
-            stand-in collaborators).
+        point_runner: runs one point (default :func:`transferlimits.study.point.run_point` with the job's
+            :func:`~transferlimits.study.point.pair_collaborators`; tests pass one with stand-in collaborators).
 
     Raises:
         ValueError: an unknown model or an impossible objective (see :func:`pair_points`).
@@ -153,12 +154,13 @@ def run_pair(task: str, model: str, prof: Profile, request: PairRequest = PairRe
         if request.index is not None:
             write_index(request.index, prof.name, task, model, [k.name for k in keys])
         return out
+    runner = point_runner if point_runner is not None else partial(run_point, collaborators=pair_collaborators())
     for key in keys:
         enc = request.encoders.get(key.objective)
         reuse = PointKey(task, model, key.seed).folder(prof.name) / "metrics.json" if key.objective != "native" \
             else None
         files = PointFiles(key.folder(prof.name), Path(enc) if enc else None, reuse)
-        out.append(point_runner(key, prof, files, device=device, progress=progress))
+        out.append(runner(key, prof, files, device=device, progress=progress))
     if request.index is not None:
         write_index(request.index, prof.name, task, model, [k.name for k in keys])
     return out

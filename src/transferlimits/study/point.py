@@ -42,7 +42,7 @@ from transferlimits.study.resume import PointKey, point_settings, resume
 from transferlimits.study.schema import build_metrics
 
 __all__ = ["PointKey", "PointFiles", "Collaborators", "PointResult", "point_dir", "resume", "compute", "assemble",
-           "run_point"]
+           "run_point", "pair_collaborators"]
 
 
 def point_dir(profile: str, task: str, model: str, seed: int, objective: str = "native") -> Path:
@@ -96,6 +96,26 @@ class Collaborators:
 
     load_data: Callable = study_runs.load_data
     finetune_all: Callable = study_runs.finetune_all
+
+
+def pair_collaborators(load_data: Callable = study_runs.load_data) -> Collaborators:
+    """The collaborators of one pair job's points: ``load_data`` memoised on (task, model, seed).
+
+    Every objective kind of a seed reads the same data, and every point's calibration set is the test split of
+    one data seed (:mod:`.calibration_point`). A view is a pure function of (case, task, seed) and training
+    augments copies of collated batches, so sharing the datasets (and their warm caches) across the points of a
+    job changes no number, only time: on the ``cpu`` profile each distortion-correction point spent ~30 s
+    re-synthesising its EPI fields.
+    """
+    loaded: dict[tuple[str, str, int], Any] = {}
+
+    def load_once(profile: Profile, task: str, model: str, seed: int):
+        key = (task, model, int(seed))
+        if key not in loaded:
+            loaded[key] = load_data(profile, task, model, seed)
+        return loaded[key]
+
+    return Collaborators(load_data=load_once)
 
 
 def compute(key: PointKey, prof: Profile, files: PointFiles, dev: torch.device, progress: bool,
