@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -55,6 +56,13 @@ class SmokeStudy:
     @property
     def html(self) -> Path:
         return self.root / "_build" / "html"
+
+
+def default_ctrl_c() -> None:
+    """``preexec_fn`` of a child that a test interrupts: SIGINT as a terminal gives it. A suite started as a
+    background job (``make test &``) hands every child an ignored SIGINT; Python then installs no handler and the
+    test's Ctrl-C would be lost."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def make_sandbox(root: Path) -> Path:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_sandbox, sandbox_env
+from conftest import default_ctrl_c, make_sandbox, sandbox_env
 from transferlimits import paths
 from transferlimits.cli import describe_os_error
 from transferlimits.runner.html_swap import recover_html, swap_html
@@ -65,7 +65,8 @@ def test_results_base_follows_the_variable(tmp_path, monkeypatch):
 def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path):
     env = dict(os.environ, TRANSFERLIMITS_RESULTS=str(tmp_path / "results"))
     proc = subprocess.Popen([sys.executable, "-m", "transferlimits", "status", "--profile", "smoke"], cwd=REPO,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_ctrl_c)
     time.sleep(0.5)  # past the interpreter's own start-up, inside the package's imports (status takes seconds)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)

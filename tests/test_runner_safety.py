@@ -18,7 +18,7 @@ import nbformat
 import pytest
 import torch
 
-from conftest import make_sandbox, sandbox_env
+from conftest import default_ctrl_c, make_sandbox, sandbox_env
 from transferlimits.cli import describe_os_error
 from transferlimits.runner import outputs as out_mod
 from transferlimits.runner import workflow as wf
@@ -306,7 +306,8 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
     root = make_sandbox(tmp_path / "sandbox")
     proc = subprocess.Popen([sys.executable, "-m", "transferlimits", "run", "--profile", "smoke", "--cores", "1",
                              "--only", "task=classification,model=profound"], cwd=root, env=sandbox_env(root),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=default_ctrl_c)  # a background suite's children ignore SIGINT otherwise
     log = root / "results" / "smoke" / "logs" / "00_data.log"
     deadline = time.time() + 600
     while not log.exists() and time.time() < deadline and proc.poll() is None:
