@@ -30,7 +30,8 @@ from typing import Callable
 
 from transferlimits.jsonsafe import dumps_strict, loads_strict
 
-#: name -> (description, predicate on (kind, init) of a fine-tuning that the cut removes, measure removed?)
+#: name -> (description, predicate on (kind, init): the fine-tuning a cut removes; on (kind, "pretrained"): the
+#: whole point of that kind)
 CUTS: dict[str, tuple[str, Callable[[str, str], bool]]] = {
     "no_probe_on_controls": ("linear probe only on the native and swapped points",
                              lambda kind, init: init == "linear_probe" and kind not in ("native", "swapped")),
@@ -147,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     points = load_points(args.results)
     costs = pair_costs(points)
     side = side_costs(args.results)
-    prof = loads_strict((args.results / "profile.json").read_text()) if (args.results / "profile.json").exists() else {}
+    prof_file = args.results / "profile.json"
+    prof = loads_strict(prof_file.read_text()) if prof_file.exists() else {}
     run_prof = prof.get("profile", prof)
     tasks = sorted({t for t, _ in costs} | set(run_prof.get("tasks") or []))
     models = sorted({m for _, m in costs} | set((run_prof.get("encoder_sizes") or {}).keys()))
@@ -159,7 +161,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {kind:13s} {sum(parts.values()) / 60:5.1f}  ({cells})")
     print("\npre-trainings and positive controls (core-min):",
           ", ".join(f"{k} {v / 60:.1f}" for k, v in side.items()) or "none found")
-    run_prof = prof.get("profile", prof)
     kinds = ["native", "swapped"] + [k for k in run_prof.get("control_inits") or [] if k != "native"]
     n_seeds = len(run_prof.get("seeds") or []) or max(len({m["seed"] for m in points}), 1)
     measured = sum(sum(sum(p.values()) for p in kinds_.values()) for kinds_ in costs.values())
@@ -167,10 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     grid = args.results / "grid.json"
     wall = loads_strict(grid.read_text()).get("wall_s") if grid.exists() else None
     rows = {"as run": project(points, tasks, models, kinds, n_seeds) + side_s}
-    for cut, (_, drop) in CUTS.items():
-        rows[cut] = project(points, tasks, models, kinds, n_seeds, drop) + side_s
-    both = lambda kind, init: CUTS["no_probe_on_controls"][1](kind, init) or CUTS["no_random"][1](kind, init)  # noqa: E731
-    rows["no_probe_on_controls+no_random"] = project(points, tasks, models, kinds, n_seeds, both) + side_s
+    cuts = {name: drop for name, (_, drop) in CUTS.items()}
+    first, second = CUTS["no_probe_on_controls"][1], CUTS["no_random"][1]
+    cuts["no_probe_on_controls+no_random"] = lambda kind, init: first(kind, init) or second(kind, init)
+    for name, drop in cuts.items():
+        rows[name] = project(points, tasks, models, kinds, n_seeds, drop) + side_s
     print(f"\npoints measured {measured / 60:.1f} core-min; the grid ({len(tasks)} tasks x {len(models)} models x "
           f"{len(kinds)} kinds x {n_seeds} seeds) projected from them; + pre-training and positive controls "
           f"{side_s / 60:.1f} (those measured)" + (f"; this tree's grid.json wall {wall / 60:.1f} min" if wall else ""))
@@ -180,9 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         desc = CUTS[name][0] if name in CUTS else ("both cuts above" if "+" in name else "the design as run")
         print(f"  {name:31s} {sec / 60 / args.cores:6.1f} min   {desc}")
     if args.json:
+        walls = {k: v / args.cores for k, v in rows.items()}
         args.json.write_text(dumps_strict({"points": len(points), "pairs": len(costs), "cores": args.cores,
-                                           "measured_core_s": measured, "side_core_s": side, "projected_wall_s": {k: v / args.cores
-                                                                                     for k, v in rows.items()}}))
+                                           "measured_core_s": measured, "side_core_s": side,
+                                           "projected_wall_s": walls}))
     return 0
 
 

@@ -220,7 +220,7 @@ def controls(metrics: list[dict], alpha: float, seeds: tuple[int, ...] = (3, 4, 
     pairs = {(d["task"], d["model"]) for d in with_controls}
     table = control_table([d for d in metrics if (d["task"], d["model"]) in pairs]) if with_controls else None
     table = table[table["role"] != "objective"] if table is not None else None
-    m = max([int((table["kind"] == k).sum()) for k in set(table["kind"])] or [10]) if table is not None else 10
+    m = int(table.groupby("kind").size().max()) if table is not None and len(table) else 10
     out = {"points": m, "detectable": {str(s): detectable_gain(s, m, alpha, TARGET) for s in seeds}, "measured": []}
     print(f"\nEncoder controls: one-sided t over seeds, Holm over {m} points (first step α/{m}); the gain detected "
           "with 80 % power, in SDs of the seed-to-seed differences: "

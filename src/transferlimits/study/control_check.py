@@ -5,8 +5,9 @@ For every (task, model) and objective kind, the paired difference pretrained −
 seeds), a one-sided one-sample t-test over seeds for a gain (every control asks one directional question: did
 the encoder help?) and its Holm adjustment across the (task, model) points of the same kind. A gain is **detected**
 where the Holm-adjusted p ≤ α (a negative mean has p ≥ 0.5 and is never detected). With 3 seeds and Holm over 10
-points the first rejection needs t ≥ 9.92 (α/10 one-sided, 2 df): a control is detected only where its paired gain
-is about ten times the SD of the seed-to-seed differences (80 % power at ≈ 7.5 SD; with 5 seeds, t ≥ 4.60 and ≈ 3 SD). The design passes its check when
+points the first rejection needs t ≥ 9.92 (α/10 one-sided, 2 df); the power of this test is
+:mod:`transferlimits.metrics.control_power` (80 % at a gain of 7.3 seed-SDs; with 5 seeds 2.6). The design passes
+its check when
 the positive control's gain is detected on most tasks and the negative controls' on at most one point in ten
 (issue "An experiment that can see the encoder"); every verdict is only as strong as this check. Beside each point
 the median encoder share of its pretrained run over seeds (``encoder_share``; absent in schema-2 files).

@@ -43,7 +43,8 @@ VERDICT_RULE = ("A hypothesis is **supported** when its Holm-adjusted p (Holm ov
                 "A verdict is only as strong as the design check (the positive control's gain detected on at least "
                 "4 of 5 tasks per model, the negative controls' on at most one point in ten): where the check fails, "
                 "or the run has no encoder controls, every verdict is **inconclusive**, and its note gives the word "
-                "the statistics alone would have given. Minimum n: " + ", ".join(f"{h} {n}" for h, n in N_MIN.items()) + ".")
+                "the statistics alone would have given. Minimum n: "
+                + ", ".join(f"{h} {n}" for h, n in N_MIN.items()) + ".")
 #: Not a number: an undefined statistic, CI bound or p.
 NAN = float("nan")
 #: Significance level and power of the minimum detectable effect (:func:`minimum_detectable_effect`).
