@@ -61,7 +61,7 @@ def test_parse_objectives():
 def test_pair_points_follow_the_profile_and_the_adapter():
     cpu = get_profile("cpu")
     pts = pair_points("segmentation", "provicnet", cpu)
-    kinds = ("native", "swapped", "native_short", "random", "transfusion", "positive")  # + the cpu profile's extra kinds
+    kinds = ("native", "swapped", "random", "positive")  # + the cpu profile's two encoder controls
     assert [(p.seed, p.objective) for p in pts] == [(s, o) for s in (0, 1, 2) for o in kinds]
     assert pts[1].name == "segmentation__provicnet__seed0__swapped" == paths.point_name("segmentation", "provicnet", 0,
                                                                                         "swapped")
