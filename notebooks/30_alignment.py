@@ -80,7 +80,8 @@ HTML(shown.round(4).astype(object).where(shown.notna(), "—").to_html(classes="
 # ## Can this design see transfer? (read this first)
 # The encoder controls ({ref}`methods-controls`) run through the identical pipeline: a **positive control** (an encoder that
 # already learned the task on the pre-training pool) must show a gain over scratch, the **negative controls** (a
-# second random initialisation, and random weights with the native encoder's per-tensor mean and SD) must not.
+# second random initialisation presented as pretrained; where the profile runs it, random weights with the native
+# encoder's per-tensor mean and SD) must not.
 # Paired difference pretrained − scratch over seeds, a one-sided one-sample t-test for a gain (with 3 seeds and Holm
 # over 10 points the first detection needs t ≥ 9.9), Holm across the (task, model) points of each control;
 # `encoder_share` = (P − P_ablated) / (P − P_baseline) of the pretrained run (median over seeds).

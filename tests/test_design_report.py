@@ -9,7 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from transferlimits.reporting.design_report import DEGENERATE_LOGME, design_criteria, load_tree
+from transferlimits.reporting.design_report import (DEGENERATE_LOGME, Criterion, criteria_markdown, design_criteria,
+                                                    load_tree)
+from transferlimits.reporting.run_page import run_page_markdown
 
 TASKS = ("classification", "segmentation", "super_resolution", "distortion_correction", "modality_translation")
 
@@ -86,3 +88,19 @@ def test_below_the_linear_reference_fails_and_a_run_without_controls_is_missing(
     assert status[("above the linear reference", "a")] == "fail"  # scratch ~30.0 < 30.1
     assert status[("positive control detected", "a")] == "missing"
     assert status[("within-task points", "run")] == "fail"  # 10 pairs x 3 remaining kinds = 30 < 40
+
+
+def test_the_run_page_opens_with_the_design_check_as_a_numbered_table(tmp_path):
+    root = _tree(tmp_path, positive_gain=0.0)
+    rows = design_criteria(*load_tree(root))
+    lines = criteria_markdown(rows)
+    body = [ln for ln in lines if ln.startswith("| ") and not ln.startswith("| criterion")]
+    assert len(body) == len(rows) and ":name: tab-run-design" in lines
+    n_fail = sum(r.status == "fail" for r in rows)
+    assert n_fail >= 2 and f"{len(rows) - n_fail} of {len(rows)} criteria pass, {n_fail} fail" in "\n".join(lines)
+    assert "| positive control detected | a | detected on 0 of 5 tasks |" in "\n".join(lines)
+    odd = criteria_markdown([Criterion("x", "run", "a | b", "r", "missing")])
+    assert "| x | run | a \\| b | r | **missing** |" in odd  # a pipe in a value does not split the cell
+    assert "no result files" in " ".join(criteria_markdown([]))
+    page = run_page_markdown(root, "cpu", explanations=tmp_path / "none.yml")
+    assert page.index("Can this run see the encoder?") < page.index("Scientific floor")

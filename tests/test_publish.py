@@ -14,7 +14,7 @@ from transferlimits.runner.publish import PUBLISHED, publish_results
 
 def _metrics(task: str, model: str, seed: int, value: float, base: float = 0.5) -> dict:
     runs = {init: {"test": {"auroc_ge4": value}} for init in ("pretrained", "scratch", "linear_probe")}
-    return {"task": task, "model": model, "seed": seed, "objective": "native",
+    return {"task": task, "model": model, "seed": seed, "objective": "native", "objective_name": "fcmae",
             "task_spec": {"primary_metric": "auroc_ge4", "higher_is_better": True},
             "baselines": {"class_prior": {"auroc_ge4": base}}, "runs": runs,
             "provenance": {"hardware": {"cpu_model": "Test CPU", "cpu_count": 2, "torch_threads": 1, "device": "cpu"},

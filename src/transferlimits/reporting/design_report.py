@@ -29,7 +29,7 @@ import numpy as np
 from transferlimits.reporting.floor import grid_wall_s, strict_json
 from transferlimits.study.control_check import control_table, design_check, enough_tasks
 
-__all__ = ["Criterion", "DEGENERATE_LOGME", "design_criteria", "load_tree", "format_criteria"]
+__all__ = ["Criterion", "DEGENERATE_LOGME", "design_criteria", "load_tree", "format_criteria", "criteria_markdown"]
 
 #: LogME of a constant (degenerate) target: −½·ln(2πe)
 DEGENERATE_LOGME = -0.5 * math.log(2 * math.pi * math.e)
@@ -74,7 +74,7 @@ def _share_rows(native: list[dict], models: Sequence[str]) -> list[Criterion]:
         med = {t: float(np.nanmedian(v)) if np.isfinite(v).any() else math.nan for t, v in sorted(by_task.items())}
         n_ok, n = sum(v >= MIN_SHARE for v in med.values()), len(med)
         need = 4 if n >= 5 else max(1, n - 1)
-        value = ", ".join(f"{t} {v:.2f}" for t, v in med.items())
+        value = ", ".join(f"{t} {v:.2f}" if math.isfinite(v) else f"{t} —" for t, v in med.items())
         status = "missing" if not any(np.isfinite(list(med.values()))) else \
             ("pass" if enough_tasks(n_ok, n) else "fail")
         rows.append(Criterion("encoder share", model, f"{n_ok} of {n} tasks ≥ {MIN_SHARE} ({value})",
@@ -156,3 +156,27 @@ def design_criteria(points: list[dict], pretrain: list[dict], linear: dict, wall
 def format_criteria(rows: Sequence[Criterion]) -> str:
     """A plain-text table, one line per criterion: status, name, scope, value [rule]."""
     return "\n".join(f"{r.status.upper():7s} {r.name} ({r.scope}): {r.value} [{r.rule}]" for r in rows)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def criteria_markdown(rows: Sequence[Criterion]) -> list[str]:
+    """The criteria as the run page's first section: a one-line count and a numbered MyST table (no rows: a line
+    saying the run has no design check)."""
+    lines = ["", "**Can this run see the encoder?** The experiment-design criteria (STUDY's \"the experiment must be "
+             "able to see the encoder\"), computed by rule from the run's files (`transferlimits.reporting."
+             "design_report`, printed by `scripts/check_design.py`). A verdict of this run is only as strong as "
+             "this check: where it fails, the analysis chapter reads every hypothesis as inconclusive."]
+    if not rows:
+        return lines + ["", "This run has no result files to check.", ""]
+    count = {s: sum(r.status == s for r in rows) for s in ("pass", "fail", "missing")}
+    lines += ["", f"**Design check:** {count['pass']} of {len(rows)} criteria pass, {count['fail']} fail, "
+              f"{count['missing']} cannot be computed from this run's files (missing: the run lacks what the "
+              "criterion needs, e.g. a run made before the encoder controls).", "",
+              ":::{table} Can this run see the encoder? Each criterion per model or for the whole run: what was "
+              "measured, the rule, and whether the run meets it.", ":name: tab-run-design", ":class: compact-table",
+              "", "| criterion | scope | measured | rule | status |", "|---|---|---|---|---|"]
+    lines += [f"| {r.name} | {r.scope} | {_cell(r.value)} | {_cell(r.rule)} | **{r.status}** |" for r in rows]
+    return lines + [":::", ""]

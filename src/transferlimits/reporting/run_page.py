@@ -8,7 +8,8 @@ runs' own timers - and every verdict from the rules of :mod:`transferlimits.repo
 The breakdown is in core-seconds, as the grid runs jobs side by side: pre-training (the ``wall_seconds`` of each
 ``pretrain.json``), fine-tuning (``provenance.timings.finetune_s``), measurement (``measure_s``) and the rest of
 ``cores x wall`` (cohort, notebook start-up and plotting, idle cores while one job waits for another).
-The closing sections (test split, linear references, reproduction) are in
+The page opens with the experiment-design check (:func:`~transferlimits.reporting.design_report.criteria_markdown`:
+can this run see the encoder?). The closing sections (test split, linear references, reproduction) are in
 :mod:`transferlimits.reporting.run_sections`.
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from transferlimits.reporting.design_report import criteria_markdown, design_criteria, load_tree
 from transferlimits.reporting.floor import (MARGINS, check_tree, contrastive_fractions, explanation_for, grid_wall_s,
                                             load_explanations, run_floor_rows, split_explained, strict_json)
 from transferlimits.reporting.run_sections import (COMPARE_COMMAND, REPRODUCTION, fmt, linear_references_markdown,
@@ -277,6 +279,7 @@ def run_page_markdown(root: Path, profile: str, max_wall_min: float = 90.0, min_
     run = load_run(root)
     entries = load_explanations(explanations)
     lines = [header_markdown(root, profile), ""]
+    lines += criteria_markdown(design_criteria(*load_tree(root)))
     lines += _breakdown_lines(wall_breakdown(run))
     lines += _floor_lines(run, profile, entries)
     lines += linear_references_markdown(root, run)
