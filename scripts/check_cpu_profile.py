@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 from transferlimits.reporting.floor import (BASELINE_NAMES, EXPLANATIONS, MARGINS, check_tree,  # noqa: F401
-                                            load_explanations, split_explained)
+                                            explained_rule_failures, load_explanations, split_explained)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     failures, n = check_tree(args.results, args.max_wall_min, args.min_active)
     entries = load_explanations(args.explanations)
     _, explained = split_explained(args.results, entries)
+    explained += explained_rule_failures(failures, entries)
     for line in explained:
         print(f"EXPLAINED {line}")
     failures = [f for f in failures if f not in explained]

@@ -128,7 +128,8 @@ def _write_tree(root: Path, values: dict[str, float], active: float = 0.8, wall_
             d.mkdir(parents=True)
             runs = {init: {"test": {metric: values[task]}} for init in ("pretrained", "scratch", "linear_probe")}
             (d / "metrics.json").write_text(json.dumps({
-                "task": task, "model": model, "task_spec": {"primary_metric": metric, "higher_is_better": higher},
+                "task": task, "model": model, "seed": 0, "objective": "native", "objective_name": "native",
+                "task_spec": {"primary_metric": metric, "higher_is_better": higher},
                 "baselines": {base_name: {metric: base}}, "runs": runs}))
     for model, objective in (("profound", "contrastive"), ("provicnet", "contrastive"), ("profound", "fcmae")):
         d = root / "pretrain" / f"{model}__{objective}"
@@ -216,3 +217,24 @@ def test_committed_cpu_run_meets_its_floor_or_explains_it(capsys):
     assert len(metrics) == 60 and {m["profile"] for m in metrics} == {"cpu"}
     assert {m["seed"] for m in metrics} == {0, 1, 2}
     assert all("baselines" in m and "rpg_defined" in m and "alignment" in m for m in metrics)
+
+
+def test_a_wall_time_over_budget_fails_unless_a_rule_entry_explains_it(tmp_path, capsys):
+    """The run-level wall rule fails the check; an entry {rule: wall, reason} explains it (the check passes and
+    names it, the run page prints the reason); a rule entry with an unknown rule or no reason is an error."""
+    from transferlimits.reporting.run_page import run_page_markdown
+
+    _write_tree(tmp_path, _GOOD, wall_s=100 * 60.0)
+    notes = tmp_path / "notes.yml"
+    notes.write_text("- task: nothing\n  reason: unused\n")
+    assert _check_module().main(["--results", str(tmp_path), "--explanations", str(notes)]) == 1
+    assert "FAIL grid.json: whole-grid wall 6000.0 s, needs <= 5400 s" in capsys.readouterr().out
+    notes.write_text("- rule: wall\n  reason: the controls cost more than the budget holds\n")
+    assert _check_module().main(["--results", str(tmp_path), "--explanations", str(notes)]) == 0
+    assert "EXPLAINED grid.json: whole-grid wall 6000.0 s" in capsys.readouterr().out
+    page = run_page_markdown(tmp_path, "cpu", explanations=notes)
+    assert "**Rule `wall` not met, with a stated reason**" in page and "cost more than the budget holds" in page
+    for bad in ("- rule: speed\n  reason: x\n", "- rule: wall\n", "- rule: wall\n  task: x\n  reason: y\n"):
+        notes.write_text(bad)
+        with pytest.raises(ValueError, match="notes.yml: entry 0"):
+            _check_module().main(["--results", str(tmp_path), "--explanations", str(notes)])

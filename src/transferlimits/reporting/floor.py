@@ -18,8 +18,9 @@ Three rules (issue 12; stated in the book's run page, checked by ``scripts/check
 A point below the floor may be **explained**: ``book/floor_explanations.yml`` (:data:`EXPLANATIONS`) lists
 entries ``{task, model (optional), init (optional), reason}``; the book's run page prints each failing row's
 reason beside it, and :func:`split_explained` sets the explained failures apart (the check script exits 0 when
-every failure is explained, and names every explained one). An entry explains only failures; it never turns a
-number into a pass.
+every failure is explained, and names every explained one). A run-level rule may be explained the same way by an
+entry ``{rule, reason}`` (:data:`RULE_LINES`: the wall time), printed on the run page. An entry explains only
+failures; it never turns a number into a pass.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ import yaml
 from transferlimits import paths
 from transferlimits.models.registry import MODEL_REGISTRY
 
-__all__ = ["MARGINS", "BASELINE_NAMES", "CHECKED_INITS", "EXPLANATIONS", "FloorRow", "strict_json",
+__all__ = ["MARGINS", "BASELINE_NAMES", "CHECKED_INITS", "EXPLANATIONS", "RULE_LINES", "FloorRow", "strict_json",
+           "rule_explanation", "explained_rule_failures",
            "baseline_value", "floor_rows", "run_floor_rows", "is_contrastive", "contrastive_paths", "contrastive_fractions",
            "grid_wall_s", "check_tree", "load_explanations", "explanation_for", "split_explained"]
 
@@ -56,6 +58,8 @@ BASELINE_NAMES: dict[str, str] = {
 CHECKED_INITS: tuple[str, ...] = ("pretrained", "scratch")
 #: the book's explanations of points below the floor (see the module docstring).
 EXPLANATIONS: Path = paths.BOOK / "floor_explanations.yml"
+#: run-level rules an explanation entry ``{rule, reason}`` may explain, and how their failure line starts
+RULE_LINES = {"wall": "grid.json: whole-grid wall"}
 
 
 @dataclass(frozen=True)
@@ -219,7 +223,7 @@ def check_tree(root: Path, max_wall_min: float = 90.0, min_active: float = 0.5) 
     else:
         wall = grid_wall_s(root)
         if wall is None or wall > 60 * max_wall_min:
-            failures.append(f"grid.json: whole-grid wall {wall} s, needs <= {60 * max_wall_min:.0f} s")
+            failures.append(f"{RULE_LINES['wall']} {wall} s, needs <= {60 * max_wall_min:.0f} s")
     return failures, len(files)
 
 
@@ -234,17 +238,31 @@ def load_explanations(path: Path | None = None) -> list[dict]:
         return []
     entries = yaml.safe_load(path.read_text()) or []
     for i, e in enumerate(entries):
-        if not isinstance(e, dict) or not e.get("task") or not e.get("reason") or set(e) - {"task", "model", "init", "reason"}:
-            raise ValueError(f"{path}: entry {i} must be a mapping with task and reason (optional model, init), got {e!r}")
+        point = isinstance(e, dict) and e.get("task") and not set(e) - {"task", "model", "init", "reason"}
+        rule = isinstance(e, dict) and e.get("rule") in RULE_LINES and set(e) == {"rule", "reason"}
+        if not (point or rule) or not e.get("reason"):
+            raise ValueError(f"{path}: entry {i} must be a mapping with task and reason (optional model, init), or "
+                             f"with rule (one of {sorted(RULE_LINES)}) and reason, got {e!r}")
     return entries
 
 
 def explanation_for(task: str, model: str, init: str, entries: list[dict]) -> str | None:
-    """The reason of the first entry matching (task, model, init); None when none does."""
+    """The reason of the first point entry matching (task, model, init); None when none does."""
     for e in entries:
-        if e["task"] == task and e.get("model", model) == model and e.get("init", init) == init:
+        if e.get("task") == task and e.get("model", model) == model and e.get("init", init) == init:
             return str(e["reason"]).strip()
     return None
+
+
+def rule_explanation(rule: str, entries: list[dict]) -> str | None:
+    """The reason of the entry explaining a run-level ``rule`` (a key of :data:`RULE_LINES`); None when none does."""
+    return next((str(e["reason"]).strip() for e in entries if e.get("rule") == rule), None)
+
+
+def explained_rule_failures(failures: list[str], entries: list[dict]) -> list[str]:
+    """The run-level failures of :func:`check_tree` (e.g. the wall time) that an entry ``{rule, reason}`` explains."""
+    return [f for f in failures for rule, start in RULE_LINES.items()
+            if f.startswith(start) and rule_explanation(rule, entries)]
 
 
 def split_explained(root: Path, entries: list[dict]) -> tuple[list[str], list[str]]:

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from transferlimits.reporting.design_report import criteria_markdown, design_criteria, load_tree
-from transferlimits.reporting.floor import (MARGINS, check_tree, contrastive_fractions, explanation_for, grid_wall_s,
-                                            load_explanations, run_floor_rows, split_explained, strict_json)
+from transferlimits.reporting.floor import (MARGINS, RULE_LINES, check_tree, contrastive_fractions,
+                                            explained_rule_failures, explanation_for, grid_wall_s, load_explanations,
+                                            rule_explanation, run_floor_rows, split_explained, strict_json)
 from transferlimits.reporting.run_sections import (COMPARE_COMMAND, REPRODUCTION, fmt, linear_references_markdown,
                                                    reproduction_markdown, test_cases_markdown)
 
@@ -249,7 +250,8 @@ def _check_lines(root: Path, run: dict[str, Any], entries: list[dict], limits: t
     """The check's summary and every failing item without a stated reason (``limits``: max wall min, min active)."""
     failures, n = check_tree(root, *limits)
     explained = split_explained(root, entries)[1]
-    failures = [f for f in failures if f not in explained]
+    rules = explained_rule_failures(failures, entries)
+    failures = [f for f in failures if f not in explained and f not in rules]
     all_rows, undefined = run_floor_rows(run)
     below = sum(not r.passes for r in all_rows)
     n_undefined = sum(len(v) for v in undefined.values())
@@ -258,11 +260,15 @@ def _check_lines(root: Path, run: dict[str, Any], entries: list[dict], limits: t
              f"point): {len(all_rows) - below} meet the floor, {len(explained)} are below it with a stated reason, "
              f"{below - len(explained)} are below it without one"
              + (f"; {n_undefined} point(s) have no defined baseline and are not checked" if n_undefined else "")
-             + f"; {len(other)} other rule(s) (wall time, contrastive pairs, missing files) fail. Every item without "
-             "a reason is listed here.", ""]
+             + f"; {len(other)} other rule(s) (wall time, contrastive pairs, missing files) fail without a stated "
+             f"reason" + (f", {len(rules)} with one (below)" if rules else "") + ". Every item without a reason is "
+             "listed here.", ""]
     lines += [f"- `{f}`" for f in failures[:40]]
     if len(failures) > 40:
         lines.append(f"- … and {len(failures) - 40} more (run the check script for the full list)")
+    for rule, start in RULE_LINES.items():
+        lines += [f"\n**Rule `{rule}` not met, with a stated reason** (`book/floor_explanations.yml`): `{f}`. "
+                  f"{rule_explanation(rule, entries)}" for f in rules if f.startswith(start)]
     return lines
 
 
