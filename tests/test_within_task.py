@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from transferlimits.config import get_profile
 from transferlimits.study import analysis as an
 from transferlimits.study import verdicts as V
 from transferlimits.study.sensitivity import headline_sensitivity
@@ -108,7 +109,8 @@ def test_sensitivity_varies_the_headline_statistic_itself(cpu_points):
     sens = headline_sensitivity(cpu_points, "rpg", n_perm=200)
     h2 = verdicts[1]
     assert sens.iloc[0]["axis"] == "baseline" and sens.iloc[0]["r"] == pytest.approx(h2.estimate, abs=1e-12)
-    assert (sens["view"] == "within").all() and (sens["n"] <= 2 * len(native)).all()
+    kinds = 2 + len(get_profile("cpu").control_inits)  # encoders per (task, model): native, swapped, the controls
+    assert (sens["view"] == "within").all() and (sens["n"] <= kinds * len(native)).all()
     assert {"bandwidth", "layer/pooling", "gain definition"} <= set(sens["axis"])
     assert "seed" not in set(sens["axis"])
     across = headline_sensitivity(cpu_points, "rpg", view="across", n_perm=200)
