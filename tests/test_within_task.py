@@ -104,10 +104,15 @@ def cpu_points():
 
 
 def test_sensitivity_varies_the_headline_statistic_itself(cpu_points):
-    """The baseline row is the H2 verdict's statistic; every row has encoder-level units, never seed rows."""
+    """The baseline row is the H2 statistic on the uncalibrated MMD² (the alignment its variants vary: bandwidth,
+    layer, pooling); every row has encoder-level units, never seed rows. The verdict itself reads the calibrated
+    alignment where the run has it (study_verdicts, as the analysis notebook): a calibrated sensitivity is open."""
     native, control, verdicts = V.study_verdicts(CPU_RESULTS, n_perm=200)
+    rows = an.point_rows(cpu_points)  # without calibration: raw MMD²
+    raw = V.all_verdicts(an.average_points(rows), None, encoders=an.encoder_points(rows), n_perm=200)
     sens = headline_sensitivity(cpu_points, "rpg", n_perm=200)
-    h2 = verdicts[1]
+    h2 = raw[1]
+    assert "mmd2_calibrated" in verdicts[1].statistic and "mmd2_calibrated" not in h2.statistic
     assert sens.iloc[0]["axis"] == "baseline" and sens.iloc[0]["r"] == pytest.approx(h2.estimate, abs=1e-12)
     kinds = 2 + len(get_profile("cpu").control_inits)  # encoders per (task, model): native, swapped, the controls
     assert (sens["view"] == "within").all() and (sens["n"] <= kinds * len(native)).all()

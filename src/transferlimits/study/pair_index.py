@@ -34,7 +34,7 @@ from transferlimits.study.calibration_point import FEATURES_FILE
 from transferlimits.study.schema import load_metrics
 
 __all__ = ["file_sha256", "write_index", "read_index", "index_problem", "declared_indexes", "load_indexed_points",
-           "load_indexed_calibration"]
+           "load_indexed_calibration", "published_calibration"]
 
 INDEX_VERSION = 1
 
@@ -146,6 +146,18 @@ def load_indexed_calibration(indexes: Iterable[str | Path]) -> dict[tuple[str, s
         problem = index_problem(index)
         if problem:
             raise ValueError(f"pair index {index}: {problem}; re-run `python -m transferlimits run` for this profile")
+        for rec in (read_index(index).get("calibration") or {}).get("points", {}).values():
+            out[calibration_key(rec["task"], rec["model"], rec["seed"], rec["objective"])] = rec
+    return out
+
+
+def published_calibration(results_root: str | Path) -> dict[tuple[str, str, int, str], dict]:
+    """The calibration records of every pair index under ``results_root/pairs/`` (as
+    :func:`load_indexed_calibration`), without the check that each point's feature files are still there: a
+    published results tree (``book/generated/<profile>/results``) keeps the indexes and metrics, not the features.
+    Empty when the tree has no pair index."""
+    out: dict[tuple[str, str, int, str], dict] = {}
+    for index in sorted(Path(results_root).glob("pairs/*.json")):
         for rec in (read_index(index).get("calibration") or {}).get("points", {}).values():
             out[calibration_key(rec["task"], rec["model"], rec["seed"], rec["objective"])] = rec
     return out

@@ -24,6 +24,7 @@ from transferlimits.metrics.intervals import contrast_interval, dependent_r_diff
 from transferlimits.metrics.power import signflip_min_p
 from transferlimits.study import analysis as an
 from transferlimits.study.control_check import control_table, design_check
+from transferlimits.study.pair_index import published_calibration
 from transferlimits.study.verdict_rules import (
     NAN, Estimate, Verdict, gate_on_design, holm_adjust, make_verdict, undefined)
 from transferlimits.study.verdict_within import ACROSS, fixed_effect_estimate, h2_h3_views
@@ -208,7 +209,7 @@ def study_verdicts(results_root, *, n_perm: int = 1000,
         tree as a within-task unit, as the design check allows them (:func:`gate_on_design`).
     """
     points = an.load_profile_points(results_root)
-    rows = an.point_rows(points)
+    rows = an.point_rows(points, calibration=published_calibration(results_root))  # as the notebook: calibrated
     native = an.average_points(rows)
     swapped_tasks = set(rows.loc[rows["objective_kind"] == "swapped", "task"])
     control = an.average_points(rows[rows["task"].isin(swapped_tasks) & rows["objective_kind"].isin(CONTROL_KINDS)],
