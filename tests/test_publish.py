@@ -146,3 +146,21 @@ def test_run_page_of_a_tiny_run_with_an_undefined_baseline_names_it(tmp_path):
     page = run_page_markdown(root, "picai", explanations=tmp_path / "none.yml")
     assert "| classification | profound | auroc_ge4 (>= 0.6) | undefined |" in page
     assert "2 point(s) without a defined baseline" in page
+
+
+def test_published_json_is_compact_with_the_same_values_and_nan_is_refused(tmp_path):
+    """The published copy travels with every checkout: JSON is written without indentation, values unchanged; a
+    source file with NaN is refused, naming it, and the old published copy stays."""
+    src, dst = tmp_path / "results", tmp_path / "published"
+    m = _metrics("classification", "profound", 0, 0.7)
+    (src / "runs" / "classification__profound__seed0").mkdir(parents=True)
+    path = src / "runs" / "classification__profound__seed0" / "metrics.json"
+    path.write_text(json.dumps(m, indent=2))
+    publish_results("cpu", src=src, dst=dst)
+    out = dst / "runs" / "classification__profound__seed0" / "metrics.json"
+    assert json.loads(out.read_text()) == m and "\n " not in out.read_text()
+    assert out.stat().st_size < path.stat().st_size
+    path.write_text(json.dumps({**m, "x": float("nan")}))
+    with pytest.raises(ValueError, match="metrics.json: not strict JSON"):
+        publish_results("cpu", src=src, dst=dst)
+    assert json.loads(out.read_text()) == m

@@ -13,6 +13,7 @@ called by hand on a finished ``results/<profile>``.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -42,6 +43,20 @@ def published_dir(profile: str) -> Path:
     return paths.generated_dir(profile) / "results"
 
 
+def _copy_compact(file: Path, target: Path) -> None:
+    """Copy ``file`` to ``target``; a JSON file is written without indentation (the same values: the published run
+    travels with every checkout, and indentation was a third of its metrics files), and one holding NaN or Infinity
+    is refused, naming the file."""
+    if file.suffix != ".json":
+        shutil.copy2(file, target)
+        return
+    try:
+        text = json.dumps(json.loads(file.read_text()), separators=(",", ":"), allow_nan=False)
+    except ValueError as err:
+        raise ValueError(f"{file}: not strict JSON ({err}); nothing published") from err
+    target.write_text(text + "\n")
+
+
 def publish_results(profile: str, src: Path | None = None, dst: Path | None = None, merge: bool = False) -> list[Path]:
     """Copy the :data:`PUBLISHED` files of ``src`` (default ``results/<profile>``) to ``dst``.
 
@@ -69,7 +84,7 @@ def publish_results(profile: str, src: Path | None = None, dst: Path | None = No
             rel = file.relative_to(src)
             target = tmp / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(file, target)
+            _copy_compact(file, target)
             copied.append(dst / rel)
     if merge and dst.exists():  # keep the published files this run did not make; each file replaced atomically
         for file in sorted(p for p in tmp.rglob("*") if p.is_file()):
