@@ -141,14 +141,12 @@ def load_indexed_calibration(indexes: Iterable[str | Path]) -> dict[tuple[str, s
     Raises:
         ValueError: an index is unreadable or no longer current (as :func:`load_indexed_points`).
     """
-    out: dict[tuple[str, str, int, str], dict] = {}
+    indexes = list(indexes)  # iterated twice: checked, then read
     for index in indexes:
         problem = index_problem(index)
         if problem:
             raise ValueError(f"pair index {index}: {problem}; re-run `python -m transferlimits run` for this profile")
-        for rec in (read_index(index).get("calibration") or {}).get("points", {}).values():
-            out[calibration_key(rec["task"], rec["model"], rec["seed"], rec["objective"])] = rec
-    return out
+    return _calibration_records(indexes)
 
 
 def published_calibration(results_root: str | Path) -> dict[tuple[str, str, int, str], dict]:
@@ -156,8 +154,12 @@ def published_calibration(results_root: str | Path) -> dict[tuple[str, str, int,
     :func:`load_indexed_calibration`), without the check that each point's feature files are still there: a
     published results tree (``book/generated/<profile>/results``) keeps the indexes and metrics, not the features.
     Empty when the tree has no pair index."""
+    return _calibration_records(sorted(Path(results_root).glob("pairs/*.json")))
+
+
+def _calibration_records(indexes: Iterable[str | Path]) -> dict[tuple[str, str, int, str], dict]:
     out: dict[tuple[str, str, int, str], dict] = {}
-    for index in sorted(Path(results_root).glob("pairs/*.json")):
+    for index in indexes:
         for rec in (read_index(index).get("calibration") or {}).get("points", {}).values():
             out[calibration_key(rec["task"], rec["model"], rec["seed"], rec["objective"])] = rec
     return out
