@@ -35,11 +35,11 @@ from torch import nn
 
 from transferlimits.metrics.mmd_paired import median_sigma, mmd2_paired_multi
 from transferlimits.runtime import atomic_write_bytes
-from transferlimits.study.features import extract_features
+from transferlimits.study.feature_memo import FeatureMemo
 
 __all__ = ["FEATURES_FILE", "CALIBRATION_DATA_SEED", "STATISTIC", "PointCalibration", "standardise_by",
            "calibration_statistic", "relative_weight_change", "calibration_test_set", "point_calibration",
-           "calibrate_point", "record_calibration", "write_features"]
+           "record_calibration", "write_features"]
 
 FEATURES_FILE = "features.npz"
 #: the data seed of the calibration set (the test split's seeded degradation), the same for every point
@@ -156,7 +156,8 @@ def _ceiling(pre: np.ndarray, ft: np.ndarray, rand: np.ndarray, mults: Sequence[
 
 
 def point_calibration(encoders: dict[str, nn.Module], results: dict[str, Any], calibration_set: Any,
-                      multipliers: Sequence[float], device: torch.device, seed: int) -> PointCalibration:
+                      multipliers: Sequence[float], device: torch.device, seed: int,
+                      memo: FeatureMemo | None = None) -> PointCalibration:
     """Ceiling, features and weight changes of one point.
 
     Args:
@@ -164,6 +165,8 @@ def point_calibration(encoders: dict[str, nn.Module], results: dict[str, Any], c
         results: init -> fine-tuning result (``.model.encoder``); ``pretrained`` required, ``scratch`` optional.
         calibration_set: :func:`calibration_test_set`. multipliers: ``profile.measure.bandwidth_multipliers``.
         device: where the encoders run. seed: the point's seed (σ subset above 4000 rows; none below).
+        memo: the point's :class:`~transferlimits.study.feature_memo.FeatureMemo` (the alignment's extractions
+            of the same encoders on the same set are reused); default: a fresh one.
 
     Returns:
         :class:`PointCalibration`.
@@ -174,8 +177,9 @@ def point_calibration(encoders: dict[str, nn.Module], results: dict[str, Any], c
              **{f"finetuned_{init}": enc for init, enc in tuned.items()}}
     arrays: dict[str, np.ndarray] = {}
     case_ids: list[str] = []
+    memo = memo if memo is not None else FeatureMemo(device)
     for name, enc in feats.items():
-        fs = extract_features(enc, calibration_set, device, token_samples=0, seed=seed)
+        fs = memo.get(enc, calibration_set)
         arrays[name], case_ids = np.asarray(fs.pooled, np.float32), fs.case_ids
     rec = _ceiling(arrays["pretrained"], arrays["finetuned_pretrained"], arrays["random_init"], multipliers, seed)
     arrays.update(case_ids=np.asarray(case_ids, dtype=str), multipliers=np.asarray(multipliers, np.float64),
@@ -183,20 +187,6 @@ def point_calibration(encoders: dict[str, nn.Module], results: dict[str, Any], c
                   data_seed=np.int64(CALIBRATION_DATA_SEED))
     change = {init: relative_weight_change(encoders[init], enc) for init, enc in tuned.items()}
     return PointCalibration(rec, change, arrays, time.perf_counter() - t0)
-
-
-def calibrate_point(key: Any, profile: Any, data: dict[str, Any], encoders: dict[str, nn.Module],
-                    results: dict[str, Any], device: torch.device, load_data: Callable) -> PointCalibration:
-    """:func:`point_calibration` of a point on its calibration set (what ``study.point.compute`` calls).
-
-    Args:
-        key: the point (``task``, ``model``, ``seed``). profile: the resolved profile (``measure``).
-        data: the point's ``{split: dataset}``. encoders, results: as for :func:`point_calibration`.
-        device: torch device. load_data: the point's data collaborator (for the calibration set of another seed).
-    """
-    cal_set = calibration_test_set(load_data, profile, key.task, key.model, key.seed, data)
-    return point_calibration(encoders, results, cal_set, tuple(profile.measure.bandwidth_multipliers), device,
-                             key.seed)
 
 
 def record_calibration(alignment: dict[str, dict], cal: PointCalibration) -> None:

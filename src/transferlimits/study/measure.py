@@ -1,7 +1,9 @@
 """Feature-space measurements of one study point: paired MMD², CKA (post-hoc); LogME / linear probe (pre-hoc) live
 in :mod:`transferlimits.study.prehoc` (``transferability`` and ``case_targets`` are re-exported here).
 
-The before/after features of one encoder come from the SAME test images, so they are paired (STUDY §5):
+The before/after features of one encoder come from the SAME images, so they are paired (STUDY §5); the images are the
+point's calibration set (the test split as data seed 0 degrades it: the same for every seed and encoder of a pair),
+and each (encoder, images) is encoded once per point (:class:`~transferlimits.study.feature_memo.FeatureMemo`):
 
 * **standardisation**: every feature is z-scored by the mean/SD of the comparison's *starting* encoder (the
   pretrained features for init ``pretrained``; the random init for ``scratch``); a constant feature keeps SD 1.
@@ -35,7 +37,7 @@ from transferlimits.config import Profile
 from transferlimits.metrics.cka import cka
 from transferlimits.metrics.mmd import mmd2 as mmd2_two_sample
 from transferlimits.metrics.mmd_paired import PairedKernel, median_sigma, mmd2_paired_multi
-from transferlimits.study.features import extract_features
+from transferlimits.study.feature_memo import FeatureMemo
 from transferlimits.study.prehoc import case_targets, transferability
 
 __all__ = ["standardise_pair", "compare_features", "measure_alignment", "transferability", "case_targets"]
@@ -114,8 +116,12 @@ def compare_features(a: np.ndarray, b: np.ndarray, profile: Profile, seed: int,
 
 
 def measure_alignment(before: nn.Module, after: nn.Module, test_ds, profile: Profile, device: torch.device,
-                      seed: int) -> dict[str, dict[str, dict[str, Any]]]:
-    """Compare an encoder before and after fine-tuning on the SAME test images (paired).
+                      seed: int, memo: FeatureMemo | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """Compare an encoder before and after fine-tuning on the SAME images (paired).
+
+    ``test_ds`` is the point's calibration set (``study.point.compute``: the test split as data seed 0 degrades
+    it, the same images for every seed); ``memo`` (:class:`~transferlimits.study.feature_memo.FeatureMemo`)
+    shares the extractions with the point's calibration (default: a fresh one).
 
     Returns:
         ``{"pooled": {layer: entry}, "tokens": {layer: entry}}``; pooled layers are ``embedding`` (the
@@ -124,8 +130,9 @@ def measure_alignment(before: nn.Module, after: nn.Module, test_ds, profile: Pro
         with images as clusters.
     """
     k = int(profile.measure.token_samples)
-    fa = extract_features(before, test_ds, device, token_samples=k, seed=seed)
-    fb = extract_features(after, test_ds, device, token_samples=k, seed=seed)
+    memo = memo if memo is not None else FeatureMemo(device)
+    fa = memo.get(before, test_ds, token_samples=k, seed=seed)
+    fb = memo.get(after, test_ds, token_samples=k, seed=seed)
     pooled = {"embedding": compare_features(fa.pooled, fb.pooled, profile, seed)}
     for name in fa.layers:
         if name in ("pooled", "embedding"):  # the encoder's pooled output is already "embedding"

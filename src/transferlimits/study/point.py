@@ -35,7 +35,9 @@ from transferlimits.runtime import (
     software_versions,
 )
 from transferlimits.study import runs as study_runs
-from transferlimits.study.calibration_point import calibrate_point, record_calibration, write_features
+from transferlimits.study.calibration_point import (calibration_test_set, point_calibration, record_calibration,
+                                                    write_features)
+from transferlimits.study.feature_memo import FeatureMemo
 from transferlimits.study.encoder_sources import encoder_source
 from transferlimits.study.measure import measure_alignment, transferability
 from transferlimits.study.resume import PointKey, point_settings, resume
@@ -130,12 +132,16 @@ def compute(key: PointKey, prof: Profile, files: PointFiles, dev: torch.device, 
                                                         files.reuse_scratch_from)
     t1 = time.perf_counter()
     baselines = study_runs.baselines_of(spec, data, tuple(float(v) for v in prof.grid.spacing))
-    alignment = {"pretrained": measure_alignment(pre_encoder, results["pretrained"].model.encoder, data["test"],
-                                                 prof, dev, key.seed)}
+    # alignment and calibration read one image set for every seed (the calibration set), each encoder once
+    cal_set, memo = calibration_test_set(collaborators.load_data, prof, key.task, key.model, key.seed, data), \
+        FeatureMemo(dev)
+    alignment = {"pretrained": measure_alignment(pre_encoder, results["pretrained"].model.encoder, cal_set,
+                                                 prof, dev, key.seed, memo)}
     if "scratch" in results:
-        alignment["scratch"] = measure_alignment(scratch_encoder, results["scratch"].model.encoder, data["test"],
-                                                 prof, dev, key.seed)
-    calib = calibrate_point(key, prof, data, encoders, results, dev, collaborators.load_data)
+        alignment["scratch"] = measure_alignment(scratch_encoder, results["scratch"].model.encoder, cal_set,
+                                                 prof, dev, key.seed, memo)
+    calib = point_calibration(encoders, results, cal_set, tuple(prof.measure.bandwidth_multipliers), dev, key.seed,
+                              memo)
     record_calibration(alignment, calib)
     trans = transferability(pre_encoder, data["train"], spec, prof, dev, key.seed)
     return PointResult(spec, data, runs, results, alignment, trans, timings, time.perf_counter() - t1, baselines,
