@@ -62,7 +62,8 @@ def text(key: str, value: str) -> None:
 
 declared = declared_indexes(profile, indexes)
 points = load_indexed_points(declared)
-rows = an.point_rows(points, calibration=load_indexed_calibration(declared))
+calibration = load_indexed_calibration(declared)
+rows = an.point_rows(points, calibration=calibration)
 native = an.average_points(rows)
 excluded = an.excluded_points(rows[rows["objective_kind"] == "native"])
 seeds = sorted(rows["seed"].unique())
@@ -184,12 +185,14 @@ per_model
 # ## Sensitivity to the analysis choices
 # The headline H2 statistic itself — the fixed-effect correlation on seed-averaged units (within task: encoders
 # with task × model fixed effects, where the encoders allow it; else across tasks with the model fixed effect),
-# Fisher-z CI, within-group permutation p — recomputed under each bandwidth multiplier, each layer, token-level
-# instead of per-image pooling, and the normalised gain instead of RPG. Rows with fewer units than the H2 minimum
+# Fisher-z CI, within-group permutation p, on the calibrated alignment where the run has it — recomputed with the
+# calibration at the median bandwidth alone, without calibration, then (uncalibrated: only the embedding has a
+# noise floor) under each bandwidth multiplier, each layer, token-level instead of per-image pooling, and with the
+# normalised gain instead of RPG. Rows with fewer units than the H2 minimum
 # are flagged: their coefficients are indicative only.
 
 # %%
-sens = sensitivity_table(points, "rpg", n_permutations)
+sens = sensitivity_table(points, "rpg", n_permutations, calibration=calibration)
 n_min = vd.N_MIN["H2"]
 sens_shown = pd.DataFrame({
     "axis": sens["axis"], "choice": sens["choice"], "view": sens["view"], "n": sens["n"],

@@ -12,6 +12,7 @@ import pytest
 from transferlimits.config import get_profile
 from transferlimits.study import analysis as an
 from transferlimits.study import verdicts as V
+from transferlimits.study.pair_index import published_calibration
 from transferlimits.study.sensitivity import headline_sensitivity
 from transferlimits.study.verdict_within import alignment_column, fixed_effect_estimate
 
@@ -104,20 +105,29 @@ def cpu_points():
 
 
 def test_sensitivity_varies_the_headline_statistic_itself(cpu_points):
-    """The baseline row is the H2 statistic on the uncalibrated MMD² (the alignment its variants vary: bandwidth,
-    layer, pooling); every row has encoder-level units, never seed rows. The verdict itself reads the calibrated
-    alignment where the run has it (study_verdicts, as the analysis notebook): a calibrated sensitivity is open."""
+    """The baseline row is the verdict's own H2 statistic: the calibrated alignment (read as study_verdicts and the
+    analysis notebook read it); its rows vary the calibration's bandwidth, drop the calibration, then vary the
+    uncalibrated bandwidth, layer and pooling; every row has encoder-level units, never seed rows. Without
+    calibration records the baseline is the uncalibrated MMD² at the median bandwidth (the raw H2)."""
     native, control, verdicts = V.study_verdicts(CPU_RESULTS, n_perm=200)
-    rows = an.point_rows(cpu_points)  # without calibration: raw MMD²
-    raw = V.all_verdicts(an.average_points(rows), None, encoders=an.encoder_points(rows), n_perm=200)
-    sens = headline_sensitivity(cpu_points, "rpg", n_perm=200)
-    h2 = raw[1]
-    assert "mmd2_calibrated" in verdicts[1].statistic and "mmd2_calibrated" not in h2.statistic
-    assert sens.iloc[0]["axis"] == "baseline" and sens.iloc[0]["r"] == pytest.approx(h2.estimate, abs=1e-12)
+    calibration = published_calibration(CPU_RESULTS)
+    sens = headline_sensitivity(cpu_points, "rpg", n_perm=200, calibration=calibration)
+    h2 = verdicts[1]
+    assert "mmd2_calibrated" in h2.statistic
+    assert sens.iloc[0]["axis"] == "baseline" and sens.iloc[0]["x"] == "calibrated alignment"
+    assert sens.iloc[0]["r"] == pytest.approx(h2.estimate, abs=1e-12)
+    assert sens.iloc[0]["n"] == h2.n
     kinds = 2 + len(get_profile("cpu").control_inits)  # encoders per (task, model): native, swapped, the controls
     assert (sens["view"] == "within").all() and (sens["n"] <= kinds * len(native)).all()
-    assert {"bandwidth", "layer/pooling", "gain definition"} <= set(sens["axis"])
+    assert {"bandwidth", "calibration", "layer/pooling", "gain definition"} <= set(sens["axis"])
     assert "seed" not in set(sens["axis"])
+    assert set(sens.loc[sens["axis"] == "layer/pooling", "x"]) == {"MMD²"}  # only the embedding has a floor
+    # the calibrated rows differ from the uncalibrated ones (the calibration is what the baseline varies)
+    assert sens.loc[sens["axis"] == "calibration", "r"].sub(sens.iloc[0]["r"]).abs().max() > 1e-6
+    rows = an.point_rows(cpu_points)  # without calibration: raw MMD²
+    raw = V.all_verdicts(an.average_points(rows), None, encoders=an.encoder_points(rows), n_perm=200)
+    plain = headline_sensitivity(cpu_points, "rpg", n_perm=200)
+    assert plain.iloc[0]["x"] == "MMD²" and plain.iloc[0]["r"] == pytest.approx(raw[1].estimate, abs=1e-12)
     across = headline_sensitivity(cpu_points, "rpg", view="across", n_perm=200)
     assert (across["n"] <= len(native)).all()
     with pytest.raises(ValueError, match="view"):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -126,16 +126,20 @@ def correlation_row(x: Sequence[float], y: Sequence[float], n_perm: int = 200, n
     }
 
 
-def sensitivity_table(points: Sequence[dict], y: str = "rpg", n_perm: int = 1000, view: str = "auto") -> pd.DataFrame:
+def sensitivity_table(points: Sequence[dict], y: str = "rpg", n_perm: int = 1000, view: str = "auto",
+                      calibration: Mapping[tuple[str, str, int, str], dict] | None = None) -> pd.DataFrame:
     """The headline statistic (H2's fixed-effect r, or H3's with ``y="epochs_ratio"``) under every analysis choice:
-    bandwidth, layer, pooling and gain definition (:func:`transferlimits.study.sensitivity.headline_sensitivity`).
+    calibration, bandwidth, layer, pooling and gain definition
+    (:func:`transferlimits.study.sensitivity.headline_sensitivity`).
 
     Args:
         points: metrics dicts of every objective kind (the encoders of the within-task view).
         y: ``"rpg"``, ``"gain"`` or ``"epochs_ratio"`` (default ``"rpg"``). n_perm: permutations (default 1000).
         view: ``"auto"`` (as the verdict), ``"within"`` or ``"across"``.
+        calibration: the pairs' calibration records, as the verdicts read them (then the baseline row is the
+            calibrated alignment).
     """
-    return headline_sensitivity(points, y, view, n_perm)
+    return headline_sensitivity(points, y, view, n_perm, calibration=calibration)
 
 
 def predictor_table(df: pd.DataFrame, n_perm: int = 200, n_boot: int = 200) -> pd.DataFrame:

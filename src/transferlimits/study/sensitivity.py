@@ -4,15 +4,19 @@ the headline statistic itself").
 Every row recomputes **the same statistic as the verdict** — the fixed-effect correlation r_FE on seed-averaged
 units with its Fisher-z CI and within-group permutation p (:func:`~transferlimits.study.verdict_within.
 fixed_effect_estimate`), within task (encoders, task × model groups) where the encoders allow it, else across
-tasks (points, model groups) — and changes one choice: the MMD² bandwidth multiplier (or the multi-scale sum),
-the layer and pooling (per image / tokens) the alignment is read from, and the gain definition (RPG or the
-normalised gain). Seeds are never pooled as points and the fixed effect is never dropped.
+tasks (points, model groups) — and changes one choice. With the pairs' calibration records the baseline is the
+verdict's own alignment, the **calibrated** value (STUDY §5.2) of the pooled embedding at the multi-scale sum, and
+the rows vary it: the same calibration at the median bandwidth alone, no calibration (the embedding's MMD² at the
+median bandwidth), and then — uncalibrated, as only the embedding has a floor — each bandwidth multiplier (and
+their sum), layer and pooling (per image / tokens). Without calibration records (older runs) the baseline is the
+uncalibrated MMD² at the median bandwidth. The gain definition (RPG or the normalised gain) is varied on the
+baseline alignment. Seeds are never pooled as points and the fixed effect is never dropped.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,7 +24,7 @@ import pandas as pd
 from transferlimits.study import analysis as an
 from transferlimits.study.verdict_within import ACROSS, WITHIN, fixed_effect_estimate
 
-__all__ = ["alignment_value", "headline_sensitivity", "GAINS"]
+__all__ = ["alignment_value", "calibrated_value", "headline_sensitivity", "GAINS"]
 
 #: Gain definitions the sensitivity varies (column of :func:`~transferlimits.study.analysis.point_rows`: words).
 GAINS = {"rpg": "RPG", "gain": "normalised gain"}
@@ -39,9 +43,34 @@ def alignment_value(m: dict, pooling: str = "pooled", layer: str = "embedding", 
     return v if math.isfinite(v) else float("nan")
 
 
-def _variants(points: Sequence[dict]) -> list[tuple[str, str, str, str, str | None]]:
-    """(axis, choice, pooling, layer, multiplier) of every variant present, the baseline first."""
-    out = [("baseline", "embedding, pooled, median bandwidth", "pooled", "embedding", None)]
+def calibrated_value(m: dict, calibration: Mapping[tuple[str, str, int, str], dict], field: str = "calibrated") -> float:
+    """A calibration record's ``field`` (``calibrated``, ``calibrated_single``, ``value``, ...) for the point of
+    metrics dict ``m``; NaN where the record or value is absent."""
+    rec = calibration.get((m["task"], m["model"], int(m["seed"]), m["objective"])) or {}
+    try:
+        v = float(rec.get(field))
+    except (TypeError, ValueError):
+        return float("nan")
+    return v if math.isfinite(v) else float("nan")
+
+
+Variant = tuple[str, str, str, Callable[[dict], float]]  # axis, choice, x (what alignment), value of a point
+
+
+def _calibrated_variants(calibration: Mapping[tuple[str, str, int, str], dict]) -> list[Variant]:
+    """The calibrated baseline and the rows that vary its calibration and bandwidth."""
+    def of(field: str) -> Callable[[dict], float]:
+        return lambda m: calibrated_value(m, calibration, field)
+    return [("baseline", "calibrated, embedding, sum over bandwidths", "calibrated alignment", of("calibrated")),
+            ("bandwidth", "calibrated, median bandwidth alone", "calibrated alignment", of("calibrated_single"))]
+
+
+def _variants(points: Sequence[dict], prefix: str = "") -> list[Variant]:
+    """The uncalibrated variants present (bandwidth, layer, pooling), the median-bandwidth embedding first."""
+    def of(pooling: str, layer: str, mult: str | None) -> Callable[[dict], float]:
+        return lambda m: alignment_value(m, pooling, layer, mult)
+    out: list[tuple[str, str, str, str, str | None]] = [
+        ("baseline", "embedding, pooled, median bandwidth", "pooled", "embedding", None)]
     mults = sorted({k for m in points for k in ((((m.get("alignment") or {}).get("pretrained") or {})
                     .get("pooled") or {}).get("embedding") or {}).get("mmd2_multi") or {}
                     if k not in ("median_bandwidth",)},
@@ -55,7 +84,7 @@ def _variants(points: Sequence[dict]) -> list[tuple[str, str, str, str, str | No
                     names.append(name)
         out += [("layer/pooling", f"{name} ({pooling})", pooling, name, None) for name in names
                 if not (pooling == "pooled" and name == "embedding")]
-    return out
+    return [(axis, prefix + choice, "MMD²", of(pooling, layer, mult)) for axis, choice, pooling, layer, mult in out]
 
 
 def _table(rows: pd.DataFrame, within: bool) -> pd.DataFrame:
@@ -63,7 +92,8 @@ def _table(rows: pd.DataFrame, within: bool) -> pd.DataFrame:
 
 
 def headline_sensitivity(points: Sequence[dict], y: str = "rpg", view: str = "auto", n_perm: int = 1000,
-                         seed: int = 0) -> pd.DataFrame:
+                         seed: int = 0, calibration: Mapping[tuple[str, str, int, str], dict] | None = None
+                         ) -> pd.DataFrame:
     """The H2 statistic (or H3's with ``y="epochs_ratio"``) under every analysis choice, one row each.
 
     Args:
@@ -72,6 +102,9 @@ def headline_sensitivity(points: Sequence[dict], y: str = "rpg", view: str = "au
             when ``y`` is a gain. view: ``"within"`` (encoders, task × model groups), ``"across"`` (native points,
             model groups) or ``"auto"`` (within where the baseline has a CI, as the verdict). n_perm, seed:
             permutation settings.
+        calibration: the pairs' calibration records by (task, model, seed, objective kind), as the verdicts read
+            them (:func:`transferlimits.study.pair_index.load_indexed_calibration` or ``published_calibration``);
+            with a finite calibrated value the baseline row is the calibrated alignment (module docstring).
 
     Returns:
         DataFrame with columns axis, choice, view, x (alignment), y, n, n_groups, r, ci (lo, hi), p.
@@ -88,9 +121,15 @@ def headline_sensitivity(points: Sequence[dict], y: str = "rpg", view: str = "au
     cols = ["axis", "choice", "view", "x", "y", "n", "n_groups", "r", "ci", "p"]
     if rows.empty:
         return pd.DataFrame(columns=cols)
+    calibration = calibration or {}
+    calibrated = any(math.isfinite(calibrated_value(m, calibration)) for m in points)
     variants = _variants(points)
-    base = rows.assign(**{_COL: [alignment_value(m, *variants[0][2:]) for m in points]})
+    if calibrated:  # the uncalibrated baseline becomes the row that drops the calibration
+        raw = _variants(points, "uncalibrated, ")
+        variants = _calibrated_variants(calibration) + [("calibration", *raw[0][1:])] + raw[1:]
+    base_value = variants[0][3]
     if view == "auto":
+        base = rows.assign(**{_COL: [base_value(m) for m in points]})
         est = fixed_effect_estimate(_table(base, True), _COL, y, WITHIN, n_perm, seed)
         view = "within" if all(math.isfinite(c) for c in est.ci) else "across"
     within = view == "within"
@@ -98,20 +137,20 @@ def headline_sensitivity(points: Sequence[dict], y: str = "rpg", view: str = "au
     keep = rows.index.to_numpy()
     out = []
 
-    def add(axis: str, choice: str, table: pd.DataFrame, y_col: str) -> None:
+    def add(axis: str, choice: str, x: str, table: pd.DataFrame, y_col: str) -> None:
         e = fixed_effect_estimate(table, _COL, y_col, WITHIN if within else ACROSS, n_perm, seed,
                                   "encoders" if within else "points")
-        out.append({"axis": axis, "choice": choice, "view": view, "x": "MMD²", "y": GAINS.get(y_col, y_col),
+        out.append({"axis": axis, "choice": choice, "view": view, "x": x, "y": GAINS.get(y_col, y_col),
                     "n": e.n, "n_groups": e.n_groups, "r": e.estimate, "ci": tuple(e.ci), "p": e.p})
 
-    for axis, choice, pooling, layer, mult in variants:
-        values = np.array([alignment_value(points[i], pooling, layer, mult) for i in keep])
+    for axis, choice, x, value in variants:
+        values = np.array([value(points[i]) for i in keep])
         if not np.isfinite(values).any():
             continue
-        add(axis, choice, _table(rows.assign(**{_COL: values}), within), y)
+        add(axis, choice, x, _table(rows.assign(**{_COL: values}), within), y)
     if y in GAINS:
-        table = _table(rows.assign(**{_COL: [alignment_value(points[i], *variants[0][2:]) for i in keep]}), within)
+        table = _table(rows.assign(**{_COL: [base_value(points[i]) for i in keep]}), within)
         for other in GAINS:
             if other != y:
-                add("gain definition", GAINS[other], table, other)
+                add("gain definition", GAINS[other], variants[0][2], table, other)
     return pd.DataFrame(out, columns=cols)
