@@ -282,3 +282,25 @@ def test_the_points_of_a_job_load_each_seeds_data_once():
     first = load_once(None, "t", "m", 1)
     assert load_once(None, "t", "m", 1) is first and load_once(None, "t", "m", 2) is not first
     assert calls == [("t", "m", 1), ("t", "m", 2)]
+
+
+def test_the_points_of_a_job_score_each_test_splits_baselines_once():
+    calls = []
+
+    def baselines(spec, data, spacing=None):
+        calls.append((spec.name, spacing))
+        return {"identity": {"psnr": 30.0}}
+
+    class Spec:
+        def __init__(self, name):
+            self.name = name
+
+    got = pair_collaborators(baselines_of=baselines).baselines_of
+    seed1, seed2 = {"test": ["a"]}, {"test": ["a"]}  # equal, but another split object
+    first = got(Spec("t"), seed1, (3.0, 1.5, 1.5))
+    first["identity"]["psnr"] = -1.0  # a caller's edit does not reach the memo
+    assert got(Spec("t"), seed1, (3.0, 1.5, 1.5)) == {"identity": {"psnr": 30.0}}
+    got(Spec("t"), seed2, (3.0, 1.5, 1.5))
+    got(Spec("u"), seed1, (3.0, 1.5, 1.5))
+    got(Spec("t"), seed1, (1.0, 1.0, 1.0))
+    assert len(calls) == 4

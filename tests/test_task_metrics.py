@@ -106,6 +106,25 @@ def test_identical_volumes():
     assert out["ssim"] == pytest.approx(1.0, abs=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(16, 64, 64), (9, 20, 30), (5, 12, 12), (4, 8, 8)])
+def test_ssim_equals_monai(shape):
+    """The separable SSIM is MONAI's SSIMMetric (cubic Gaussian window, valid positions) to float32 rounding,
+    including the shrunken odd window of a small volume."""
+    from monai.metrics import SSIMMetric
+
+    rng = np.random.default_rng(sum(shape))
+    t = rng.normal(size=shape)
+    p = t + 0.3 * rng.normal(size=shape)
+    body = np.ones(shape)
+    got = restoration_scores(p, t, {"body": body})["ssim"]
+    win = min(11, *shape)
+    win = win if win % 2 == 1 else win - 1
+    as_t = lambda a: torch.from_numpy(a[None, None].astype(np.float32))  # noqa: E731
+    ref = SSIMMetric(spatial_dims=3, data_range=float(t.max() - t.min()), win_size=win)(as_t(p), as_t(t))
+    assert got == pytest.approx(float(ref.mean()), abs=2e-6)
+    assert 0.0 < got < 1.0
+
+
 def test_known_offset_error_and_masking():
     t = np.zeros((8, 8, 8))
     t[2:6, 2:6, 2:6] = 1.0
