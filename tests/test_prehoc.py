@@ -126,6 +126,38 @@ def test_patch_rows_cells_are_where_the_features_come_from(slices):
     assert np.array_equal(again.boxes, rows.boxes)  # positions depend on the seed and map shapes only
 
 
+@pytest.mark.parametrize("slices", [False, True])
+def test_enriched_draws_take_half_their_rows_from_the_rare_cells(slices):
+    """With ``enrich`` up to half of each image's rows come from the flagged cells (all of them when fewer), the
+    rest from the others; the features still come from the drawn cells, and the draw is reproducible."""
+    vols = _vols(n=4, shape=(8, 32, 32))
+    ys = []
+    for v in vols:
+        y = np.zeros(v.shape)
+        y[2:4, 4:12, 4:12] = 1.0  # a small lesion
+        ys.append(y)
+    enc = PoolSlices(k=4) if slices else PoolVolume(kernel=(2, 4, 4))
+    ds = Items(vols, ys, slices=slices)
+
+    def lesion(i, boxes):
+        return box_means(np.asarray(ys[i]) > 0, boxes) > 0
+
+    uniform = patch_rows(enc, ds, CPU, max_rows=4 * 32, seed=5)
+    rows = patch_rows(enc, ds, CPU, max_rows=4 * 32, seed=5, enrich=lesion)
+    for i, vol in enumerate(vols):
+        mine = rows.groups == i
+        hot = lesion(i, rows.boxes[mine])
+        # the lesion touches 4 cells of the (2, 4, 4)-pooled volume, 8 tokens of the slices (2 centre slices x 4):
+        # fewer than half of 32 rows, so all of them are drawn, the rest from the other cells
+        assert mine.sum() == 32 and hot.sum() == (8 if slices else 4)
+        np.testing.assert_allclose(rows.features[mine, 0], _direct(vol, rows.boxes[mine]), atol=1e-5)
+        assert hot.mean() > lesion(i, uniform.boxes[uniform.groups == i]).mean()  # enriched beyond uniform
+    again = patch_rows(enc, ds, CPU, max_rows=4 * 32, seed=5, enrich=lesion)
+    assert np.array_equal(again.boxes, rows.boxes)
+    with pytest.raises(ValueError, match="flags"):
+        patch_rows(enc, ds, CPU, max_rows=4 * 32, seed=5, enrich=lambda i, boxes: np.ones(3, bool))
+
+
 def test_kind_patch_targets_against_loops():
     vols, ys = _vols(2, seed=4), _vols(2, seed=5)
     boxes = np.array([[0, 4, 0, 8, 0, 8], [4, 8, 8, 16, 0, 16], [2, 3, 5, 6, 7, 8]])

@@ -3,7 +3,8 @@
 :func:`patch_rows` encodes every item of a map-style task dataset and keeps, per item, up to
 ``max_rows // n_items`` positions of the encoder's deepest feature map (``map_names[-1]``: ProFound's last stage,
 ProViCNet's last block after the final norm), drawn without replacement from ``numpy.random.default_rng(seed)``;
-the draws depend only on the map shapes, so every encoder of one architecture is read at the same positions.
+the draws depend only on the map shapes (and, for a rare target, on which cells touch it: ``enrich``), so every
+encoder of one architecture is read at the same positions.
 Each row comes with its **cell**, the box of the target grid ``y`` [D, H, W] it stands for:
 
 * volume encoders (map ``[C, d, h, w]`` over the whole crop): the map position (a, b, c) covers the target voxels
@@ -18,6 +19,7 @@ The task kind turns the cells into targets (``TaskKind.patch_targets``); ``group
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -29,6 +31,9 @@ __all__ = ["PatchRows", "patch_rows", "cell_edges", "MAX_PATCH_ROWS"]
 
 #: at most this many patch rows enter LogME and the linear probe (their cost grows with the rows)
 MAX_PATCH_ROWS = 4096
+
+#: ``(item index, boxes [n_cells, 6]) -> bool [n_cells]``: the cells a draw is enriched with (:func:`patch_rows`)
+EnrichFn = Callable[[int, np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -64,24 +69,55 @@ def _boxes(z0: np.ndarray, z1: np.ndarray, b: np.ndarray, c: np.ndarray, hw: tup
                      np.minimum(x0, hw[1] - 1), np.minimum(x1, hw[1])], axis=1).astype(np.int64)
 
 
-def _draw(rng: np.random.Generator, n_cells: int, per_item: int) -> np.ndarray:
-    return np.sort(rng.choice(n_cells, size=min(per_item, n_cells), replace=False))
+def _draw(rng: np.random.Generator, n_cells: int, per_item: int, enriched: np.ndarray | None = None) -> np.ndarray:
+    """``per_item`` cells without replacement; with ``enriched`` (bool [n_cells]) up to half of them from its
+    cells, the rest from the others."""
+    k = min(per_item, n_cells)
+    if enriched is None:
+        return np.sort(rng.choice(n_cells, size=k, replace=False))
+    hot, cold = np.flatnonzero(enriched), np.flatnonzero(~enriched)
+    n_hot = min(len(hot), k // 2) if len(cold) else min(len(hot), k)
+    n_cold = min(len(cold), k - n_hot)
+    n_hot = min(len(hot), k - n_cold)
+    return np.sort(np.concatenate([rng.choice(hot, size=n_hot, replace=False),
+                                   rng.choice(cold, size=n_cold, replace=False)]).astype(np.int64))
 
 
-def _volume_rows(item, encoder, device, layer: int, rng, per_item: int):
-    shape = tuple(int(v) for v in np.shape(item["y"]))
-    m = encoder.forward_features(torch.as_tensor(item["x"]).float()[None].to(device)).maps[layer][0]
-    grid = tuple(int(v) for v in m.shape[1:])
-    idx = _draw(rng, int(np.prod(grid)), per_item)
-    feats = m.flatten(1)[:, torch.as_tensor(idx, device=m.device)].t().float().cpu().numpy()
+def _volume_boxes(idx: np.ndarray, grid: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
     a, b, c = np.unravel_index(idx, grid)
     ez = cell_edges(shape[0], grid[0])
     z0 = np.minimum(ez[a], shape[0] - 1)
-    boxes = _boxes(z0, np.maximum(ez[a + 1], z0 + 1), b, c, shape[1:], grid[1:])
-    return feats, boxes, int(np.prod(grid))
+    return _boxes(z0, np.maximum(ez[a + 1], z0 + 1), b, c, shape[1:], grid[1:])
 
 
-def _slice_rows(item, encoder, device, layer: int, rng, per_item: int, step: int, batch_size: int):
+def _enriched(enrich: EnrichFn | None, i: int, boxes_of, n_cells: int) -> np.ndarray | None:
+    if enrich is None:
+        return None
+    hot = np.asarray(enrich(i, boxes_of(np.arange(n_cells))), bool)
+    if hot.shape != (n_cells,):
+        raise ValueError(f"item {i}: the enrichment gave {hot.shape} flags for {n_cells} cells")
+    return hot
+
+
+def _volume_rows(item, encoder, device, layer: int, rng, per_item: int, i: int = 0, enrich: EnrichFn | None = None):
+    shape = tuple(int(v) for v in np.shape(item["y"]))
+    m = encoder.forward_features(torch.as_tensor(item["x"]).float()[None].to(device)).maps[layer][0]
+    grid = tuple(int(v) for v in m.shape[1:])
+    n_cells = int(np.prod(grid))
+    idx = _draw(rng, n_cells, per_item, _enriched(enrich, i, lambda j: _volume_boxes(j, grid, shape), n_cells))
+    feats = m.flatten(1)[:, torch.as_tensor(idx, device=m.device)].t().float().cpu().numpy()
+    return feats, _volume_boxes(idx, grid, shape), n_cells
+
+
+def _slice_boxes(idx: np.ndarray, n_stacks: int, grid: tuple[int, int], centres: np.ndarray,
+                 shape: tuple[int, ...]) -> np.ndarray:
+    k, b, c = np.unravel_index(idx, (n_stacks,) + grid)
+    z0 = centres[k].astype(np.int64)
+    return _boxes(z0, z0 + 1, b, c, shape[1:], grid)
+
+
+def _slice_rows(item, encoder, device, layer: int, rng, per_item: int, step: int, batch_size: int, i: int = 0,
+                enrich: EnrichFn | None = None):
     shape = tuple(int(v) for v in np.shape(item["y"]))
     x, pos = torch.as_tensor(item["x"]).float(), torch.as_tensor(item["pos"]).float()
     centres = slice_centres(shape[0], step)
@@ -94,18 +130,19 @@ def _slice_rows(item, encoder, device, layer: int, rng, per_item: int, step: int
                                      ).maps[layer]  # [b, C, gh, gw]
         grid, n_tok = (int(m.shape[-2]), int(m.shape[-1])), int(m.shape[-2] * m.shape[-1])
         if idx is None:
-            idx = _draw(rng, x.shape[0] * n_tok, per_item)
+            n_cells, g = x.shape[0] * n_tok, grid
+            hot = _enriched(enrich, i, lambda j: _slice_boxes(j, x.shape[0], g, centres, shape), n_cells)
+            idx = _draw(rng, n_cells, per_item, hot)
         local = idx[(idx >= start * n_tok) & (idx < (start + m.shape[0]) * n_tok)] - start * n_tok
         flat = m.flatten(2).transpose(1, 2).reshape(-1, m.shape[1])  # [(slice, token), C]
         got.append(flat[torch.as_tensor(local, device=flat.device)].float().cpu().numpy())
-    k, b, c = np.unravel_index(idx, (x.shape[0],) + grid)
-    z0 = centres[k].astype(np.int64)
-    return np.concatenate(got), _boxes(z0, z0 + 1, b, c, shape[1:], grid), x.shape[0] * grid[0] * grid[1]
+    return (np.concatenate(got), _slice_boxes(idx, x.shape[0], grid, centres, shape),
+            x.shape[0] * grid[0] * grid[1])
 
 
 @torch.no_grad()
 def patch_rows(encoder: nn.Module, dataset, device: torch.device | str, max_rows: int = MAX_PATCH_ROWS,
-               seed: int = 0, batch_size: int = 2) -> PatchRows:
+               seed: int = 0, batch_size: int = 2, enrich: EnrichFn | None = None) -> PatchRows:
     """Feature rows at sampled positions of the deepest map, each with its cell on the target grid.
 
     Args:
@@ -116,6 +153,10 @@ def patch_rows(encoder: nn.Module, dataset, device: torch.device | str, max_rows
         device: where to run.
         max_rows: rows in all, at most (``max_rows // n_items`` per item, at least 1; default
             :data:`MAX_PATCH_ROWS`). seed: position sampler seed (default 0). batch_size: slices per forward pass.
+        enrich: ``(item index, boxes [n_cells, 6]) -> bool [n_cells]``, the cells of a rare target (e.g. those
+            touching a lesion): up to half of each item's rows are drawn from them, the rest from the other cells
+            (default None: uniform draws). The flags come from the target, so every encoder of one architecture
+            is still read at the same positions.
 
     Returns:
         :class:`PatchRows`, rows in item order.
@@ -143,8 +184,8 @@ def patch_rows(encoder: nn.Module, dataset, device: torch.device | str, max_rows
             if np.ndim(item["y"]) != 3:
                 raise ValueError(f"item {i}: patch rows need a dense target y [D, H, W], got shape "
                                  f"{np.shape(item['y'])}")
-            f, b, cells = (_volume_rows(item, encoder, device, layer, rng, per_item) if kind == "volume" else
-                           _slice_rows(item, encoder, device, layer, rng, per_item, step, batch_size))
+            f, b, cells = (_volume_rows(item, encoder, device, layer, rng, per_item, i, enrich) if kind == "volume"
+                           else _slice_rows(item, encoder, device, layer, rng, per_item, step, batch_size, i, enrich))
             feats.append(f)
             boxes.append(b)
             groups.append(np.full(len(f), i, np.int64))

@@ -66,13 +66,17 @@ def transfer_rows(encoder: nn.Module, train_ds, spec: Any, device: torch.device,
     if kind.transfer_unit != "patch":
         raise ValueError(f"task kind {kind.name!r}: transfer_unit must be 'case' or 'patch', got "
                          f"{kind.transfer_unit!r}")
-    rows = patch_rows(encoder, train_ds, device, max_rows=max_rows, seed=seed)
+    enrich = None
+    if kind.patch_enrich:  # a rare target: half of each image's rows from the cells that carry it
+        def enrich(i: int, boxes: np.ndarray) -> np.ndarray:
+            return np.asarray(kind.patch_targets(train_ds, i, boxes, spec), np.float64) > 0
+    rows = patch_rows(encoder, train_ds, device, max_rows=max_rows, seed=seed, enrich=enrich)
     y = np.concatenate([np.asarray(kind.patch_targets(train_ds, i, rows.boxes[rows.groups == i], spec), np.float64)
                         for i in range(len(train_ds))])
     desc, target_type = kind.patch_target_info(spec, train_ds)
     info = {"target": desc, "target_type": target_type, "regression": target_type == "continuous", "unit": "patch",
             "feature": rows.layer, "rows_per_image": int(np.bincount(rows.groups).max()),
-            "cells_per_image": rows.cells}
+            "cells_per_image": rows.cells, "sampling": "enriched" if enrich is not None else "uniform"}
     return rows.features, y, rows.groups, info
 
 

@@ -36,6 +36,8 @@ TRANSFER_FIELDS: tuple[tuple[str, type, str, bool], ...] = (
     _field("dim", int, "feature dimension"),
     _field("rows_per_image", int, "patch rows drawn per image (unit patch)"),
     _field("cells_per_image", int, "feature-map cells per image the rows are drawn from (unit patch)"),
+    _field("sampling", str, "how the patch rows were drawn: uniform, or enriched (up to half of each image's rows "
+           "from cells with a non-zero target: a rare target such as lesions; TaskKind.patch_enrich)"),
     _field("standardised", bool, "the continuous target was z-scored before LogME / the probe"),
     _field("target_sd", float, "SD of the continuous target before z-scoring (its spread)"),
     _field("logme", float, "LogME (You et al. 2021) of the frozen pretrained features; null with logme_note when "

@@ -38,6 +38,7 @@ class SegmentationKind(DenseKind):
     regression = False
     target_type = "binary"
     target_description = "csPCa present (target mask non-empty), binary"
+    patch_enrich = True  # lesion cells are rare: half of each image's patch rows from cells touching a lesion
 
     def validate(self, spec) -> None:
         if int(spec.out_channels) > 2:
