@@ -122,6 +122,12 @@ def pair_index(profile: str, task: str, model: str) -> Path:
     return results_dir(profile) / "pairs" / f"{pair_name(task, model)}.json"
 
 
+def linear_references(profile: str) -> Path:
+    """``results/<profile>/linear_references.json``: the cohort's closed-form linear references
+    (:mod:`transferlimits.study.linear_reference`, written with the cohort)."""
+    return results_dir(profile) / "linear_references.json"
+
+
 def profile_json(profile: str) -> Path:
     """The run's resolved profile (defaults + overrides), written once by the runner; every job reads it."""
     return results_dir(profile) / "profile.json"

@@ -33,9 +33,11 @@ from transferlimits.runner.checks import check_data, check_writable
 from transferlimits.runner.grid import PairJob, build_grid, parse_only
 from transferlimits.runner.invocations import record_grid_wall
 from transferlimits.runner.overrides import parse_overrides
+from transferlimits.runner.provenance import hardware_line
 from transferlimits.runner.publish import publish_results, published_dir
 from transferlimits.runtime import resolve_device
 from transferlimits.study import run_pair
+from transferlimits.study.linear_reference import write_linear_references
 from transferlimits.study.pair import PairRequest
 from transferlimits.study.point import pair_collaborators, run_point
 from transferlimits.training.loop import Checkpointer
@@ -165,6 +167,10 @@ def _compute(args: argparse.Namespace, prof, grid, clock: Clock, done: dict[str,
                           progress=False)
     skipped = cohort.manifest.get("real_skipped")
     say(f"cohort ready in {cohort.root}" + (f"; {skipped}" if skipped else ""))
+    linear, manifest = paths.linear_references(prof.name), paths.data_dir(prof.name) / "manifest.json"
+    if not linear.is_file() or linear.stat().st_mtime < manifest.stat().st_mtime:  # as the data notebook writes it
+        write_linear_references(prof, cohort, hardware_line(device), linear)
+        say("linear references written")
     for model, objective in grid.pretrain:
         run_pretraining(model, objective, prof, device, clock)
         done["pretrain"].append(f"{model}/{objective}")

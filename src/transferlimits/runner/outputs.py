@@ -62,8 +62,8 @@ def grid_jobs(grid: Grid) -> list[JobFiles]:
     gen, res = paths.generated_dir(grid.profile), paths.results_dir(grid.profile)
     logs = res / "logs"
     jobs = [JobFiles("resolve_profile", "profile", (paths.profile_json(grid.profile),), logs / "profile.log"),
-            JobFiles("data", "data", (gen / "00_data.ipynb", paths.data_dir(grid.profile) / "manifest.json"),
-                     logs / "00_data.log")]
+            JobFiles("data", "data", (gen / "00_data.ipynb", paths.data_dir(grid.profile) / "manifest.json",
+                                      paths.linear_references(grid.profile)), logs / "00_data.log")]
     for model, objective in grid.pretrain:
         jobs.append(JobFiles("pretrain", f"pretrain {model}+{objective}",
                              (gen / f"01_pretrain__{model}__{objective}.ipynb",

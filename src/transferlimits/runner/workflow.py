@@ -62,7 +62,7 @@ CORE_SOURCES: tuple[str, ...] = ("*.py", "config", "tasks", "metrics", "runner/n
                                  "runner/provenance.py")
 RULE_SOURCES: dict[str, tuple[str, ...]] = {
     "resolve_profile": ("*.py", "config", "runner/resolve_profile.py"),
-    "data": CORE_SOURCES + ("data", "figures/__init__.py", "figures/data.py"),
+    "data": CORE_SOURCES + ("data", "figures/__init__.py", "figures/data.py", "study/linear_reference.py"),
     "pretrain": CORE_SOURCES + ("data", "models", "training"),
     "pair": CORE_SOURCES + ("data", "models", "training", "study", "figures/__init__.py", "figures/training.py",
                             "figures/pair.py", "figures/palette.py"),

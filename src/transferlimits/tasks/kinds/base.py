@@ -143,6 +143,12 @@ class TaskKind:
         """
         raise NotImplementedError(f"task kind {self.name!r} has no per-patch transferability target")
 
+    def linear_reference(self, spec: Any, train: Any, test: Any) -> dict[str, Any] | None:
+        """The task's closed-form linear reference (:mod:`transferlimits.metrics.linear_reference`), fitted on
+        ``train`` and scored on ``test``: ``{"metric", <scores>, "n_test", "model"}``, or None where the kind (or
+        this task) has none (the default)."""
+        return None
+
     def patch_targets(self, ds: Any, i: int, boxes: np.ndarray, spec: Any) -> np.ndarray:
         """Per-patch transferability targets of item ``i`` of ``ds``, one per cell.
 

@@ -47,6 +47,7 @@ from transferlimits.data.degrade import PE_AXIS
 from transferlimits.data.normalise import zscore_stats
 from transferlimits.metrics import tasks as mt
 from transferlimits.metrics.baselines import identity_scores, median_constant_scores
+from transferlimits.metrics.linear_reference import RIDGE, apply_filter, fit_filter
 from transferlimits.tasks.kinds.base import body_mask, item_values, metric_scores, register_kind, sample_input, wanted
 from transferlimits.tasks.kinds.dense import DenseKind, box_means
 
@@ -121,6 +122,25 @@ class DenseRegressionKind(DenseKind):
     def _residual(self, spec, ds) -> bool:
         """Patch target = the residual's RMS (a same-modality task on a dataset with the degraded input)."""
         return self.in_input_units(spec) and hasattr(ds, "identity_input")
+
+    def linear_reference(self, spec, train, test):
+        """Same-modality restoration: the least-squares 3x3x3 filter of the degraded input (``identity_input``)
+        against the identity baseline, on the primary metric; None for translation (another modality's input)."""
+        if not (self._residual(spec, train) and self._residual(spec, test)):
+            return None
+        w = fit_filter((np.asarray(train.identity_input(i), np.float32), np.asarray(train[i]["y"], np.float32))
+                       for i in range(len(train)))
+        metric, ident, lin = spec.primary_metric, [], []
+        for i in range(len(test)):
+            item = test[i]
+            x, y = np.asarray(test.identity_input(i), np.float32), np.asarray(item["y"], np.float32)
+            masks = {k: np.asarray(v) for k, v in item["masks"].items()}
+            ident.append(mt.restoration_scores(x, y, masks, ssim=False)[metric])
+            lin.append(mt.restoration_scores(apply_filter(x, w), y, masks, ssim=False)[metric])
+        gain = np.asarray(lin) - np.asarray(ident)
+        return {"metric": metric, "identity": float(np.mean(ident)), "linear_filter": float(np.mean(lin)),
+                "gain_mean": float(gain.mean()), "gain_sd": float(gain.std(ddof=1)) if len(gain) > 1 else None,
+                "n_test": len(test), "model": f"least-squares 3x3x3 linear filter + constant, ridge {RIDGE:g}"}
 
     def patch_target_info(self, spec, ds):
         if self._residual(spec, ds):

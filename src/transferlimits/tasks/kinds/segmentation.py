@@ -22,6 +22,7 @@ import torch
 
 from transferlimits.metrics import tasks as mt
 from transferlimits.metrics.baselines import empty_mask_scores
+from transferlimits.metrics.linear_reference import fit_voxel_logistic, voxel_features
 from transferlimits.tasks.kinds.base import item_values, metric_scores, register_kind, wanted
 from transferlimits.tasks.kinds.dense import DenseKind, box_means
 
@@ -83,6 +84,24 @@ class SegmentationKind(DenseKind):
 
     def case_target(self, item) -> int:
         return int((np.asarray(item["y"]) > 0).any())
+
+    def linear_reference(self, spec, train, test):
+        """A voxel-wise logistic regression on the three channels and their 3x3x3 means (volume views only: the
+        input ``x`` [3, D, H, W] on the target grid); Dice at probability 0.5 over the test cases with a lesion."""
+        if np.ndim(train[0]["x"]) != 4 or np.shape(train[0]["x"])[1:] != np.shape(train[0]["y"]):
+            return None
+        clf, share = fit_voxel_logistic((np.asarray(train[i]["x"]), np.asarray(train[i]["y"]))
+                                        for i in range(len(train)))
+        dice = []
+        for i in range(len(test)):
+            item = test[i]
+            t = np.asarray(item["y"]) > 0
+            if t.any():
+                p = clf.predict_proba(voxel_features(np.asarray(item["x"])))[:, 1].reshape(t.shape) > 0.5
+                dice.append(2 * (p & t).sum() / (p.sum() + t.sum()))
+        return {"metric": "dice", "empty_mask": 0.0, "logistic_voxel": float(np.mean(dice)) if dice else None,
+                "n_lesion_cases": len(dice), "lesion_voxel_share_train": share,
+                "model": "logistic regression on 3 channels + their 3x3x3 means, background re-weighted to its prior"}
 
     def patch_target_info(self, spec, ds):
         return "lesion (csPCa) fraction of the feature-map cell", "continuous"
