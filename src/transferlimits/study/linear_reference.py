@@ -26,9 +26,7 @@ from transferlimits.data.cohort import task_dataset
 from transferlimits.runtime import atomic_write_json
 from transferlimits.tasks import get_kind, get_task
 
-__all__ = ["LINEAR_FILE", "linear_references", "write_linear_references"]
-
-LINEAR_FILE = "linear_references.json"
+__all__ = ["linear_references", "write_linear_references"]
 
 
 def linear_references(prof: Profile, cohort: Any, hardware: str) -> dict[str, Any]:
