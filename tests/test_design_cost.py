@@ -3,22 +3,16 @@ grid, and what each cut removes — against hand sums on a tiny tree."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from _scripts import load_script
 
 
 def _cli():
-    spec = importlib.util.spec_from_file_location("bench_design_cost", ROOT / "benchmarks" / "design_cost.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/design_cost.py", "bench_design_cost")
 
 
 def _point(root: Path, task: str, model: str, seed: int, kind: str, ft: dict, measure: float, total: float):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from _scripts import load_script
 
 from transferlimits.metrics.control_power import detectable_gain
 from transferlimits.metrics.correlation import within_group_correlation
@@ -16,15 +16,9 @@ from transferlimits.metrics.mde import fisher_mde, holm_alpha, reliability
 from transferlimits.metrics.power import (
     Design, draw_base, estimate_noise, mde, perm_pvalues, power, signflip_min_p, within_r)
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def _load_cli():
-    spec = importlib.util.spec_from_file_location("bench_power", ROOT / "benchmarks" / "power.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/power.py", "bench_power")
 
 
 def test_size_under_null():
