@@ -13,11 +13,13 @@ prints the core-minutes of each part of the design:
 then projects the whole grid (every pair of the profile, from the pairs measured so far: a pair not yet run is
 estimated by the same task on the other model times that model's measured cost ratio) as wall minutes on
 ``--cores`` cores, for the design as run and for each cut in :data:`CUTS` (a cut removes what it names; its
-effect on what the run can show is not modelled here, it is the designer's to weigh).
+effect on what the run can show is not modelled here, it is the designer's to weigh). ``--seeds N ...`` adds the
+same projections at N seeds per point (the points' cost scales with N, the pre-trainings and positive controls do
+not): ``benchmarks/power.py`` says which seed count detects what, this what it costs.
 
 Usage::
 
-    python benchmarks/design_cost.py --results results/cpu [--cores 2] [--json PATH]
+    python benchmarks/design_cost.py --results results/cpu [--cores 2] [--seeds 4 5] [--json PATH]
 """
 
 from __future__ import annotations
@@ -141,10 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--results", type=Path, required=True, help="the profile's results folder (e.g. results/cpu)")
     ap.add_argument("--cores", type=int, default=2, help="cores the grid runs on (default 2)")
+    ap.add_argument("--seeds", type=int, nargs="*", default=[],
+                    help="also project at these seed counts per point (e.g. 4 5)")
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = ap.parse_args(argv)
     if args.cores < 1:
         ap.error(f"--cores must be >= 1, got {args.cores}")
+    if any(n < 1 for n in args.seeds):
+        ap.error(f"--seeds must be >= 1, got {args.seeds}")
     points = load_points(args.results)
     costs = pair_costs(points)
     side = side_costs(args.results)
@@ -173,14 +179,18 @@ def main(argv: list[str] | None = None) -> int:
     cuts["no_probe_on_controls+no_random"] = lambda kind, init: first(kind, init) or second(kind, init)
     for name, drop in cuts.items():
         rows[name] = project(points, tasks, models, kinds, n_seeds, drop) + side_s
+    for n in args.seeds:
+        rows[f"as run @ {n} seeds"] = project(points, tasks, models, kinds, n) + side_s
+        rows[f"no_probe_on_controls @ {n} seeds"] = project(points, tasks, models, kinds, n, first) + side_s
     print(f"\npoints measured {measured / 60:.1f} core-min; the grid ({len(tasks)} tasks x {len(models)} models x "
           f"{len(kinds)} kinds x {n_seeds} seeds) projected from them; + pre-training and positive controls "
           f"{side_s / 60:.1f} (those measured)" + (f"; this tree's grid.json wall {wall / 60:.1f} min" if wall else ""))
     print(f"projected wall on {args.cores} cores (core-min / cores; notebooks, cohort, idle cores and the positive "
           "controls not yet trained are not included):")
     for name, sec in rows.items():
-        desc = CUTS[name][0] if name in CUTS else ("both cuts above" if "+" in name else "the design as run")
-        print(f"  {name:31s} {sec / 60 / args.cores:6.1f} min   {desc}")
+        desc = CUTS[name][0] if name in CUTS else ("both cuts above" if "+" in name else "the design as run"
+                                                   if name == "as run" else "the same at that many seeds per point")
+        print(f"  {name:36s} {sec / 60 / args.cores:6.1f} min   {desc}")
     if args.json:
         walls = {k: v / args.cores for k, v in rows.items()}
         args.json.write_text(dumps_strict({"points": len(points), "pairs": len(costs), "cores": args.cores,

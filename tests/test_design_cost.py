@@ -52,6 +52,28 @@ def test_projection_and_cuts_against_hand_sums(tmp_path, capsys):
     assert "a / m1: 2.9 core-min" in text and "pretrain:m1__x 1.0" in text
 
 
+def test_projection_at_more_seeds_scales_the_points_only(tmp_path):
+    root = tmp_path / "cpu"
+    root.mkdir()
+    (root / "profile.json").write_text(json.dumps({"profile": {"tasks": ["a"], "encoder_sizes": {"m1": "cpu"},
+                                                               "seeds": [0, 1], "control_inits": ["random"]}}))
+    for s in (0, 1):
+        _point(root, "a", "m1", s, "native", {"pretrained": 10, "scratch": 10, "linear_probe": 5, "ablated": 5}, 6, 40)
+        _point(root, "a", "m1", s, "random", {"pretrained": 10, "linear_probe": 5}, 6, 24)
+    (root / "pretrain" / "m1__x").mkdir(parents=True)
+    (root / "pretrain" / "m1__x" / "pretrain.json").write_text(json.dumps({"wall_seconds": 60}))
+    out = tmp_path / "cost.json"
+    assert _cli().main(["--results", str(root), "--cores", "2", "--seeds", "5", "--json", str(out)]) == 0
+    walls = json.loads(out.read_text())["projected_wall_s"]
+    # per seed: native 40 + random 24 + swapped (unmeasured: costs what random does) 24 = 88; without the probe
+    # on the control: 40 + 24 + 19 = 83; the pre-training's 60 does not scale with the seeds
+    assert walls["as run"] == pytest.approx((88 * 2 + 60) / 2)
+    assert walls["as run @ 5 seeds"] == pytest.approx((88 * 5 + 60) / 2)
+    assert walls["no_probe_on_controls @ 5 seeds"] == pytest.approx((83 * 5 + 60) / 2)
+    with pytest.raises(SystemExit):
+        _cli().main(["--results", str(root), "--seeds", "0"])
+
+
 def test_an_empty_tree_is_named(tmp_path):
     with pytest.raises(SystemExit, match="no runs"):
         _cli().main(["--results", str(tmp_path)])
