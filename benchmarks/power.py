@@ -215,7 +215,9 @@ def print_summary(out: dict) -> None:
 def controls(metrics: list[dict], alpha: float, seeds: tuple[int, ...] = (3, 4, 5, 6)) -> dict:
     """The encoder controls' detection test (one-sided t over seeds, Holm over the points of a control): the gain
     (in SDs of its seed-to-seed differences) detected with 80 % power per number of seeds, and each measured
-    control's observed gain / SD with its detection power at its own seeds (``metrics.control_power``)."""
+    control's observed gain / SD with its detection power at its own seeds and at each of ``seeds``
+    (``metrics.control_power``), and per (model, control kind) the expected number of points detected at each seed
+    count were the measured gains/SD the truth (``expected``; ``benchmarks/design_cost.py --seeds`` prices them)."""
     with_controls = [d for d in metrics if d.get("objective") in CONTROL_KINDS]
     pairs = {(d["task"], d["model"]) for d in with_controls}
     table = control_table([d for d in metrics if (d["task"], d["model"]) in pairs]) if with_controls else None
@@ -231,10 +233,27 @@ def controls(metrics: list[dict], alpha: float, seeds: tuple[int, ...] = (3, 4, 
         ok = r.n > 1 and r.sd > 0
         effect = r.mean / r.sd if ok else float("nan")
         pw = detection_power(effect, int(r.n), m, alpha) if ok else float("nan")
+        at = {str(k): detection_power(effect, k, m, alpha) if ok else float("nan") for k in seeds}
         out["measured"].append({"task": r.task, "model": r.model, "kind": r.kind, "n": int(r.n), "effect": effect,
-                                "power": pw, "detected": bool(r.detected)})
+                                "power": pw, "detected": bool(r.detected), "power_at": at})
         print(f"  {r.task:22s} {r.model:10s} {r.kind:12s} n={r.n} gain/SD {_fmt(effect)} power {_fmt(pw)} "
-              f"detected {bool(r.detected)}")
+              f"detected {bool(r.detected)}; at " + ", ".join(f"{k} seeds {_fmt(v)}" for k, v in at.items()))
+    out["expected"] = expected_detections(out["measured"], seeds)
+    for name, row in out["expected"].items():
+        print(f"  expected detections, {name} (sum of powers at the measured gain/SD): "
+              + ", ".join(f"{k} seeds {v:.1f}" for k, v in row.items()))
+    return out
+
+
+def expected_detections(measured: list[dict], seeds: tuple[int, ...]) -> dict[str, dict[str, float]]:
+    """"model/kind" -> seeds -> the expected number of its points detected if each kept its measured gain/SD (the
+    sum of the points' detection powers; an undefined gain/SD, e.g. no seed variation, counts 0)."""
+    out: dict[str, dict[str, float]] = {}
+    for r in measured:
+        row = out.setdefault(f"{r['model']}/{r['kind']}", {str(k): 0.0 for k in seeds})
+        for k in seeds:
+            v = r["power_at"].get(str(k), float("nan"))
+            row[str(k)] += v if v == v else 0.0
     return out
 
 

@@ -128,5 +128,9 @@ def test_cli_reports_the_controls_detectable_gain_and_each_controls_power(capsys
     pos = [r for r in out["measured"] if r["kind"] == "positive"]
     assert len(pos) == 2 and all(r["effect"] == pytest.approx(21.0, rel=1e-6) for r in pos)  # 0.21 / 0.01
     assert all(r["power"] > 0.99 and r["detected"] for r in pos)
+    # at the measured gain/SD each positive point is detected with 5 seeds too: 2 expected of 2; power grows with seeds
+    assert out["expected"]["m/positive"]["5"] == pytest.approx(2.0, abs=1e-3)
+    rnd = [r for r in out["measured"] if r["kind"] == "random"]
+    assert all(r["power_at"]["3"] <= r["power_at"]["6"] for r in rnd)
     assert "Encoder controls" in capsys.readouterr().out
     assert _load_cli().controls([p for p in pts if p["objective"] == "native"], 0.05)["measured"] == []
