@@ -12,8 +12,8 @@ through ``control_check.control_table`` and ``design_check``. Asked for a seed t
 prints how far its scores are from the run's (a reproduction check: 0 on the same machine and code).
 
 Each finished training is appended to ``--out`` (JSON lines) at once and skipped on a re-run, so two processes
-can share the pairs (``--pairs``) and a killed one resumes; ``--report`` only reads. Cost on two cores, seeds 3
-and 4 of all 10 pairs: ~28 core-minutes.
+can share the pairs (``--pairs``) and a killed one resumes; ``--report`` only reads. Cost, seeds 3 and 4 of all 10 pairs:
+41 core-minutes (two processes on the 2-core machine, partly beside other jobs).
 
     .venv/bin/python benchmarks/control_seeds.py --results results/cpu --seeds 3 4 --out seeds.jsonl \\
         --pairs super_resolution:provicnet distortion_correction:provicnet
@@ -125,8 +125,10 @@ def report(results: Path, out: Path, load: Callable[[Path], dict] = load_metrics
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--profile", default="cpu")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--profile", default="cpu",
+                   help="the profile whose recipe, cohort and control encoders (results/<profile>/pretrain) are used")
     p.add_argument("--results", type=Path, required=True, help="a finished run's results folder (runs/*/metrics.json)")
     p.add_argument("--seeds", type=int, nargs="+", default=[3, 4], help="the extra seeds to train (default 3 4)")
     p.add_argument("--pairs", nargs="+", default=None, help="task:model pairs to train (default: every pair of the run)")
@@ -136,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report:
         torch.set_num_threads(1)
         prof = get_profile(args.profile)
+        bad = [s for s in args.pairs or [] if s.count(":") != 1]
+        if bad:
+            p.error(f"--pairs takes task:model, got {bad[0]!r}")
         pairs = [tuple(s.split(":")) for s in args.pairs] if args.pairs else sorted(
             {(m.parent.name.split("__")[0], m.parent.name.split("__")[1])
              for m in (args.results / "runs").glob("*/metrics.json")})

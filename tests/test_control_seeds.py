@@ -84,3 +84,9 @@ def test_report_without_control_points_fails(tmp_path, capsys):
     (tmp_path / "runs").mkdir()
     assert cli.report(tmp_path, tmp_path / "none.jsonl", load=_read) == 1
     assert "no positive or random control points" in capsys.readouterr().err
+
+
+def test_a_malformed_pair_is_named(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        _cli().main(["--results", str(tmp_path), "--out", str(tmp_path / "x.jsonl"), "--pairs", "segmentation"])
+    assert "--pairs takes task:model, got 'segmentation'" in capsys.readouterr().err
