@@ -27,6 +27,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -253,7 +254,7 @@ def expected_detections(measured: list[dict], seeds: tuple[int, ...]) -> dict[st
         row = out.setdefault(f"{r['model']}/{r['kind']}", {str(k): 0.0 for k in seeds})
         for k in seeds:
             v = r["power_at"].get(str(k), float("nan"))
-            row[str(k)] += v if v == v else 0.0
+            row[str(k)] += 0.0 if math.isnan(v) else v
     return out
 
 
