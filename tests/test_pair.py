@@ -7,6 +7,7 @@ collaborator), so resuming is checked on the files a point writes, not on a mock
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import functools
 import json
@@ -142,6 +143,7 @@ def test_a_killed_pair_loses_only_the_unfinished_point_and_resumes(tiny):
                                                             (1, "swapped")]
     swapped = points[1]
     assert swapped["runs"]["scratch"]["reused_from"].endswith("classification__profound__seed0/metrics.json")
+    assert not Path(swapped["runs"]["scratch"]["reused_from"]).is_absolute(), "a machine path in a committed file"
     assert index_problem(index, [paths.point_name("classification", "profound", s, o)
                                  for s in (0, 1) for o in ("native", "swapped")]) is None
     assert [m["seed"] for m in load_indexed_points([index])] == [0, 0, 1, 1]

@@ -26,6 +26,7 @@ from transferlimits.data.cohort import open_cohort, task_dataset
 from transferlimits.metrics.transfer import normalised_gain, rpg, rpg_status
 from transferlimits.models.checkpoints_profound import check_finite_weights
 from transferlimits.models.registry import encoder_for_profile, get_model
+from transferlimits.study.resume import portable_path
 from transferlimits.tasks import get_kind, get_task
 from transferlimits.tasks.kinds.base import strongest_baseline
 from transferlimits.training.finetune import FinetuneResult, finetune
@@ -197,7 +198,7 @@ def _reused_run(src: Path, init: str) -> dict | None:
             raise ValueError(f"{src}: has no scratch run to reuse")
         return None
     rec = copy.deepcopy(old["runs"][init])
-    rec["reused_from"] = str(src)
+    rec["reused_from"] = portable_path(src)
     rec["lr_groups"] = old.get("lr_groups", {}).get(init, [])
     return rec
 
