@@ -27,6 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from transferlimits.config import get_profile
 from transferlimits.models.convnext3d import build_profound
 from transferlimits.models.vit import build_provicnet
+from transferlimits.runner.machine_peak import sgemm_peak_gflops
 
 
 def cpu_model() -> str:
@@ -47,15 +48,8 @@ def load() -> str:
 
 
 def sgemm_peak(n: int = 2048, repeats: int = 10) -> float:
-    """Best achieved fp32 GFLOP/s of an n x n x n matmul (the practical peak of this CPU and thread count)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best / 1e9
+    """Best achieved fp32 GFLOP/s of an n x n x n matmul at the current thread count (the practical peak)."""
+    return sgemm_peak_gflops(threads=None, n=n, repeats=repeats)
 
 
 def step_flops(forward: Callable[[], object]) -> float:

@@ -104,3 +104,15 @@ def test_the_run_page_opens_with_the_design_check_as_a_numbered_table(tmp_path):
     assert "no result files" in " ".join(criteria_markdown([]))
     page = run_page_markdown(root, "cpu", explanations=tmp_path / "none.yml")
     assert page.index("Can this run see the encoder?") < page.index("Scientific floor")
+
+
+def test_the_wall_names_the_slowest_machine_peak_the_grid_recorded(tmp_path):
+    root = _tree(tmp_path)
+    wall = next(r for r in design_criteria(*load_tree(root)) if r.name == "wall")
+    assert wall.value == "50.0 min"  # a run recorded before the peak was: the wall alone
+    (root / "grid.json").write_text(json.dumps({"wall_s": 3000.0, "invocations": [
+        {"wall_s": 1000.0, "sgemm_peak_gflops_1thread": 70.2},
+        {"wall_s": 2000.0, "sgemm_peak_gflops_1thread": 34.0},
+        {"wall_s": 5.0, "render_only": True, "sgemm_peak_gflops_1thread": 1.0}]}))  # renders compute nothing
+    wall = next(r for r in design_criteria(*load_tree(root)) if r.name == "wall")
+    assert wall.value == "50.0 min on a machine of 34 GFLOP/s fp32 matmul per thread" and wall.status == "pass"

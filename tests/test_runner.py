@@ -309,5 +309,8 @@ def test_render_only_executes_the_pages_without_computing(smoke_study):
     assert {p: p.read_bytes() for p in points} == points, "render-only re-computed a point"
     grid = json.loads((smoke_study.results / "grid.json").read_text())
     assert grid["invocations"][-1]["render_only"] is True and grid["wall_s"] == grid_before["wall_s"]
+    # a computing invocation records this machine's matmul peak beside its wall; a render computes nothing
+    assert grid_before["invocations"][0]["sgemm_peak_gflops_1thread"] > 0
+    assert "sgemm_peak_gflops_1thread" not in grid["invocations"][-1]
     smoke_study.cli("run", "--profile", "smoke", "--only", "task=classification")  # back to the plain grid: resumes
     assert {p: p.read_bytes() for p in points} == points

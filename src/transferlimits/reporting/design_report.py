@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from transferlimits.reporting.floor import grid_wall_s, strict_json
+from transferlimits.reporting.floor import grid_peak_gflops, grid_wall_s, strict_json
 from transferlimits.study.control_check import control_table, design_check, enough_tasks
 
 __all__ = ["Criterion", "DEGENERATE_LOGME", "design_criteria", "load_tree", "format_criteria", "criteria_markdown"]
@@ -48,14 +48,15 @@ class Criterion:
     status: str
 
 
-def load_tree(root: Path) -> tuple[list[dict], list[dict], dict, float | None]:
-    """``(points, pretrainings, linear references, grid wall seconds)`` of a results tree (strict JSON)."""
+def load_tree(root: Path) -> tuple[list[dict], list[dict], dict, float | None, float | None]:
+    """``(points, pretrainings, linear references, grid wall seconds, the machine's recorded fp32 matmul peak per
+    thread in GFLOP/s or None)`` of a results tree (strict JSON)."""
     root = Path(root)
     points = [strict_json(p) for p in sorted(root.glob("runs/*/metrics.json"))]
     pretrain = [strict_json(p) for p in sorted(root.glob("pretrain/*/pretrain.json"))]
     lin_path = root / "linear_references.json"
     linear = strict_json(lin_path).get("tasks", {}) if lin_path.is_file() else {}
-    return points, pretrain, linear, grid_wall_s(root)
+    return points, pretrain, linear, grid_wall_s(root), grid_peak_gflops(root)
 
 
 def _primary(m: dict, init: str) -> float:
@@ -127,8 +128,11 @@ def _within_points(points: list[dict]) -> int:
     return len(keys)
 
 
-def design_criteria(points: list[dict], pretrain: list[dict], linear: dict, wall_s: float | None) -> list[Criterion]:
-    """Every criterion of the module docstring, per model where it is per model."""
+def design_criteria(points: list[dict], pretrain: list[dict], linear: dict, wall_s: float | None,
+                    peak_gflops: float | None = None) -> list[Criterion]:
+    """Every criterion of the module docstring, per model where it is per model (the wall's value names the
+    machine's fp32 matmul peak per thread when the run recorded it: the same budget is less work on a slower
+    machine)."""
     models = sorted({m["model"] for m in points})
     native = [m for m in points if m["objective"] == "native"]
     rows = _share_rows(native, models) + _linear_rows(native, linear, models) + _control_rows(points, models)
@@ -147,7 +151,8 @@ def design_criteria(points: list[dict], pretrain: list[dict], linear: dict, wall
         f"{k} {'undefined' if v is None else f'{100 * float(v):+.1f} %'}" for k, v in sorted(changes.items())),
         f"|last-20 % loss change| ≤ {100 * MAX_PLATEAU:.0f} %", "missing" if not changes else
         ("fail" if over else "pass")))
-    rows.append(Criterion("wall", "run", "not recorded" if wall_s is None else f"{wall_s / 60:.1f} min",
+    machine = "" if peak_gflops is None else f" on a machine of {peak_gflops:.0f} GFLOP/s fp32 matmul per thread"
+    rows.append(Criterion("wall", "run", "not recorded" if wall_s is None else f"{wall_s / 60:.1f} min{machine}",
                           f"≤ {MAX_WALL_MIN:.0f} min", "missing" if wall_s is None else
                           ("pass" if wall_s <= 60 * MAX_WALL_MIN else "fail")))
     return rows

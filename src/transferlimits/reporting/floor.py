@@ -39,7 +39,7 @@ from transferlimits.models.registry import MODEL_REGISTRY
 __all__ = ["MARGINS", "BASELINE_NAMES", "CHECKED_INITS", "EXPLANATIONS", "RULE_LINES", "FloorRow", "strict_json",
            "rule_explanation", "explained_rule_failures",
            "baseline_value", "floor_rows", "run_floor_rows", "is_contrastive", "contrastive_paths", "contrastive_fractions",
-           "grid_wall_s", "check_tree", "load_explanations", "explanation_for", "split_explained"]
+           "grid_wall_s", "grid_peak_gflops", "check_tree", "load_explanations", "explanation_for", "split_explained"]
 
 #: task -> (margin, rule): "over" = pretrained/scratch >= baseline + margin (in the metric's better direction;
 #: margin 0 = strictly better), "floor" = the run's value itself >= margin (AUROC: a constant prior scores 0.5).
@@ -182,6 +182,17 @@ def contrastive_fractions(root: Path) -> dict[str, float | None]:
         frac = strict_json(path).get("contrastive_active_fraction")
         out[model] = None if frac is None else float(frac)
     return out
+
+
+def grid_peak_gflops(root: Path) -> float | None:
+    """The smallest fp32 matmul peak per thread (GFLOP/s) recorded by the grid's computing invocations in
+    ``root/grid.json`` (:mod:`transferlimits.runner.machine_peak`); None when none recorded one (runs before it)."""
+    path = Path(root) / "grid.json"
+    if not path.is_file():
+        return None
+    peaks = [float(i["sgemm_peak_gflops_1thread"]) for i in strict_json(path).get("invocations") or []
+             if not i.get("render_only") and i.get("sgemm_peak_gflops_1thread") is not None]
+    return min(peaks) if peaks else None
 
 
 def grid_wall_s(root: Path) -> float | None:

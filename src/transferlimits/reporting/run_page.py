@@ -23,8 +23,9 @@ import numpy as np
 
 from transferlimits.reporting.design_report import criteria_markdown, design_criteria, load_tree
 from transferlimits.reporting.floor import (MARGINS, RULE_LINES, check_tree, contrastive_fractions,
-                                            explained_rule_failures, explanation_for, grid_wall_s, load_explanations,
-                                            rule_explanation, run_floor_rows, split_explained, strict_json)
+                                            explained_rule_failures, explanation_for, grid_peak_gflops, grid_wall_s,
+                                            load_explanations, rule_explanation, run_floor_rows, split_explained,
+                                            strict_json)
 from transferlimits.reporting.run_sections import (COMPARE_COMMAND, REPRODUCTION, fmt, linear_references_markdown,
                                                    reproduction_markdown, test_cases_markdown)
 
@@ -179,12 +180,15 @@ def header_markdown(root: Path, profile: str, label: str = "Run shown") -> str:
     hw, sw = prov["hardware"], prov["software"]
     wall = grid_wall_s(root)
     peak = max([float(i.get("peak_rss_mib") or 0) for i in grid.get("invocations") or []] or [0.0])
+    gflops = grid_peak_gflops(root)
+    machine = ("" if gflops is None else
+               f" (fp32 matmul peak {gflops:.0f} GFLOP/s per thread, measured as the run started)")
     return (f"**{label}:** profile `{profile}` · {len(run['metrics'])} points · hardware {hw.get('cpu_model', '?')} "
             f"({hw.get('cpu_count', '?')} logical CPUs, {hw.get('torch_threads', '?')} torch thread(s) per job, "
             f"device `{hw.get('device', '?')}`) · torch {sw.get('torch', '?')} · commit(s) "
             + ", ".join(f"`{c}`" for c in prov["commits"]) + f" · {prov['first'][:16]} – {prov['last'][:16]} UTC · "
             f"whole-grid wall time **{fmt(None if wall is None else wall / 60, 1)} min** over "
-            f"{len(grid.get('invocations') or [])} invocation(s), largest job's peak memory {peak:.0f} MiB.\n"
+            f"{len(grid.get('invocations') or [])} invocation(s){machine}, largest job's peak memory {peak:.0f} MiB.\n"
             + (_DIRTY if any(c.endswith("-dirty") for c in prov["commits"]) else ""))
 
 

@@ -49,6 +49,7 @@ from transferlimits.runner import workflow as wf
 from transferlimits.reporting.run_page import overhead_line
 from transferlimits.runner.checks import check_data, check_weights, check_writable
 from transferlimits.runner.invocations import record_grid_wall  # re-exported (the compute path records with it)
+from transferlimits.runner.machine_peak import sgemm_peak_gflops
 from transferlimits.runner.overrides import parse_overrides
 from transferlimits.runner.params import PARAMETER_HELP, validate_parameters
 from transferlimits.runner.publish import publish_results, published_dir
@@ -249,12 +250,16 @@ def main(args: argparse.Namespace) -> int:
         print(f"[run] re-making {len(forced)} output(s) that are missing, unparseable or failed last time",
               file=sys.stderr)
     _claim_checkout(cmd)
+    machine = {} if config["render_only"] else {"sgemm_peak_gflops_1thread": round(sgemm_peak_gflops(threads=1), 1)}
+    if machine:
+        print(f"[run] this machine's fp32 matmul peak: {machine['sgemm_peak_gflops_1thread']} GFLOP/s per thread "
+              "(recorded in grid.json beside the wall time)", file=sys.stderr, flush=True)
     print("[run] " + " ".join(cmd[2:]), file=sys.stderr, flush=True)
     try:
         outcome = run_snakemake(cmd, args.profile, out_mod.grid_jobs(grid_of(config)))
     finally:
         _RUN_PID.unlink(missing_ok=True)
-    record_grid_wall(args.profile, t0, outcome.rc, getattr(args, "cores", None), config["render_only"])
+    record_grid_wall(args.profile, t0, outcome.rc, getattr(args, "cores", None), config["render_only"], machine)
     if outcome.interrupted:
         raise KeyboardInterrupt
     for line in failure_lines(outcome):
