@@ -184,23 +184,23 @@ def contrastive_fractions(root: Path) -> dict[str, float | None]:
     return out
 
 
+def _grid_json(root: Path) -> dict:
+    """``root/grid.json`` parsed (strict JSON); an empty dict when the run recorded none."""
+    path = Path(root) / "grid.json"
+    return strict_json(path) if path.is_file() else {}
+
+
 def grid_peak_gflops(root: Path) -> float | None:
     """The smallest fp32 matmul peak per thread (GFLOP/s) recorded by the grid's computing invocations in
     ``root/grid.json`` (:mod:`transferlimits.runner.machine_peak`); None when none recorded one (runs before it)."""
-    path = Path(root) / "grid.json"
-    if not path.is_file():
-        return None
-    peaks = [float(i["sgemm_peak_gflops_1thread"]) for i in strict_json(path).get("invocations") or []
+    peaks = [float(i["sgemm_peak_gflops_1thread"]) for i in _grid_json(root).get("invocations") or []
              if not i.get("render_only") and i.get("sgemm_peak_gflops_1thread") is not None]
     return min(peaks) if peaks else None
 
 
 def grid_wall_s(root: Path) -> float | None:
     """The whole grid's wall seconds from ``root/grid.json`` (None when absent)."""
-    path = Path(root) / "grid.json"
-    if not path.is_file():
-        return None
-    wall = strict_json(path).get("wall_s")
+    wall = _grid_json(root).get("wall_s")
     return None if wall is None else float(wall)
 
 

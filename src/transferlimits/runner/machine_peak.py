@@ -2,10 +2,11 @@
 
 A wall-time budget ("≤ 90 minutes on two cores") is a budget of work only on a known machine: the same
 ``/proc/cpuinfo`` model name ("AMD EPYC", 2 cores) measured an sgemm peak of 132–174 GFLOP/s at 2 threads in
-earlier sessions and 68 GFLOP/s on 2026-12-03, where each fine-tuning of the ``cpu`` grid took a median 1.8× as long
-as in the committed run (README, "The committed cpu run"). ``transferlimits run`` records :func:`sgemm_peak_gflops` at one thread (the
-``cpu`` profile's per-job thread count) in ``grid.json``, and the run page and ``scripts/check_design.py`` print it
-beside the wall, so a reader can tell a slower design from a slower machine.
+earlier sessions and 68 GFLOP/s on 2026-12-03, where each fine-tuning of the ``cpu`` grid took a median 1.8× as
+long as in the committed run (README, "The committed cpu run"). ``transferlimits run`` records
+:func:`sgemm_peak_gflops` at one thread (the ``cpu`` profile's per-job thread count) in ``grid.json``, and the run
+page and ``scripts/check_design.py`` print it beside the wall, so a reader can tell a slower design from a slower
+machine.
 """
 
 from __future__ import annotations
