@@ -82,7 +82,7 @@ def loops(profile, device: torch.device) -> dict[str, tuple[torch.nn.Module, Cal
         net = build_task_model(name, adapter.encoder_for_profile(profile), get_task("segmentation"),
                                width=recipe.decoder_width, out_size=profile.grid.shape,
                                slice_step=profile.provicnet_slice_step, full_res=recipe.full_res_skip,
-                               residual=recipe.residual).to(device)
+                               residual=recipe.residual, light=recipe.light_decoder).to(device)
         v = tuple(t.to(device) for t in _inputs(name, profile, max(2, recipe.batch_size)))
         out[f"finetune {name}"] = (net, lambda net=net, v=v: net(*v))
     return out

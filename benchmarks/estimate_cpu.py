@@ -69,7 +69,7 @@ def finetune_times(model: str, task: str, prof, probe: bool = False) -> tuple[fl
         enc.channels_last_stages = rec.channels_last_stages
     dense = get_kind(spec.kind).dense
     net = build_task_model(model, enc, spec, width=rec.decoder_width, out_size=prof.grid.shape if dense else None,
-                           full_res=rec.full_res_skip, residual=rec.residual)
+                           full_res=rec.full_res_skip, residual=rec.residual, light=rec.light_decoder)
     if probe:
         net.encoder.requires_grad_(False)
     opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=1e-4)

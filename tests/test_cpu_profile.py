@@ -50,7 +50,8 @@ def test_task_recipes_are_per_task_and_keep_the_shared_switches():
     assert set(CPU.task_finetune) <= set(TASKS)
     for task in TASKS:
         rec = CPU.finetune_for(task)
-        assert (rec.full_res_skip, rec.residual, rec.decoder_width) == (True, True, CPU.finetune.decoder_width)
+        assert (rec.full_res_skip, rec.residual, rec.light_decoder, rec.decoder_width) == (
+            True, True, True, CPU.finetune.decoder_width)
         assert rec == CPU.finetune or task in CPU.task_finetune
     assert CPU.finetune_for("segmentation").epochs > CPU.finetune.epochs
 

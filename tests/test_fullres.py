@@ -46,15 +46,17 @@ def test_pixel_shuffle_3d_is_depth_to_space():
 
 
 def _model(model: str, task: str, **kw):
+    """``model``: a registered name, or ``"profound-light"`` (ProFound's light decoder, ``models/mlp_decoder3d.py``)."""
     torch.manual_seed(0)
-    enc = build_profound("test") if model == "profound" else build_provicnet("test", img_size=56)
-    return build_task_model(model, enc, get_task(task), width=8, out_size=(16, 32, 32), full_res=True,
-                            residual=True, **kw)
+    name = model.split("-")[0]
+    enc = build_profound("test") if name == "profound" else build_provicnet("test", img_size=56)
+    return build_task_model(name, enc, get_task(task), width=8, out_size=(16, 32, 32), full_res=True,
+                            residual=True, light=model.endswith("-light"), **kw)
 
 
 def _inputs(model: str, seed: int):
     g = torch.Generator().manual_seed(seed)
-    if model == "profound":
+    if model.startswith("profound"):
         x = torch.randn(2, 3, 16, 32, 32, generator=g)
         x[:, 1:] = 0  # a restoration input: one channel, the others zero
         return x, None
@@ -62,7 +64,7 @@ def _inputs(model: str, seed: int):
 
 
 @pytest.mark.parametrize("task", ["super_resolution", "modality_translation", "segmentation"])
-@pytest.mark.parametrize("model", ["profound", "provicnet"])
+@pytest.mark.parametrize("model", ["profound", "profound-light", "provicnet"])
 def test_no_learnable_path_bypasses_the_encoder(model, task):
     """Zero the encoder: output - residual is the same for two different inputs, and no head parameter's
     gradient depends on the input (every learnable path goes through the encoder, STUDY §5.1)."""
@@ -89,7 +91,7 @@ def test_no_learnable_path_bypasses_the_encoder(model, task):
 
 def residual_part(model: str, net, x, pos):
     """The parameter-free identity residual the model adds (its input in target units, on the target grid)."""
-    if model == "profound":
+    if model.startswith("profound"):
         return x.sum(1, keepdim=True)
     b, d = x.shape[:2]
     stacks = from_view_size(x.reshape(b * d, *x.shape[2:]), (32, 32))
@@ -99,7 +101,7 @@ def residual_part(model: str, net, x, pos):
 
 @pytest.mark.parametrize("task, residual", [("super_resolution", True), ("distortion_correction", True),
                                             ("modality_translation", False), ("segmentation", False)])
-@pytest.mark.parametrize("model", ["profound", "provicnet"])
+@pytest.mark.parametrize("model", ["profound", "profound-light", "provicnet"])
 def test_factory_gives_the_identity_residual_to_same_modality_restoration_only(model, task, residual):
     assert _model(model, task).residual is residual
 

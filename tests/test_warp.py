@@ -140,16 +140,22 @@ def test_the_distortion_task_selects_the_warp_through_its_kind():
         TaskSpec("x", **{**base, "kind": "segmentation", "out_channels": 2, "metrics": ("mae",)}, dense_output="warp")
 
 
+#: the dense heads under test: each model's published head, and ProFound's light (all-MLP) decoder
+MODELS = ["profound", "profound-light", "provicnet"]
+
+
 def _net(model: str, output: str = "warp"):
     torch.manual_seed(0)
-    enc = build_profound("test") if model == "profound" else build_provicnet("test", img_size=56)
+    name = model.split("-")[0]
+    enc = build_profound("test") if name == "profound" else build_provicnet("test", img_size=56)
     spec = replace(get_task("distortion_correction"), dense_output=output)
-    return build_task_model(model, enc, spec, width=8, out_size=(16, 32, 32), full_res=True, residual=True)
+    return build_task_model(name, enc, spec, width=8, out_size=(16, 32, 32), full_res=True, residual=True,
+                            light=model.endswith("-light"))
 
 
 def _inputs(model: str, seed: int):
     g = torch.Generator().manual_seed(seed)
-    if model == "profound":
+    if model.startswith("profound"):
         x = torch.randn(2, 3, 16, 32, 32, generator=g)
         x[:, [0, 2]] = 0  # the hbv channel only
         return x, None
@@ -159,20 +165,21 @@ def _inputs(model: str, seed: int):
 def _fields(net, model: str):
     """Hook that records the head's displacement field [N, *grid] of each forward pass."""
     seen: list[torch.Tensor] = []
-    layer = net.decode_head if model == "profound" else net.head
+    layer = {"profound": lambda: net.decode_head, "profound-light": lambda: net.field,
+             "provicnet": lambda: net.head}[model]()
     layer.register_forward_hook(lambda m, i, o: seen.append(o.detach().clone()))
     return seen
 
 
 @pytest.mark.parametrize("output", ["warp", "warp_blur"])
-@pytest.mark.parametrize("model", ["profound", "provicnet"])
+@pytest.mark.parametrize("model", MODELS)
 def test_a_new_warp_model_is_the_identity(model, output):
     net = _net(model, output).eval()
     assert net.warp_blur == (output == "warp_blur")
     assert net.warp_axis == PE_AXIS
     x, pos = _inputs(model, 1)
     out = net(x, pos)[:, 0]
-    if model == "profound":
+    if model.startswith("profound"):
         assert torch.equal(out, x.sum(1))
     else:  # the centre slices taken back to the 32 x 32 target grid
         with torch.no_grad():
@@ -181,7 +188,7 @@ def test_a_new_warp_model_is_the_identity(model, output):
 
 
 @pytest.mark.parametrize("output", ["warp", "warp_blur"])
-@pytest.mark.parametrize("model", ["profound", "provicnet"])
+@pytest.mark.parametrize("model", MODELS)
 def test_ablated_field_is_one_constant_independent_of_the_input(model, output):
     """Zero the encoder, randomise the head: the field (and its SD) is spatially constant and the same for two
     inputs; the output is the input shifted (and blurred) by those constants."""
@@ -200,7 +207,7 @@ def test_ablated_field_is_one_constant_independent_of_the_input(model, output):
     for c in range(a.shape[1]):  # each channel one constant
         ch = a[:, c]
         assert float(ch.std()) < 1e-5 * max(1.0, float(ch.abs().max())) and float(ch.abs().max()) > 1e-3
-    if model == "profound":
+    if model.startswith("profound"):
         shift, sd = float(a[0, 0].flatten()[0]), (float(a[0, 1].flatten()[0]) if output == "warp_blur" else 0.0)
         x, _ = _inputs(model, 3)
         src = x.sum(1).numpy().astype(np.float64)
@@ -215,13 +222,13 @@ def test_ablated_field_is_one_constant_independent_of_the_input(model, output):
 
 
 @pytest.mark.parametrize("output", ["warp", "warp_blur"])
-@pytest.mark.parametrize("model", ["profound", "provicnet"])
+@pytest.mark.parametrize("model", MODELS)
 def test_no_head_parameter_sees_the_raw_image(model, output):
     """Every module outside the encoder that holds parameters receives tensors that are not the input (or the
     view of it the warp resamples): the raw image reaches the output through the parameter-free warp only."""
     net = _net(model, output).eval()
     x, pos = _inputs(model, 4)
-    raw = [x, x.sum(1)] if model == "profound" else [x, x.flatten(0, 1)]
+    raw = [x, x.sum(1)] if model.startswith("profound") else [x, x.flatten(0, 1)]
     fed: list[tuple[str, torch.Tensor]] = []
     for name, m in net.named_modules():
         if name and not name.startswith("encoder") and any(True for _ in m.parameters(recurse=False)):

@@ -132,6 +132,10 @@ class FinetuneRecipe:
     # (models/fullres.py; deviations from the published heads, off = published)
     full_res_skip: bool = False
     residual: bool = False
+    # dense heads: each model's light decoder instead of its published one, where the two differ (ProFound: an
+    # all-MLP decoder, models/mlp_decoder3d.py, instead of the 3D UperNet; ProViCNet's slice head is light already).
+    # Needs full_res_skip. Off = published
+    light_decoder: bool = False
     channels_last_stages: int = 0  # ProFound encoder: stem + first N stages channels-last (speed only)
     # validations after step 0, evenly spaced over the run, joined with every epoch end (training/eval_plan.py;
     # STUDY §5.2: >= 10 per run for the interpolated time to 90 / 95 %); 1 = epoch ends only (the former loop)
@@ -144,6 +148,8 @@ class FinetuneRecipe:
         _check_ranges(self)
         if self.residual and not self.full_res_skip:
             raise ValueError("FinetuneRecipe.residual=True needs full_res_skip=True")
+        if self.light_decoder and not self.full_res_skip:
+            raise ValueError("FinetuneRecipe.light_decoder=True needs full_res_skip=True")
         if not 0 <= self.channels_last_stages <= 4:
             raise ValueError(f"FinetuneRecipe.channels_last_stages={self.channels_last_stages} must be in 0..4")
 

@@ -177,7 +177,7 @@ def slices_to_grid(out: Tensor, depth: int, step: int) -> Tensor:
 
 def build_task_model(model_name: str, encoder: nn.Module, task_spec: Any, width: int | None = None,
                      out_size: Sequence[int] | None = None, slice_step: int = 1, full_res: bool = False,
-                     residual: bool = False) -> nn.Module:
+                     residual: bool = False, light: bool = False) -> nn.Module:
     """The task model for one (encoder, task): the kind picks the head, the model adapter builds it.
 
     Args:
@@ -199,6 +199,8 @@ def build_task_model(model_name: str, encoder: nn.Module, task_spec: Any, width:
             With ``residual`` on, a kind's warp output (``TaskKind.warp_output(task_spec)`` = ``(axis, jacobian,
             blur)``) is passed to the adapter as ``warp_axis`` / ``warp_jacobian`` / ``warp_blur`` (the head
             predicts a displacement field, and with ``blur`` its SD).
+        light: with ``full_res``, dense heads get the adapter's light decoder (``FinetuneRecipe.light_decoder``;
+            passed to the adapter as ``light=True`` only when on). Default False.
 
     Raises:
         ValueError: unknown model name or task kind (the message lists the valid ones).
@@ -216,4 +218,6 @@ def build_task_model(model_name: str, encoder: nn.Module, task_spec: Any, width:
         warp = kind.warp_output(task_spec)
         if extra["residual"] and warp is not None:  # passed only when asked for (adapters without a warp output)
             extra.update(warp_axis=int(warp[0]), warp_jacobian=bool(warp[1]), warp_blur=bool(warp[2]))
+        if light:  # passed only when on (adapters without a light decoder keep working without it)
+            extra["light"] = True
     return adapter.dense_head(encoder, out_ch, width=width, out_size=out_size, slice_step=slice_step, **extra)

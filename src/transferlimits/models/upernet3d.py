@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from transferlimits.models.convnext3d import STAGE_STRIDES, LayerNormCF
 from transferlimits.models.fullres import SubPixelOutput, residual_source, start_output_at
-from transferlimits.models.warp import apply_warp, expected_warp, replicate_padding
+from transferlimits.models.warp import replicate_padding, warp_by_field
 
 __all__ = ["ConvModule3D", "UperNetHead3D", "FCNAuxHead3D", "UperNet3D"]
 
@@ -210,7 +210,4 @@ class UperNet3D(nn.Module):
 
     def _warp(self, src: Tensor, field: Tensor) -> Tensor:
         """``src`` [B, D, H, W] resampled by ``field`` [B, 1 or 2, D, H, W] (displacement, its SD) -> [B, 1, ...]."""
-        axis = 1 + int(self.warp_axis)
-        if self.warp_blur:
-            return expected_warp(src, field[:, 0], field[:, 1], axis, self.warp_jacobian)[:, None]
-        return apply_warp(src, field[:, 0], axis, self.warp_jacobian)[:, None]
+        return warp_by_field(src, field, int(self.warp_axis), self.warp_jacobian, self.warp_blur)

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["JACOBIAN_FLOOR", "BLUR_SIGMAS", "warp_along", "jacobian_factor", "apply_warp", "gaussian_along",
+__all__ = ["JACOBIAN_FLOOR", "BLUR_SIGMAS", "warp_along", "jacobian_factor", "apply_warp", "warp_by_field", "gaussian_along",
            "expected_warp", "replicate_padding"]
 
 #: lower bound of the Jacobian factor (as in ``data.degrade.epi_distortion``): a fold never flips the sign.
@@ -109,6 +109,18 @@ def apply_warp(src: Tensor, u: Tensor, axis: int, jacobian: bool = True) -> Tens
     """
     out = warp_along(src, u, axis)
     return out * jacobian_factor(u, axis) if jacobian else out
+
+
+def warp_by_field(src: Tensor, field: Tensor, axis: int, jacobian: bool = True, blur: bool = False) -> Tensor:
+    """A dense head's warp output: ``src`` [B, D, H, W] resampled by ``field`` [B, 1 or 2, D, H, W] -> [B, 1, D, H, W].
+
+    ``axis`` is the warped spatial axis (0, 1, 2 of D, H, W); with ``blur`` the field's second channel is the
+    displacement's SD and the output is :func:`expected_warp`, else :func:`apply_warp` of the first channel.
+    """
+    a = 1 + int(axis)
+    if blur:
+        return expected_warp(src, field[:, 0], field[:, 1], a, jacobian)[:, None]
+    return apply_warp(src, field[:, 0], a, jacobian)[:, None]
 
 
 def gaussian_along(src: Tensor, sigma: float, axis: int) -> Tensor:

@@ -109,7 +109,7 @@ def build_finetune_model(spec: Any, model_name: str, encoder: nn.Module, init: s
         spec: the task's ``TaskSpec``. model_name: a registered model name. encoder: copied, never modified.
         init: ``"pretrained"``, ``"scratch"``, ``"linear_probe"`` (the copied encoder is frozen) or ``"ablated"``
             (the head on a :class:`~transferlimits.models.ablation.ZeroedEncoder`: the encoder's output is zeros).
-        recipe: the fine-tuning recipe (``decoder_width``, ``full_res_skip``, ``residual``,
+        recipe: the fine-tuning recipe (``decoder_width``, ``full_res_skip``, ``residual``, ``light_decoder``,
             ``channels_last_stages``). train_ds: the training split (target size, slice step, train median).
     """
     encoder = copy.deepcopy(encoder)
@@ -119,7 +119,8 @@ def build_finetune_model(spec: Any, model_name: str, encoder: nn.Module, init: s
     out_size = tuple(np.shape(train_ds[0]["y"]))[-3:] if dense else None
     model = build_task_model(model_name, encoder, spec, width=recipe.decoder_width, out_size=out_size,
                              slice_step=int(getattr(train_ds, "slice_step", 1)),
-                             full_res=bool(recipe.full_res_skip), residual=bool(recipe.residual))
+                             full_res=bool(recipe.full_res_skip), residual=bool(recipe.residual),
+                             light=bool(recipe.light_decoder))
     if recipe.residual and get_kind(spec.kind).regression and not in_input_units(spec):
         start_at_train_median(model, train_ds)  # translation: start at the train median (no identity residual)
     if init == "linear_probe":

@@ -216,7 +216,8 @@ class ModelAdapter(ABC):
         Adapters that support the full-resolution path also accept ``full_res: bool`` and ``residual: bool``
         (:mod:`transferlimits.models.fullres`); they are passed only when a recipe turns them on. Those with a
         displacement-field output (:mod:`transferlimits.models.warp`) also accept ``warp_axis: int`` (0, 1, 2 of
-        D, H, W), ``warp_jacobian: bool`` and ``warp_blur: bool``, passed only to a task whose kind asks for a warp."""
+        D, H, W), ``warp_jacobian: bool`` and ``warp_blur: bool``, passed only to a task whose kind asks for a warp.
+        Those with a light decoder (``FinetuneRecipe.light_decoder``) accept ``light: bool``, passed only when on."""
 
     def lr_scales(self, model: nn.Module, recipe: Any) -> dict[str, float]:
         """``{parameter name: lr multiplier}`` of the trainable ``encoder.*`` parameters of a task model

@@ -4,8 +4,9 @@ Encoder :class:`~transferlimits.models.convnext3d.ConvNeXtV2_3D` (sizes ``test``
 3-channel crops x [B, 3, D, H, W] (t2w, hbv, adc); released weights through
 :func:`~transferlimits.models.checkpoints_profound.load_profound_checkpoint`; native objective ``fcmae``,
 swapped ``contrastive`` (:class:`~transferlimits.models.contrastive.ConvNeXtContrastive`, pairs mined on the
-stage-1 grid); dense head :class:`~transferlimits.models.upernet3d.UperNet3D`; layer-wise lr decay when
-fine-tuning.
+stage-1 grid); dense head :class:`~transferlimits.models.upernet3d.UperNet3D` (published) or, as its light decoder
+(``FinetuneRecipe.light_decoder``), :class:`~transferlimits.models.mlp_decoder3d.MLPDecoder3D`; layer-wise lr decay
+when fine-tuning.
 """
 
 from __future__ import annotations
@@ -24,17 +25,21 @@ from transferlimits.models.checkpoints_profound import load_profound_checkpoint
 from transferlimits.models.contrastive import ConvNeXtContrastive
 from transferlimits.models.convnext3d import PROFOUND_SIZES, build_profound
 from transferlimits.models.fcmae import FCMAE
+from transferlimits.models.mlp_decoder3d import MLPDecoder3D
 from transferlimits.models.registry import register_model
 from transferlimits.models.upernet3d import UperNet3D
 from transferlimits.runtime import PICKLE_HINT_ENV
 
-__all__ = ["ProFoundAdapter", "PROFOUND"]
+__all__ = ["ProFoundAdapter", "PROFOUND", "LIGHT_WIDTH_FACTOR"]
 
 #: FCMAE decoder width per encoder size: ProFound's decoder is 512 wide; small ones for CPU sizes.
 _FCMAE_DECODER = {"tiny": 512, "cpu": 64, "smoke": 64, "test": 32}
 #: CL_Head (hidden, bottleneck, out) widths and segmentation-head width for the non-published sizes.
 _SMALL_PAIR_HEADS = {"cl_dims": (128, 32, 512), "head_mid": 16}
 _PUBLISHED_SIZE = "tiny"
+#: the light decoder's hidden width as a multiple of ``decoder_width``: 64 at the ``cpu`` profile's 16, where a
+#: ProFound super-resolution run costs what it did with UperNet at width 16 (~14 s on one slow core, measured)
+LIGHT_WIDTH_FACTOR = 4
 
 
 class ProFoundAdapter(ModelAdapter):
@@ -114,10 +119,19 @@ class ProFoundAdapter(ModelAdapter):
     def dense_head(self, encoder: nn.Module, out_channels: int, width: int | None = None,
                    out_size: Sequence[int] | None = None, slice_step: int = 1, full_res: bool = False,
                    residual: bool = False, warp_axis: int | None = None, warp_jacobian: bool = True,
-                   warp_blur: bool = False) -> nn.Module:
+                   warp_blur: bool = False, light: bool = False) -> nn.Module:
         """UperNet3D (width 512 / aux 256 published; else ``width`` / ``width // 2``); returns the input size.
         ``full_res`` / ``residual``: the full-resolution skip and residual output (``models.fullres``);
-        ``warp_axis`` / ``warp_jacobian`` / ``warp_blur``: a displacement-field output (``models.warp``)."""
+        ``warp_axis`` / ``warp_jacobian`` / ``warp_blur``: a displacement-field output (``models.warp``).
+        ``light`` (with ``full_res``): the all-MLP decoder instead (``models.mlp_decoder3d``), its hidden layer
+        :data:`LIGHT_WIDTH_FACTOR` x ``width`` wide (64 when ``width`` is None)."""
+        if light:
+            if not full_res:
+                raise ValueError("profound: the light (all-MLP) decoder has a full-resolution output only; "
+                                 "set full_res=True (FinetuneRecipe.full_res_skip)")
+            hidden = 64 if width is None else LIGHT_WIDTH_FACTOR * int(width)
+            return MLPDecoder3D(encoder, out_channels, width=hidden, residual=residual, warp_axis=warp_axis,
+                                warp_jacobian=warp_jacobian, warp_blur=warp_blur)
         kw = {"full_res": full_res, "residual": residual, "warp_axis": warp_axis, "warp_jacobian": warp_jacobian,
               "warp_blur": warp_blur}
         if width is None:

@@ -1,0 +1,109 @@
+"""ProFound's light dense decoder (``models/mlp_decoder3d.py``) and the switch that selects it.
+
+Facts checked here (the encoder-bypass, identity-start and warp facts are parameterised over every dense head in
+tests/test_fullres.py and tests/test_warp.py, this decoder included): the output has the target's shape for every
+dense kind; an encoder-ablated model's output does not depend on position beyond the sub-pixel layer's period 4
+(no position prior from padding, unlike UperNet's zero-padded convolutions); the switch reaches the ProFound adapter
+through ``FinetuneRecipe.light_decoder`` and leaves ProViCNet's head as it is; bad arguments are named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from transferlimits.config import get_profile
+from transferlimits.config.recipes import FinetuneRecipe
+from transferlimits.models.ablation import ZeroedEncoder
+from transferlimits.models.adapters.profound import LIGHT_WIDTH_FACTOR, PROFOUND
+from transferlimits.models.convnext3d import build_profound
+from transferlimits.models.heads import build_task_model
+from transferlimits.models.mlp_decoder3d import MLPDecoder3D
+from transferlimits.models.upernet3d import UperNet3D
+from transferlimits.models.vit import build_provicnet
+from transferlimits.tasks import get_task
+from transferlimits.training.finetune_setup import build_finetune_model
+
+SHAPE = (16, 32, 32)
+
+
+def _light(task: str, width: int = 8) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_task_model("profound", build_profound("test"), get_task(task), width=width, out_size=SHAPE,
+                            full_res=True, residual=True, light=True)
+
+
+@pytest.mark.parametrize("task", ["segmentation", "super_resolution", "modality_translation",
+                                  "distortion_correction"])
+def test_output_has_the_target_shape_in_training_and_evaluation(task):
+    net = _light(task)
+    assert isinstance(net, MLPDecoder3D)
+    x = torch.randn(2, 3, *SHAPE)
+    for train in (True, False):
+        out = net.train(train)(x)
+        assert isinstance(out, torch.Tensor) and out.shape == (2, 1, *SHAPE)  # no auxiliary output
+
+
+def test_hidden_width_is_the_factor_times_the_decoder_width():
+    net = _light("super_resolution", width=8)
+    assert net.fuse[0].out_channels == LIGHT_WIDTH_FACTOR * 8
+    assert net.fuse[0].in_channels == sum(net.encoder.map_dims)
+
+
+def test_ablated_output_has_no_position_prior_beyond_the_sub_pixel_period():
+    """Zero the encoder and randomise the head: the translation output is one 4 x 4 x 4 tile repeated, the same for
+    two inputs (UperNet's zero-padded convolutions let an ablated model learn a position map instead)."""
+    net = _light("modality_translation")
+    for p in net.parameters():
+        if p.requires_grad:
+            torch.nn.init.normal_(p, std=0.1)
+    net.encoder = ZeroedEncoder(net.encoder)
+    net.eval()
+    with torch.no_grad():
+        a = net(torch.randn(1, 3, *SHAPE))[0, 0]
+        b = net(torch.randn(1, 3, *SHAPE))[0, 0]
+    assert torch.equal(a, b)
+    tile = a[:4, :4, :4]
+    torch.testing.assert_close(a, tile.repeat(SHAPE[0] // 4, SHAPE[1] // 4, SHAPE[2] // 4), rtol=0, atol=1e-6)
+    assert float(tile.std()) > 1e-3  # the tile itself is learnable (64 sub-positions)
+
+
+def test_the_recipe_switch_selects_the_light_decoder_for_profound_only():
+    rec = FinetuneRecipe(epochs=1, batch_size=2, decoder_width=8, full_res_skip=True, residual=True,
+                         light_decoder=True)
+    spec = get_task("super_resolution")
+    ds = [{"y": torch.zeros(*SHAPE)}]
+    torch.manual_seed(0)
+    light = build_finetune_model(spec, "profound", build_profound("test"), "scratch", rec, ds)
+    published = build_finetune_model(spec, "profound", build_profound("test"), "scratch",
+                                     dataclasses.replace(rec, light_decoder=False), ds)
+    assert isinstance(light, MLPDecoder3D) and isinstance(published, UperNet3D)
+    slice_kw = dict(width=8, out_size=SHAPE, full_res=True, residual=True)
+    torch.manual_seed(0)
+    a = build_task_model("provicnet", build_provicnet("test", img_size=56), spec, light=True, **slice_kw)
+    torch.manual_seed(0)
+    b = build_task_model("provicnet", build_provicnet("test", img_size=56), spec, **slice_kw)
+    assert type(a) is type(b) and a.state_dict().keys() == b.state_dict().keys()
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k]), k
+
+
+def test_published_profiles_keep_the_published_heads():
+    for name in ("smoke", "reference", "picai"):
+        assert not get_profile(name).finetune.light_decoder
+
+
+def test_bad_arguments_are_named():
+    enc = build_profound("test")
+    with pytest.raises(ValueError, match="width"):
+        MLPDecoder3D(enc, 1, width=0)
+    with pytest.raises(ValueError, match="warp_axis"):
+        MLPDecoder3D(enc, 1, warp_axis=3)
+    with pytest.raises(ValueError, match="map_dims"):
+        MLPDecoder3D(torch.nn.Identity(), 1)
+    with pytest.raises(ValueError, match="full_res"):
+        PROFOUND.dense_head(enc, 1, width=8, light=True)
+    with pytest.raises(ValueError, match="light_decoder=True needs full_res_skip"):
+        FinetuneRecipe(epochs=1, batch_size=2, light_decoder=True)
