@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+import toy_model  # registers "toy": a user's model adapter (the new-model extension path)
 import torch
 
 from transferlimits.config import get_profile
@@ -107,3 +108,14 @@ def test_bad_arguments_are_named():
         PROFOUND.dense_head(enc, 1, width=8, light=True)
     with pytest.raises(ValueError, match="light_decoder=True needs full_res_skip"):
         FinetuneRecipe(epochs=1, batch_size=2, light_decoder=True)
+
+
+def test_an_adapter_without_a_light_decoder_keeps_its_head_under_the_switch():
+    """A user's model adapter (tests/toy_model.py: no ``light`` argument) builds its own head under a recipe with
+    ``light_decoder`` on, as the ``cpu`` profile has, instead of failing on an unexpected argument."""
+    assert not toy_model.TOY.has_light_decoder
+    torch.manual_seed(0)
+    net = build_task_model("toy", toy_model.ToyEncoder(), get_task("super_resolution"), width=8, out_size=SHAPE,
+                           full_res=True, residual=True, light=True)
+    assert isinstance(net, toy_model.ToyDense)
+    assert net(torch.randn(1, 3, *SHAPE)).shape == (1, 1, *SHAPE)

@@ -199,8 +199,9 @@ def build_task_model(model_name: str, encoder: nn.Module, task_spec: Any, width:
             With ``residual`` on, a kind's warp output (``TaskKind.warp_output(task_spec)`` = ``(axis, jacobian,
             blur)``) is passed to the adapter as ``warp_axis`` / ``warp_jacobian`` / ``warp_blur`` (the head
             predicts a displacement field, and with ``blur`` its SD).
-        light: with ``full_res``, dense heads get the adapter's light decoder (``FinetuneRecipe.light_decoder``;
-            passed to the adapter as ``light=True`` only when on). Default False.
+        light: with ``full_res``, dense heads get the adapter's light decoder where it has one
+            (``FinetuneRecipe.light_decoder``; passed as ``light=True`` only when on and only to an adapter whose
+            ``has_light_decoder`` is True; the others keep their head). Default False.
 
     Raises:
         ValueError: unknown model name or task kind (the message lists the valid ones).
@@ -218,6 +219,6 @@ def build_task_model(model_name: str, encoder: nn.Module, task_spec: Any, width:
         warp = kind.warp_output(task_spec)
         if extra["residual"] and warp is not None:  # passed only when asked for (adapters without a warp output)
             extra.update(warp_axis=int(warp[0]), warp_jacobian=bool(warp[1]), warp_blur=bool(warp[2]))
-        if light:  # passed only when on (adapters without a light decoder keep working without it)
+        if light and adapter.has_light_decoder:  # passed only when on, and only to an adapter that has one
             extra["light"] = True
     return adapter.dense_head(encoder, out_ch, width=width, out_size=out_size, slice_step=slice_step, **extra)

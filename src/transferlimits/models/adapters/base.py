@@ -59,6 +59,8 @@ class ModelAdapter(ABC):
         pretrain_ndim: dimensions of a pre-training batch ``x`` (5: [B, 3, D, H, W]; 4: [B, 3, S, S]).
         no_decay_names: parameter leaf names exempt from weight decay besides the generic ones
             (1-D parameters, ``*_token``, ``pos_embed``; see ``training.loop.param_groups``).
+        has_light_decoder: :meth:`dense_head` accepts ``light=True`` and then builds a light decoder other than the
+            published head (``FinetuneRecipe.light_decoder``); False (default): the recipe switch leaves the head.
     """
 
     name: str = ""
@@ -71,6 +73,7 @@ class ModelAdapter(ABC):
     pretrain_keys: tuple[str, ...] = ("x",)
     pretrain_ndim: int = 5
     no_decay_names: tuple[str, ...] = ()
+    has_light_decoder: bool = False
 
     # --- objectives -------------------------------------------------------------------------------------
     @property
@@ -217,7 +220,8 @@ class ModelAdapter(ABC):
         (:mod:`transferlimits.models.fullres`); they are passed only when a recipe turns them on. Those with a
         displacement-field output (:mod:`transferlimits.models.warp`) also accept ``warp_axis: int`` (0, 1, 2 of
         D, H, W), ``warp_jacobian: bool`` and ``warp_blur: bool``, passed only to a task whose kind asks for a warp.
-        Those with a light decoder (``FinetuneRecipe.light_decoder``) accept ``light: bool``, passed only when on."""
+        Those with a light decoder (:attr:`has_light_decoder`) accept ``light: bool``, passed only when a recipe turns
+        ``FinetuneRecipe.light_decoder`` on; the others keep their head."""
 
     def lr_scales(self, model: nn.Module, recipe: Any) -> dict[str, float]:
         """``{parameter name: lr multiplier}`` of the trainable ``encoder.*`` parameters of a task model

@@ -60,6 +60,7 @@ class ProFoundAdapter(ModelAdapter):
     sizes = tuple(PROFOUND_SIZES)
     pretrain_keys = ("x",)
     pretrain_ndim = 5
+    has_light_decoder = True  # models.mlp_decoder3d.MLPDecoder3D
 
     def build_encoder(self, size: str, **kw: Any) -> nn.Module:
         """``build_profound(size, **kw)``; kw: ``in_chans``, ``drop_path_rate``, ``channels_last_stages``."""

@@ -105,14 +105,14 @@ class ProViCNetAdapter(ModelAdapter):
     def dense_head(self, encoder: nn.Module, out_channels: int, width: int | None = None,
                    out_size: Sequence[int] | None = None, slice_step: int = 1, full_res: bool = False,
                    residual: bool = False, warp_axis: int | None = None, warp_jacobian: bool = True,
-                   warp_blur: bool = False, light: bool = False) -> nn.Module:
+                   warp_blur: bool = False) -> nn.Module:
         """Per-slice conv head (128, 64 published; else ``width``, ``width // 2``), each slice resized to the
         (H, W) of ``out_size`` and, with ``slice_step`` > 1, interpolated back onto its D slices. ``full_res`` /
         ``residual``: the full-resolution skip and residual output (``models.fullres``); ``warp_axis`` /
         ``warp_jacobian`` / ``warp_blur``: a displacement-field output along H or W of each slice (``models.warp``).
-        ``light``: the same head: ProViCNet's published head (two convs on the token grid) is its light decoder
-        already (with the positive-control encoder, a fresh head reads it within the ``cpu`` profile's 96 steps:
-        super-resolution linear probe 31.83 dB vs scratch 31.32, ``benchmarks/head_budget.py``)."""
+        No light decoder (``has_light_decoder`` False): this head (two convs on the token grid) is light already;
+        with the positive-control encoder a fresh one reads it within the ``cpu`` profile's 96 steps
+        (super-resolution linear probe 31.83 dB vs scratch 31.32, ``benchmarks/head_budget.py``)."""
         mid = (128, 64) if width is None else (int(width), max(int(width) // 2, 1))
         hw = None if out_size is None else tuple(out_size)[-2:]
         depth = None if out_size is None or slice_step == 1 else int(tuple(out_size)[0])
