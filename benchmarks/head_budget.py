@@ -45,11 +45,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, nargs="+", default=[3, 6, 12, 30])
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--inits", nargs="+", default=list(INITS), choices=list(INITS))
+    p.add_argument("--light-decoder", choices=["profile", "on", "off"], default="profile",
+                   help="the dense head: the profile's FinetuneRecipe.light_decoder (default), or forced on / off "
+                        "(on: the adapter's light decoder where it has one)")
     p.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     prof, device = get_profile(args.profile), torch.device("cpu")
     base = prof.finetune_for(args.task)
+    if args.light_decoder != "profile":
+        base = dataclasses.replace(base, light_decoder=args.light_decoder == "on")
     pos_file = encoder_source("positive").encoder_file(prof, args.model, args.task, device)
     rows = []
     for seed in args.seeds:
@@ -72,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
                 print(" ", {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
     out = {"profile": args.profile, "task": args.task, "model": args.model, "metric": spec.primary_metric,
+           "light_decoder": bool(base.light_decoder),
            "hardware": hardware_line(), "positive_encoder": str(pos_file), "rows": rows}
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))

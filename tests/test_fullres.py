@@ -46,7 +46,8 @@ def test_pixel_shuffle_3d_is_depth_to_space():
 
 
 def _model(model: str, task: str, **kw):
-    """``model``: a registered name, or ``"profound-light"`` (ProFound's light decoder, ``models/mlp_decoder3d.py``)."""
+    """``model``: a registered name, or ``"<name>-light"``: its light decoder (``models/mlp_decoder3d.py``,
+    ``models/token_mlp_head.py``)."""
     torch.manual_seed(0)
     name = model.split("-")[0]
     enc = build_profound("test") if name == "profound" else build_provicnet("test", img_size=56)
@@ -64,7 +65,7 @@ def _inputs(model: str, seed: int):
 
 
 @pytest.mark.parametrize("task", ["super_resolution", "modality_translation", "segmentation"])
-@pytest.mark.parametrize("model", ["profound", "profound-light", "provicnet"])
+@pytest.mark.parametrize("model", ["profound", "profound-light", "provicnet", "provicnet-light"])
 def test_no_learnable_path_bypasses_the_encoder(model, task):
     """Zero the encoder: output - residual is the same for two different inputs, and no head parameter's
     gradient depends on the input (every learnable path goes through the encoder, STUDY §5.1)."""
@@ -101,7 +102,7 @@ def residual_part(model: str, net, x, pos):
 
 @pytest.mark.parametrize("task, residual", [("super_resolution", True), ("distortion_correction", True),
                                             ("modality_translation", False), ("segmentation", False)])
-@pytest.mark.parametrize("model", ["profound", "profound-light", "provicnet"])
+@pytest.mark.parametrize("model", ["profound", "profound-light", "provicnet", "provicnet-light"])
 def test_factory_gives_the_identity_residual_to_same_modality_restoration_only(model, task, residual):
     assert _model(model, task).residual is residual
 

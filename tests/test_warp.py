@@ -140,8 +140,8 @@ def test_the_distortion_task_selects_the_warp_through_its_kind():
         TaskSpec("x", **{**base, "kind": "segmentation", "out_channels": 2, "metrics": ("mae",)}, dense_output="warp")
 
 
-#: the dense heads under test: each model's published head, and ProFound's light (all-MLP) decoder
-MODELS = ["profound", "profound-light", "provicnet"]
+#: the dense heads under test: each model's published head and its light decoder
+MODELS = ["profound", "profound-light", "provicnet", "provicnet-light"]
 
 
 def _net(model: str, output: str = "warp"):
@@ -166,7 +166,7 @@ def _fields(net, model: str):
     """Hook that records the head's displacement field [N, *grid] of each forward pass."""
     seen: list[torch.Tensor] = []
     layer = {"profound": lambda: net.decode_head, "profound-light": lambda: net.field,
-             "provicnet": lambda: net.head}[model]()
+             "provicnet": lambda: net.head, "provicnet-light": lambda: net.head}[model]()
     layer.register_forward_hook(lambda m, i, o: seen.append(o.detach().clone()))
     return seen
 

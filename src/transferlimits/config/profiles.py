@@ -41,7 +41,8 @@ _CPU = Profile(
     description=(
         "Two CPU cores: small encoders sized by benchmarks/estimate_cpu.py, 100 test cases per task, three seeds, "
         "the 2x2 control on every task, a negative and a positive encoder control on every pair, "
-        "full-resolution dense heads through the encoder (ProFound's an all-MLP decoder); results that can beat "
+        "full-resolution dense heads through the encoder (light ones: ProFound's an all-MLP decoder, ProViCNet's a "
+        "per-token MLP); results that can beat "
         "the trivial baselines "
         "(scripts/check_cpu_profile.py; the design's own criteria: scripts/check_design.py)."
     ),
@@ -64,7 +65,11 @@ _CPU = Profile(
     # light_decoder: ProFound's dense heads are the all-MLP decoder (models/mlp_decoder3d.py), not UperNet at width
     # 16, which could not read even the positive-control encoder in these 96 steps (its gain over scratch: SR -0.03
     # dB, DC +0.18 dB, committed run at c7457b8); with the MLP decoder, seeds 0-2 re-trained outside the grid
-    # (2026-12-04): SR +0.66 dB, translation -0.080 MAE, DC +2.6-3.3 dB (ProViCNet's slice head is unchanged)
+    # (2026-12-04): SR +0.66 dB, translation -0.080 MAE, DC +2.6-3.3 dB. ProViCNet's dense heads are the per-token
+    # MLP head (models/token_mlp_head.py), not the conv head at widths (16, 8): positive - scratch over seeds 0-2
+    # (benchmarks/head_budget.py, positive control re-trained with the head) SR +0.54 dB t 17.1 (conv head, committed
+    # run: +0.51, t 6.7), DC +0.47 dB t 10.2 (+0.19, t 4.2), translation -0.150 MAE t 27.2 (-0.169, t 15.2);
+    # segmentation Dice 0 with either head
     finetune=FinetuneRecipe(epochs=3, batch_size=4, lr=2e-3, decoder_width=16, full_res_skip=True,
                             residual=True, light_decoder=True, channels_last_stages=2, eval_subset=8),
     measure=MeasureConfig(n_permutations=200, n_bootstrap=200, token_samples=512),

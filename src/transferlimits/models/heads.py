@@ -11,6 +11,10 @@ regression         :class:`UperNet3D`, 1 channel,   per slice, re-stacked into [
 scalar_regression  :class:`ScalarRegressor`         :class:`ScalarRegressor`
 =================  ===============================  ===========================================
 
+With ``FinetuneRecipe.light_decoder`` (the ``cpu`` profile) the dense heads are each adapter's light decoder instead:
+ProFound's all-MLP decoder (:class:`~transferlimits.models.mlp_decoder3d.MLPDecoder3D`) and ProViCNet's per-token
+MLP head (:class:`~transferlimits.models.token_mlp_head.TokenMLPHead`, inside :class:`SliceDenseModel`).
+
 Inputs: volume encoders take ``x`` [B, 3, D, H, W]; slice encoders take ``x`` [B, D, 3, S, S] with
 ``pos`` [B, D, 2] (slice index, slice count). Every model is called ``model(x, pos=None)``.
 
@@ -44,6 +48,7 @@ from transferlimits.models.pooled_heads import (
 )
 from transferlimits.models.provicnet_heads import SegmentationConvHead
 from transferlimits.models.registry import get_model
+from transferlimits.models.token_mlp_head import TokenMLPHead
 from transferlimits.models.upernet3d import UperNet3D
 from transferlimits.models.warp import apply_warp, expected_warp, replicate_padding
 from transferlimits.tasks.kinds import get_kind
@@ -76,6 +81,10 @@ class SliceRefine:
         warp_jacobian: multiply the resampled slices by the Jacobian factor (default True).
         warp_blur: the head predicts a second channel, the displacement's SD, and the model outputs the expected
             warp (:func:`~transferlimits.models.warp.expected_warp`; default False).
+        light_width: None (default): the published conv head; an int: the light per-token head
+            (:class:`~transferlimits.models.token_mlp_head.TokenMLPHead`) with a hidden layer that wide
+            (``FinetuneRecipe.light_decoder``): an 8 x 8 pixel tile per token, or for a warp one displacement (and
+            SD) per token, bilinearly up-sampled, so an ablated model's field is one constant.
     """
 
     full_res: bool = False
@@ -83,6 +92,7 @@ class SliceRefine:
     warp_axis: int | None = None
     warp_jacobian: bool = True
     warp_blur: bool = False
+    light_width: int | None = None
 
 
 class SliceDenseModel(nn.Module):
@@ -121,7 +131,11 @@ class SliceDenseModel(nn.Module):
         self.encoder = encoder
         self.warp_blur = refine.warp_axis is not None and bool(refine.warp_blur)
         head_ch = 2 if self.warp_blur else out_channels  # warp: field (+ its SD)
-        self.head = SegmentationConvHead(encoder.out_dim, head_ch, mid=tuple(mid))
+        if refine.light_width is not None:  # a warp field is one value per token, then fixed bilinear resampling
+            scale = 1 if refine.warp_axis is not None else SegmentationConvHead.SCALE
+            self.head: nn.Module = TokenMLPHead(encoder.out_dim, head_ch, width=int(refine.light_width), scale=scale)
+        else:
+            self.head = SegmentationConvHead(encoder.out_dim, head_ch, mid=tuple(mid))
         self.out_size = None if out_size is None else tuple(int(s) for s in out_size)
         self.out_depth, self.slice_step = (None if out_depth is None else int(out_depth)), int(slice_step)
         self.warp_axis, self.warp_jacobian = refine.warp_axis, bool(refine.warp_jacobian)
@@ -131,18 +145,19 @@ class SliceDenseModel(nn.Module):
         if self.warp_axis is not None:  # constant tokens -> a constant field (the ablated model)
             replicate_padding(self.head)
 
-    def output_layer(self) -> nn.Conv2d:
-        """The head's last conv (its bias sets a start value)."""
-        return self.head.segmentation_conv[-1]
+    def output_layer(self) -> nn.Module:
+        """The head's last layer (its bias sets a start value)."""
+        return self.head.output_layer()
 
     def forward(self, x: Tensor, pos: Tensor | None = None) -> Tensor:
         b, d = x.shape[:2]
         xs, ps = flatten_slices(x, pos)
         tokens = self.encoder.forward_features(xs, ps).tokens
         grid = (xs.shape[-2] // self.encoder.patch_size, xs.shape[-1] // self.encoder.patch_size)
-        out = self.head(tokens, grid)  # [B*D, C, 8h, 8w]
-        if self.out_size is not None and tuple(out.shape[-2:]) != self.out_size:
-            out = F.interpolate(out, size=self.out_size, mode="bilinear", align_corners=False)
+        out = self.head(tokens, grid)  # [B*D, C, 8h, 8w] (a light head's warp field: [B*D, C, h, w])
+        size = self.out_size if self.out_size is not None else tuple(SegmentationConvHead.SCALE * g for g in grid)
+        if tuple(out.shape[-2:]) != size:
+            out = F.interpolate(out, size=size, mode="bilinear", align_corners=False)
         if self.residual:  # each stack's own centre slice (the edge stacks hold it off-centre), no parameters
             skip = from_view_size(xs, tuple(out.shape[-2:]))  # [B*D', 3, H, W]: the grid's own voxels
             depth = self.out_depth if self.out_depth is not None else d

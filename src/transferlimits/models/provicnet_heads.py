@@ -13,7 +13,32 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-__all__ = ["SegmentationConvHead", "CLHead"]
+__all__ = ["SegmentationConvHead", "CLHead", "token_map"]
+
+
+def token_map(tokens: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
+    """Row-major patch tokens [B, N, C] as a map [B, C, h, w] (a map [B, C, h, w] is returned as it is).
+
+    Args:
+        tokens: [B, N, C] or [B, C, h, w].
+        grid: (h, w) token grid; default square ``sqrt(N)``.
+
+    Raises:
+        ValueError: N is not square (without ``grid``), ``grid`` does not hold N tokens, or a tensor of another rank.
+    """
+    if tokens.ndim == 4:
+        return tokens
+    if tokens.ndim != 3:
+        raise ValueError(f"tokens must be [B, N, C] or [B, C, h, w], got shape {tuple(tokens.shape)}")
+    b, n, c = tokens.shape
+    if grid is None:
+        side = math.isqrt(n)
+        if side * side != n:
+            raise ValueError(f"{n} tokens are not a square grid; pass grid=(h, w)")
+        grid = (side, side)
+    if grid[0] * grid[1] != n:
+        raise ValueError(f"grid={grid} does not hold {n} tokens")
+    return tokens.transpose(1, 2).reshape(b, c, grid[0], grid[1])
 
 
 class SegmentationConvHead(nn.Module):
@@ -28,6 +53,9 @@ class SegmentationConvHead(nn.Module):
         n_classes: output channels (default 4: background, gland, indolent, csPCa).
         mid: widths of the two hidden convs (default (128, 64), upstream; smaller for smoke runs).
     """
+
+    #: output pixels per token along each axis (three x2 up-samplings)
+    SCALE = 8
 
     def __init__(self, embed_dim: int, n_classes: int = 4, mid: tuple[int, int] = (128, 64)) -> None:
         super().__init__()
@@ -48,7 +76,11 @@ class SegmentationConvHead(nn.Module):
             nn.Upsample(scale_factor=2, mode="nearest"),
             nn.Conv2d(m1, n_classes, 3, padding=1),
         )
-        self.scale = 8
+        self.scale = self.SCALE
+
+    def output_layer(self) -> nn.Conv2d:
+        """The last conv (weights 0 and bias ``v`` make every output pixel ``v``: ``fullres.start_output_at``)."""
+        return self.segmentation_conv[-1]
 
     def forward(self, tokens: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
         """Decode patch tokens.
@@ -60,19 +92,7 @@ class SegmentationConvHead(nn.Module):
         Returns:
             logits [B, n_classes, 8h, 8w].
         """
-        if tokens.ndim == 3:
-            b, n, c = tokens.shape
-            if grid is None:
-                side = math.isqrt(n)
-                if side * side != n:
-                    raise ValueError(f"{n} tokens are not a square grid; pass grid=(h, w)")
-                grid = (side, side)
-            if grid[0] * grid[1] != n:
-                raise ValueError(f"grid={grid} does not hold {n} tokens")
-            tokens = tokens.transpose(1, 2).reshape(b, c, grid[0], grid[1])
-        elif tokens.ndim != 4:
-            raise ValueError(f"tokens must be [B, N, C] or [B, C, h, w], got shape {tuple(tokens.shape)}")
-        return self.segmentation_conv(tokens)
+        return self.segmentation_conv(token_map(tokens, grid))
 
 
 class CLHead(nn.Module):

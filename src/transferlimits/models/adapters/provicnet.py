@@ -5,7 +5,9 @@ size ``img_size`` = ``Profile.slice_size``) on 3-slice stacks x [B, 3, S, S] wit
 released weights through :func:`~transferlimits.models.checkpoints_provicnet.load_provicnet_checkpoint`;
 native objective ``contrastive`` (:class:`~transferlimits.models.contrastive.ProViCNetContrastive`), swapped
 ``mae`` (:class:`~transferlimits.models.mae2d.MAE2D`); dense head: the per-slice conv head re-stacked to 3D
-(:class:`~transferlimits.models.heads.SliceDenseModel`); a flat backbone lr scale when fine-tuning; the
+(:class:`~transferlimits.models.heads.SliceDenseModel`) or, as its light decoder (``FinetuneRecipe.light_decoder``),
+the per-token MLP head (:class:`~transferlimits.models.token_mlp_head.TokenMLPHead`); a flat backbone lr scale when
+fine-tuning; the
 slice-token projections ``axis_pos`` / ``axis_max`` are not weight-decayed.
 """
 
@@ -27,13 +29,15 @@ from transferlimits.models.mae2d import MAE2D
 from transferlimits.models.registry import register_model
 from transferlimits.models.vit import PROVICNET_SIZES, build_provicnet
 
-__all__ = ["ProViCNetAdapter", "PROVICNET"]
+__all__ = ["ProViCNetAdapter", "PROVICNET", "LIGHT_WIDTH_FACTOR"]
 
 #: MAE decoder width per encoder size.
 _MAE2D_DECODER = {"vits14": 256, "cpu": 64, "smoke": 64, "test": 32}
 #: CL_Head (hidden, bottleneck, out) and segmentation-head widths for the non-published sizes.
 _SMALL_PAIR_HEADS = {"cl_dims": (128, 32, 512), "head_mid": (32, 16)}
 _PUBLISHED_SIZE = "vits14"
+#: the light head's hidden width as a multiple of ``decoder_width`` (64 at the ``cpu`` profile's 16)
+LIGHT_WIDTH_FACTOR = 4
 
 
 class ProViCNetAdapter(ModelAdapter):
@@ -56,6 +60,7 @@ class ProViCNetAdapter(ModelAdapter):
     pretrain_keys = ("x", "pos")
     pretrain_ndim = 4
     no_decay_names = ("axis_pos", "axis_max")
+    has_light_decoder = True  # models.token_mlp_head.TokenMLPHead
 
     def build_encoder(self, size: str, **kw: Any) -> nn.Module:
         """``build_provicnet(size, **kw)``; kw: ``img_size`` (default 448)."""
@@ -105,20 +110,20 @@ class ProViCNetAdapter(ModelAdapter):
     def dense_head(self, encoder: nn.Module, out_channels: int, width: int | None = None,
                    out_size: Sequence[int] | None = None, slice_step: int = 1, full_res: bool = False,
                    residual: bool = False, warp_axis: int | None = None, warp_jacobian: bool = True,
-                   warp_blur: bool = False) -> nn.Module:
+                   warp_blur: bool = False, light: bool = False) -> nn.Module:
         """Per-slice conv head (128, 64 published; else ``width``, ``width // 2``), each slice resized to the
         (H, W) of ``out_size`` and, with ``slice_step`` > 1, interpolated back onto its D slices. ``full_res`` /
         ``residual``: the full-resolution skip and residual output (``models.fullres``); ``warp_axis`` /
         ``warp_jacobian`` / ``warp_blur``: a displacement-field output along H or W of each slice (``models.warp``).
-        No light decoder (``has_light_decoder`` False): this head (two convs on the token grid) is light already;
-        with the positive-control encoder a fresh one reads it within the ``cpu`` profile's 96 steps
-        (super-resolution linear probe 31.83 dB vs scratch 31.32, ``benchmarks/head_budget.py``)."""
+        ``light``: the per-token MLP head instead (``models.token_mlp_head``), its hidden layer
+        :data:`LIGHT_WIDTH_FACTOR` x ``width`` wide (64 when ``width`` is None)."""
         mid = (128, 64) if width is None else (int(width), max(int(width) // 2, 1))
+        light_width = None if not light else (64 if width is None else LIGHT_WIDTH_FACTOR * int(width))
         hw = None if out_size is None else tuple(out_size)[-2:]
         depth = None if out_size is None or slice_step == 1 else int(tuple(out_size)[0])
         return SliceDenseModel(encoder, out_channels, mid=mid, out_size=hw, out_depth=depth, slice_step=slice_step,
                                full_res=full_res, residual=residual, warp_axis=warp_axis,
-                               warp_jacobian=warp_jacobian, warp_blur=warp_blur)
+                               warp_jacobian=warp_jacobian, warp_blur=warp_blur, light_width=light_width)
 
 
 PROVICNET = register_model(ProViCNetAdapter())
