@@ -19,7 +19,13 @@ import torch
 from torch import nn
 
 from transferlimits.data.views import channel_pretrain_volume, channel_view
-from transferlimits.models.adapters.base import ModelAdapter, ObjectiveInfo, ViewSettings
+from transferlimits.models.adapters.base import (
+    LIGHT_WIDTH_FACTOR,
+    ModelAdapter,
+    ObjectiveInfo,
+    ViewSettings,
+    light_hidden_width,
+)
 from transferlimits.models.adapters.objectives import masked_objective_kwargs, pair_objective_kwargs
 from transferlimits.models.checkpoints_profound import load_profound_checkpoint
 from transferlimits.models.contrastive import ConvNeXtContrastive
@@ -37,9 +43,6 @@ _FCMAE_DECODER = {"tiny": 512, "cpu": 64, "smoke": 64, "test": 32}
 #: CL_Head (hidden, bottleneck, out) widths and segmentation-head width for the non-published sizes.
 _SMALL_PAIR_HEADS = {"cl_dims": (128, 32, 512), "head_mid": 16}
 _PUBLISHED_SIZE = "tiny"
-#: the light decoder's hidden width as a multiple of ``decoder_width``: 64 at the ``cpu`` profile's 16, where a
-#: ProFound super-resolution run costs what it did with UperNet at width 16 (~14 s on one slow core, measured)
-LIGHT_WIDTH_FACTOR = 4
 
 
 class ProFoundAdapter(ModelAdapter):
@@ -130,9 +133,8 @@ class ProFoundAdapter(ModelAdapter):
             if not full_res:
                 raise ValueError("profound: the light (all-MLP) decoder has a full-resolution output only; "
                                  "set full_res=True (FinetuneRecipe.full_res_skip)")
-            hidden = 64 if width is None else LIGHT_WIDTH_FACTOR * int(width)
-            return MLPDecoder3D(encoder, out_channels, width=hidden, residual=residual, warp_axis=warp_axis,
-                                warp_jacobian=warp_jacobian, warp_blur=warp_blur)
+            return MLPDecoder3D(encoder, out_channels, width=light_hidden_width(width), residual=residual,
+                                warp_axis=warp_axis, warp_jacobian=warp_jacobian, warp_blur=warp_blur)
         kw = {"full_res": full_res, "residual": residual, "warp_axis": warp_axis, "warp_jacobian": warp_jacobian,
               "warp_blur": warp_blur}
         if width is None:

@@ -20,7 +20,13 @@ import torch
 from torch import nn
 
 from transferlimits.data.views import slice_centres, stack_pretrain_item, stack_pretrain_volume, stack_view
-from transferlimits.models.adapters.base import ModelAdapter, ObjectiveInfo, ViewSettings
+from transferlimits.models.adapters.base import (
+    LIGHT_WIDTH_FACTOR,
+    ModelAdapter,
+    ObjectiveInfo,
+    ViewSettings,
+    light_hidden_width,
+)
 from transferlimits.models.adapters.objectives import masked_objective_kwargs, pair_objective_kwargs
 from transferlimits.models.checkpoints_provicnet import load_provicnet_checkpoint
 from transferlimits.models.contrastive import ProViCNetContrastive
@@ -36,8 +42,6 @@ _MAE2D_DECODER = {"vits14": 256, "cpu": 64, "smoke": 64, "test": 32}
 #: CL_Head (hidden, bottleneck, out) and segmentation-head widths for the non-published sizes.
 _SMALL_PAIR_HEADS = {"cl_dims": (128, 32, 512), "head_mid": (32, 16)}
 _PUBLISHED_SIZE = "vits14"
-#: the light head's hidden width as a multiple of ``decoder_width`` (64 at the ``cpu`` profile's 16)
-LIGHT_WIDTH_FACTOR = 4
 
 
 class ProViCNetAdapter(ModelAdapter):
@@ -118,7 +122,7 @@ class ProViCNetAdapter(ModelAdapter):
         ``light``: the per-token MLP head instead (``models.token_mlp_head``), its hidden layer
         :data:`LIGHT_WIDTH_FACTOR` x ``width`` wide (64 when ``width`` is None)."""
         mid = (128, 64) if width is None else (int(width), max(int(width) // 2, 1))
-        light_width = None if not light else (64 if width is None else LIGHT_WIDTH_FACTOR * int(width))
+        light_width = light_hidden_width(width) if light else None
         hw = None if out_size is None else tuple(out_size)[-2:]
         depth = None if out_size is None or slice_step == 1 else int(tuple(out_size)[0])
         return SliceDenseModel(encoder, out_channels, mid=mid, out_size=hw, out_depth=depth, slice_step=slice_step,
