@@ -11,7 +11,7 @@ the task's recipe at several epoch counts (everything else as the profile) from
 
 and prints the test score of each (the primary metric) beside the trivial baselines, with the optimiser steps.
 It uses the profile's cohort and positive-control encoder under ``results/<profile>`` (training the encoder
-first if it is missing). Single-threaded; ProFound super-resolution at 3, 6, 12 and 30 epochs, one seed, all
+first if it is missing or stale; only when an init other than ``scratch`` needs it). Single-threaded; ProFound super-resolution at 3, 6, 12 and 30 epochs, one seed, all
 three inits: ~6 min on one core.
 
     .venv/bin/python benchmarks/head_budget.py --task super_resolution --model profound --epochs 3 6 12 30
@@ -55,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     base = prof.finetune_for(args.task)
     if args.light_decoder != "profile":
         base = dataclasses.replace(base, light_decoder=args.light_decoder == "on")
-    pos_file = encoder_source("positive").encoder_file(prof, args.model, args.task, device)
+    # the positive-control encoder (trained first if missing) only when an init reads it
+    pos_file = (encoder_source("positive").encoder_file(prof, args.model, args.task, device)
+                if set(args.inits) - {"scratch"} else None)
     rows = []
     for seed in args.seeds:
         spec, data = study_runs.load_data(prof, args.task, args.model, seed)
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(" ", {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
     out = {"profile": args.profile, "task": args.task, "model": args.model, "metric": spec.primary_metric,
            "light_decoder": bool(base.light_decoder),
-           "hardware": hardware_line(), "positive_encoder": str(pos_file), "rows": rows}
+           "hardware": hardware_line(), "positive_encoder": str(pos_file) if pos_file else None, "rows": rows}
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
     return 0

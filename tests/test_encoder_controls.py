@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -17,7 +18,9 @@ import torch
 
 from transferlimits.config import FinetuneRecipe, get_profile
 from transferlimits.models.registry import build_encoder
-from transferlimits.study.encoder_sources import ENCODER_SOURCES, RANDOM_SEED, encoder_source, transfusion_state
+from transferlimits.study.encoder_sources import (
+    ENCODER_SOURCES, RANDOM_SEED, encoder_source, positive_key, transfusion_state,
+)
 from transferlimits.study.runs import encoder_share, encoder_shares, scratch_encoder
 from transferlimits.tasks import get_task
 from transferlimits.training.finetune import finetune
@@ -101,3 +104,23 @@ def test_random_control_is_not_any_scratch_encoder():
     for seed in (0, 1, 2):
         scr = scratch_encoder(prof, "profound", seed).state_dict()
         assert any(not torch.equal(rnd[k], scr[k]) for k in rnd)
+
+
+def test_a_positive_control_is_reused_only_while_its_key_matches(tmp_path, monkeypatch):
+    """A positive control trained on an older task definition (another degradation, sequence or recipe) is re-made,
+    not reused: its ``positive.json`` key must equal ``positive_key`` of the current code and profile."""
+    monkeypatch.setenv("TRANSFERLIMITS_RESULTS", str(tmp_path))
+    prof = get_profile("smoke")
+    source = encoder_source("positive")
+    folder = source.folder(prof, "profound", "super_resolution")
+    folder.mkdir(parents=True)
+    (folder / "encoder.pt").write_bytes(b"an encoder")
+    key = positive_key(prof, "profound", "super_resolution")
+    assert key != positive_key(prof, "profound", "distortion_correction")
+    assert key != positive_key(get_profile("smoke", finetune={"epochs": 5}), "profound", "super_resolution")
+    (folder / "positive.json").write_text(json.dumps({"key": key}))
+    assert source.encoder_file(prof, "profound", "super_resolution") == folder / "encoder.pt"  # current: reused
+    for stale in ({"key": "0" * 64}, {}):  # another key, or a file from before keys: re-made (needs the native run)
+        (folder / "positive.json").write_text(json.dumps(stale))
+        with pytest.raises(FileNotFoundError, match="no pre-trained encoder"):
+            source.encoder_file(prof, "profound", "super_resolution")

@@ -12,6 +12,8 @@ from transferlimits.data.phantom import synthesize
 from transferlimits.tasks import (
     TASK_REGISTRY, TaskSample, TaskSpec, get_task, pirads_class, register_task,
 )
+from transferlimits.data.degrade import through_plane_degrade
+from transferlimits.tasks.registry import LESION_SEQUENCE, SR_SLICE_FACTOR
 from transferlimits.data.views import normalise_channel, channel_view, stack_view, slice_triplets
 
 torch.set_num_threads(1)
@@ -63,6 +65,33 @@ def test_degradations_in_pairs(case):
     assert np.abs(s1.inputs["hbv_distorted"] - s1.target).mean() > 0
     seg = get_task("segmentation").make_sample(case, np.random.default_rng(0))
     assert set(np.unique(seg.target)) == {0, 1}
+
+
+def test_super_resolution_thick_slices(case):
+    """The SR input is the thick-slice degradation at SR_SLICE_FACTOR; a slice-wise constant volume in blocks of the
+    factor (aligned with the thick slices) comes back unchanged, a finer z pattern does not."""
+    assert SR_SLICE_FACTOR >= 2
+    sr = get_task("super_resolution").make_sample(case, np.random.default_rng(0))
+    np.testing.assert_allclose(sr.inputs["t2w_degraded"], through_plane_degrade(case.t2w, SR_SLICE_FACTOR), atol=0)
+    d = case.t2w.shape[0]
+    alt = np.broadcast_to((np.arange(d) % 2).astype(np.float32)[:, None, None], case.t2w.shape)
+    assert np.abs(through_plane_degrade(alt, SR_SLICE_FACTOR) - alt).mean() > 0.4  # slice-to-slice detail is lost
+
+
+@pytest.mark.parametrize("task", ["classification", "segmentation"])
+def test_provicnet_reads_the_lesion_sequence_on_lesion_tasks(case, task):
+    """ProViCNet's 2.5D view of a lesion task reads LESION_SEQUENCE only; ProFound's channels keep all three."""
+    spec = get_task(task)
+    assert spec.single_input == LESION_SEQUENCE
+    sample = spec.make_sample(case, np.random.default_rng(0))
+    other = next(s for s in ("t2w", "hbv", "adc") if s != LESION_SEQUENCE)
+    changed = TaskSample({**sample.inputs, other: sample.inputs[other][::-1].copy()}, sample.target, sample.masks,
+                         sample.case_id)
+    assert torch.equal(stack_view(sample, spec, S)["x"], stack_view(changed, spec, S)["x"])
+    assert not torch.equal(channel_view(sample, spec)["x"], channel_view(changed, spec)["x"])
+    flipped = TaskSample({**sample.inputs, LESION_SEQUENCE: sample.inputs[LESION_SEQUENCE][::-1].copy()},
+                         sample.target, sample.masks, sample.case_id)
+    assert not torch.equal(stack_view(sample, spec, S)["x"], stack_view(flipped, spec, S)["x"])
 
 
 def test_pirads_mapping():

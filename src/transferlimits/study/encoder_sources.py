@@ -18,12 +18,15 @@ positive       **positive control**: an encoder that already learned the task --
 The controls' encoders are written once per (profile, model[, task]) as ``encoder.pt`` files in the format of a
 pre-training run (:func:`transferlimits.training.pretrain_record.load_pretrained_encoder` reads them), beside the
 pre-trainings, so that a point hashes and resumes on them as on any pre-trained encoder. Each is deterministic
-(fixed seeds) and written atomically; an existing file is reused.
+(fixed seeds) and written atomically; an existing file is reused -- a positive control's only while the key recorded
+in its ``positive.json`` (the computing code's fingerprint, the task's recipe and the pool size) still matches, so a
+changed task (e.g. another degradation) re-trains it instead of reusing an encoder trained on the old one.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -36,13 +39,14 @@ from transferlimits.config import Profile
 from transferlimits.data.cohort import open_cohort, task_dataset
 from transferlimits.models.registry import get_model
 from transferlimits.runtime import atomic_save_torch, atomic_write_json
+from transferlimits.study.resume import code_fingerprint
 from transferlimits.study.runs import scratch_encoder
 from transferlimits.tasks import get_task
 from transferlimits.training.finetune import finetune
 from transferlimits.training.pretrain_record import SHORT_ENCODER_FILE, load_pretrained_encoder
 
 __all__ = ["EncoderSource", "ENCODER_SOURCES", "CONTROL_KINDS", "EXTRA_KINDS", "encoder_source", "transfusion_state", "RANDOM_SEED",
-           "POSITIVE_POOL_CASES", "POSITIVE_EPOCH_FACTOR"]
+           "POSITIVE_POOL_CASES", "POSITIVE_EPOCH_FACTOR", "positive_key"]
 
 #: seed of the ``random`` control's initialisation (the scratch runs use the point's seed, 0-2)
 RANDOM_SEED = 10_007
@@ -97,7 +101,8 @@ class EncoderSource:
                     f"pretrain.short_fraction > 0 (now {prof.pretrain.short_fraction}): set it and pre-train again")
             return path
         path = self.folder(prof, model, task) / "encoder.pt"
-        if self.kind in ("native", "swapped") or path.is_file():
+        if self.kind in ("native", "swapped") or (path.is_file() and (
+                self.kind != "positive" or _recorded_key(path.parent) == positive_key(prof, model, task))):
             return path
         native = ENCODER_SOURCES["native"].folder(prof, model, task) / "encoder.pt"
         encoder, meta = load_pretrained_encoder(native, "cpu")  # the architecture (and, for transfusion, statistics)
@@ -130,6 +135,24 @@ def transfusion_state(state: dict[str, torch.Tensor], seed: int) -> dict[str, to
     return out
 
 
+def positive_key(prof: Profile, model: str, task: str) -> str:
+    """What a positive control's encoder is made from: SHA-256 of the computing code's fingerprint (the task's
+    definition included), the task's recipe, the pool size and the epoch factor."""
+    what = {"code": code_fingerprint(), "model": model, "task": task, "pool_cases": POSITIVE_POOL_CASES,
+            "epoch_factor": POSITIVE_EPOCH_FACTOR, "recipe": repr(prof.finetune_for(task)),
+            "grid": repr(prof.grid), "slice_size": prof.slice_size}
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+
+
+def _recorded_key(folder: Path) -> str | None:
+    """The ``key`` of ``folder/positive.json``; None when the file is missing, unreadable or has none."""
+    try:
+        record = json.loads((folder / "positive.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return record.get("key") if isinstance(record, dict) else None
+
+
 def _task_trained(prof: Profile, model: str, task: str, device: Any, progress: bool) -> tuple[torch.nn.Module, dict]:
     """The scratch encoder (seed 0) fine-tuned on ``task`` over the first cases of the pre-training pool."""
     spec, cohort = get_task(task), open_cohort(prof)
@@ -146,7 +169,7 @@ def _task_trained(prof: Profile, model: str, task: str, device: Any, progress: b
                    progress=progress, spacing=tuple(float(s) for s in prof.grid.spacing))
     record = {"task": task, "model": model, "pool_cases": keep, "epochs": int(recipe.epochs),
               "best_epoch": res.best_epoch, "val_primary": res.best_val, "train_seconds": res.train_seconds,
-              "metric": spec.primary_metric}
+              "metric": spec.primary_metric, "key": positive_key(prof, model, task)}
     return copy.deepcopy(res.model.encoder).cpu().eval(), json.loads(json.dumps(record, default=float))
 
 
