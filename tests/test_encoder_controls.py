@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from transferlimits import paths
 from transferlimits.config import FinetuneRecipe, get_profile
 from transferlimits.models.registry import build_encoder
 from transferlimits.study.encoder_sources import (
@@ -118,6 +119,11 @@ def test_a_positive_control_is_reused_only_while_its_key_matches(tmp_path, monke
     key = positive_key(prof, "profound", "super_resolution")
     assert key != positive_key(prof, "profound", "distortion_correction")
     assert key != positive_key(get_profile("smoke", finetune={"epochs": 5}), "profound", "super_resolution")
+    manifest = paths.data_dir(prof.name) / "manifest.json"  # a rebuilt cohort: another key
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text("{}")
+    assert positive_key(prof, "profound", "super_resolution") != key
+    manifest.unlink()
     (folder / "positive.json").write_text(json.dumps({"key": key}))
     assert source.encoder_file(prof, "profound", "super_resolution") == folder / "encoder.pt"  # current: reused
     for stale in ({"key": "0" * 64}, {}):  # another key, or a file from before keys: re-made (needs the native run)

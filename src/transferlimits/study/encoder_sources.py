@@ -19,7 +19,7 @@ The controls' encoders are written once per (profile, model[, task]) as ``encode
 pre-training run (:func:`transferlimits.training.pretrain_record.load_pretrained_encoder` reads them), beside the
 pre-trainings, so that a point hashes and resumes on them as on any pre-trained encoder. Each is deterministic
 (fixed seeds) and written atomically; an existing file is reused -- a positive control's only while the key recorded
-in its ``positive.json`` (the computing code's fingerprint, the task's recipe and the pool size) still matches, so a
+in its ``positive.json`` (the computing code's fingerprint, the cohort, the task's recipe, the pool size) still matches, so a
 changed task (e.g. another degradation) re-trains it instead of reusing an encoder trained on the old one.
 """
 
@@ -39,7 +39,7 @@ from transferlimits.config import Profile
 from transferlimits.data.cohort import open_cohort, task_dataset
 from transferlimits.models.registry import get_model
 from transferlimits.runtime import atomic_save_torch, atomic_write_json
-from transferlimits.study.resume import code_fingerprint
+from transferlimits.study.resume import code_fingerprint, file_sha256_or_none
 from transferlimits.study.runs import scratch_encoder
 from transferlimits.tasks import get_task
 from transferlimits.training.finetune import finetune
@@ -137,8 +137,9 @@ def transfusion_state(state: dict[str, torch.Tensor], seed: int) -> dict[str, to
 
 def positive_key(prof: Profile, model: str, task: str) -> str:
     """What a positive control's encoder is made from: SHA-256 of the computing code's fingerprint (the task's
-    definition included), the task's recipe, the pool size and the epoch factor."""
-    what = {"code": code_fingerprint(), "model": model, "task": task, "pool_cases": POSITIVE_POOL_CASES,
+    definition included), the cohort's manifest, the task's recipe, the pool size and the epoch factor."""
+    what = {"code": code_fingerprint(), "data": file_sha256_or_none(paths.data_dir(prof.name) / "manifest.json"),
+            "model": model, "task": task, "pool_cases": POSITIVE_POOL_CASES,
             "epoch_factor": POSITIVE_EPOCH_FACTOR, "recipe": repr(prof.finetune_for(task)),
             "grid": repr(prof.grid), "slice_size": prof.slice_size}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
