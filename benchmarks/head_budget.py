@@ -11,8 +11,8 @@ the task's recipe at several epoch counts (everything else as the profile) from
 
 and prints the test score of each (the primary metric) beside the trivial baselines, with the optimiser steps.
 It uses the profile's cohort and positive-control encoder under ``results/<profile>`` (training the encoder
-first if it is missing or stale; only when an init other than ``scratch`` needs it). Single-threaded; ProFound super-resolution at 3, 6, 12 and 30 epochs, one seed, all
-three inits: ~6 min on one core.
+first if it is missing or stale; only when an init other than ``scratch`` needs it). Single-threaded; ProFound
+super-resolution at 3, 6, 12 and 30 epochs, one seed, all three inits: ~6 min on one core.
 
     .venv/bin/python benchmarks/head_budget.py --task super_resolution --model profound --epochs 3 6 12 30
 """

@@ -18,9 +18,9 @@ positive       **positive control**: an encoder that already learned the task --
 The controls' encoders are written once per (profile, model[, task]) as ``encoder.pt`` files in the format of a
 pre-training run (:func:`transferlimits.training.pretrain_record.load_pretrained_encoder` reads them), beside the
 pre-trainings, so that a point hashes and resumes on them as on any pre-trained encoder. Each is deterministic
-(fixed seeds) and written atomically; an existing file is reused -- a positive control's only while the key recorded
-in its ``positive.json`` (the computing code's fingerprint, the cohort, the task's recipe, the pool size) still matches, so a
-changed task (e.g. another degradation) re-trains it instead of reusing an encoder trained on the old one.
+(fixed seeds) and written atomically; an existing file is reused -- a positive control's only while the key in its
+``positive.json`` (written after the encoder: code fingerprint, cohort, resolved profile; :func:`positive_key`) still
+matches, so a changed task (e.g. another degradation) re-trains it instead of reusing one trained on the old task.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from transferlimits import paths
-from transferlimits.config import Profile
+from transferlimits.config import Profile, profile_to_dict
 from transferlimits.data.cohort import open_cohort, task_dataset
 from transferlimits.models.registry import get_model
 from transferlimits.runtime import atomic_save_torch, atomic_write_json
@@ -45,8 +45,8 @@ from transferlimits.tasks import get_task
 from transferlimits.training.finetune import finetune
 from transferlimits.training.pretrain_record import SHORT_ENCODER_FILE, load_pretrained_encoder
 
-__all__ = ["EncoderSource", "ENCODER_SOURCES", "CONTROL_KINDS", "EXTRA_KINDS", "encoder_source", "transfusion_state", "RANDOM_SEED",
-           "POSITIVE_POOL_CASES", "POSITIVE_EPOCH_FACTOR", "positive_key"]
+__all__ = ["EncoderSource", "ENCODER_SOURCES", "CONTROL_KINDS", "EXTRA_KINDS", "encoder_source", "transfusion_state",
+           "RANDOM_SEED", "POSITIVE_POOL_CASES", "POSITIVE_EPOCH_FACTOR", "positive_key"]
 
 #: seed of the ``random`` control's initialisation (the scratch runs use the point's seed, 0-2)
 RANDOM_SEED = 10_007
@@ -112,8 +112,9 @@ class EncoderSource:
             encoder.load_state_dict(transfusion_state(encoder.state_dict(), RANDOM_SEED))
         else:
             encoder, record = _task_trained(prof, model, task, device, progress)
-            atomic_write_json(path.parent / "positive.json", record)
         _save(path, encoder, meta, self.kind, task)
+        if self.kind == "positive":  # after the encoder: its key marks the file current
+            atomic_write_json(path.parent / "positive.json", record)
         return path
 
 
@@ -136,13 +137,13 @@ def transfusion_state(state: dict[str, torch.Tensor], seed: int) -> dict[str, to
 
 
 def positive_key(prof: Profile, model: str, task: str) -> str:
-    """What a positive control's encoder is made from: SHA-256 of the computing code's fingerprint (the task's
-    definition included), the cohort's manifest, the task's recipe, the pool size and the epoch factor."""
+    """What a positive control's encoder is made from, as a point's resume key has it (``study.resume``): SHA-256 of
+    the computing code's fingerprint (the task's definition included), the cohort's manifest and the resolved
+    profile, with the model, task, pool size and epoch factor."""
     what = {"code": code_fingerprint(), "data": file_sha256_or_none(paths.data_dir(prof.name) / "manifest.json"),
-            "model": model, "task": task, "pool_cases": POSITIVE_POOL_CASES,
-            "epoch_factor": POSITIVE_EPOCH_FACTOR, "recipe": repr(prof.finetune_for(task)),
-            "grid": repr(prof.grid), "slice_size": prof.slice_size}
-    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+            "profile": profile_to_dict(prof), "model": model, "task": task, "pool_cases": POSITIVE_POOL_CASES,
+            "epoch_factor": POSITIVE_EPOCH_FACTOR}
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _recorded_key(folder: Path) -> str | None:

@@ -239,8 +239,8 @@ for _spec in (
              "on T2W), predictions re-stacked to 3D."),
     TaskSpec("super_resolution", "regression", 1, "psnr", True, ("psnr", "ssim", "nmse"),
              ("t2w_degraded", "", ""), "t2w_degraded", False, _super_resolution,
-             f"T2W with through-plane resolution reduced {SR_SLICE_FACTOR}x (groups of {SR_SLICE_FACTOR} adjacent slices "
-             "averaged into thick slices, resampled back linearly) -> T2W. "
+             f"T2W with through-plane resolution reduced {SR_SLICE_FACTOR}x (groups of {SR_SLICE_FACTOR} adjacent "
+             "slices averaged into thick slices, resampled back linearly) -> T2W. "
              "ProFound: the degraded T2W in its T2W channel, hbv/ADC channels zero; ProViCNet: degraded T2W."),
     TaskSpec("distortion_correction", "regression", 1, "psnr", True, ("psnr", "ssim", "nmse"),
              ("", "hbv_distorted", ""), "hbv_distorted", False, _distortion,
