@@ -88,13 +88,16 @@ def loops(profile, device: torch.device) -> dict[str, tuple[torch.nn.Module, Cal
     return out
 
 
-def calibrate(profile, device: torch.device, seconds: float, peak_tflops: float | None) -> dict:
-    """Measure the peak, then each loop for an equal share of ``seconds``; prints and returns the rows."""
-    peak = matmul_peak(device, min(5.0, seconds / 6))
+def calibrate(profile, device: torch.device, seconds: float, peak_tflops: float | None,
+              peak: float | None = None) -> dict:
+    """Measure the peak (unless given), then each loop for an equal share of ``seconds``; prints and returns the rows."""
+    if peak is None:
+        peak = matmul_peak(device, min(5.0, seconds / 6))
+        seconds -= min(5.0, seconds / 6)
     print(f"[calibrate] {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}): "
           f"matmul peak {peak:.1f} TFLOP/s measured" + (f", nominal {peak_tflops}" if peak_tflops else ""), flush=True)
     todo = loops(profile, device)
-    share = max(1.0, (seconds - min(5.0, seconds / 6)) / max(1, len(todo)))
+    share = max(1.0, seconds / max(1, len(todo)))
     rows = []
     for name, (model, forward) in todo.items():
         model.train()

@@ -51,7 +51,7 @@ def test_every_shipped_profile_is_within_its_ranges():
 
 def test_smoke_and_reference_split_sizes_are_exact():
     assert get_profile("smoke").splits == SplitSizes(pretrain=48, train=24, val=8, test=16)
-    assert get_profile("reference").splits == SplitSizes(pretrain=600, train=160, val=40, test=200)
+    assert get_profile("reference").splits == SplitSizes(pretrain=300, train=64, val=24, test=100)  # the cpu design
 
 
 @pytest.mark.parametrize("n, expected", [

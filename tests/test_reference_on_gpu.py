@@ -39,7 +39,8 @@ def test_rehearsal_calibrates_then_stops_itself_before_its_limit_and_packs_what_
     log = (out / "run.log").read_text()
     assert "resume with the same command" in log or "[compute] done in" in log, log[-3000:]
     calibration = json.loads((out / "calibration.json").read_text())
-    loops = {row["loop"]: row for row in calibration["loops"]}
+    assert calibration["chosen"] == "as-given" and calibration["sets"] == []  # REHEARSE=1: the ladder "none"
+    loops = {row["loop"]: row for row in calibration["levels"][0]["loops"]}
     assert set(loops) == {"pretrain profound", "finetune profound", "pretrain provicnet", "finetune provicnet"}
     assert all(row["tflops"] > 0 and row["mfu_measured_peak"] > 0 and row["steps"] >= 2 for row in loops.values())
     with tarfile.open(out / "reference_results.tar.gz") as tar:
@@ -144,10 +145,13 @@ def test_rehearsal_in_a_venv_of_the_image_packages_plus_the_carried_wheels(tmp_p
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
     report = json.loads((tmp_path / "rehearsal.json").read_text())
     assert report["outside_image_and_carry"] == [] and report["compute_logged"]
-    assert set(report["out"]) == {"calibration.json", "reference_results.tar.gz", "run.log"}
+    assert set(report["out"]) == {"calibration.json", "reference_results.tar.gz", "run.log", "sets.txt"}
+    # the staged path (compute --parallel): the parent, one pre-training slice and one pair slice
     compute = [r for r in report["processes"] if "compute" in r["argv"]]
-    assert len(compute) == 1 and {"monai", "nibabel", "torch"} <= set(compute[0]["distributions"])
-    assert not [d for d in compute[0]["distributions"] if d in ("papermill", "nbclient", "snakemake", "simpleitk")]
+    assert len(compute) == 3 and all("torch" in r["distributions"] for r in compute)
+    assert any({"monai", "nibabel"} <= set(r["distributions"]) for r in compute)  # the carried wheels were used
+    assert not [d for r in compute for d in r["distributions"]
+                if d in ("papermill", "nbclient", "snakemake", "simpleitk")]
     # the venv alone lacks what is carried and what the notebook stack needs: the command installed MONAI itself
     probe = "import importlib.util as u; print([n for n in ('monai', 'papermill', 'SimpleITK') if u.find_spec(n)])"
     alone = subprocess.run([str(tmp_path / "venv" / "bin" / "python"), "-c", probe], capture_output=True, text=True,

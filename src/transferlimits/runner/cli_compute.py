@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 
 from transferlimits import paths
 from transferlimits.config import PROFILES
-from transferlimits.data.cohort import build_cohort
+from transferlimits.data.cohort import build_cohort, open_cohort
 from transferlimits.models.registry import get_model
 from transferlimits.resolved import load_resolved, write_resolved
 from transferlimits.runner.checks import check_data, check_writable
+from transferlimits.runner.compute_slices import run_slices, slices_for
 from transferlimits.runner.grid import PairJob, build_grid, parse_only
 from transferlimits.runner.invocations import record_grid_wall
 from transferlimits.runner.overrides import parse_overrides
@@ -43,7 +44,10 @@ from transferlimits.study.point import pair_collaborators, run_point
 from transferlimits.training.loop import Checkpointer
 from transferlimits.training.pretrain import pretrain
 
-__all__ = ["add_arguments", "main", "Clock", "OutOfTime"]
+__all__ = ["add_arguments", "main", "Clock", "OutOfTime", "UNTIL"]
+
+#: the stages of ``--until``, in order
+UNTIL: tuple[str, ...] = ("data", "pretrain", "pairs")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -63,6 +67,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, metavar="PATH", help="PI-CAI images folder (profile picai)")
     p.add_argument("--labels", default=None, metavar="PATH", help="picai_labels checkout (profile picai)")
     p.add_argument("--workers", type=int, default=1, help="processes for phantom synthesis (default 1)")
+    p.add_argument("--until", default="pairs", choices=UNTIL,
+                   help="stop after this stage: data (cohort + linear references), pretrain (+ the pre-trainings of "
+                        "the selected pairs) or pairs (everything; default). Stages let several processes share one "
+                        "GPU: the data once, then the pre-trainings per model, then the pairs, each its own --only")
+    p.add_argument("--parallel", type=int, default=1, metavar="N",
+                   help="run the pre-trainings (one process per model) and then the pairs (one per pair) as up to N "
+                        "child processes sharing the device, then resume and publish here (default 1: in-process)")
+    p.add_argument("--started-at", type=float, default=None, metavar="EPOCH",
+                   help="when the whole job began (Unix seconds; default: this process's start): grid.json records "
+                        "this call's wall from then, so a staged job's last call carries the job's wall time")
+    p.add_argument("--no-publish", action="store_true",
+                   help="do not publish result files when finished (processes running disjoint --only slices in "
+                        "parallel; a last call without it publishes)")
 
 
 class OutOfTime(Exception):
@@ -158,23 +175,34 @@ def _plan(args: argparse.Namespace):
     return prof, grid
 
 
-def _compute(args: argparse.Namespace, prof, grid, clock: Clock, done: dict[str, list[str]]) -> None:
-    """Cohort, pre-trainings, pairs, in order; appends each finished unit's name to ``done``."""
+def _compute(args: argparse.Namespace, prof, grid, clock: Clock, done: dict[str, list[str]],
+             reopen: bool = False) -> None:
+    """Cohort, pre-trainings, pairs, in order; appends each finished unit's name to ``done``.
+
+    ``reopen`` (and every ``--no-publish`` slice) opens a current cohort without touching its files
+    (:func:`open_cohort`), so that parallel slices neither rewrite its manifest nor re-fit the linear references."""
     device = resolve_device(args.device if args.device != "auto" else prof.device)
     say(f"profile {prof.name}: {len(grid.pretrain)} pre-training(s), {len(grid.pairs)} pair(s) on {device}")
     clock.check(1.0, "the cohort")
-    cohort = build_cohort(prof, workers=args.workers, images_root=args.data or None, labels_root=args.labels or None,
-                          progress=False)
+    if reopen or args.no_publish:
+        cohort = open_cohort(prof)
+    else:
+        cohort = build_cohort(prof, workers=args.workers, images_root=args.data or None,
+                              labels_root=args.labels or None, progress=False)
     skipped = cohort.manifest.get("real_skipped")
     say(f"cohort ready in {cohort.root}" + (f"; {skipped}" if skipped else ""))
     linear, manifest = paths.linear_references(prof.name), paths.data_dir(prof.name) / "manifest.json"
     if not linear.is_file() or linear.stat().st_mtime < manifest.stat().st_mtime:  # as the data notebook writes it
         write_linear_references(prof, cohort, hardware_line(device), linear)
         say("linear references written")
+    if args.until == "data":
+        return
     for model, objective in grid.pretrain:
         run_pretraining(model, objective, prof, device, clock)
         done["pretrain"].append(f"{model}/{objective}")
         say(f"pre-training {model}/{objective} finished")
+    if args.until == "pretrain":
+        return
     for job in grid.pairs:
         run_pair_job(job, prof, device, clock)
         done["pairs"].append(job.name)
@@ -190,22 +218,38 @@ def main(args: argparse.Namespace) -> int:
     done: dict[str, list[str]] = {"pretrain": [], "pairs": []}
     stopped = None
     try:
-        _compute(args, prof, grid, clock, done)
+        if args.parallel > 1 and args.until == "pairs":
+            _compute(argparse.Namespace(**{**vars(args), "until": "data"}), prof, grid, clock, done)
+            pre, pairs = slices_for(grid, sorted(parse_only(args.only).get("seed", ())))
+            for stage in (pre, pairs):
+                status = run_slices(args, stage, clock.left, args.parallel, say)
+                failed = sorted(name for name, rc in status.items() if rc)
+                if failed:
+                    say(f"slice(s) {failed} failed (logs in {paths.results_dir(args.profile) / 'logs'}); "
+                        "this process computes what they left")
+            _compute(args, prof, grid, clock, done, reopen=True)
+        else:
+            _compute(args, prof, grid, clock, done)
     except OutOfTime as exc:
         stopped = str(exc)
     remaining = {"pretrain": [f"{m}/{o}" for m, o in grid.pretrain if f"{m}/{o}" not in done["pretrain"]],
                  "pairs": [j.name for j in grid.pairs if j.name not in done["pairs"]]}
-    if stopped is None:
+    partial = args.until != "pairs" or args.no_publish
+    if stopped is None and not partial:
         published = publish_results(args.profile, merge=bool(args.only))
         say(f"{len(published)} result file(s) published to {published_dir(args.profile)}"
             + (" (merged: --only keeps the other pairs' published files)" if args.only else ""))
-    record_grid_wall(args.profile, t0, 0, None, False,
+    # a stage of a staged job (parallel slices) is listed but not counted: the last call carries the job's wall
+    record_grid_wall(args.profile, t0 if args.started_at is None else args.started_at, 0, None, False,
                      {"command": "compute", "argv": sys.argv[1:], "stopped_before": stopped,
-                      "finished": done, "remaining": remaining})
+                      "finished": done, "remaining": remaining, "counted": not partial})
     if stopped is not None:
         say(f"stopped before the time limit at {stopped}; finished: {len(done['pretrain'])} pre-training(s), "
             f"{len(done['pairs'])} pair(s) {done['pairs']}; remaining: {remaining['pretrain']} pre-training(s), "
             f"pairs {remaining['pairs']}; resume with the same command")
+        return 0
+    if partial:
+        say(f"stage {args.until} done in {time.time() - t0:.0f} s (not published)")
         return 0
     say(f"done in {time.time() - t0:.0f} s: {len(done['pairs'])} pair(s) in {paths.results_dir(args.profile)}; "
         f"render on the CPU with `python -m transferlimits run --profile {args.profile} --render-only`")
