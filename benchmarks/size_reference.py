@@ -43,17 +43,16 @@ from transferlimits.runner.overrides import parse_overrides
 from transferlimits.runtime import resolve_device
 from transferlimits.study.encoder_sources import POSITIVE_EPOCH_FACTOR, POSITIVE_POOL_CASES
 
+#: the cpu profile's grid and slices (with the published encoders)
+CPU_GRID = ["grid.shape=[16,64,64]", "grid.spacing=[3,1.5,1.5]", "slice_size=112", "provicnet_slice_step=1"]
 #: name -> ordered levels ``(level name, --set overrides)``, largest first
 LADDERS: dict[str, list[tuple[str, list[str]]]] = {
     "reference": [
         ("published", []),
         ("half", ["grid.shape=[32,112,112]", "grid.spacing=[2,1,1]", "slice_size=224", "provicnet_slice_step=2"]),
-        ("cpu-grid", ["grid.shape=[16,64,64]", "grid.spacing=[3,1.5,1.5]", "slice_size=112",
-                      "provicnet_slice_step=1"]),
-        ("cpu-grid-fewer-cases", ["grid.shape=[16,64,64]", "grid.spacing=[3,1.5,1.5]", "slice_size=112",
-                                  "provicnet_slice_step=1", "splits={pretrain: 128, train: 32, val: 24, test: 100}"]),
-        ("cpu-grid-fewest-cases", ["grid.shape=[16,64,64]", "grid.spacing=[3,1.5,1.5]", "slice_size=112",
-                                   "provicnet_slice_step=1", "splits={pretrain: 96, train: 24, val: 16, test: 64}"]),
+        ("cpu-grid", CPU_GRID),
+        ("cpu-grid-fewer-cases", CPU_GRID + ["splits={pretrain: 128, train: 32, val: 24, test: 100}"]),
+        ("cpu-grid-fewest-cases", CPU_GRID + ["splits={pretrain: 96, train: 24, val: 16, test: 64}"]),
     ],
     "none": [("as-given", [])],
 }
@@ -150,7 +149,7 @@ def size(profile: str, base_sets: list[str], ladder: str, device: torch.device, 
               f"pre-training {proj['pretrain_s']:.0f} s + longest pair {proj['longest_pair']} "
               f"{proj['pairs_s'][proj['longest_pair']]:.0f} s) vs budget {budget:.0f} s: "
               f"{'fits' if fits else 'too long'}", flush=True)
-        if fits and out["chosen"] is None:
+        if fits:
             out["chosen"], out["sets"] = name, sets
             break  # smaller levels would fit too; the time is the grid's
     if out["chosen"] is None:

@@ -109,3 +109,15 @@ def test_until_data_stops_after_the_cohort_and_no_publish_writes_no_book_files(t
     assert not (root / "book" / "generated" / "smoke" / "results").exists()
     grid = json.loads((results / "grid.json").read_text())
     assert grid["invocations"][-1]["counted"] is False and grid["wall_s"] == 0
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two"])
+def test_parallel_must_be_a_whole_number_of_processes(value, capsys):
+    from transferlimits.runner.cli_compute import add_arguments
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--parallel", value])
+    err = capsys.readouterr().err
+    assert "--parallel" in err and repr(value) in err
+    assert parser.parse_args(["--parallel", "3"]).parallel == 3

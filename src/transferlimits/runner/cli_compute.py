@@ -71,7 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="stop after this stage: data (cohort + linear references), pretrain (+ the pre-trainings of "
                         "the selected pairs) or pairs (everything; default). Stages let several processes share one "
                         "GPU: the data once, then the pre-trainings per model, then the pairs, each its own --only")
-    p.add_argument("--parallel", type=int, default=1, metavar="N",
+    p.add_argument("--parallel", type=_positive_int, default=1, metavar="N",
                    help="run the pre-trainings (one process per model) and then the pairs (one per pair) as up to N "
                         "child processes sharing the device, then resume and publish here (default 1: in-process)")
     p.add_argument("--started-at", type=float, default=None, metavar="EPOCH",
@@ -80,6 +80,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-publish", action="store_true",
                    help="do not publish result files when finished (processes running disjoint --only slices in "
                         "parallel; a last call without it publishes)")
+
+
+def _positive_int(text: str) -> int:
+    """argparse type of ``--parallel``: an integer >= 1 (the error names the value)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of processes >= 1")
+    return value
 
 
 class OutOfTime(Exception):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -21,14 +22,13 @@ from transferlimits import paths
 __all__ = ["Slice", "slices_for", "child_argv", "run_slices"]
 
 
+@dataclass(frozen=True)
 class Slice:
     """One child: its name (for the log file), ``--only`` value and stage (``pretrain`` or ``pairs``)."""
 
-    def __init__(self, name: str, only: str, until: str) -> None:
-        self.name, self.only, self.until = name, only, until
-
-    def __repr__(self) -> str:
-        return f"Slice({self.name!r}, {self.only!r}, {self.until!r})"
+    name: str
+    only: str
+    until: str
 
 
 def slices_for(grid, seed_filter: Sequence[str] = ()) -> tuple[list[Slice], list[Slice]]:
