@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import argparse
 import errno
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from transferlimits.runner import outputs as out_mod
 from transferlimits.runner import workflow as wf
 from transferlimits.runner.cli_book import swap_html
 from transferlimits.runner.overrides import overrides_json, parse_overrides
-from transferlimits.runner.supervise import failure_lines, last_error_line, run_snakemake
+from transferlimits.runner.supervise import _forward, failure_lines, last_error_line, run_snakemake
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -163,6 +165,23 @@ def test_failed_job_gets_its_earlier_result_back_and_is_recorded(tmp_path, monke
     outcome = run_snakemake(["snakemake"], "smoke", jobs, popen=FakeSnakemake(second))
     assert outcome.failed == [jobs[2]] and set(out_mod.read_failed("smoke")) == {str(f) for f in jobs[2].outputs}
     assert all(f.read_text() == "fixed" for f in jobs[0].outputs)
+
+
+def test_forwarding_threads_leave_ctrl_c_to_the_main_thread():
+    """A SIGINT landing on a forwarding thread would not wake the main thread's wait: they must block it."""
+    seen = []
+
+    class Sink(io.StringIO):
+        def write(self, text):
+            seen.append(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+            return super().write(text)
+
+    sink = Sink()
+    t = threading.Thread(target=_forward, args=(io.StringIO("a\nb\n"), sink, threading.Event()))
+    t.start()
+    t.join(timeout=10)
+    assert sink.getvalue() == "a\nb\n" and seen == [True, True]
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # the caller's thread is untouched
 
 
 def test_interrupted_run_restores_outputs(tmp_path, monkeypatch):

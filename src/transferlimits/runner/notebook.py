@@ -185,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     except NotebookFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C, also while the kernel starts: one line in the job's log, no traceback
+        print(f"error: interrupted; {args.output} was not written (a partial notebook is kept beside it if a cell "
+              "had run)", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -3,12 +3,14 @@
 :func:`run_snakemake` backs up the grid's outputs (:func:`transferlimits.runner.outputs.backup`), starts
 Snakemake with its stdout and stderr forwarded line by line, and, whatever happens, restores the outputs of
 failed or interrupted jobs and records those jobs for the next run. On Ctrl-C Snakemake (same process group)
-gets the signal too and stops its jobs; its shutdown tracebacks are not forwarded, the caller prints one line.
+gets the signal too and stops its jobs; its shutdown tracebacks are not forwarded (the forwarding threads block
+SIGINT, so the signal always wakes the waiting main thread, which mutes them), the caller prints one line.
 :func:`failure_lines` turns the failed jobs into the report (job, log, the error line of the log, what was kept).
 """
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -42,6 +44,10 @@ def _ran_since(job: JobFiles, t0: float) -> bool:
 
 
 def _forward(stream: IO[str], sink: IO[str], muted: threading.Event) -> None:
+    # Ctrl-C must land on the main thread, which waits on Snakemake and mutes this forwarding at once. Linux hands
+    # a process-wide SIGINT to any thread not blocking it; landed here, it would leave the main thread's wait
+    # uninterrupted until Snakemake exits, and its shutdown tracebacks would be forwarded meanwhile.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     for line in iter(stream.readline, ""):
         if not muted.is_set():
             sink.write(line)
