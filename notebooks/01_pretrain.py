@@ -30,7 +30,7 @@ from myst_nb import glue
 from transferlimits.resolved import load_resolved
 from transferlimits.runner.provenance import glue_provenance
 from transferlimits.runtime import resolve_device
-from transferlimits.training.pretrain import pretrain
+from transferlimits.training.pretrain import finished_pretrain, pretrain
 
 t0 = time.time()
 
@@ -42,15 +42,21 @@ seed = 0  # initialisation / sampling seed
 out_dir = ""  # output folder (empty: paths.pretrain_dir(profile, model, objective))
 device = "auto"  # torch device spec
 model_modules = ""  # comma-separated modules that register extra foundation models (the extension point)
+render_only = False  # True: show the finished pre-training as it is (computed elsewhere, weights not here)
 
 # %%
 for name in filter(None, model_modules.split(",")):
     importlib.import_module(name)
 prof = load_resolved(profile)  # results/<profile>/profile.json (the run's overrides) or the defaults
 dev = resolve_device(device if device != "auto" else prof.device)
-result = pretrain(model, objective, prof, device=dev, seed=seed, out_dir=out_dir or None)
+if render_only:
+    result = finished_pretrain(model, objective, prof, seed=seed, out_dir=out_dir or None)
+    print(f"rendered from the record: computed on {result.summary.get('hardware')} "
+          f"({result.summary.get('device')}), commit {result.summary.get('git_commit')}")
+else:
+    result = pretrain(model, objective, prof, device=dev, seed=seed, out_dir=out_dir or None)
 curve = pd.DataFrame(result.curve)
-print(f"encoder: {result.encoder_path}")
+print(f"encoder: {result.encoder_path or 'not here (the record only)'}")
 
 # %% [markdown]
 # ## Loss curve and throughput

@@ -14,7 +14,7 @@ from transferlimits.config import Profile, get_profile
 from transferlimits.training.pretrain_record import SHORT_ENCODER_FILE
 from transferlimits.training.loop import NonFiniteLossError
 from transferlimits.training.pretrain_data import forward_objective
-from transferlimits.training.pretrain import PretrainCollaborators, load_pretrained_encoder
+from transferlimits.training.pretrain import PretrainCollaborators, finished_pretrain, load_pretrained_encoder
 from transferlimits.training.pretrain import pretrain as _pretrain
 
 torch.set_num_threads(1)
@@ -170,6 +170,23 @@ def test_finished_run_is_reused_and_settings_change_reruns(synthetic_pool):
     assert again.encoder_path == first.encoder_path and _losses(again) == _losses(first)
     with pytest.raises(AssertionError, match="must not be rebuilt"):  # other seed: different settings
         pretrain("provicnet", "mae", prof, device="cpu", seed=1, progress=False, collaborators=failing)
+
+
+def test_finished_run_renders_from_its_record_without_weights(synthetic_pool):
+    """Render-only: a run computed elsewhere comes back without encoder.pt; its record is shown, nothing trains."""
+    prof = tiny_profile(steps=4)
+    with pytest.raises(FileNotFoundError, match="no finished pre-training to render .*curve.json and pretrain.json"):
+        finished_pretrain("provicnet", "mae", prof)
+    first = pretrain("provicnet", "mae", prof, device="cpu", progress=False)
+    assert finished_pretrain("provicnet", "mae", prof).encoder_path == first.encoder_path
+    first.encoder_path.unlink()
+    shown = finished_pretrain("provicnet", "mae", prof)
+    assert shown.encoder_path is None and _losses(shown) == _losses(first)
+    assert shown.summary["last_loss"] == first.summary["last_loss"]
+    with pytest.raises(ValueError, match=r"pretrain.json: made with other settings .*differ in seed"):
+        finished_pretrain("provicnet", "mae", prof, seed=1)
+    with pytest.raises(ValueError, match="differ in steps"):
+        finished_pretrain("provicnet", "mae", tiny_profile(steps=5))
 
 
 def test_nan_loss_stops_with_clear_error(synthetic_pool):

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 import yaml
 
@@ -303,9 +304,24 @@ def test_render_only_executes_the_pages_without_computing(smoke_study):
     points = {p: p.read_bytes() for p in runs.glob("classification__*/metrics.json")}
     grid_before = json.loads((smoke_study.results / "grid.json").read_text())
     page = smoke_study.generated / "classification__profound.ipynb"
-    mtime = page.stat().st_mtime_ns
-    smoke_study.cli("run", "--profile", "smoke", "--only", "task=classification", "--render-only")
+    pretrain_page = smoke_study.generated / "01_pretrain__profound__fcmae.ipynb"
+    mtime, pretrain_mtime = page.stat().st_mtime_ns, pretrain_page.stat().st_mtime_ns
+    # results brought back from a GPU have no weights (too large): render-only must not pre-train them again
+    weights = {p: p.read_bytes() for p in (smoke_study.results / "pretrain").glob("*/encoder.pt")}
+    assert weights
+    for p in weights:
+        p.unlink()
+    try:
+        smoke_study.cli("run", "--profile", "smoke", "--only", "task=classification", "--render-only")
+        assert not any(p.exists() for p in weights), "render-only re-made a pre-training's weights"
+    finally:
+        for p, data in weights.items():
+            p.write_bytes(data)
     assert page.stat().st_mtime_ns != mtime, "the page was not re-executed"
+    assert pretrain_page.stat().st_mtime_ns != pretrain_mtime, "the pre-training page was not re-rendered"
+    nb = nbformat.read(pretrain_page, as_version=4)
+    assert "rendered from the record" in json.dumps([o for c in nb.cells for o in c.get("outputs", [])]), \
+        "the pre-training page does not say where it was computed"
     assert {p: p.read_bytes() for p in points} == points, "render-only re-computed a point"
     grid = json.loads((smoke_study.results / "grid.json").read_text())
     assert grid["invocations"][-1]["render_only"] is True and grid["wall_s"] == grid_before["wall_s"]

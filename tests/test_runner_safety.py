@@ -58,6 +58,10 @@ def test_grid_jobs_name_every_output_and_log(tmp_path, monkeypatch):
     assert run.points == ("classification__provicnet__seed0", "classification__provicnet__seed0__swapped")
     assert run.log.parent == tmp_path / "smoke" / "logs"
     assert len({f for j in jobs for f in j.outputs}) == sum(len(j.outputs) for j in jobs)  # no output twice
+    # render-only: a pre-training's page is its only output (weights computed elsewhere may not be here)
+    pre = [j.outputs for j in out_mod.grid_jobs(grid, render_only=True) if j.rule == "pretrain"]
+    assert pre and all([f.suffix for f in outs] == [".ipynb"] for outs in pre)
+    assert all(any(f.name == "encoder.pt" for f in j.outputs) for j in jobs if j.rule == "pretrain")
 
 
 def _notebook(path: Path) -> Path:

@@ -173,7 +173,7 @@ def plan_forced(config: dict) -> dict[Path, str]:
     Returns:
         ``{output file: reason}`` (reason "missing", "unparseable: ...", or "failed in the last run (JOB)").
     """
-    jobs = out_mod.grid_jobs(grid_of(config))
+    jobs = out_mod.grid_jobs(grid_of(config), bool(config["render_only"]))
     forced = out_mod.unusable_outputs(jobs)
     ours = {f for j in jobs for f in j.outputs}
     for path, name in out_mod.read_failed(config["profile"]).items():
@@ -193,8 +193,8 @@ def snakemake_for(args: argparse.Namespace, dry_run: bool | None = None, extra: 
     more = shlex.split(getattr(args, "snakemake_args", "") or "") + list(extra or [])
     if getattr(args, "force", False):
         if config["only"]:  # the selected pairs' notebooks and the summaries (files name their jobs)
-            force = [str(job.outputs[0]) for job in out_mod.grid_jobs(grid_of(config))
-                     if job.rule in ("pair", "control", "alignment")]
+            jobs = out_mod.grid_jobs(grid_of(config), bool(config["render_only"]))
+            force = [str(job.outputs[0]) for job in jobs if job.rule in ("pair", "control", "alignment")]
         else:
             more.append("--forceall")
     else:
@@ -256,7 +256,7 @@ def main(args: argparse.Namespace) -> int:
               "(recorded in grid.json beside the wall time)", file=sys.stderr, flush=True)
     print("[run] " + " ".join(cmd[2:]), file=sys.stderr, flush=True)
     try:
-        outcome = run_snakemake(cmd, args.profile, out_mod.grid_jobs(grid_of(config)))
+        outcome = run_snakemake(cmd, args.profile, out_mod.grid_jobs(grid_of(config), bool(config["render_only"])))
     finally:
         _RUN_PID.unlink(missing_ok=True)
     record_grid_wall(args.profile, t0, outcome.rc, getattr(args, "cores", None), config["render_only"], machine)

@@ -57,17 +57,22 @@ class JobFiles:
     points: tuple[str, ...] = ()
 
 
-def grid_jobs(grid: Grid) -> list[JobFiles]:
-    """Every job of ``grid`` with the paths the Snakefile declares (the Snakefile takes its targets from here)."""
+def grid_jobs(grid: Grid, render_only: bool = False) -> list[JobFiles]:
+    """Every job of ``grid`` with the paths the Snakefile declares (the Snakefile takes its targets from here).
+
+    Args:
+        grid: the jobs. render_only: a render of results computed elsewhere: a pre-training's page is its only
+            output (its ``encoder.pt`` may not have come back, and is not re-made).
+    """
     gen, res = paths.generated_dir(grid.profile), paths.results_dir(grid.profile)
     logs = res / "logs"
     jobs = [JobFiles("resolve_profile", "profile", (paths.profile_json(grid.profile),), logs / "profile.log"),
             JobFiles("data", "data", (gen / "00_data.ipynb", paths.data_dir(grid.profile) / "manifest.json",
                                       paths.linear_references(grid.profile)), logs / "00_data.log")]
     for model, objective in grid.pretrain:
+        weights = () if render_only else (res / "pretrain" / f"{model}__{objective}" / "encoder.pt",)
         jobs.append(JobFiles("pretrain", f"pretrain {model}+{objective}",
-                             (gen / f"01_pretrain__{model}__{objective}.ipynb",
-                              res / "pretrain" / f"{model}__{objective}" / "encoder.pt"),
+                             (gen / f"01_pretrain__{model}__{objective}.ipynb", *weights),
                              logs / f"pretrain__{model}__{objective}.log"))
     for pair in grid.pairs:
         points = tuple(paths.point_name(pair.task, pair.model, s, o) for s, o in pair.points())

@@ -54,6 +54,7 @@ from transferlimits.training.pretrain_record import (
     PretrainResult,
     PretrainRun,
     check_pair,
+    finished_record,
     load_pretrained_encoder,
     pair_summary,
     pretrain_settings,
@@ -253,3 +254,23 @@ def pretrain(model: str, objective: str, profile: Profile, device: str | torch.d
     path = write_outputs(run, summary)
     ckpt.remove()
     return PretrainResult(path, run.curve, summary)
+
+
+def finished_pretrain(model: str, objective: str, profile: Profile, seed: int = 0,
+                      out_dir: str | Path | None = None, max_steps: int | None = None) -> PretrainResult:
+    """The record of the finished :func:`pretrain` run with these arguments, computing nothing (render-only).
+
+    Args:
+        model, objective, profile, seed, out_dir: as for :func:`pretrain`.
+        max_steps: as ``PretrainOptions.max_steps`` (default the profile's steps).
+
+    Returns:
+        :class:`PretrainResult`; ``encoder_path`` is None where the weights were not brought back.
+
+    Raises:
+        FileNotFoundError, ValueError: see :func:`~transferlimits.training.pretrain_record.finished_record`.
+    """
+    check_pair(model, objective)
+    steps = _check_steps(profile, PretrainOptions(max_steps=max_steps))
+    out = Path(out_dir) if out_dir is not None else paths.pretrain_dir(profile.name, model, objective)
+    return finished_record(out, pretrain_settings(model, objective, profile, seed, steps))

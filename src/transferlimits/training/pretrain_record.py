@@ -26,7 +26,7 @@ from transferlimits.runtime import (
 )
 from transferlimits.training.loop import Timer
 
-__all__ = ["PretrainResult", "PretrainRun", "check_pair", "pretrain_settings", "try_reuse", "pair_summary",
+__all__ = ["PretrainResult", "PretrainRun", "check_pair", "pretrain_settings", "try_reuse", "finished_record", "pair_summary",
            "pretrain_summary", "write_outputs", "write_short_encoder", "load_pretrained_encoder", "SHORT_ENCODER_FILE"]
 
 #: the ``native_short`` encoder of a run with ``PretrainRecipe.short_steps`` > 0, beside ``encoder.pt``
@@ -144,6 +144,38 @@ def try_reuse(out: Path, settings: dict[str, Any]) -> PretrainResult | None:
     curve = json.loads((out / "curve.json").read_text())
     summary = json.loads((out / "pretrain.json").read_text())
     return PretrainResult(path, curve, summary)
+
+
+def finished_record(out: Path, settings: dict[str, Any]) -> PretrainResult:
+    """A finished run's record without its weights: the curve and summary a results page shows.
+
+    A run computed elsewhere (the reference on a GPU) comes back without ``encoder.pt`` (too large to return);
+    rendering its page must not pre-train again.
+
+    Args:
+        out: the run's output folder. settings: the requested run's :func:`pretrain_settings`.
+
+    Returns:
+        :class:`PretrainResult` whose ``encoder_path`` is None when the weights are not here.
+
+    Raises:
+        FileNotFoundError: ``curve.json`` or ``pretrain.json`` is missing (the run did not finish there).
+        ValueError: ``pretrain.json`` was made with other settings (naming the keys that differ).
+    """
+    missing = [name for name in ("curve.json", "pretrain.json") if not (out / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{out}: no finished pre-training to render ({' and '.join(missing)} missing); "
+                                "render-only shows results computed elsewhere: compute them first "
+                                "(`python -m transferlimits compute`) or run without --render-only")
+    summary = json.loads((out / "pretrain.json").read_text())
+    made = summary.get("settings") or {}
+    if made != settings:
+        keys = sorted(k for k in set(made) | set(settings) if made.get(k) != settings.get(k))
+        raise ValueError(f"{out / 'pretrain.json'}: made with other settings than this profile's (differ in "
+                         f"{', '.join(keys)}); render with the same profile and --set values, or compute again")
+    curve = json.loads((out / "curve.json").read_text())
+    weights = out / "encoder.pt"
+    return PretrainResult(weights if weights.is_file() else None, curve, summary)
 
 
 def _relative_change(losses: list[float]) -> float:
