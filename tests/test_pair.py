@@ -181,7 +181,11 @@ def test_encoder_controls_are_made_once_and_reuse_the_native_scratch_and_ablated
         for init in ("scratch", "ablated"):
             assert m["runs"][init]["reused_from"].endswith("classification__profound__seed0/metrics.json")
             assert m["runs"][init]["test"] == points[0]["runs"][init]["test"]
-        assert set(m["encoder_share"]) == {"pretrained", "scratch", "linear_probe"}
+        # an encoder control fine-tunes only: no linear probe, and the point says why
+        assert set(m["encoder_share"]) == set(m["runs"]) - {"ablated"} == {"pretrained", "scratch"}
+        assert m["rpg"]["vs_linear_probe"] == {} and m["normalised_gain"]["vs_linear_probe"] is None
+        assert "fine-tunes its encoder only" in m["undefined"]["normalised_gain.vs_linear_probe"]
+    assert "linear_probe" in points[0]["runs"] and points[0]["rpg"]["vs_linear_probe"]
     files = {k: paths.results_dir(prof.name) / "pretrain" / f"profound__{k}" / "encoder.pt" for k in ("random", "transfusion")}
     assert all(f.is_file() for f in files.values())
     stamp = {k: f.stat().st_mtime_ns for k, f in files.items()}

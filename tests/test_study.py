@@ -231,6 +231,11 @@ def test_validate_metrics_rejects_broken_dicts(env):
             parent[path[-1]] = value
         with pytest.raises(ValueError, match=msg):
             study.validate_metrics(broken)
+    # an encoder control's point trains no linear probe (paths.PROBED_KINDS): valid without one
+    control = copy.deepcopy(good)
+    control["objective"] = "random"
+    del control["runs"]["linear_probe"], control["learned"]["linear_probe"]
+    study.validate_metrics(control)
 
 
 @pytest.mark.skipif(not paths.GEOMETRY_PACK.exists(), reason="geometry pack not built")

@@ -93,6 +93,11 @@ def pretrain_dir(profile: str, model: str, objective: str) -> Path:
 #: the encoder controls (STUDY §5.1; ``study.encoder_sources``): two negative controls (``random``, ``transfusion``)
 #: and a positive one (``positive``)
 OBJECTIVE_KINDS: tuple[str, ...] = ("native", "swapped", "native_short", "random", "transfusion", "positive")
+#: the kinds whose points also train the frozen linear probe (the paper's second reference, RPG vs linear probe):
+#: the pre-training objectives. An encoder control's point fine-tunes its encoder only (its scratch and ablated
+#: runs are the native point's): the controls ask whether fine-tuning gains, and the probe was a quarter of their
+#: cost on the cpu profile (benchmarks/design_cost.py, cut "no_probe_on_controls")
+PROBED_KINDS: tuple[str, ...] = ("native", "swapped", "native_short")
 
 
 def point_name(task: str, model: str, seed: int, objective: str = "native") -> str:

@@ -146,7 +146,8 @@ def compute(key: PointKey, prof: Profile, files: PointFiles, dev: torch.device, 
     warmup_s = study_runs.warm_caches(data)  # untimed by the runs: both start with the same warm cache
     encoders = {"pretrained": pre_encoder, "scratch": scratch_encoder}
     runs, results, timings = collaborators.finetune_all(spec, key, encoders, data, prof, dev, progress,
-                                                        files.reuse_scratch_from)
+                                                        files.reuse_scratch_from,
+                                                        probe=key.objective in paths.PROBED_KINDS)
     t1 = time.perf_counter()
     baselines = collaborators.baselines_of(spec, data, tuple(float(v) for v in prof.grid.spacing))
     # alignment and calibration read one image set for every seed (the calibration set), each encoder once

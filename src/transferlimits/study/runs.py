@@ -151,13 +151,15 @@ def warm_caches(data: dict[str, Any]) -> float:
 
 #: the runs a control point takes from the point whose scratch run it reuses (neither depends on its encoder)
 SHARED_RUNS = ("scratch", "ablated")
+#: why an encoder control's point has no linear-probe comparison (``paths.PROBED_KINDS``)
+NO_PROBE = "no linear-probe run: an encoder control's point fine-tunes its encoder only (paths.PROBED_KINDS)"
 
 
 def finetune_all(spec: Any, key: Any, encoders: dict[str, nn.Module], data: dict[str, Any], profile: Profile,
-                 device: torch.device, progress: bool, reuse_scratch_from: str | Path | None = None
-                 ) -> tuple[dict[str, dict], dict[str, FinetuneResult], dict[str, float]]:
-    """Fine-tune pretrained, scratch and ablated (unless reused) and linear_probe with one recipe (the task's,
-    ``profile.finetune_for(spec.name)``).
+                 device: torch.device, progress: bool, reuse_scratch_from: str | Path | None = None,
+                 probe: bool = True) -> tuple[dict[str, dict], dict[str, FinetuneResult], dict[str, float]]:
+    """Fine-tune pretrained, scratch and ablated (unless reused) and linear_probe (where ``probe``) with one recipe
+    (the task's, ``profile.finetune_for(spec.name)``).
 
     Args:
         spec: the TaskSpec. key: the point (its ``model`` and ``seed``; :class:`~transferlimits.study.resume.PointKey`).
@@ -165,6 +167,8 @@ def finetune_all(spec: Any, key: Any, encoders: dict[str, nn.Module], data: dict
         data: ``{split: dataset}``. profile: the resolved profile. device, progress: as for ``finetune``.
         reuse_scratch_from: a finished point's metrics.json whose scratch and ablated records are reused (default
             None; an older file without an ablated record: the ablated run is trained here).
+        probe: also train the frozen linear probe (default True; False for an encoder control's point,
+            ``paths.PROBED_KINDS``).
 
     Returns:
         ``(records, results, seconds)`` keyed by init; a reused scratch run has a record but no result.
@@ -176,6 +180,8 @@ def finetune_all(spec: Any, key: Any, encoders: dict[str, nn.Module], data: dict
     seconds: dict[str, float] = {}
     inits = {"pretrained": encoders["pretrained"], "scratch": encoders["scratch"],
              "linear_probe": encoders["pretrained"], "ablated": encoders["scratch"]}
+    if not probe:
+        del inits["linear_probe"]
     for init, enc in inits.items():
         if init in SHARED_RUNS and reuse_scratch_from is not None:
             reused = _reused_run(Path(reuse_scratch_from), init)
@@ -210,6 +216,9 @@ def rpg_table(records: dict[str, dict], spec: Any) -> dict[str, dict[str, float 
     out: dict[str, dict[str, float | None]] = {}
     pre = records["pretrained"]["test"]
     for base in ("scratch", "linear_probe"):
+        if base not in records:  # an encoder control's point trains no linear probe
+            out[f"vs_{base}"] = {}
+            continue
         ref = records[base]["test"]
         table: dict[str, float | None] = {}
         for metric, value in pre.items():
@@ -283,6 +292,10 @@ def outcome(records: dict[str, dict], spec: Any, baselines: dict[str, dict[str, 
         undefined["rpg_primary"] = reason
     gains = {}
     for ref in ("scratch", "linear_probe"):
+        if ref not in records:
+            gains[f"vs_{ref}"] = None
+            undefined[f"normalised_gain.vs_{ref}"] = undefined[f"rpg.vs_{ref}"] = undefined[f"runs.{ref}"] = NO_PROBE
+            continue
         gains[f"vs_{ref}"] = normalised_gain(_score(records, "pretrained", metric), _score(records, ref, metric),
                                              base, higher)
         if gains[f"vs_{ref}"] is None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from transferlimits.jsonsafe import dumps_strict, jsonable, loads_strict
 from transferlimits.jsonsafe import null_paths as _null_paths
-from transferlimits.paths import OBJECTIVE_KINDS
+from transferlimits.paths import OBJECTIVE_KINDS, PROBED_KINDS
 from transferlimits.study.schema_fields import (CALIBRATION_FIELDS, CURVE_KEYS, CURVE_KEYS_NEW, ENTRY_FIELDS,
                                                INIT_NAMES, READ_VERSIONS, RUN_FIELDS, SCHEMA_VERSION, TOP_FIELDS, Field)
 from transferlimits.study.schema_transfer import (TARGET_TYPES, TRANSFER_FIELDS, TRANSFER_REQUIRED,
@@ -78,8 +78,15 @@ def _check_scores(scores: Any, where: str) -> None:
             raise ValueError(f"metrics.json: field {where}.{metric} must be float or null")
 
 
+def required_inits(d: dict) -> tuple[str, ...]:
+    """The runs a point must have: pretrained and scratch, the linear probe on the pre-training objectives'
+    points (``paths.PROBED_KINDS``; an older file has it on every point) and, since schema 3, the ablated run."""
+    probed = d["objective"] in PROBED_KINDS or "linear_probe" in d.get("runs", {})
+    return tuple(i for i in INIT_NAMES if i != "linear_probe" or probed)
+
+
 def _validate_runs(d: dict) -> None:
-    for init in INIT_NAMES + (("ablated",) if d["schema_version"] >= 3 else ()):
+    for init in required_inits(d) + (("ablated",) if d["schema_version"] >= 3 else ()):
         if init not in d["runs"]:
             raise ValueError(f"metrics.json: missing field runs.{init}")
         run = d["runs"][init]
@@ -98,7 +105,7 @@ def _validate_outcome(d: dict) -> None:
         _check_scores(scores, f"baselines.{name}")
     _check_fields(d["baseline_primary"], (Field("name", str, ""), Field("metric", str, ""),
                                           Field("value", float, "", nullable=True)), "baseline_primary")
-    for init in INIT_NAMES:
+    for init in required_inits(d):
         if init not in d["learned"]:
             raise ValueError(f"metrics.json: missing field learned.{init}")
         _check_fields(d["learned"][init], {"beats_baseline": bool}, f"learned.{init}")

@@ -47,7 +47,9 @@ TOP_FIELDS: tuple[Field, ...] = (
     Field("task_spec", dict, "kind, primary_metric, higher_is_better (bool), metrics (list of str)"),
     Field("n_cases", dict, "split -> int (train, val, test, + real for restoration tasks)"),
     Field("runs", dict, "init -> run (fields below) for init in pretrained | scratch | linear_probe | ablated "
-          "(ablated: schema 3; the head on a zeroed encoder, shared by a pair's points like scratch)"),
+          "(ablated: schema 3; the head on a zeroed encoder, shared by a pair's points like scratch; linear_probe "
+          "only on the pre-training objectives' points, paths.PROBED_KINDS: an encoder control's rpg.vs_linear_probe "
+          "is {} and its normalised_gain.vs_linear_probe null, with the reason in undefined)"),
     Field("baselines", dict, "trivial baseline name -> metric -> float|null on the TEST split (the task kind's "
           "baseline(): identity = the degraded input, train_median = the train-target median constant, "
           "class_prior = the train class prior as constant probabilities, empty_mask = the all-zero mask)"),
