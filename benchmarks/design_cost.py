@@ -31,12 +31,14 @@ from pathlib import Path
 from typing import Callable
 
 from transferlimits.jsonsafe import dumps_strict, loads_strict
+from transferlimits.paths import PROBED_KINDS
 
 #: name -> (description, predicate on (kind, init): the fine-tuning a cut removes; on (kind, "pretrained"): the
 #: whole point of that kind)
 CUTS: dict[str, tuple[str, Callable[[str, str], bool]]] = {
-    "no_probe_on_controls": ("linear probe only on the native and swapped points",
-                             lambda kind, init: init == "linear_probe" and kind not in ("native", "swapped")),
+    "no_probe_on_controls": ("linear probe only on the objectives' points (the design since 2026-12-04: "
+                             "paths.PROBED_KINDS; removes what older runs still trained)",
+                             lambda kind, init: init == "linear_probe" and kind not in PROBED_KINDS),
     "no_random": ("one negative control (transfusion), not the second random initialisation",
                   lambda kind, init: kind == "random"),
     "no_native_short": ("no second pre-training length", lambda kind, init: kind == "native_short"),
@@ -77,6 +79,19 @@ def side_costs(results: Path) -> dict[str, float]:
     for f in sorted((results / "pretrain").glob("*/positive.json")):
         out[f"positive:{f.parent.name}"] = float(loads_strict(f.read_text()).get("train_seconds") or 0.0)
     return out
+
+
+def unmeasured_positives(side: dict[str, float], tasks: list[str], models: list[str]) -> tuple[float, int]:
+    """Core-seconds of the positive controls not trained yet, and how many: each the mean of the same model's
+    measured ones (none: of all measured ones; none at all: not estimated)."""
+    done = {k.split(":", 1)[1]: v for k, v in side.items() if k.startswith("positive:")}
+    total, n = 0.0, 0
+    for model in models:
+        same = [v for k, v in done.items() if k.startswith(f"{model}__positive__")] or list(done.values())
+        for task in tasks:
+            if f"{model}__positive__{task}" not in done and same:
+                total, n = total + sum(same) / len(same), n + 1
+    return total, n
 
 
 def per_seed(points: list[dict]) -> dict[tuple[str, str], dict[str, dict[str, float]]]:
@@ -171,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     n_seeds = len(run_prof.get("seeds") or []) or max(len({m["seed"] for m in points}), 1)
     measured = sum(sum(sum(p.values()) for p in kinds_.values()) for kinds_ in costs.values())
     side_s = sum(side.values())
+    guessed_s, n_guessed = unmeasured_positives(side, tasks, models) if "positive" in kinds else (0.0, 0)
+    side_s += guessed_s
     grid = args.results / "grid.json"
     wall = loads_strict(grid.read_text()).get("wall_s") if grid.exists() else None
     rows = {"as run": project(points, tasks, models, kinds, n_seeds) + side_s}
@@ -184,9 +201,11 @@ def main(argv: list[str] | None = None) -> int:
         rows[f"no_probe_on_controls @ {n} seeds"] = project(points, tasks, models, kinds, n, first) + side_s
     print(f"\npoints measured {measured / 60:.1f} core-min; the grid ({len(tasks)} tasks x {len(models)} models x "
           f"{len(kinds)} kinds x {n_seeds} seeds) projected from them; + pre-training and positive controls "
-          f"{side_s / 60:.1f} (those measured)" + (f"; this tree's grid.json wall {wall / 60:.1f} min" if wall else ""))
-    print(f"projected wall on {args.cores} cores (core-min / cores; notebooks, cohort, idle cores and the positive "
-          "controls not yet trained are not included):")
+          f"{side_s / 60:.1f} ({n_guessed} positive control(s) not trained yet estimated at "
+          f"{guessed_s / 60:.1f} from the trained ones of their model)"
+          + (f"; this tree's grid.json wall {wall / 60:.1f} min" if wall else ""))
+    print(f"projected wall on {args.cores} cores (core-min / cores; notebooks, cohort and idle cores are not "
+          "included):")
     for name, sec in rows.items():
         desc = CUTS[name][0] if name in CUTS else ("both cuts above" if "+" in name else "the design as run"
                                                    if name == "as run" else "the same at that many seeds per point")
@@ -195,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         walls = {k: v / args.cores for k, v in rows.items()}
         args.json.write_text(dumps_strict({"points": len(points), "pairs": len(costs), "cores": args.cores,
                                            "measured_core_s": measured, "side_core_s": side,
+                                           "positive_estimated": {"n": n_guessed, "core_s": guessed_s},
                                            "projected_wall_s": walls}))
     return 0
 

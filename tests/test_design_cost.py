@@ -77,3 +77,22 @@ def test_projection_at_more_seeds_scales_the_points_only(tmp_path):
 def test_an_empty_tree_is_named(tmp_path):
     with pytest.raises(SystemExit, match="no runs"):
         _cli().main(["--results", str(tmp_path)])
+
+
+def test_positive_controls_not_trained_yet_are_projected_from_their_models_trained_ones(tmp_path):
+    root = tmp_path / "cpu"
+    root.mkdir()
+    (root / "profile.json").write_text(json.dumps({"profile": {"tasks": ["a", "b"], "encoder_sizes": {"m1": "cpu",
+                                                               "m2": "cpu"}, "seeds": [0], "control_inits": ["positive"]}}))
+    for m in ("m1", "m2"):
+        _point(root, "a", m, 0, "native", {"pretrained": 10, "scratch": 10}, 0, 20)
+    for name, sec in (("m1__positive__a", 100), ("m2__positive__a", 40), ("m2__positive__b", 60)):
+        (root / "pretrain" / name).mkdir(parents=True)
+        (root / "pretrain" / name / "positive.json").write_text(json.dumps({"train_seconds": sec}))
+    out = tmp_path / "cost.json"
+    assert _cli().main(["--results", str(root), "--cores", "1", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["positive_estimated"] == {"n": 1, "core_s": 100.0}  # m1 on task b: m1's one trained (not m2's)
+    # points: native 20 + swapped and positive (each the native point without its scratch run: 10) per pair, 4
+    # pairs (b from a); + the 200 trained + the 100 estimated
+    assert data["projected_wall_s"]["as run"] == pytest.approx(4 * 40 + 200 + 100)
