@@ -141,9 +141,14 @@ def try_reuse(out: Path, settings: dict[str, Any]) -> PretrainResult | None:
         return None
     if "short_steps" in settings and not (out / SHORT_ENCODER_FILE).is_file():
         return None
+    return _read_record(out, path)
+
+
+def _read_record(out: Path, weights: Path | None) -> PretrainResult:
+    """``curve.json`` and ``pretrain.json`` of the finished run in ``out``, with its weights' path (or None)."""
     curve = json.loads((out / "curve.json").read_text())
     summary = json.loads((out / "pretrain.json").read_text())
-    return PretrainResult(path, curve, summary)
+    return PretrainResult(weights, curve, summary)
 
 
 def finished_record(out: Path, settings: dict[str, Any]) -> PretrainResult:
@@ -173,9 +178,8 @@ def finished_record(out: Path, settings: dict[str, Any]) -> PretrainResult:
         keys = sorted(k for k in set(made) | set(settings) if made.get(k) != settings.get(k))
         raise ValueError(f"{out / 'pretrain.json'}: made with other settings than this profile's (differ in "
                          f"{', '.join(keys)}); render with the same profile and --set values, or compute again")
-    curve = json.loads((out / "curve.json").read_text())
     weights = out / "encoder.pt"
-    return PretrainResult(weights if weights.is_file() else None, curve, summary)
+    return _read_record(out, weights if weights.is_file() else None)
 
 
 def _relative_change(losses: list[float]) -> float:
