@@ -16,15 +16,17 @@ from transferlimits.reporting.run_page import run_page_markdown
 TASKS = ("classification", "segmentation", "super_resolution", "distortion_correction", "modality_translation")
 
 
-def _point(task, model, seed, kind, pre, scr, share=0.8, logme_value=-0.9):
+def _point(task, model, seed, kind, pre, scr, share=0.8, logme_value=-0.9, total_s=48.0):
     return {"task": task, "model": model, "seed": seed, "objective": kind, "objective_name": kind,
+            "provenance": {"timings": {"total_s": total_s, "finetune_s": {"pretrained": 0.5 * total_s},
+                                       "measure_s": 0.25 * total_s}},
             "task_spec": {"primary_metric": "score", "higher_is_better": True},
             "runs": {"pretrained": {"test": {"score": pre}}, "scratch": {"test": {"score": scr}}},
             "encoder_share": {"pretrained": share}, "alignment": {"pretrained": {"mmd2": 0.1}},
             "transferability": {"logme": logme_value}}
 
 
-def _tree(tmp_path, positive_gain=0.3, share=0.8, degenerate=False, plateau=-0.01, wall=3000.0):
+def _tree(tmp_path, positive_gain=0.3, share=0.8, degenerate=False, plateau=-0.01, wall=3000.0, point_s=48.0):
     rng = np.random.default_rng(0)
     root = tmp_path / "results"
     for task in TASKS:
@@ -38,6 +40,7 @@ def _tree(tmp_path, positive_gain=0.3, share=0.8, degenerate=False, plateau=-0.0
                        "transfusion": _point(task, model, seed, "transfusion", scr + 0.01 * rng.standard_normal(),
                                              scr)}
                 for kind, m in pts.items():
+                    m["provenance"]["timings"]["total_s"] = point_s
                     d = root / "runs" / f"{task}__{model}__seed{seed}__{kind}"
                     d.mkdir(parents=True)
                     (d / "metrics.json").write_text(json.dumps(m))
@@ -46,7 +49,8 @@ def _tree(tmp_path, positive_gain=0.3, share=0.8, degenerate=False, plateau=-0.0
         (root / "pretrain" / name / "pretrain.json").write_text(json.dumps(
             {"model": name[0], "objective": name[3], "loss_change_last20": plateau if name == "b__y" else 0.0}))
     (root / "linear_references.json").write_text(json.dumps({"tasks": {"super_resolution": {"linear_filter": 29.9}}}))
-    (root / "grid.json").write_text(json.dumps({"wall_s": wall}))
+    # 120 points x 48 s = 5760 of the 6000 core-seconds held: 4 % overhead
+    (root / "grid.json").write_text(json.dumps({"wall_s": wall, "invocations": [{"cores": 2, "wall_s": 3000.0}]}))
     return root
 
 
@@ -72,6 +76,7 @@ def test_a_tree_that_meets_every_rule_passes(tmp_path):
     ({"degenerate": True}, "LogME informative", "run"),
     ({"plateau": -0.104}, "pre-training plateaued", "run"),
     ({"wall": 91 * 60.0}, "wall", "run"),
+    ({"point_s": 30.0}, "overhead", "run"),  # 3600 of 6000 core-seconds timed: 40 % overhead
 ])
 def test_each_rule_fails_on_its_own_defect(tmp_path, kwargs, name, scope):
     status = _status(design_criteria(*load_tree(_tree(tmp_path, **kwargs))))
@@ -104,6 +109,19 @@ def test_the_run_page_opens_with_the_design_check_as_a_numbered_table(tmp_path):
     assert "no result files" in " ".join(criteria_markdown([]))
     page = run_page_markdown(root, "cpu", explanations=tmp_path / "none.yml")
     assert page.index("Can this run see the encoder?") < page.index("Scientific floor")
+
+
+def test_the_overhead_counts_pre_trainings_and_positive_controls_as_work_and_is_missing_without_cores(tmp_path):
+    root = _tree(tmp_path, point_s=40.0)  # 4800 of 6000 timed: 20 %
+    assert _status(design_criteria(*load_tree(root)))[("overhead", "run")] == "fail"
+    (root / "pretrain" / "a__x" / "pretrain.json").write_text(json.dumps(
+        {"model": "a", "objective": "x", "loss_change_last20": 0.0, "wall_seconds": 400.0}))
+    (root / "pretrain" / "a__positive__segmentation").mkdir()
+    (root / "pretrain" / "a__positive__segmentation" / "positive.json").write_text(json.dumps({"train_seconds": 200.0}))
+    row = next(r for r in design_criteria(*load_tree(root)) if r.name == "overhead")
+    assert row.status == "pass" and row.value.startswith("10.0 % (10.0 of 100.0 core-min")  # 600 s more timed
+    (root / "grid.json").write_text(json.dumps({"wall_s": 3000.0, "invocations": [{"wall_s": 3000.0}]}))
+    assert _status(design_criteria(*load_tree(root)))[("overhead", "run")] == "missing"
 
 
 def test_the_wall_names_the_slowest_machine_peak_the_grid_recorded(tmp_path):

@@ -14,7 +14,12 @@ passed. The rules (STUDY §5.1; the thresholds are the issue's):
 * **within-task points**: at least 40 (task, model, objective kind) points with a defined gain and alignment;
 * **LogME informative**: no point's LogME equals the degenerate-target value −½·ln(2πe);
 * **pre-training plateaued**: every pre-training's ``loss_change_last20`` is within ±5 %;
-* **wall**: the grid's wall time ≤ 90 minutes.
+* **wall**: the grid's wall time ≤ 90 minutes;
+* **overhead**: the core-time the grid held (cores × wall of each computing invocation, ``grid.json``) outside the
+  timed work -- every point's ``provenance.timings.total_s``, every pre-training's ``wall_seconds`` and every
+  positive control's ``train_seconds`` -- is ≤ 15 % of it: notebook kernels, imports, Snakemake, idle cores and
+  work lost to an interruption. The points' own untimed work (data loading, baselines, writing: ``total_s`` minus
+  the fine-tunings and the measurements) is stated beside it, not counted as overhead.
 """
 
 from __future__ import annotations
@@ -26,14 +31,14 @@ from typing import Sequence
 
 import numpy as np
 
-from transferlimits.reporting.floor import grid_peak_gflops, grid_wall_s, strict_json
+from transferlimits.reporting.floor import grid_core_s, grid_peak_gflops, grid_wall_s, strict_json
 from transferlimits.study.control_check import control_table, design_check, enough_tasks
 
 __all__ = ["Criterion", "DEGENERATE_LOGME", "design_criteria", "load_tree", "format_criteria", "criteria_markdown"]
 
 #: LogME of a constant (degenerate) target: −½·ln(2πe)
 DEGENERATE_LOGME = -0.5 * math.log(2 * math.pi * math.e)
-MIN_SHARE, MIN_WITHIN_POINTS, MAX_PLATEAU, MAX_WALL_MIN = 0.5, 40, 0.05, 90.0
+MIN_SHARE, MIN_WITHIN_POINTS, MAX_PLATEAU, MAX_WALL_MIN, MAX_OVERHEAD = 0.5, 40, 0.05, 90.0, 0.15
 
 
 @dataclass(frozen=True)
@@ -48,15 +53,19 @@ class Criterion:
     status: str
 
 
-def load_tree(root: Path) -> tuple[list[dict], list[dict], dict, float | None, float | None]:
+def load_tree(root: Path) -> tuple[list[dict], list[dict], dict, float | None, float | None, float | None, float]:
     """``(points, pretrainings, linear references, grid wall seconds, the machine's recorded fp32 matmul peak per
-    thread in GFLOP/s or None)`` of a results tree (strict JSON)."""
+    thread in GFLOP/s or None, the grid's core-seconds or None, the core-seconds of the pre-trainings and positive
+    controls)`` of a results tree (strict JSON)."""
     root = Path(root)
     points = [strict_json(p) for p in sorted(root.glob("runs/*/metrics.json"))]
     pretrain = [strict_json(p) for p in sorted(root.glob("pretrain/*/pretrain.json"))]
+    positive = [strict_json(p) for p in sorted(root.glob("pretrain/*/positive.json"))]
+    side_s = sum(float(p.get("wall_seconds") or 0.0) for p in pretrain) + \
+        sum(float(p.get("train_seconds") or 0.0) for p in positive)
     lin_path = root / "linear_references.json"
     linear = strict_json(lin_path).get("tasks", {}) if lin_path.is_file() else {}
-    return points, pretrain, linear, grid_wall_s(root), grid_peak_gflops(root)
+    return points, pretrain, linear, grid_wall_s(root), grid_peak_gflops(root), grid_core_s(root), side_s
 
 
 def _primary(m: dict, init: str) -> float:
@@ -128,11 +137,28 @@ def _within_points(points: list[dict]) -> int:
     return len(keys)
 
 
+def _overhead_row(points: list[dict], core_s: float | None, side_s: float) -> Criterion:
+    rule = f"≤ {100 * MAX_OVERHEAD:.0f} % of the core-time outside the timed points, pre-trainings, positive controls"
+    timings = [(m.get("provenance") or {}).get("timings") or {} for m in points]
+    if core_s is None or not core_s > 0 or not points or any(t.get("total_s") is None for t in timings):
+        return Criterion("overhead", "run", "not recorded (grid.json without cores, or points without timings)",
+                         rule, "missing")
+    point_s = sum(float(t["total_s"]) for t in timings)
+    untimed = sum(max(0.0, float(t["total_s"]) - sum(float(v or 0.0) for v in (t.get("finetune_s") or {}).values())
+                      - float(t.get("measure_s") or 0.0)) for t in timings)
+    over = core_s - point_s - side_s
+    value = (f"{100 * over / core_s:.1f} % ({over / 60:.1f} of {core_s / 60:.1f} core-min; points {point_s / 60:.1f}, "
+             f"of which untimed data, baselines and writing {untimed / 60:.1f}; pre-trainings and positive controls "
+             f"{side_s / 60:.1f})")
+    return Criterion("overhead", "run", value, rule, "pass" if over <= MAX_OVERHEAD * core_s else "fail")
+
+
 def design_criteria(points: list[dict], pretrain: list[dict], linear: dict, wall_s: float | None,
-                    peak_gflops: float | None = None) -> list[Criterion]:
+                    peak_gflops: float | None = None, core_s: float | None = None,
+                    side_s: float = 0.0) -> list[Criterion]:
     """Every criterion of the module docstring, per model where it is per model (the wall's value names the
     machine's fp32 matmul peak per thread when the run recorded it: the same budget is less work on a slower
-    machine)."""
+    machine; the overhead needs the grid's core-seconds and the pre-trainings' and positive controls' seconds)."""
     models = sorted({m["model"] for m in points})
     native = [m for m in points if m["objective"] == "native"]
     rows = _share_rows(native, models) + _linear_rows(native, linear, models) + _control_rows(points, models)
@@ -155,6 +181,7 @@ def design_criteria(points: list[dict], pretrain: list[dict], linear: dict, wall
     rows.append(Criterion("wall", "run", "not recorded" if wall_s is None else f"{wall_s / 60:.1f} min{machine}",
                           f"≤ {MAX_WALL_MIN:.0f} min", "missing" if wall_s is None else
                           ("pass" if wall_s <= 60 * MAX_WALL_MIN else "fail")))
+    rows.append(_overhead_row(points, core_s, side_s))
     return rows
 
 

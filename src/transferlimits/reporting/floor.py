@@ -39,7 +39,7 @@ from transferlimits.models.registry import MODEL_REGISTRY
 __all__ = ["MARGINS", "BASELINE_NAMES", "CHECKED_INITS", "EXPLANATIONS", "RULE_LINES", "FloorRow", "strict_json",
            "rule_explanation", "explained_rule_failures",
            "baseline_value", "floor_rows", "run_floor_rows", "is_contrastive", "contrastive_paths", "contrastive_fractions",
-           "grid_wall_s", "grid_peak_gflops", "check_tree", "load_explanations", "explanation_for", "split_explained"]
+           "grid_wall_s", "grid_peak_gflops", "grid_core_s", "check_tree", "load_explanations", "explanation_for", "split_explained"]
 
 #: task -> (margin, rule): "over" = pretrained/scratch >= baseline + margin (in the metric's better direction;
 #: margin 0 = strictly better), "floor" = the run's value itself >= margin (AUROC: a constant prior scores 0.5).
@@ -196,6 +196,15 @@ def grid_peak_gflops(root: Path) -> float | None:
     peaks = [float(i["sgemm_peak_gflops_1thread"]) for i in _grid_json(root).get("invocations") or []
              if not i.get("render_only") and i.get("sgemm_peak_gflops_1thread") is not None]
     return min(peaks) if peaks else None
+
+
+def grid_core_s(root: Path) -> float | None:
+    """Core-seconds the grid's computing invocations held: the sum of ``cores x wall_s`` over ``root/grid.json``'s
+    invocations that were not render-only; None when none is recorded or one lacks its cores or wall."""
+    runs = [i for i in _grid_json(root).get("invocations") or [] if not i.get("render_only")]
+    if not runs or any(i.get("cores") is None or i.get("wall_s") is None for i in runs):
+        return None
+    return float(sum(float(i["cores"]) * float(i["wall_s"]) for i in runs))
 
 
 def grid_wall_s(root: Path) -> float | None:
