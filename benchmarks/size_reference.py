@@ -41,7 +41,8 @@ from calibrate_gpu import calibrate, matmul_peak
 from transferlimits.config import get_profile
 from transferlimits.runner.overrides import parse_overrides
 from transferlimits.runtime import resolve_device
-from transferlimits.study.encoder_sources import POSITIVE_EPOCH_FACTOR, POSITIVE_POOL_CASES
+from transferlimits.paths import PROBED_KINDS
+from transferlimits.study.encoder_sources import POSITIVE_POOL_CASES, positive_epochs
 
 #: the cpu profile's grid and slices (with the published encoders)
 CPU_GRID = ["grid.shape=[16,64,64]", "grid.spacing=[3,1.5,1.5]", "slice_size=112", "provicnet_slice_step=1"]
@@ -70,23 +71,27 @@ def pair_work(prof, task: str) -> dict[str, float]:
     """One (task, model) pair's fine-tuning steps (scaled to the calibrated batch) and its points.
 
     A seed's native point fine-tunes four runs (pretrained, scratch, linear probe, encoder-ablated), every other
-    point (swapped, each encoder control) two (its init and its linear probe); the positive control adds its
-    encoder's training (``POSITIVE_POOL_CASES`` pool cases for ``POSITIVE_EPOCH_FACTOR`` x the task's epochs).
+    point its init, plus a linear probe where its kind is probed (``paths.PROBED_KINDS``: swapped, native_short);
+    the positive control adds its encoder's training (``POSITIVE_POOL_CASES`` pool cases for
+    :func:`~transferlimits.study.encoder_sources.positive_epochs`). A label-budgeted task (``train_cases``) steps
+    over that many train cases.
     Each run adds its evaluation forwards (``EVALUATIONS_PER_RUN`` x the evaluation subset, plus the validation
     and test cases) at a third of a step per volume.
     """
     r = prof.finetune_for(task)
     cal_batch = max(2, prof.finetune_for("segmentation").batch_size)
     scale = r.batch_size / cal_batch
-    steps = math.ceil(prof.splits.train / r.batch_size) * r.epochs * scale
+    n_train = min(r.train_cases or prof.splits.train, prof.splits.train)
+    steps = math.ceil(n_train / r.batch_size) * r.epochs * scale
     evals = (EVALUATIONS_PER_RUN * (r.eval_subset or prof.splits.val) + prof.splits.val + prof.splits.test) \
         / (3.0 * cal_batch)
-    others = (task in prof.control_tasks) + len(prof.control_inits)
-    runs = len(prof.seeds) * (4 + 2 * others)
+    kinds = (["swapped"] if task in prof.control_tasks else []) + list(prof.control_inits)
+    others = len(kinds)
+    runs = len(prof.seeds) * (4 + sum(1 + (k in PROBED_KINDS) for k in kinds))
     work = runs * (steps + evals)
     if "positive" in prof.control_inits:
         pool = min(POSITIVE_POOL_CASES, prof.splits.pretrain)
-        work += math.ceil(pool / r.batch_size) * r.epochs * POSITIVE_EPOCH_FACTOR * scale
+        work += math.ceil(pool / r.batch_size) * positive_epochs(r, prof.splits.train) * scale
     return {"steps": work, "points": len(prof.seeds) * (1 + others)}
 
 

@@ -16,6 +16,7 @@ from transferlimits.config import get_profile
 from transferlimits.data import cohort as cohort_mod
 from transferlimits.runner import cli_data
 from transferlimits.data.splits import patient_id
+from transferlimits.study import runs
 
 torch.set_num_threads(1)
 
@@ -147,3 +148,21 @@ def test_picai_data_source_on_the_shipped_exams(tmp_path, monkeypatch):
     assert sorted(c.case_ids("train") + c.case_ids("test")) == ["10795_1000811", "11373_1001396"]
     case = c.cases("test")[0]
     assert case.source == "real" and case.shape == (8, 32, 32) and case.zones.any()
+
+
+def test_a_label_budget_keeps_the_first_train_cases_and_names_a_split_too_small(tiny, build):
+    c = build(tiny, seed=0, progress=False)
+    ids = c.case_ids("train")
+    two = cohort_mod.task_dataset(c, "segmentation", "train", "profound", max_cases=2)
+    assert two.case_ids == ids[:2] and len(two) == 2 and two[1]["case_id"] == ids[1]
+    assert cohort_mod.task_dataset(c, "segmentation", "train", "profound", max_cases=0).case_ids == ids
+    with pytest.raises(ValueError, match=r"max_cases=4 for the 'train' split of 'segmentation': it holds 3"):
+        cohort_mod.task_dataset(c, "segmentation", "train", "profound", max_cases=4)
+    # the study's loader applies the task recipe's budget to the train split only
+    budget = tiny.with_task_finetune("segmentation", train_cases=2)
+    _, data = runs.load_data(budget, "segmentation", "profound", 0)
+    assert [len(data[s]) for s in ("train", "val", "test")] == [2, len(c.case_ids("val")), len(c.case_ids("test"))]
+    _, data = runs.load_data(budget, "classification", "profound", 0)
+    assert len(data["train"]) == len(ids)  # another task: its own (unbudgeted) recipe
+    with pytest.raises(ValueError, match="train_cases=-1 is invalid"):
+        tiny.with_task_finetune("segmentation", train_cases=-1)

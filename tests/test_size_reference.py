@@ -3,6 +3,7 @@ point counts, its projection, and the choice of the largest level that fits (sta
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -34,10 +35,24 @@ def test_pair_work_counts_every_run_of_the_design(sr):
     r = prof.finetune_for("classification")
     steps = math.ceil(64 / r.batch_size) * r.epochs * r.batch_size / 2  # scaled to the calibrated batch of 2
     evals = (sr.EVALUATIONS_PER_RUN * r.eval_subset + 24 + 100) / 6
-    runs = 3 * (4 + 2 * 3)  # native: 4 runs; swapped, random, positive: 2 each
+    runs = 3 * (4 + 2 + 1 + 1)  # native: 4 runs; swapped: 2 (with its linear probe); random, positive: 1 each
     positive = math.ceil(256 / r.batch_size) * r.epochs * 3 * r.batch_size / 2
     assert w["points"] == 3 * 4 and w["steps"] == pytest.approx(runs * (steps + evals) + positive)
-    assert sr.pair_work(prof, "segmentation")["steps"] > w["steps"]  # 6 epochs at batch 2
+    assert sr.pair_work(prof, "segmentation")["steps"] > w["steps"]  # more steps at batch 2
+
+
+def test_a_label_budget_steps_over_its_cases_and_leaves_the_positive_control_as_it_was(sr):
+    prof = get_profile("cpu")
+    seg = prof.finetune_for("segmentation")
+    budget = prof.with_task_finetune("segmentation", train_cases=seg.train_cases or 16, epochs=seg.epochs)
+    full = prof.with_task_finetune("segmentation", train_cases=0, epochs=seg.epochs)
+    r = budget.finetune_for("segmentation")
+    per_run = lambda p: sr.pair_work(p, "segmentation")["steps"]  # noqa: E731
+    assert per_run(budget) < per_run(full)  # fewer cases, the same epochs: fewer steps
+    # the positive control trains as many epochs over its pool as the unbudgeted recipe would give it: 24 epochs
+    # over 16 of 64 cases count as 6 epochs of the split, x 3
+    assert sr.positive_epochs(dataclasses.replace(r, epochs=24, train_cases=16), 64) == 18
+    assert sr.positive_epochs(dataclasses.replace(r, epochs=6, train_cases=0), 64) == 18
 
 
 def test_projection_is_cohort_plus_longest_pretraining_plus_longest_pair(sr):

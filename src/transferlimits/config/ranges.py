@@ -86,6 +86,7 @@ FIELD_RANGES: dict[str, dict[str, Range]] = {
         "layer_decay": Range("float", 0, 1, lo_open=True), "backbone_lr_scale": Range("float", 0),
         "augment": Range("bool"), "decoder_width": Range("int", 1, optional=True),
         "evals_per_run": Range("int", 1), "eval_subset": Range("int", 0), "light_decoder": Range("bool"),
+        "train_cases": Range("int", 0),
     },
     "MeasureConfig": {
         "bandwidth_multipliers": Range("float", 0, lo_open=True, each=True), "n_permutations": Range("int", 1),

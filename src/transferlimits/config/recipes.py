@@ -143,6 +143,9 @@ class FinetuneRecipe:
     # > 0: the intermediate evaluations score a fixed subset of this many validation cases, step 0 and the epoch
     # ends the full split and the subset (training/finetune_fit.py); 0 = the full split at every evaluation
     eval_subset: int = 0
+    # > 0: a label budget (STUDY §5.1): every init fine-tunes on the first ``train_cases`` cases of the train split
+    # (in its order), and the linear reference and LogME see the same cases; 0 = the whole train split
+    train_cases: int = 0
 
     def __post_init__(self) -> None:
         _check_ranges(self)

@@ -54,12 +54,17 @@ class TaskDataset(Dataset):
     """Task pairs of one split for one model (see :func:`task_dataset`)."""
 
     def __init__(self, cohort, task_name: str, split: str, model_name: str, seed: int = 0,
-                 slice_size: int | None = None) -> None:
+                 slice_size: int | None = None, max_cases: int = 0) -> None:
         self.adapter = get_model(model_name)
         self.spec = get_task(task_name)
         if split == "real" and self.spec.uses_labels:
             raise ValueError(f"split 'real' is only for tasks that need no labels; {task_name!r} uses labels")
         self.case_ids = cohort.case_ids(split)
+        if max_cases < 0 or max_cases > len(self.case_ids):
+            raise ValueError(f"max_cases={max_cases} for the {split!r} split of {task_name!r}: it holds "
+                             f"{len(self.case_ids)} cases (0 = all of them)")
+        if max_cases:
+            self.case_ids = self.case_ids[:max_cases]
         self.model_name, self.seed = model_name, int(seed)
         self.settings = ViewSettings.from_profile(cohort.profile, slice_size)
         self._src = _CaseSource(cohort, _cache_size(cohort))
@@ -104,11 +109,12 @@ class TaskDataset(Dataset):
 
 
 def task_dataset(cohort, task_name: str, split: str, model_name: str, seed: int = 0,
-                 slice_size: int | None = None) -> TaskDataset:
+                 slice_size: int | None = None, max_cases: int = 0) -> TaskDataset:
     """Dataset of ``task_name`` pairs on ``split`` (pretrain/train/val/test, or ``real`` for restoration
-    tasks) in the view of ``model_name``; ``slice_size`` defaults to the profile's. Items: x, y, masks,
+    tasks) in the view of ``model_name``; ``slice_size`` defaults to the profile's; ``max_cases`` > 0 keeps the
+    split's first that many cases (a label budget; ValueError beyond the split's size). Items: x, y, masks,
     case_id, scale (+ pos for 2.5D models)."""
-    return TaskDataset(cohort, task_name, split, model_name, seed, slice_size)
+    return TaskDataset(cohort, task_name, split, model_name, seed, slice_size, max_cases)
 
 
 class PretrainDataset(Dataset):

@@ -46,7 +46,7 @@ from transferlimits.training.finetune import finetune
 from transferlimits.training.pretrain_record import SHORT_ENCODER_FILE, load_pretrained_encoder
 
 __all__ = ["EncoderSource", "ENCODER_SOURCES", "CONTROL_KINDS", "EXTRA_KINDS", "encoder_source", "transfusion_state",
-           "RANDOM_SEED", "POSITIVE_POOL_CASES", "POSITIVE_EPOCH_FACTOR", "positive_key"]
+           "RANDOM_SEED", "POSITIVE_POOL_CASES", "POSITIVE_EPOCH_FACTOR", "positive_key", "positive_epochs"]
 
 #: seed of the ``random`` control's initialisation (the scratch runs use the point's seed, 0-2)
 RANDOM_SEED = 10_007
@@ -146,6 +146,16 @@ def positive_key(prof: Profile, model: str, task: str) -> str:
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def positive_epochs(recipe: Any, n_train: int) -> int:
+    """The positive control's epochs on its pool: :data:`POSITIVE_EPOCH_FACTOR` x the task recipe's epochs, counted
+    on the whole train split of ``n_train`` cases -- a label-budgeted recipe (``train_cases`` > 0) runs more epochs
+    over fewer cases, so its epochs are scaled by ``train_cases / n_train`` first (at least 1)."""
+    epochs = int(recipe.epochs)
+    if recipe.train_cases:
+        epochs = max(1, round(epochs * int(recipe.train_cases) / max(int(n_train), 1)))
+    return epochs * POSITIVE_EPOCH_FACTOR
+
+
 def _recorded_key(folder: Path) -> str | None:
     """The ``key`` of ``folder/positive.json``; None when the file is missing, unreadable or has none."""
     try:
@@ -165,7 +175,7 @@ def _task_trained(prof: Profile, model: str, task: str, device: Any, progress: b
         if hasattr(pool.dataset, attr):
             setattr(pool, attr, getattr(pool.dataset, attr))
     val = task_dataset(cohort, task, "val", model, 0)
-    recipe = replace(prof.finetune_for(task), epochs=int(prof.finetune_for(task).epochs) * POSITIVE_EPOCH_FACTOR)
+    recipe = replace(prof.finetune_for(task), epochs=positive_epochs(prof.finetune_for(task), len(cohort.case_ids("train"))))
     res = finetune(spec, model, scratch_encoder(prof, model, 0), "scratch", {"train": pool, "val": val, "test": val},
                    recipe, torch.device(device) if not isinstance(device, torch.device) else device, seed=0,
                    progress=progress, spacing=tuple(float(s) for s in prof.grid.spacing))

@@ -41,7 +41,8 @@ def linear_references(prof: Profile, cohort: Any, hardware: str) -> dict[str, An
         spec = get_task(task)
         for model in prof.models:  # the first view the kind can fit on (segmentation: a whole-volume input)
             t0 = time.perf_counter()
-            train, test = (task_dataset(cohort, task, split, model, 0) for split in ("train", "test"))
+            train = task_dataset(cohort, task, "train", model, 0, max_cases=prof.finetune_for(task).train_cases)
+            test = task_dataset(cohort, task, "test", model, 0)
             ref = get_kind(spec.kind).linear_reference(spec, train, test)
             if ref is not None:
                 out["tasks"][task] = {**ref, "view": model, "seconds": time.perf_counter() - t0}

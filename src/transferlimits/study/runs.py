@@ -55,10 +55,13 @@ def real_skipped(profile: Profile) -> str | None:
 
 
 def load_data(profile: Profile, task: str, model: str, seed: int) -> tuple[Any, dict[str, Any]]:
-    """``(TaskSpec, {split: Dataset})`` with train/val/test, + ``real`` for label-free (restoration) tasks."""
+    """``(TaskSpec, {split: Dataset})`` with train/val/test, + ``real`` for label-free (restoration) tasks; the train
+    split holds the task recipe's ``train_cases`` first cases where that is > 0 (a label budget)."""
     spec = get_task(task)
     cohort = load_cohort(profile)
-    data = {split: task_dataset(cohort, task, split, model, seed) for split in ("train", "val", "test")}
+    budget = {"train": profile.finetune_for(task).train_cases}
+    data = {split: task_dataset(cohort, task, split, model, seed, max_cases=budget.get(split, 0))
+            for split in ("train", "val", "test")}
     if not spec.uses_labels:
         real = task_dataset(cohort, task, "real", model, seed)
         if len(real):
