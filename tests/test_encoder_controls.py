@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -19,11 +21,12 @@ import torch
 from transferlimits import paths
 from transferlimits.config import FinetuneRecipe, get_profile
 from transferlimits.models.registry import build_encoder
+from transferlimits.runtime import atomic_save_torch
 from transferlimits.study.encoder_sources import (
-    ENCODER_SOURCES, RANDOM_SEED, encoder_source, positive_key, transfusion_state,
+    ENCODER_SOURCES, RANDOM_SEED, _folder_lock, encoder_source, positive_key, transfusion_state,
 )
 from transferlimits.study.runs import encoder_share, encoder_shares, scratch_encoder
-from transferlimits.tasks import get_task
+from transferlimits.tasks import TASK_REGISTRY, get_task
 from transferlimits.training.finetune import finetune
 
 from _finetune_data import SLICE, tiny_splits
@@ -130,3 +133,54 @@ def test_a_positive_control_is_reused_only_while_its_key_matches(tmp_path, monke
         (folder / "positive.json").write_text(json.dumps(stale))
         with pytest.raises(FileNotFoundError, match="no pre-trained encoder"):
             source.encoder_file(prof, "profound", "super_resolution")
+
+
+def test_every_positive_prelude_is_a_registered_task_with_the_same_inputs():
+    preludes = {name: spec.positive_prelude for name, spec in TASK_REGISTRY.items() if spec.positive_prelude}
+    assert preludes.get("classification") == ("segmentation",)
+    for name, pre in preludes.items():
+        for other in pre:
+            assert other in TASK_REGISTRY and other != name
+            assert (get_task(other).single_input, get_task(other).channel_inputs) == \
+                (get_task(name).single_input, get_task(name).channel_inputs)
+
+
+def test_the_folder_lock_makes_a_second_maker_wait(tmp_path):
+    order = []
+
+    def maker(name, hold):
+        with _folder_lock(tmp_path / "control"):
+            order.append(f"{name} in")
+            time.sleep(hold)
+            order.append(f"{name} out")
+
+    first = threading.Thread(target=maker, args=("a", 0.5))
+    first.start()
+    time.sleep(0.1)
+    maker("b", 0.0)  # waits for "a" to leave
+    first.join()
+    assert order == ["a in", "a out", "b in", "b out"]
+
+
+def test_classification_positive_control_starts_from_the_segmentation_one(tmp_path, monkeypatch):
+    """Made on a tiny cohort: segmentation's positive control is trained first (and reused afterwards), then
+    classification's starts from it with the pretrained recipe; each ``positive.json`` says what it came from."""
+    monkeypatch.setenv("TRANSFERLIMITS_RESULTS", str(tmp_path / "results"))
+    prof = get_profile("smoke", grid={"shape": (16, 32, 32), "spacing": (3.0, 2.0, 2.0)}, slice_size=28,
+                       encoder_sizes={"profound": "test", "provicnet": "test"},
+                       splits={"pretrain": 6, "train": 3, "val": 2, "test": 2},
+                       finetune={"epochs": 1, "batch_size": 2, "decoder_width": 8, "evals_per_run": 1})
+    native = ENCODER_SOURCES["native"].folder(prof, "profound", "classification") / "encoder.pt"
+    atomic_save_torch(native, {"state_dict": scratch_encoder(prof, "profound", 5).state_dict(), "model": "profound",
+                               "size": "test", "objective": "fcmae", "img_size": None})
+    source = encoder_source("positive")
+    cls = source.encoder_file(prof, "profound", "classification")
+    seg = source.folder(prof, "profound", "segmentation") / "encoder.pt"
+    seg_record = json.loads((seg.parent / "positive.json").read_text())
+    cls_record = json.loads((cls.parent / "positive.json").read_text())
+    assert seg_record["init"] == "scratch" and seg_record["prelude"] == []
+    assert cls_record["init"] == "pretrained"
+    assert cls_record["prelude"] == [{"task": "segmentation", "key": seg_record["key"]}]
+    assert cls_record["key"] == positive_key(prof, "profound", "classification") != seg_record["key"]
+    seg_bytes = seg.read_bytes()
+    assert source.encoder_file(prof, "profound", "segmentation") == seg and seg.read_bytes() == seg_bytes  # reused

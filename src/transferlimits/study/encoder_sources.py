@@ -12,7 +12,9 @@ transfusion    **negative control** (Raghu et al. 2019, "Transfusion", Mean Var 
                encoder replaced by i.i.d. Gaussian values with that tensor's mean and SD -- weight scaling kept,
                features not; it separates feature reuse from the pretrained weights' scale
 positive       **positive control**: an encoder that already learned the task -- the scratch encoder trained on the
-               task's own targets on the pre-training pool (never on the train/val/test cases of the point)
+               task's own targets on the pre-training pool (never on the train/val/test cases of the point); a
+               task with a ``positive_prelude`` (classification: segmentation) starts from that task's positive
+               control instead and trains on its own targets with the pretrained recipe
 =============  ==================================================================================================
 
 The controls' encoders are written once per (profile, model[, task]) as ``encoder.pt`` files in the format of a
@@ -21,11 +23,15 @@ pre-trainings, so that a point hashes and resumes on them as on any pre-trained 
 (fixed seeds) and written atomically; an existing file is reused -- a positive control's only while the key in its
 ``positive.json`` (written after the encoder: code fingerprint, cohort, resolved profile; :func:`positive_key`) still
 matches, so a changed task (e.g. another degradation) re-trains it instead of reusing one trained on the old task.
+Two jobs that need the same control at once (a prelude is shared: the classification and segmentation pairs both
+need segmentation's) make it once: the second waits on a lock in its folder, then reuses the file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import fcntl
 import hashlib
 import json
 from dataclasses import dataclass, replace
@@ -101,9 +107,18 @@ class EncoderSource:
                     f"pretrain.short_fraction > 0 (now {prof.pretrain.short_fraction}): set it and pre-train again")
             return path
         path = self.folder(prof, model, task) / "encoder.pt"
-        if self.kind in ("native", "swapped") or (path.is_file() and (
-                self.kind != "positive" or _recorded_key(path.parent) == positive_key(prof, model, task))):
+        if self.kind in ("native", "swapped") or self._current(path, prof, model, task):
             return path
+        with _folder_lock(path.parent):  # another job may be making it: wait, then reuse what it made
+            if self._current(path, prof, model, task):
+                return path
+            return self._make(path, prof, model, task, device, progress)
+
+    def _current(self, path: Path, prof: Profile, model: str, task: str) -> bool:
+        return path.is_file() and (self.kind != "positive"
+                                   or _recorded_key(path.parent) == positive_key(prof, model, task))
+
+    def _make(self, path: Path, prof: Profile, model: str, task: str, device: Any, progress: bool) -> Path:
         native = ENCODER_SOURCES["native"].folder(prof, model, task) / "encoder.pt"
         encoder, meta = load_pretrained_encoder(native, "cpu")  # the architecture (and, for transfusion, statistics)
         if self.kind == "random":
@@ -136,13 +151,25 @@ def transfusion_state(state: dict[str, torch.Tensor], seed: int) -> dict[str, to
     return out
 
 
+@contextlib.contextmanager
+def _folder_lock(folder: Path):
+    """An exclusive ``flock`` on ``folder/.lock`` (created with the folder), released on exit."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def positive_key(prof: Profile, model: str, task: str) -> str:
     """What a positive control's encoder is made from, as a point's resume key has it (``study.resume``): SHA-256 of
-    the computing code's fingerprint (the task's definition included), the cohort's manifest and the resolved
-    profile, with the model, task, pool size and epoch factor."""
+    the computing code's fingerprint (the task's definition and its prelude included), the cohort's manifest and the
+    resolved profile, with the model, task, prelude, pool size and epoch factor."""
     what = {"code": code_fingerprint(), "data": file_sha256_or_none(paths.data_dir(prof.name) / "manifest.json"),
             "profile": profile_to_dict(prof), "model": model, "task": task, "pool_cases": POSITIVE_POOL_CASES,
-            "epoch_factor": POSITIVE_EPOCH_FACTOR}
+            "epoch_factor": POSITIVE_EPOCH_FACTOR, "prelude": list(get_task(task).positive_prelude)}
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -166,8 +193,18 @@ def _recorded_key(folder: Path) -> str | None:
 
 
 def _task_trained(prof: Profile, model: str, task: str, device: Any, progress: bool) -> tuple[torch.nn.Module, dict]:
-    """The scratch encoder (seed 0) fine-tuned on ``task`` over the first cases of the pre-training pool."""
+    """The scratch encoder (seed 0) -- or, for a task with a ``positive_prelude``, the positive control of its last
+    prelude task (made first where missing), fine-tuned with the pretrained recipe -- trained on ``task`` over the
+    first cases of the pre-training pool."""
     spec, cohort = get_task(task), open_cohort(prof)
+    start, init, prelude = scratch_encoder(prof, model, 0), "scratch", []
+    for pre in spec.positive_prelude:
+        if get_task(pre).single_input != spec.single_input or get_task(pre).channel_inputs != spec.channel_inputs:
+            raise ValueError(f"task {task!r}: its positive_prelude {pre!r} sees other inputs; a prelude must share "
+                             f"the task's inputs")
+        pre_path = ENCODER_SOURCES["positive"].encoder_file(prof, model, pre, device, progress)
+        start, init = load_pretrained_encoder(pre_path, "cpu")[0], "pretrained"
+        prelude.append({"task": pre, "key": _recorded_key(pre_path.parent)})
     pool = task_dataset(cohort, task, "pretrain", model, 0)
     keep = min(len(pool), POSITIVE_POOL_CASES)
     pool = torch.utils.data.Subset(pool, range(keep))
@@ -176,12 +213,12 @@ def _task_trained(prof: Profile, model: str, task: str, device: Any, progress: b
             setattr(pool, attr, getattr(pool.dataset, attr))
     val = task_dataset(cohort, task, "val", model, 0)
     recipe = replace(prof.finetune_for(task), epochs=positive_epochs(prof.finetune_for(task), len(cohort.case_ids("train"))))
-    res = finetune(spec, model, scratch_encoder(prof, model, 0), "scratch", {"train": pool, "val": val, "test": val},
+    res = finetune(spec, model, start, init, {"train": pool, "val": val, "test": val},
                    recipe, torch.device(device) if not isinstance(device, torch.device) else device, seed=0,
                    progress=progress, spacing=tuple(float(s) for s in prof.grid.spacing))
     record = {"task": task, "model": model, "pool_cases": keep, "epochs": int(recipe.epochs),
               "best_epoch": res.best_epoch, "val_primary": res.best_val, "train_seconds": res.train_seconds,
-              "metric": spec.primary_metric, "key": positive_key(prof, model, task)}
+              "metric": spec.primary_metric, "init": init, "prelude": prelude, "key": positive_key(prof, model, task)}
     return copy.deepcopy(res.model.encoder).cpu().eval(), json.loads(json.dumps(record, default=float))
 
 
@@ -204,7 +241,8 @@ ENCODER_SOURCES: dict[str, EncoderSource] = {s.kind: s for s in (
     EncoderSource("transfusion", "negative control", "random weights with the native encoder's per-tensor mean and "
                   "SD (Raghu et al. 2019), presented as pretrained"),
     EncoderSource("positive", "positive control", f"the scratch encoder trained on the task itself on up to "
-                  f"{POSITIVE_POOL_CASES} pre-training-pool cases for {POSITIVE_EPOCH_FACTOR}x the task's epochs"),
+                  f"{POSITIVE_POOL_CASES} pre-training-pool cases for {POSITIVE_EPOCH_FACTOR}x the task's epochs "
+                  f"(classification: starting from segmentation's positive control)"),
 )}
 #: the control kinds a profile may add to every pair (``Profile.control_inits``)
 CONTROL_KINDS: tuple[str, ...] = ("random", "transfusion", "positive")

@@ -104,6 +104,8 @@ class TaskSpec:
             ``"warp_blur"`` for same-modality restoration: the input resampled by a displacement along the
             phase-encode axis that the head predicts from encoder features (:mod:`transferlimits.models.warp`;
             distortion correction).
+        positive_prelude: tasks (same inputs) whose positive control the task's own positive control starts from
+            (:mod:`transferlimits.study.encoder_sources`): it learns them first, then the task itself. Default none.
     """
 
     name: str
@@ -119,6 +121,7 @@ class TaskSpec:
     description: str = ""
     target_unit: float | None = None
     dense_output: str = "default"
+    positive_prelude: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in KIND_REGISTRY:
@@ -231,7 +234,11 @@ for _spec in (
              _classification,
              "mpMRI -> case PI-RADS class (<=2, 3, 4, 5; missing PI-RADS = class 0). ProFound sees [T2W, hbv, "
              "ADC]; ProViCNet sees high-b DWI 2.5D stacks (one sequence per model, as upstream; the phantom's "
-             "lesions show on high-b, hardly on T2W) and pools slices."),
+             "lesions show on high-b, hardly on T2W) and pools slices.",
+             # the label lives in ~100-voxel lesions that training on the label alone does not put into the pooled
+             # embedding at the cpu grid; an encoder that first learned to segment them does carry it
+             # (benchmarks/classification_signal.py, records/positive_control_limits_2026-12-05.json)
+             positive_prelude=("segmentation",)),
     TaskSpec("segmentation", "segmentation", 2, "dice", True, ("dice", "hd95", "lesion_sensitivity"),
              ("t2w", "hbv", "adc"), LESION_SEQUENCE, True, _segmentation,
              "mpMRI -> csPCa lesion mask (lesion label 2; PI-RADS-only findings are background). ProFound sees "
