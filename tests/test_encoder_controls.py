@@ -146,17 +146,18 @@ def test_every_positive_prelude_is_a_registered_task_with_the_same_inputs():
 
 
 def test_the_folder_lock_makes_a_second_maker_wait(tmp_path):
-    order = []
+    order, inside = [], threading.Event()
 
     def maker(name, hold):
         with _folder_lock(tmp_path / "control"):
             order.append(f"{name} in")
+            inside.set()
             time.sleep(hold)
             order.append(f"{name} out")
 
-    first = threading.Thread(target=maker, args=("a", 0.5))
+    first = threading.Thread(target=maker, args=("a", 0.3))
     first.start()
-    time.sleep(0.1)
+    assert inside.wait(30)  # "a" holds the lock (however loaded the machine)
     maker("b", 0.0)  # waits for "a" to leave
     first.join()
     assert order == ["a in", "a out", "b in", "b out"]
