@@ -32,6 +32,7 @@ from typing import Callable
 
 from transferlimits.jsonsafe import dumps_strict, loads_strict
 from transferlimits.paths import PROBED_KINDS
+from transferlimits.reporting.design_report import untimed_s
 
 #: name -> (description, predicate on (kind, init): the fine-tuning a cut removes; on (kind, "pretrained"): the
 #: whole point of that kind)
@@ -57,9 +58,7 @@ def point_parts(m: dict) -> dict[str, float]:
     """Core-seconds of one point: ``ft:<init>`` per fine-tuning, ``measure``, ``rest`` (total minus both)."""
     t = m["provenance"]["timings"]
     ft = {f"ft:{k}": float(v or 0.0) for k, v in (t.get("finetune_s") or {}).items()}
-    measure = float(t.get("measure_s") or 0.0)
-    rest = max(0.0, float(t.get("total_s") or 0.0) - sum(ft.values()) - measure)
-    return {**ft, "measure": measure, "rest": rest}
+    return {**ft, "measure": float(t.get("measure_s") or 0.0), "rest": untimed_s(t)}
 
 
 def pair_costs(points: list[dict]) -> dict[tuple[str, str], dict[str, dict[str, float]]]:

@@ -34,7 +34,8 @@ import numpy as np
 from transferlimits.reporting.floor import grid_core_s, grid_peak_gflops, grid_wall_s, strict_json
 from transferlimits.study.control_check import control_table, design_check, enough_tasks
 
-__all__ = ["Criterion", "DEGENERATE_LOGME", "design_criteria", "load_tree", "format_criteria", "criteria_markdown"]
+__all__ = ["Criterion", "DEGENERATE_LOGME", "design_criteria", "load_tree", "format_criteria", "criteria_markdown",
+           "untimed_s"]
 
 #: LogME of a constant (degenerate) target: −½·ln(2πe)
 DEGENERATE_LOGME = -0.5 * math.log(2 * math.pi * math.e)
@@ -137,6 +138,13 @@ def _within_points(points: list[dict]) -> int:
     return len(keys)
 
 
+def untimed_s(timings: dict) -> float:
+    """A point's seconds outside its fine-tunings and measurements (``provenance.timings``: ``total_s`` minus
+    ``finetune_s`` and ``measure_s``; data loading, baselines, writing), never negative."""
+    ft = sum(float(v or 0.0) for v in (timings.get("finetune_s") or {}).values())
+    return max(0.0, float(timings.get("total_s") or 0.0) - ft - float(timings.get("measure_s") or 0.0))
+
+
 def _overhead_row(points: list[dict], core_s: float | None, side_s: float) -> Criterion:
     rule = f"≤ {100 * MAX_OVERHEAD:.0f} % of the core-time outside the timed points, pre-trainings, positive controls"
     timings = [(m.get("provenance") or {}).get("timings") or {} for m in points]
@@ -144,8 +152,7 @@ def _overhead_row(points: list[dict], core_s: float | None, side_s: float) -> Cr
         return Criterion("overhead", "run", "not recorded (grid.json without cores, or points without timings)",
                          rule, "missing")
     point_s = sum(float(t["total_s"]) for t in timings)
-    untimed = sum(max(0.0, float(t["total_s"]) - sum(float(v or 0.0) for v in (t.get("finetune_s") or {}).values())
-                      - float(t.get("measure_s") or 0.0)) for t in timings)
+    untimed = sum(untimed_s(t) for t in timings)
     over = core_s - point_s - side_s
     value = (f"{100 * over / core_s:.1f} % ({over / 60:.1f} of {core_s / 60:.1f} core-min; points {point_s / 60:.1f}, "
              f"of which untimed data, baselines and writing {untimed / 60:.1f}; pre-trainings and positive controls "

@@ -198,13 +198,14 @@ def _task_trained(prof: Profile, model: str, task: str, device: Any, progress: b
     first cases of the pre-training pool."""
     spec, cohort = get_task(task), open_cohort(prof)
     start, init, prelude = scratch_encoder(prof, model, 0), "scratch", []
-    for pre in spec.positive_prelude:
-        if get_task(pre).single_input != spec.single_input or get_task(pre).channel_inputs != spec.channel_inputs:
-            raise ValueError(f"task {task!r}: its positive_prelude {pre!r} sees other inputs; a prelude must share "
-                             f"the task's inputs")
-        pre_path = ENCODER_SOURCES["positive"].encoder_file(prof, model, pre, device, progress)
+    if spec.positive_prelude:  # the last one: an earlier one is the prelude of that task's own positive control
+        pre = get_task(spec.positive_prelude[-1])
+        if (pre.single_input, pre.channel_inputs) != (spec.single_input, spec.channel_inputs):
+            raise ValueError(f"task {task!r}: its positive_prelude {pre.name!r} sees other inputs; a prelude must "
+                             f"share the task's inputs")
+        pre_path = ENCODER_SOURCES["positive"].encoder_file(prof, model, pre.name, device, progress)
         start, init = load_pretrained_encoder(pre_path, "cpu")[0], "pretrained"
-        prelude.append({"task": pre, "key": _recorded_key(pre_path.parent)})
+        prelude.append({"task": pre.name, "key": _recorded_key(pre_path.parent)})
     pool = task_dataset(cohort, task, "pretrain", model, 0)
     keep = min(len(pool), POSITIVE_POOL_CASES)
     pool = torch.utils.data.Subset(pool, range(keep))

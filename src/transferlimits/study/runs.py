@@ -59,8 +59,8 @@ def load_data(profile: Profile, task: str, model: str, seed: int) -> tuple[Any, 
     split holds the task recipe's ``train_cases`` first cases where that is > 0 (a label budget)."""
     spec = get_task(task)
     cohort = load_cohort(profile)
-    budget = {"train": profile.finetune_for(task).train_cases}
-    data = {split: task_dataset(cohort, task, split, model, seed, max_cases=budget.get(split, 0))
+    budget = profile.finetune_for(task).train_cases
+    data = {split: task_dataset(cohort, task, split, model, seed, max_cases=budget if split == "train" else 0)
             for split in ("train", "val", "test")}
     if not spec.uses_labels:
         real = task_dataset(cohort, task, "real", model, seed)

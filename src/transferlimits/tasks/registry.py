@@ -104,8 +104,9 @@ class TaskSpec:
             ``"warp_blur"`` for same-modality restoration: the input resampled by a displacement along the
             phase-encode axis that the head predicts from encoder features (:mod:`transferlimits.models.warp`;
             distortion correction).
-        positive_prelude: tasks (same inputs) whose positive control the task's own positive control starts from
-            (:mod:`transferlimits.study.encoder_sources`): it learns them first, then the task itself. Default none.
+        positive_prelude: tasks (same inputs) the task's positive control learns first
+            (:mod:`transferlimits.study.encoder_sources`): it starts from the last one's positive control (whose own
+            prelude, if any, it learned before) and then learns the task itself. Default none.
     """
 
     name: str
