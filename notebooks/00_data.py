@@ -15,7 +15,8 @@
 # # Data: the phantom cohort and the real exams
 # The cohort of a profile: phantom exams synthesised on the PI-CAI label geometry (or the user's PI-CAI
 # images for the `picai` profile), patient-level splits, and a manifest. The two shipped real PI-CAI exams
-# calibrate and check the phantoms. `transferlimits.data.cohort.build_cohort` does the work and caches it.
+# calibrate and check the phantoms. `transferlimits.data.cohort.build_cohort` does the work and caches it; a render of
+# results computed elsewhere (`render_only`) reads the cohort's manifest and linear references as that run wrote them.
 
 # %%
 import os
@@ -28,11 +29,11 @@ from myst_nb import glue
 
 from transferlimits import paths
 from transferlimits.data.calibration import calibration_table, phantom_of_real
-from transferlimits.data.cohort import build_cohort
+from transferlimits.data.cohort import build_cohort, recorded_cohort
 from transferlimits.figures import data as fig_data
 from transferlimits.resolved import load_resolved
 from transferlimits.runner.provenance import glue_provenance, hardware_line
-from transferlimits.study.linear_reference import write_linear_references
+from transferlimits.study.linear_reference import read_linear_references, write_linear_references
 
 t0 = time.time()
 
@@ -40,12 +41,16 @@ t0 = time.time()
 profile = "smoke"  # smoke | reference | picai
 data_path = ""  # picai profile: the PI-CAI public images folder (empty: the profile default)
 labels_path = ""  # picai profile: a picai_labels checkout (empty: the shipped subset)
+render_only = False  # True: results computed elsewhere (e.g. on a GPU): read their cohort manifest, build nothing
 
 # %%
 prof = load_resolved(profile)  # results/<profile>/profile.json (the run's overrides) or the defaults
 workers = int(os.environ.get("TRANSFERLIMITS_THREADS", "1"))
-cohort = build_cohort(prof, workers=workers, images_root=data_path or None, labels_root=labels_path or None)
-real = cohort.real_cases()
+if render_only:  # the cases stayed where they were made; the manifest lists them (and their sha256)
+    cohort, real = recorded_cohort(prof)
+else:
+    cohort = build_cohort(prof, workers=workers, images_root=data_path or None, labels_root=labels_path or None)
+    real = cohort.real_cases()
 sizes = {split: len(cohort.case_ids(split)) for split in ("pretrain", "train", "val", "test")}
 for split, n in sizes.items():
     glue(f"n_{split}", n, display=False)
@@ -92,12 +97,15 @@ plt.close(fig)
 # ## What a linear model achieves on these tasks
 # The closed-form linear reference of each task that has one (`transferlimits.study.linear_reference`): the
 # least-squares 3×3×3 filter of the degraded input for same-modality restoration, a voxel-wise logistic
-# regression for segmentation, fitted on the train split and scored on the test split (data seed 0). A
+# regression for segmentation, fitted on the train split and scored on the test split (data seed 0), on the
+# machine printed above the table (the run's, also when this page renders results made elsewhere). A
 # fine-tuned network that does not beat it has not learned its task; the task pages draw it beside the trivial
 # baselines and the run page's design check reads it.
 
 # %%
-refs = write_linear_references(prof, cohort, hardware_line(), paths.linear_references(profile))
+refs = (read_linear_references(paths.linear_references(profile)) if render_only else
+        write_linear_references(prof, cohort, hardware_line(), paths.linear_references(profile)))
+print(f"fitted on: {refs.get('hardware', '?')}")
 pd.DataFrame([{"task": task, "metric": ref["metric"], "quantity": key, "value": round(value, 4)}
               for task, ref in refs["tasks"].items() for key, value in ref.items()
               if isinstance(value, float) and key not in ("seconds", "gain_sd", "lesion_voxel_share_train")])

@@ -131,9 +131,9 @@ tail -n 20 "$OUT/run.log"
 
 # 5. the slices' logs (results/reference/logs/compute__*.log) are in the pack; their tails are in run.log
 # pack the results tree (what `run --render-only` renders on the CPU), without training checkpoints
-# without weights (*.pt: encoders of ~100 MB each at the published sizes) or the cohort's cases (rebuilt on the CPU
-# from the same generator, seed and grid; data/manifest.json keeps every case's sha256): a file must stay under the
-# device's 16 MiB return limit
+# without weights (*.pt: encoders of ~100 MB each at the published sizes) or the cohort's cases (the render reads
+# data/manifest.json, which lists every case and its sha256, and synthesises nothing; it resamples the two real exams
+# the data page draws): a file must stay under the device's 16 MiB return limit
 [ -d "$RESULTS/reference" ] && tar -czf "$OUT/reference_results.tar.gz" --exclude '*.pt' \
   --exclude 'reference/data/cases' --exclude 'reference/data/real' -C "$RESULTS" reference
 say "packed: $(ls "$OUT" | tr '\n' ' ')"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -85,6 +86,29 @@ def test_build_reload_and_cache(tiny, build):
     assert loaded.case(case.case_id).shape == (8, 32, 32)
     with pytest.raises(ValueError, match="unknown split"):
         loaded.case_ids("holdout")
+
+
+def test_a_recorded_cohort_is_read_as_it_is(tiny, build, tmp_path):
+    """A render of results made elsewhere (no case files came back): the manifest is read as it is, no case is
+    synthesised or rewritten, and only the two real exams are resampled here (the data page draws them)."""
+    build(tiny, seed=0, progress=False)
+    root = paths.data_dir(tiny.name)
+    manifest = (root / "manifest.json").read_bytes()
+    (root / "cases").rename(tmp_path / "cases")
+    shutil.rmtree(root / "real")
+    try:
+        cohort, real = cohort_mod.recorded_cohort(tiny)
+        assert not (root / "cases").exists() and (root / "manifest.json").read_bytes() == manifest
+        assert cohort.case_ids("train") == json.loads(manifest)["splits"]["train"]
+        assert len(real) == 2 and all(r.source == "real" and r.shape == (8, 32, 32) for r in real)
+    finally:
+        (tmp_path / "cases").rename(root / "cases")
+    (root / "manifest.json").rename(tmp_path / "manifest.json")
+    try:
+        with pytest.raises(ValueError, match="manifest.json: no cohort manifest"):
+            cohort_mod.recorded_cohort(tiny)
+    finally:
+        (tmp_path / "manifest.json").rename(root / "manifest.json")
 
 
 def test_task_and_pretrain_datasets(tiny, build):

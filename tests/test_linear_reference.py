@@ -13,7 +13,8 @@ from transferlimits.config import get_profile
 from transferlimits.data.cohort import build_cohort
 from transferlimits.metrics.linear_reference import (apply_filter, fit_filter, fit_voxel_logistic,
                                                      neighbourhood_columns, voxel_features)
-from transferlimits.study.linear_reference import linear_references, write_linear_references
+from transferlimits.study.linear_reference import (linear_references, read_linear_references,
+                                                   write_linear_references)
 from transferlimits.tasks import get_kind, get_task
 
 
@@ -73,6 +74,7 @@ def test_smoke_cohort_references(smoke, tmp_path):
     prof, cohort = smoke
     refs = write_linear_references(prof, cohort, "test machine", tmp_path / "linear_references.json")
     assert json.loads((tmp_path / "linear_references.json").read_text()) == json.loads(json.dumps(refs))
+    assert read_linear_references(tmp_path / "linear_references.json") == json.loads(json.dumps(refs))
     assert refs["hardware"] == "test machine" and refs["profile"] == "smoke"
     restoration = [t for t in prof.tasks if t in ("super_resolution", "distortion_correction")]
     assert set(restoration) <= set(refs["tasks"])
@@ -85,3 +87,15 @@ def test_smoke_cohort_references(smoke, tmp_path):
     for task in refs["tasks"]:
         assert {k: v for k, v in again["tasks"][task].items() if k != "seconds"} == \
             {k: v for k, v in refs["tasks"][task].items() if k != "seconds"}
+
+
+@pytest.mark.parametrize("content, problem", [(None, "cannot be read"), ("{not json", "cannot be read"),
+                                              ('{"profile": "cpu"}', "no 'tasks' mapping")])
+def test_reading_a_bad_references_file_names_it(tmp_path, content, problem):
+    """A render reads the computing run's file: a missing or malformed one is an error naming the file."""
+    path = tmp_path / "linear_references.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ValueError, match=problem) as err:
+        read_linear_references(path)
+    assert str(path) in str(err.value)

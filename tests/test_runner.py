@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -311,12 +312,27 @@ def test_render_only_executes_the_pages_without_computing(smoke_study):
     assert weights
     for p in weights:
         p.unlink()
+    # ... nor the cohort's cases (the manifest lists them): the data page reads the run's manifest and linear
+    # references as they are; without its notebook (never rendered here) the data job must run, and build nothing
+    data = smoke_study.results / "data"
+    cohort_files = {p: p.read_bytes() for p in (data / "manifest.json", smoke_study.results / "linear_references.json")}
+    data_page = smoke_study.generated / "00_data.ipynb"
+    data_page_bytes = data_page.read_bytes()
+    data_page.unlink()
+    (data / "cases").rename(data / "cases.kept")
     try:
         smoke_study.cli("run", "--profile", "smoke", "--only", "task=classification", "--render-only")
         assert not any(p.exists() for p in weights), "render-only re-made a pre-training's weights"
+        assert not (data / "cases").exists(), "render-only synthesised the cohort's cases"
+        assert {p: p.read_bytes() for p in cohort_files} == cohort_files, "render-only rewrote the cohort's record"
+        assert data_page.is_file(), "the data page was not rendered"
     finally:
-        for p, data in weights.items():
-            p.write_bytes(data)
+        for p, blob in weights.items():
+            p.write_bytes(blob)
+        shutil.rmtree(data / "cases", ignore_errors=True)
+        (data / "cases.kept").rename(data / "cases")
+        if not data_page.is_file():
+            data_page.write_bytes(data_page_bytes)
     assert page.stat().st_mtime_ns != mtime, "the page was not re-executed"
     assert pretrain_page.stat().st_mtime_ns != pretrain_mtime, "the pre-training page was not re-rendered"
     nb = nbformat.read(pretrain_page, as_version=4)

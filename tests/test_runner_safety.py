@@ -61,6 +61,11 @@ def test_grid_jobs_name_every_output_and_log(tmp_path, monkeypatch):
     # render-only: a pre-training's page is its only output (weights computed elsewhere may not be here)
     pre = [j.outputs for j in out_mod.grid_jobs(grid, render_only=True) if j.rule == "pretrain"]
     assert pre and all([f.suffix for f in outs] == [".ipynb"] for outs in pre)
+    # ... and so is the data page's: it reads the computing run's manifest and linear references, never re-makes them
+    data = [j.outputs for j in out_mod.grid_jobs(grid, render_only=True) if j.rule == "data"]
+    assert [[f.name for f in outs] for outs in data] == [["00_data.ipynb"]]
+    assert [f.name for j in jobs if j.rule == "data" for f in j.outputs] == \
+        ["00_data.ipynb", "manifest.json", "linear_references.json"]
     assert all(any(f.name == "encoder.pt" for f in j.outputs) for j in jobs if j.rule == "pretrain")
 
 

@@ -32,22 +32,23 @@ from tqdm.auto import tqdm
 
 from transferlimits import paths
 from transferlimits.config import Profile
-from transferlimits.data.cache import sha256_file, write_case
+from transferlimits.data.cache import read_case, sha256_file, write_case
 from transferlimits.data.cohort_inputs import (candidate_ids, is_current, phantom_digest, picai_digest,
                                                real_patient_ids, report_changes)
 from transferlimits.data.cohort_real import real_entries
-from transferlimits.data.cohort_store import Cohort, as_profile, grid_dict
+from transferlimits.data.cohort_store import Cohort, as_profile, cohort_meta
 from transferlimits.data.datasets import pretrain_dataset, task_dataset  # re-exported
+from transferlimits.data.case import MRCase
 from transferlimits.data.geometry import load_geometry_pack
 from transferlimits.data.phantom import synthesize
 from transferlimits.data.picai import PicaiDataset
 from transferlimits.data.regrid import case_to_grid
 from transferlimits.data.splits import make_splits, patient_id, resolve_split_sizes, write_splits
-from transferlimits.data.tissues import GENERATOR_VERSION
 from transferlimits.runtime import atomic_write_json
 from transferlimits.tasks.registry import pirads_class
 
-__all__ = ["Cohort", "BuildOptions", "build_cohort", "build_cohort_with", "open_cohort", "task_dataset",
+__all__ = ["Cohort", "BuildOptions", "build_cohort", "build_cohort_with", "open_cohort", "recorded_cohort",
+           "cohort_meta", "task_dataset",
            "pretrain_dataset", "real_patient_ids", "candidate_ids"]
 
 
@@ -87,12 +88,6 @@ class _Build:
     shas: dict[str, str] = dataclasses.field(default_factory=dict)
     digests: dict[str, str] = dataclasses.field(default_factory=dict)
     rebuilt: list[str] = dataclasses.field(default_factory=list)
-
-
-def _conspicuity(prof: Profile) -> dict[str, float]:
-    """The manifest / case-cache key of ``Profile.lesion_conspicuity``: absent at 1 (caches made before it stay valid)."""
-    value = float(prof.lesion_conspicuity)
-    return {} if value == 1.0 or prof.data_source != "phantom" else {"lesion_conspicuity": value}
 
 
 def _phantom_job(args: tuple) -> tuple[str, str]:
@@ -226,9 +221,7 @@ def build_cohort_with(profile: Profile | str, options: BuildOptions) -> Cohort:
     held_out = real_patient_ids() if options.held_out_patients is None else tuple(options.held_out_patients)
     root = paths.data_dir(prof.name)
     (root / "cases").mkdir(parents=True, exist_ok=True)
-    meta = {"generator_version": GENERATOR_VERSION, "grid": grid_dict(prof.grid), "seed": int(options.seed),
-            "data_source": prof.data_source, **_conspicuity(prof)}
-    build = _Build(prof, options, held_out, root, meta)
+    build = _Build(prof, options, held_out, root, cohort_meta(prof, options.seed))
     splits = _phantom_splits(build) if prof.data_source == "phantom" else _picai_splits(build)
     return Cohort(prof, root, _write_manifest(build, splits))
 
@@ -272,9 +265,8 @@ def open_cohort(profile: Profile | str, seed: int = 0) -> Cohort:
         ValueError: a ``picai`` cohort that was not built yet (it needs ``--data``).
     """
     prof = as_profile(profile)
-    want = {"generator_version": GENERATOR_VERSION, "grid": grid_dict(prof.grid), "seed": int(seed),
-            "data_source": prof.data_source, "split_sizes": dataclasses.asdict(prof.splits),
-            "held_out_patients": list(real_patient_ids()), **_conspicuity(prof)}
+    want = {**cohort_meta(prof, seed), "split_sizes": dataclasses.asdict(prof.splits),
+            "held_out_patients": list(real_patient_ids())}
     try:
         cohort = Cohort.load(prof)
         if all(cohort.manifest.get(k) == v for k, v in want.items()):
@@ -288,3 +280,21 @@ def open_cohort(profile: Profile | str, seed: int = 0) -> Cohort:
         )
     return build_cohort(prof, seed=seed, progress=False)
 
+
+def recorded_cohort(profile: Profile | str, seed: int = 0) -> tuple[Cohort, list[MRCase]]:
+    """The cohort as its manifest records it, and the real exams: what a render of results made elsewhere reads.
+
+    Results computed on an accelerator come back without the cohort's cases (they are too large to return);
+    their manifest lists every case and its sha256. Nothing is synthesised or checked here: the manifest is read
+    as it is, and only the two shipped real exams are resampled onto the grid when their cache is missing (the
+    data page draws them; SimpleITK is needed for that, as in every CPU run).
+
+    Raises:
+        ValueError: no manifest (naming the file), or the real exams cannot be made here (the reason).
+    """
+    prof = as_profile(profile)
+    cohort = Cohort.load(prof)
+    entries, skipped = real_entries(prof, cohort.root, cohort_meta(prof, seed), [])
+    if skipped:
+        raise ValueError(skipped)
+    return cohort, [read_case(cohort.root / entry["file"]) for entry in entries.values()]

@@ -12,8 +12,9 @@ from transferlimits.config import GridSpec, Profile, get_profile
 from transferlimits.data.cache import read_case
 from transferlimits.data.case import MRCase
 from transferlimits.data.splits import SPLIT_NAMES
+from transferlimits.data.tissues import GENERATOR_VERSION
 
-__all__ = ["Cohort", "as_profile", "grid_dict"]
+__all__ = ["Cohort", "as_profile", "grid_dict", "cohort_meta"]
 
 
 def as_profile(profile: Profile | str) -> Profile:
@@ -24,6 +25,19 @@ def as_profile(profile: Profile | str) -> Profile:
 def grid_dict(grid: GridSpec) -> dict[str, list]:
     """``grid`` as the manifest records it (shape and spacing as JSON lists)."""
     return {"shape": list(grid.shape), "spacing": [float(s) for s in grid.spacing]}
+
+
+def _conspicuity(prof: Profile) -> dict[str, float]:
+    """The manifest / case-cache key of ``Profile.lesion_conspicuity``: absent at 1 (caches made before it stay valid)."""
+    value = float(prof.lesion_conspicuity)
+    return {} if value == 1.0 or prof.data_source != "phantom" else {"lesion_conspicuity": value}
+
+
+def cohort_meta(prof: Profile, seed: int = 0) -> dict[str, Any]:
+    """The metadata every cached case of ``prof``'s cohort carries (and its manifest records): generator version,
+    grid, seed, data source and, for a phantom cohort at another conspicuity than 1, the lesion conspicuity."""
+    return {"generator_version": GENERATOR_VERSION, "grid": grid_dict(prof.grid), "seed": int(seed),
+            "data_source": prof.data_source, **_conspicuity(prof)}
 
 
 class Cohort:

@@ -62,13 +62,15 @@ def grid_jobs(grid: Grid, render_only: bool = False) -> list[JobFiles]:
 
     Args:
         grid: the jobs. render_only: a render of results computed elsewhere: a pre-training's page is its only
-            output (its ``encoder.pt`` may not have come back, and is not re-made).
+            output (its ``encoder.pt`` may not have come back, and is not re-made), and so is the data page (it
+            reads the cohort's manifest and linear references as the computing run wrote them).
     """
     gen, res = paths.generated_dir(grid.profile), paths.results_dir(grid.profile)
     logs = res / "logs"
+    cohort = () if render_only else (paths.data_dir(grid.profile) / "manifest.json",
+                                     paths.linear_references(grid.profile))
     jobs = [JobFiles("resolve_profile", "profile", (paths.profile_json(grid.profile),), logs / "profile.log"),
-            JobFiles("data", "data", (gen / "00_data.ipynb", paths.data_dir(grid.profile) / "manifest.json",
-                                      paths.linear_references(grid.profile)), logs / "00_data.log")]
+            JobFiles("data", "data", (gen / "00_data.ipynb", *cohort), logs / "00_data.log")]
     for model, objective in grid.pretrain:
         weights = () if render_only else (res / "pretrain" / f"{model}__{objective}" / "encoder.pt",)
         jobs.append(JobFiles("pretrain", f"pretrain {model}+{objective}",

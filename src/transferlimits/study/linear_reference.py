@@ -1,7 +1,8 @@
 """A cohort's closed-form linear references, one per task that has one: ``results/<profile>/linear_references.json``.
 
 The data notebook writes the file right after the cohort (so every run has it, and the task pages, the run page and
-the design check read it); ``python -m transferlimits compute`` writes it as well. Each task kind says what its
+the design check read it); ``python -m transferlimits compute`` writes it as well; a render of results made elsewhere
+(``run --render-only``) reads it as that run wrote it (:func:`read_linear_references`). Each task kind says what its
 reference is (``TaskKind.linear_reference``: the 3x3x3 least-squares filter of same-modality restoration, a
 voxel-wise logistic regression for segmentation; none for classification or translation), fitted on the
 ``train`` split and scored on ``test`` of data seed 0, on the first of the profile's model views the kind can fit
@@ -17,6 +18,7 @@ Layout::
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ from transferlimits.data.cohort import task_dataset
 from transferlimits.runtime import atomic_write_json
 from transferlimits.tasks import get_kind, get_task
 
-__all__ = ["linear_references", "write_linear_references"]
+__all__ = ["linear_references", "write_linear_references", "read_linear_references"]
 
 
 def linear_references(prof: Profile, cohort: Any, hardware: str) -> dict[str, Any]:
@@ -54,4 +56,21 @@ def write_linear_references(prof: Profile, cohort: Any, hardware: str, path: Pat
     """Compute :func:`linear_references` and write them to ``path`` atomically; returns them."""
     refs = linear_references(prof, cohort, hardware)
     atomic_write_json(Path(path), refs)
+    return refs
+
+
+def read_linear_references(path: Path) -> dict[str, Any]:
+    """The references as a run wrote them (a render of results made elsewhere reads them, never re-fits them).
+
+    Raises:
+        ValueError: ``path`` missing, unparseable or without its ``tasks`` (naming the file).
+    """
+    path = Path(path)
+    try:
+        refs = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: the run's linear references cannot be read ({exc}); a render needs the file "
+                         "the computing run wrote") from exc
+    if not isinstance(refs, dict) or not isinstance(refs.get("tasks"), dict):
+        raise ValueError(f"{path}: not a linear-references file (no 'tasks' mapping)")
     return refs
