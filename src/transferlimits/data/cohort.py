@@ -48,8 +48,7 @@ from transferlimits.runtime import atomic_write_json
 from transferlimits.tasks.registry import pirads_class
 
 __all__ = ["Cohort", "BuildOptions", "build_cohort", "build_cohort_with", "open_cohort", "recorded_cohort",
-           "cohort_meta", "task_dataset",
-           "pretrain_dataset", "real_patient_ids", "candidate_ids"]
+           "cohort_meta", "task_dataset", "pretrain_dataset", "real_patient_ids", "candidate_ids"]
 
 
 @functools.lru_cache(maxsize=2)
@@ -281,7 +280,7 @@ def open_cohort(profile: Profile | str, seed: int = 0) -> Cohort:
     return build_cohort(prof, seed=seed, progress=False)
 
 
-def recorded_cohort(profile: Profile | str, seed: int = 0) -> tuple[Cohort, list[MRCase]]:
+def recorded_cohort(profile: Profile | str) -> tuple[Cohort, list[MRCase]]:
     """The cohort as its manifest records it, and the real exams: what a render of results made elsewhere reads.
 
     Results computed on an accelerator come back without the cohort's cases (they are too large to return);
@@ -294,6 +293,7 @@ def recorded_cohort(profile: Profile | str, seed: int = 0) -> tuple[Cohort, list
     """
     prof = as_profile(profile)
     cohort = Cohort.load(prof)
+    seed = int(cohort.manifest.get("seed", 0))  # the seed the computing run made the cohort with
     entries, skipped = real_entries(prof, cohort.root, cohort_meta(prof, seed), [])
     if skipped:
         raise ValueError(skipped)
