@@ -18,13 +18,13 @@ Layout::
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 from transferlimits.config import Profile
 from transferlimits.data.cohort import task_dataset
+from transferlimits.jsonsafe import loads_strict
 from transferlimits.runtime import atomic_write_json
 from transferlimits.tasks import get_kind, get_task
 
@@ -67,7 +67,7 @@ def read_linear_references(path: Path) -> dict[str, Any]:
     """
     path = Path(path)
     try:
-        refs = json.loads(path.read_text())
+        refs = loads_strict(path.read_text())  # the project's strict JSON: NaN/Infinity are errors
     except (OSError, ValueError) as exc:
         raise ValueError(f"{path}: the run's linear references cannot be read ({exc}); a render needs the file "
                          "the computing run wrote") from exc
