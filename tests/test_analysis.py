@@ -102,6 +102,19 @@ def test_average_points_means_sd_and_exclusions():
     assert set(both["objective_kind"]) == {"native", "swapped"} and len(both) == 3
 
 
+@pytest.mark.parametrize("defined, want", [((True, True, True), 2.0), ((True, True, False), 1.5),
+                                           ((True, False, False), None), ((False, False, False), None)])
+def test_encoder_alignment_needs_most_of_its_seeds(defined, want):
+    """A calibrated alignment defined on one seed of three is not the encoder's (the 128.9 of 4dbef34's H2)."""
+    pts = [_metrics(seed=s) for s in range(3)]
+    cal = {("super_resolution", "profound", s, "native"): {"calibrated": float(s + 1) if d else None, "floor": 1.0}
+           for s, d in enumerate(defined)}
+    enc = A.encoder_points(A.point_rows(pts, calibration=cal)).iloc[0]
+    assert enc.mmd2_calibrated_n == sum(defined) and enc.n_seeds == 3
+    assert (np.isnan(enc.mmd2_calibrated) if want is None else enc.mmd2_calibrated == pytest.approx(want))
+    assert enc.mmd2 == pytest.approx(0.1) and enc.rpg == pytest.approx(12.0)  # other columns as before
+
+
 def test_model_correlation_is_fixed_effect():
     """Within each model RPG falls with MMD², but the models' levels would make a naive pooled r positive."""
     rows = []

@@ -90,6 +90,15 @@ def test_calibrated_value_is_zero_at_the_floor_and_one_at_the_ceiling():
     assert calibrated_value(0.5, None, 1.0) == (None, "no floor")
 
 
+@pytest.mark.parametrize("ceiling, defined", [(2.0, False), (1.99, False), (2.01, True), (1.2, False), (4.0, True)])
+def test_calibrated_value_needs_a_unit_larger_than_the_floor(ceiling, defined):
+    # floor 1.0: the unit ceiling - floor must exceed it, else the scale's noise spans the whole 0-1 range
+    value, why = calibrated_value(1.5, 1.0, ceiling)
+    assert (value is not None) == defined and (why is None) == defined
+    if not defined:
+        assert "<= floor" in why
+
+
 def test_relative_weight_change_against_flattened_parameters():
     torch.manual_seed(0)
     start = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 3))

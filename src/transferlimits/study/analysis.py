@@ -184,7 +184,9 @@ def average_points(rows: pd.DataFrame, by_objective: bool = False) -> pd.DataFra
     """One row per (task, model) — or (task, model, objective_kind) — averaged over seeds.
 
     RPG of a seed whose scratch run is not learned is NaN in ``rows`` and so drops out of the mean; the
-    point keeps its other columns. ``n_excluded`` counts such seeds; ``rpg_n`` the seeds that remain.
+    point keeps its other columns. ``n_excluded`` counts such seeds; ``rpg_n`` the seeds that remain. An
+    alignment column (``mmd2...``: MMD², the calibrated alignment) is NaN unless more than half of the seeds have
+    a value (``<col>_n`` still counts them): one seed of three whose calibration is defined is not the encoder's.
 
     Args:
         rows: :func:`point_rows`.
@@ -205,6 +207,8 @@ def average_points(rows: pd.DataFrame, by_objective: bool = False) -> pd.DataFra
                                                       "weight_change")) and
               c not in ("rpg_defined", "rpg_reason", "baseline_name") and pd.api.types.is_numeric_dtype(df[c])]
     out = average_seeds(df, keys, values)
+    for c in (c for c in values if c.startswith("mmd2")):  # an alignment only where most seeds have one
+        out.loc[2 * out[f"{c}_n"] <= out["n_seeds"], c] = _NAN
     labels = df.groupby(keys, sort=True).agg(
         kind=("kind", "first"), objective=("objective", "first"), restoration=("restoration", "first"),
         reconstruction=("reconstruction", "first"), target_type=("target_type", "first"), primary=("primary", "first"),

@@ -22,7 +22,9 @@ start + shift + seed noise, E[value] = shift² + noise² while E[seed_to_seed] =
 The floor is therefore seed_to_seed / 2 (a deviation from STUDY §5.2's literal "floor = two fine-tunings", which
 would put a pure-noise point at calibrated ≈ −floor / (2 (ceiling − floor)) < 0; measured on synthetic features
 with no shift: value / seed_to_seed = 0.60). The ceiling is a reference, not a bound: a fine-tuned encoder can be
-farther from its start than a random init is (calibrated > 1).
+farther from its start than a random init is (calibrated > 1). It is defined only where the unit ``ceiling − floor``
+exceeds the floor (:func:`calibrated_value`), and an encoder's value (its seeds averaged,
+:func:`transferlimits.study.analysis.average_points`) only where most of its seeds have one.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ __all__ = ["FORMULA", "calibrated_value", "calibrate_pair", "calibration_key"]
 FORMULA = ("calibrated = (value - floor) / (ceiling - floor); value = statistic(pretrained, fine-tuned), ceiling = "
            "statistic(pretrained, random init), floor = seed_to_seed / 2, seed_to_seed = mean over the other seeds' "
            "points of statistic(fine-tuned, their fine-tuned), all standardised by and with σ from the pretrained features (0 = seed noise, "
-           "1 = a random encoder)")
+           "1 = a random encoder); undefined where ceiling - floor <= floor")
 _NULLS = ("value", "value_single", "ceiling", "ceiling_single", "seed_to_seed", "seed_to_seed_single", "floor",
           "floor_single", "calibrated",
           "calibrated_single")
@@ -54,14 +56,19 @@ def calibration_key(task: str, model: str, seed: int, objective: str) -> tuple[s
 def calibrated_value(value: float | None, floor: float | None, ceiling: float | None) -> tuple[float | None, str | None]:
     """``(value − floor) / (ceiling − floor)`` and None, or None and the reason it is undefined.
 
+    Undefined where ``ceiling − floor ≤ floor``: the value's seed noise is of the order of the floor, so with a
+    unit ``ceiling − floor`` no larger than it the calibrated value's noise spans the whole 0–1 scale (in the cpu run
+    of ``4dbef34`` a ceiling 0.6 % above its floor gave 128.9 on one seed and dominated H2's within-group null).
+
     Args:
         value: the point's statistic. floor: the noise floor. ceiling: the random-init ceiling (any may be None).
     """
     if value is None or floor is None or ceiling is None:
         missing = [n for n, v in (("value", value), ("floor", floor), ("ceiling", ceiling)) if v is None]
         return None, f"no {', '.join(missing)}"
-    if not ceiling > floor:
-        return None, f"ceiling {ceiling:.4g} <= floor {floor:.4g}: no room between seed noise and a random encoder"
+    if not ceiling - floor > floor:
+        return None, (f"ceiling {ceiling:.4g} - floor {floor:.4g} <= floor: a random encoder is no farther from the "
+                      "start than seed noise resolves (the scale's unit is smaller than its noise)")
     out = (float(value) - float(floor)) / (float(ceiling) - float(floor))
     return (out, None) if np.isfinite(out) else (None, "not finite")
 
