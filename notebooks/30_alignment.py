@@ -38,7 +38,7 @@ from transferlimits.study import analysis as an
 from transferlimits.study import verdicts as vd
 from transferlimits.study.control_check import control_table, design_check
 from transferlimits.study.pair_index import declared_indexes, load_indexed_calibration, load_indexed_points
-from transferlimits.study.verdict_within import ACROSS, fixed_effect_estimate
+from transferlimits.study.verdict_within import ACROSS, alignment_column, fixed_effect_estimate
 
 t0 = time.time()
 
@@ -147,6 +147,31 @@ fig = plot_forest(verdicts)
 glue("fig_forest", fig)
 plt.close(fig)
 display(Markdown("\n\n".join(vd.verdict_paragraph(v) for v in verdicts)))
+
+# %% [markdown]
+# ## The encoders of the within-task tests
+# Every encoder (task × model × objective kind), its seeds averaged: the calibrated alignment *A* where more than
+# half of its seeds have one (`A seeds`: how many do; *A* is undefined on a seed whose ceiling − floor ≤ floor,
+# {doc}`methods`), RPG over the seeds where it is defined, and the uncalibrated embedding MMD² (every encoder has
+# one). An encoder enters H2 where its alignment and RPG are both defined and its task × model group holds another
+# such encoder (a group of one has no within-group variation).
+
+# %%
+x_h2 = alignment_column(encoders)
+usable = encoders[x_h2].notna() & encoders["rpg"].notna()
+group = encoders["task"].astype(str) + " × " + encoders["model"].astype(str)
+enters = usable & group.map(usable.groupby(group).sum()).ge(2)
+text("n_encoders", str(len(encoders)))
+text("n_encoders_h2", str(int(enters.sum())))
+text("n_groups_h2", str(group[enters].nunique()))
+enc_table = pd.DataFrame({
+    "task": encoders["task"], "model": encoders["model"], "encoder": encoders["objective_kind"],
+    "A (seed mean)": encoders["mmd2_calibrated"], "A seeds": encoders["mmd2_calibrated_n"].astype(int),
+    "seeds": encoders["n_seeds"].astype(int), "RPG (%)": encoders["rpg"], "MMD²": encoders["mmd2"],
+    f"enters H2 ({x_h2})": enters.map({True: "yes", False: "no"})})
+display(Markdown(f"{int(enters.sum())} of {len(encoders)} encoders, in {group[enters].nunique()} task × model groups, "
+                 f"enter H2's within-task statistic."))
+HTML(enc_table.round(3).astype(object).where(enc_table.notna(), "—").to_html(classes="compact-table", index=False))
 
 # %% [markdown]
 # ## MMD² vs RPG and vs convergence, per model
