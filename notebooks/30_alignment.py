@@ -152,9 +152,9 @@ display(Markdown("\n\n".join(vd.verdict_paragraph(v) for v in verdicts)))
 # ## The encoders of the within-task tests
 # Every encoder (task × model × objective kind), its seeds averaged: the calibrated alignment *A* where more than
 # half of its seeds have one (`A seeds`: how many do; *A* is undefined on a seed whose ceiling − floor ≤ floor,
-# {doc}`methods`), RPG over the seeds where it is defined, and the uncalibrated embedding MMD² (every encoder has
-# one). An encoder enters H2 where its alignment and RPG are both defined and its task × model group holds another
-# such encoder (a group of one has no within-group variation).
+# {ref}`its definition <methods-calibrated>`), RPG over the seeds where it is defined, and the uncalibrated
+# embedding MMD² (every encoder has one). An encoder enters H2 where its alignment and RPG are both defined and its
+# task × model group holds another such encoder (a group of one has no within-group variation).
 
 # %%
 x_h2 = alignment_column(encoders)
