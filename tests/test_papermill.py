@@ -17,7 +17,7 @@ import pytest
 from transferlimits import paths
 from transferlimits.runner.notebook import repo_relative
 
-NOTEBOOK = "super_resolution__profound.ipynb"  # one (task, model) pair; its control runs on smoke
+NOTEBOOK = "classification__provicnet.ipynb"  # one (task, model) pair with its swapped control on smoke (the cheapest)
 
 
 def _sha(path) -> str:
@@ -51,8 +51,8 @@ def test_executed_notebooks_name_no_machine_path_and_their_kernel(smoke_study):
 @pytest.mark.timeout(1800)
 def test_plain_papermill_reexecutes_a_task_notebook_with_another_seed(smoke_study, tmp_path):
     runs = smoke_study.results / "runs"
-    seed0 = [runs / f"super_resolution__profound__seed0{s}" / "metrics.json" for s in ("", "__swapped")]
-    index = smoke_study.results / "pairs" / "super_resolution__profound.json"
+    seed0 = [runs / f"classification__provicnet__seed0{s}" / "metrics.json" for s in ("", "__swapped")]
+    index = smoke_study.results / "pairs" / "classification__provicnet.json"
     before = [_sha(f) for f in (*seed0, index)]
     out = tmp_path / "rerun.ipynb"
     proc = subprocess.run([sys.executable, "-m", "papermill", str(smoke_study.generated / NOTEBOOK), str(out),
@@ -60,8 +60,8 @@ def test_plain_papermill_reexecutes_a_task_notebook_with_another_seed(smoke_stud
                           text=True, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-4000:]
     for suffix in ("", "__swapped"):
-        seed1 = json.loads((runs / f"super_resolution__profound__seed1{suffix}" / "metrics.json").read_text())
-        assert seed1["seed"] == 1 and seed1["task"] == "super_resolution" and seed1["model"] == "profound"
+        seed1 = json.loads((runs / f"classification__provicnet__seed1{suffix}" / "metrics.json").read_text())
+        assert seed1["seed"] == 1 and seed1["task"] == "classification" and seed1["model"] == "provicnet"
     assert [_sha(f) for f in (*seed0, index)] == before, "re-executing with seed 1 changed seed 0 or the index"
     nb = json.loads(out.read_text())
     assert nb["metadata"]["papermill"]["parameters"]["seeds"] == 1

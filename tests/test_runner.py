@@ -15,6 +15,7 @@ import nbformat
 import pytest
 import yaml
 
+from conftest import SmokeStudy, make_sandbox, sandbox_env
 from transferlimits import paths
 from transferlimits.runner import workflow as wf
 from transferlimits.runner.cli_run import build_config, parse_pairs
@@ -298,51 +299,47 @@ def test_a_checkout_path_with_spaces_runs_and_writes_nothing_beside_it(smoke_stu
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_render_only_executes_the_pages_without_computing(smoke_study):
-    """``run --render-only`` (results made elsewhere, e.g. on a GPU): the pair notebooks re-execute on the finished
-    points, no point is re-computed, and the invocation is listed in grid.json without adding to its wall time."""
-    runs = smoke_study.results / "runs"
+def test_render_only_executes_the_pages_without_computing(smoke_study, tmp_path):
+    """``run --render-only`` (results made elsewhere, e.g. on a GPU, brought to this checkout): the pair notebooks
+    re-execute on the finished points, no point is re-computed, and the invocation is listed in grid.json without
+    adding to its wall time. It renders a copy of the smoke study's results in another sandbox -- results moved
+    to another checkout, as they come back from a GPU -- so the shared study keeps its state for later tests."""
+    elsewhere = SmokeStudy(make_sandbox(tmp_path / "elsewhere"), {})
+    elsewhere.env.update(sandbox_env(elsewhere.root))
+    for name in ("results", "book/generated"):
+        shutil.copytree(smoke_study.root / name, elsewhere.root / name, symlinks=True)
+    runs = elsewhere.results / "runs"
     points = {p: p.read_bytes() for p in runs.glob("classification__*/metrics.json")}
-    grid_before = json.loads((smoke_study.results / "grid.json").read_text())
-    page = smoke_study.generated / "classification__profound.ipynb"
-    pretrain_page = smoke_study.generated / "01_pretrain__profound__fcmae.ipynb"
+    assert points
+    grid_before = json.loads((elsewhere.results / "grid.json").read_text())
+    page = elsewhere.generated / "classification__profound.ipynb"
+    pretrain_page = elsewhere.generated / "01_pretrain__profound__fcmae.ipynb"
     mtime, pretrain_mtime = page.stat().st_mtime_ns, pretrain_page.stat().st_mtime_ns
     # results brought back from a GPU have no weights (too large): render-only must not pre-train them again
-    weights = {p: p.read_bytes() for p in (smoke_study.results / "pretrain").glob("*/encoder.pt")}
+    weights = list((elsewhere.results / "pretrain").glob("*/encoder.pt"))
     assert weights
     for p in weights:
         p.unlink()
     # ... nor the cohort's cases (the manifest lists them): the data page reads the run's manifest and linear
     # references as they are; without its notebook (never rendered here) the data job must run, and build nothing
-    data = smoke_study.results / "data"
-    cohort_files = {p: p.read_bytes() for p in (data / "manifest.json", smoke_study.results / "linear_references.json")}
-    data_page = smoke_study.generated / "00_data.ipynb"
-    data_page_bytes = data_page.read_bytes()
+    data = elsewhere.results / "data"
+    cohort_files = {p: p.read_bytes() for p in (data / "manifest.json", elsewhere.results / "linear_references.json")}
+    data_page = elsewhere.generated / "00_data.ipynb"
     data_page.unlink()
-    (data / "cases").rename(data / "cases.kept")
-    try:
-        smoke_study.cli("run", "--profile", "smoke", "--only", "task=classification", "--render-only")
-        assert not any(p.exists() for p in weights), "render-only re-made a pre-training's weights"
-        assert not (data / "cases").exists(), "render-only synthesised the cohort's cases"
-        assert {p: p.read_bytes() for p in cohort_files} == cohort_files, "render-only rewrote the cohort's record"
-        assert data_page.is_file(), "the data page was not rendered"
-    finally:
-        for p, blob in weights.items():
-            p.write_bytes(blob)
-        shutil.rmtree(data / "cases", ignore_errors=True)
-        (data / "cases.kept").rename(data / "cases")
-        if not data_page.is_file():
-            data_page.write_bytes(data_page_bytes)
+    shutil.rmtree(data / "cases")
+    elsewhere.cli("run", "--profile", "smoke", "--only", "task=classification", "--render-only")
+    assert not any(p.exists() for p in weights), "render-only re-made a pre-training's weights"
+    assert not (data / "cases").exists(), "render-only synthesised the cohort's cases"
+    assert {p: p.read_bytes() for p in cohort_files} == cohort_files, "render-only rewrote the cohort's record"
+    assert data_page.is_file(), "the data page was not rendered"
     assert page.stat().st_mtime_ns != mtime, "the page was not re-executed"
     assert pretrain_page.stat().st_mtime_ns != pretrain_mtime, "the pre-training page was not re-rendered"
     nb = nbformat.read(pretrain_page, as_version=4)
     assert "rendered from the record" in json.dumps([o for c in nb.cells for o in c.get("outputs", [])]), \
         "the pre-training page does not say where it was computed"
     assert {p: p.read_bytes() for p in points} == points, "render-only re-computed a point"
-    grid = json.loads((smoke_study.results / "grid.json").read_text())
+    grid = json.loads((elsewhere.results / "grid.json").read_text())
     assert grid["invocations"][-1]["render_only"] is True and grid["wall_s"] == grid_before["wall_s"]
     # a computing invocation records this machine's matmul peak beside its wall; a render computes nothing
     assert grid_before["invocations"][0]["sgemm_peak_gflops_1thread"] > 0
     assert "sgemm_peak_gflops_1thread" not in grid["invocations"][-1]
-    smoke_study.cli("run", "--profile", "smoke", "--only", "task=classification")  # back to the plain grid: resumes
-    assert {p: p.read_bytes() for p in points} == points
