@@ -33,6 +33,7 @@ from transferlimits.figures.alignment import PAPER_RPG, paper_beside, sensitivit
 from transferlimits.figures.alignment_panels import plot_alignment_by_model
 from transferlimits.figures.task_summary import task_summary
 from transferlimits.figures.verdicts import plot_forest
+from transferlimits.metrics.fixed_effects import entering_units
 from transferlimits.runner.provenance import glue_provenance
 from transferlimits.study import analysis as an
 from transferlimits.study import verdicts as vd
@@ -158,9 +159,8 @@ display(Markdown("\n\n".join(vd.verdict_paragraph(v) for v in verdicts)))
 
 # %%
 x_h2 = alignment_column(encoders)
-usable = encoders[x_h2].notna() & encoders["rpg"].notna()
 group = encoders["task"].astype(str) + " × " + encoders["model"].astype(str)
-enters = usable & group.map(usable.groupby(group).sum()).ge(2)
+enters = pd.Series(entering_units(encoders[x_h2], encoders["rpg"], group), index=encoders.index)
 text("n_encoders", str(len(encoders)))
 text("n_encoders_h2", str(int(enters.sum())))
 text("n_groups_h2", str(group[enters].nunique()))

@@ -11,7 +11,8 @@ import pytest
 from scipy import stats as sps
 
 from transferlimits.metrics.correlation import within_group_correlation
-from transferlimits.metrics.fixed_effects import fisher_ci, fixed_effect_test, partial_r, within_permutation_p
+from transferlimits.metrics.fixed_effects import (entering_units, fisher_ci, fixed_effect_test, partial_r,
+                                                  within_permutation_p)
 from transferlimits.metrics.intervals import (
     contrast_interval, dependent_r_difference, holm, signflip_exact, t_interval)
 from transferlimits.metrics.mde import fisher_mde, reliability, seed_reliability
@@ -141,3 +142,13 @@ def test_mde_attenuation_and_reliability():
     seeds = true[:, None] + 2.0 * rng.standard_normal((groups.size, 4))
     rel = seed_reliability(seeds.mean(1), seeds.std(1, ddof=1), np.full(groups.size, 4), groups)
     assert rel == pytest.approx(0.5, abs=0.06)
+
+
+def test_entering_units_are_finite_pairs_in_groups_that_keep_two():
+    x = [1.0, 2.0, np.nan, 4.0, 5.0, 6.0]
+    y = [1.0, 1.0, 1.0, np.nan, 2.0, 3.0]
+    groups = ["a", "a", "b", "b", "c", "c"]  # b keeps one finite pair: out
+    assert entering_units(x, y, groups).tolist() == [True, True, False, False, True, True]
+    assert fixed_effect_test(x, y, groups, n_perm=10)["n"] == 4
+    with pytest.raises(ValueError, match="one length"):
+        entering_units(x, y[:5], groups)

@@ -304,8 +304,8 @@ def test_render_only_executes_the_pages_without_computing(smoke_study, tmp_path)
     re-execute on the finished points, no point is re-computed, and the invocation is listed in grid.json without
     adding to its wall time. It renders a copy of the smoke study's results in another sandbox -- results moved
     to another checkout, as they come back from a GPU -- so the shared study keeps its state for later tests."""
-    elsewhere = SmokeStudy(make_sandbox(tmp_path / "elsewhere"), {})
-    elsewhere.env.update(sandbox_env(elsewhere.root))
+    root = make_sandbox(tmp_path / "elsewhere")
+    elsewhere = SmokeStudy(root, sandbox_env(root))
     for name in ("results", "book/generated"):
         shutil.copytree(smoke_study.root / name, elsewhere.root / name, symlinks=True)
     runs = elsewhere.results / "runs"

@@ -28,7 +28,7 @@ import math
 import numpy as np
 from scipy import stats as sps
 
-__all__ = ["finite_in_groups", "group_codes", "demean_within", "partial_r", "within_permutation_p", "fisher_ci", "fixed_effect_test",
+__all__ = ["entering_units", "finite_in_groups", "group_codes", "demean_within", "partial_r", "within_permutation_p", "fisher_ci", "fixed_effect_test",
            "EXACT_LIMIT"]
 
 #: Largest number of within-group orders enumerated exactly (beyond it: Monte Carlo permutations).
@@ -60,8 +60,8 @@ def _r_centred(xc: np.ndarray, yc: np.ndarray) -> np.ndarray:
         return np.where(den > scale, (xc * yc).sum(-1) / den, np.nan)
 
 
-def finite_in_groups(x, y, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The finite (x, y) pairs of groups that keep ≥ 2 of them: ``(x, y, groups)`` as arrays.
+def entering_units(x, y, groups) -> np.ndarray:
+    """``[n]`` bool: the units that enter a fixed-effect test -- finite (x, y) pairs in groups that keep ≥ 2 of them.
 
     Raises:
         ValueError: x, y and groups differ in length.
@@ -72,8 +72,18 @@ def finite_in_groups(x, y, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise ValueError(f"x, y and groups must have one length, got {xa.size}, {ya.size}, {ga.size}")
     keep = np.isfinite(xa) & np.isfinite(ya)
     labels, counts = np.unique(ga[keep], return_counts=True)
-    keep &= np.isin(ga, labels[counts >= 2])
-    return xa[keep], ya[keep], ga[keep]
+    return keep & np.isin(ga, labels[counts >= 2])
+
+
+def finite_in_groups(x, y, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The finite (x, y) pairs of groups that keep ≥ 2 of them (:func:`entering_units`): ``(x, y, groups)`` as arrays.
+
+    Raises:
+        ValueError: x, y and groups differ in length.
+    """
+    keep = entering_units(x, y, groups)
+    xa, ya = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+    return xa[keep], ya[keep], np.asarray(groups).ravel()[keep]
 
 
 def _clean(x, y, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
